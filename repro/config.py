@@ -1,0 +1,137 @@
+"""Every knob of a run in one frozen dataclass.
+
+The defaults are the 1989 procedure as the paper gives it; where the paper is silent the default is the
+reading of earlier reproductions, and the field's comment says so. A rung of the ablation ladder is a patch
+over these defaults (a dict of field -> value), applied with `apply_patch`, which rejects unknown fields,
+wrong types and out-of-range values with a message that names where the patch came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+HIDDEN_ACTIVATIONS = ("tanh", "scaled_tanh", "relu")
+OUTPUTS = ("tanh_mse", "softmax_ce")
+INITS = ("sqrt_fan_in", "fan_in")
+H2_SCHEMES = ("block",)  # see model.H2_SCHEMES; kept in sync by a test
+OPTIMIZERS = ("sgd", "adamw")
+LR_SCHEDULES = ("constant", "linear")
+SHIFT_MODES = ("wrap", "pad")
+
+
+class ConfigError(ValueError):
+    """A config or patch that cannot be used; the message says where it came from and what is valid."""
+
+
+@dataclass(frozen=True)
+class Config:
+    # --- model -------------------------------------------------------------------------------------
+    hidden_activation: str = "tanh"  # paper: "scaled hyperbolic tangent" on all units; plain tanh as earlier repros
+    output: str = "tanh_mse"  # paper: tanh outputs, targets +-1, mean squared error
+    init: str = "sqrt_fan_in"  # paper's text: U(+-2.4/F); earlier repros read U(+-2.4/sqrt(F))
+    init_scale: float = 2.4  # paper
+    output_bias_init: float = -1.0  # not in paper: 9 of 10 targets are -1 (earlier repros' choice)
+    h2_scheme: str = "block"  # not in paper: which 8 of 12 H1 maps each H2 map reads
+    # --- training ----------------------------------------------------------------------------------
+    passes: int = 23  # paper
+    optimizer: str = "sgd"  # paper used a diagonal-Hessian Newton method; plain SGD as earlier repros
+    lr: float = 0.03  # not in paper: earlier repros' guess
+    adam_beta1: float = 0.9  # torch defaults
+    adam_beta2: float = 0.999
+    adam_eps: float = 1e-8
+    weight_decay: float = 0.01  # AdamW's default decoupled weight decay (unused by SGD)
+    lr_schedule: str = "constant"  # "linear": from lr (first pass) to lr*lr_final_factor (last pass)
+    lr_final_factor: float = 1.0 / 3.0
+    dropout: float = 0.0  # drop probability on the input of H3 (training only)
+    shift: int = 0  # random shift of each presentation by -shift..+shift pixels in x and y
+    shift_mode: str = "wrap"  # "wrap": torch.roll as earlier repros; "pad": background (-1) fill
+
+    def replace(self, **changes: Any) -> "Config":
+        return apply_patch(self, changes, source="replace()")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def digest(self) -> str:
+        """Short stable hash of every field, used to name and match result records."""
+        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+    def lr_at_pass(self, pass_index: int) -> float:
+        """Learning rate used throughout pass `pass_index` (0-based)."""
+        if self.lr_schedule == "constant" or self.passes == 1:
+            return self.lr
+        frac = pass_index / (self.passes - 1)
+        return self.lr * (1.0 + (self.lr_final_factor - 1.0) * frac)
+
+
+_CHOICES = {
+    "hidden_activation": HIDDEN_ACTIVATIONS,
+    "output": OUTPUTS,
+    "init": INITS,
+    "h2_scheme": H2_SCHEMES,
+    "optimizer": OPTIMIZERS,
+    "lr_schedule": LR_SCHEDULES,
+    "shift_mode": SHIFT_MODES,
+}
+
+# (low, high, low_inclusive, high_inclusive) for numeric fields
+_RANGES = {
+    "init_scale": (0.0, None, False, True),
+    "passes": (1, None, True, True),
+    "lr": (0.0, None, False, True),
+    "adam_beta1": (0.0, 1.0, True, False),
+    "adam_beta2": (0.0, 1.0, True, False),
+    "adam_eps": (0.0, None, False, True),
+    "weight_decay": (0.0, None, True, True),
+    "lr_final_factor": (0.0, None, False, True),
+    "dropout": (0.0, 1.0, True, False),
+    "shift": (0, 4, True, True),
+}
+
+
+def field_names() -> list[str]:
+    return [f.name for f in fields(Config)]
+
+
+def _check_value(name: str, value: Any, kind: type, source: str) -> Any:
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
+        raise ConfigError(
+            f"{source}: field '{name}' must be {kind.__name__}, got {type(value).__name__} {value!r}"
+        )
+    if name in _CHOICES and value not in _CHOICES[name]:
+        raise ConfigError(f"{source}: field '{name}' = {value!r}; valid values: {', '.join(_CHOICES[name])}")
+    if name in _RANGES:
+        lo, hi, lo_inc, hi_inc = _RANGES[name]
+        bad = (lo is not None and (value < lo or (value == lo and not lo_inc))) or (
+            hi is not None and (value > hi or (value == hi and not hi_inc))
+        )
+        if bad:
+            lo_s = "" if lo is None else f"{'>=' if lo_inc else '>'} {lo}"
+            hi_s = "" if hi is None else f"{'<=' if hi_inc else '<'} {hi}"
+            raise ConfigError(
+                f"{source}: field '{name}' = {value!r} is out of range (must be {' and '.join(s for s in (lo_s, hi_s) if s)})"
+            )
+    return value
+
+
+def apply_patch(base: Config, patch: dict[str, Any], source: str = "patch") -> Config:
+    """Return `base` with the fields of `patch` replaced, after checking names, types and ranges."""
+    types = {f.name: f.type for f in fields(Config)}
+    kinds = {"str": str, "int": int, "float": float, "bool": bool}
+    clean = {}
+    for name, value in patch.items():
+        if name not in types:
+            raise ConfigError(f"{source}: unknown field '{name}'; valid fields: {', '.join(types)}")
+        clean[name] = _check_value(name, value, kinds[types[name]], source)
+    return dataclasses.replace(base, **clean)
+
+
+def config_from_dict(d: dict[str, Any], source: str = "record") -> Config:
+    return apply_patch(Config(), d, source)

@@ -1,0 +1,174 @@
+"""The 1989 network ("Net-1989"), written as plain functions over a dict of tensors.
+
+    input 16x16, padded with -1 (background) to 20x20
+    H1   12 maps of 8x8: 5x5 kernels at stride 2, weights shared within a map, one bias per *unit*
+    H2   12 maps of 4x4: each map reads 8 of the 12 H1 maps (padded with -1) through 5x5 kernels at stride 2,
+         one bias per unit
+    H3   30 units, fully connected to H2
+    out  10 units, fully connected to H3
+
+Parameter names follow the paper's layers (H1, H2, H3, out) and are also the checkpoint keys. This file is
+the readable definition used by the reference loop; the engine (engine.py) computes the same function for
+many members at once and is tested against it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .config import Config
+
+PAD = 2  # 5x5 kernels centred near the border need 2 pixels of background on each side
+BACKGROUND = -1.0
+
+# Which 8 of the 12 H1 maps each H2 map reads; the paper does not say. Each scheme: 12 rows of 8 indices.
+H2_SCHEMES: dict[str, tuple[tuple[int, ...], ...]] = {
+    # Earlier reproductions: H2 maps 0-3 read H1 maps 0-7, maps 4-7 read 4-11, maps 8-11 read 0-3 and 8-11.
+    "block": tuple([tuple(range(0, 8))] * 4 + [tuple(range(4, 12))] * 4 + [tuple(range(0, 4)) + tuple(range(8, 12))] * 4),
+}
+
+SCALED_TANH_A = 1.7159  # LeCun et al. (1998), "Efficient BackProp": f(a) = 1.7159 tanh(2a/3)
+SCALED_TANH_S = 2.0 / 3.0
+
+
+@dataclass(frozen=True)
+class LayerShape:
+    name: str
+    units: int
+    taps_per_unit: int  # incoming weighted connections of one unit (padding positions included)
+    weights: int  # free weight parameters
+    biases: int  # free bias parameters
+
+    @property
+    def connections(self) -> int:  # the paper counts the bias as a connection
+        return self.units * (self.taps_per_unit + 1)
+
+    @property
+    def parameters(self) -> int:
+        return self.weights + self.biases
+
+    @property
+    def macs(self) -> int:  # multiply-accumulates in one forward pass
+        return self.units * self.taps_per_unit
+
+
+def h2_scheme(name: str) -> torch.Tensor:
+    """(12, 8) int64 tensor: row j lists the H1 maps read by H2 map j."""
+    return torch.tensor(H2_SCHEMES[name], dtype=torch.int64)
+
+
+def layer_shapes(params: dict[str, torch.Tensor]) -> list[LayerShape]:
+    """Sizes of each layer, derived from the parameter tensors (so `repro info` is computed, not typed)."""
+    out = []
+    w1, b1 = params["H1.weight"], params["H1.bias"]
+    out.append(LayerShape("H1", b1.numel(), w1[0].numel(), w1.numel(), b1.numel()))
+    w2, b2 = params["H2.weight"], params["H2.bias"]
+    out.append(LayerShape("H2", b2.numel(), w2[0].numel(), w2.numel(), b2.numel()))
+    for name in ("H3", "out"):
+        w, b = params[f"{name}.weight"], params[f"{name}.bias"]
+        out.append(LayerShape(name, b.numel(), w.shape[1], w.numel(), b.numel()))
+    return out
+
+
+def fan_ins() -> dict[str, int]:
+    return {"H1": 1 * 25, "H2": 8 * 25, "H3": 12 * 4 * 4, "out": 30}
+
+
+def init_params(cfg: Config, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Fresh weights for one run, drawn from the run's generator (see `run_generator`) in paper order."""
+    shapes = {"H1": (12, 1, 5, 5), "H2": (12, 8, 5, 5), "H3": (30, 12 * 4 * 4), "out": (10, 30)}
+    params = {}
+    for name, shape in shapes.items():
+        fan_in = fan_ins()[name]
+        bound = cfg.init_scale / (math.sqrt(fan_in) if cfg.init == "sqrt_fan_in" else fan_in)
+        params[f"{name}.weight"] = (torch.rand(shape, generator=gen) * 2.0 - 1.0) * bound
+    params["H1.bias"] = torch.zeros(12, 8, 8)  # one bias per unit, not per map
+    params["H2.bias"] = torch.zeros(12, 4, 4)
+    params["H3.bias"] = torch.zeros(30)
+    params["out.bias"] = torch.full((10,), cfg.output_bias_init)
+    return params
+
+
+def run_generator(seed: int) -> torch.Generator:
+    """The one random stream of a run: the seed fixes the initial weights, then every pass's draws."""
+    return torch.Generator().manual_seed(seed)
+
+
+def draw_pass_randomness(
+    gen: torch.Generator, n: int, cfg: Config
+) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """All random numbers one pass needs, drawn up front in a fixed order: shifts, then dropout masks.
+
+    Returns shifts (n, 2) int64 of (dy, dx) in [-shift, shift] or None, and keep (n, 192) float 0/1 masks for
+    the input of H3 (map-major order, as `forward` flattens H2) or None. Drawing a whole pass at once lets
+    the engine hand every member its own stream without one generator call per step.
+    """
+    shifts = torch.randint(-cfg.shift, cfg.shift + 1, (n, 2), generator=gen) if cfg.shift > 0 else None
+    keep = (torch.rand(n, 192, generator=gen) >= cfg.dropout).float() if cfg.dropout > 0 else None
+    return shifts, keep
+
+
+def activation(name: str, a: torch.Tensor) -> torch.Tensor:
+    if name == "tanh":
+        return torch.tanh(a)
+    if name == "scaled_tanh":
+        return SCALED_TANH_A * torch.tanh(SCALED_TANH_S * a)
+    if name == "relu":
+        return torch.relu(a)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def pad_background(x: torch.Tensor) -> torch.Tensor:
+    """Pad the last two dims by PAD pixels of background (-1)."""
+    return F.pad(x, (PAD, PAD, PAD, PAD), mode="constant", value=BACKGROUND)
+
+
+def shift_images(x: torch.Tensor, dy: int, dx: int, mode: str) -> torch.Tensor:
+    """Shift (..., 16, 16) images by dy rows and dx columns; "wrap" rolls, "pad" fills with background."""
+    if mode == "wrap":
+        return torch.roll(x, shifts=(dy, dx), dims=(-2, -1))
+    h, w = x.shape[-2:]
+    out = torch.full_like(x, BACKGROUND)
+    ys, yd = (slice(0, h - dy), slice(dy, h)) if dy >= 0 else (slice(-dy, h), slice(0, h + dy))
+    xs, xd = (slice(0, w - dx), slice(dx, w)) if dx >= 0 else (slice(-dx, w), slice(0, w + dx))
+    out[..., yd, xd] = x[..., ys, xs]
+    return out
+
+
+def forward(
+    params: dict[str, torch.Tensor], x: torch.Tensor, cfg: Config, keep: torch.Tensor | None = None
+) -> torch.Tensor:
+    """x: (B, 16, 16) images -> (B, 10) output pre-activations.
+
+    keep: optional (B, 192) 0/1 dropout mask on the input of H3 (already drawn by the caller, so that the
+    reference loop and the engine consume identical random numbers); kept units are scaled by 1/(1-p).
+    """
+    act = cfg.hidden_activation
+    x = pad_background(x.unsqueeze(1))  # (B, 1, 20, 20)
+    h1 = activation(act, F.conv2d(x, params["H1.weight"], stride=2) + params["H1.bias"])  # (B, 12, 8, 8)
+    h1 = pad_background(h1)  # (B, 12, 12, 12)
+    # Gather, for each H2 map, the 8 H1 maps it reads, then one grouped convolution (group j = H2 map j).
+    scheme = h2_scheme(cfg.h2_scheme).flatten()  # (96,)
+    h2 = F.conv2d(h1[:, scheme], params["H2.weight"], stride=2, groups=12) + params["H2.bias"]  # (B, 12, 4, 4)
+    h2 = activation(act, h2).flatten(1)  # (B, 192), map-major
+    if keep is not None:
+        h2 = h2 * keep / (1.0 - cfg.dropout)
+    h3 = activation(act, h2 @ params["H3.weight"].T + params["H3.bias"])  # (B, 30)
+    return h3 @ params["out.weight"].T + params["out.bias"]  # (B, 10)
+
+
+def outputs(cfg: Config, pre: torch.Tensor) -> torch.Tensor:
+    """The output units' values: tanh for the squared-error net, softmax probabilities for cross-entropy."""
+    return torch.tanh(pre) if cfg.output == "tanh_mse" else torch.softmax(pre, dim=-1)
+
+
+def loss_per_example(cfg: Config, pre: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(B,) loss: squared error averaged over the 10 outputs (targets +-1), or softmax cross-entropy."""
+    if cfg.output == "tanh_mse":
+        target = F.one_hot(labels, 10).to(pre.dtype) * 2.0 - 1.0
+        return ((torch.tanh(pre) - target) ** 2).mean(dim=-1)
+    return F.cross_entropy(pre, labels, reduction="none")

@@ -1,0 +1,190 @@
+"""Runs configurations over seeds and writes one record per run: the glue between CLI, engine and store.
+
+A finished run (its record exists) is skipped unless `force`, so an interrupted job resumes where it
+stopped. Every record is written atomically the moment its population finishes.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, TextIO
+
+import torch
+
+from .config import Config
+from .data import Dataset
+from .engine import Population
+from .ladder import PlannedConfig
+from .metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
+from .model import outputs as output_values
+from .reference import train_reference
+from .store import SCHEMA_VERSION, atomic_torch_save, atomic_write_json, checkpoint_path, environment, run_path
+
+ENGINES = ("population", "reference")
+
+
+class DeviceError(RuntimeError):
+    pass
+
+
+def resolve_device(name: str, log: Callable[[str], None] | None = None) -> torch.device:
+    """'auto' picks CUDA when present and says so; 'cuda' without CUDA is an error, not a silent CPU run."""
+    if name == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if log:
+            log(f"--device auto: using {device.type}" + ("" if device.type == "cuda" else " (no CUDA device found)"))
+        return device
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda was asked for, but torch sees no CUDA device (torch.cuda.is_available() is False)")
+    if name not in ("cpu", "cuda"):
+        raise DeviceError(f"unknown device {name!r}; valid: auto, cpu, cuda")
+    return torch.device(name)
+
+
+@dataclass
+class Progress:
+    """Prints one line per pass: what runs, the pass, mean test error so far and time left."""
+
+    total_presentations: int
+    stream: TextIO = field(default_factory=lambda: sys.stderr)
+    done_presentations: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def pass_done(self, what: str, pass_index: int, passes: int, test_errors: torch.Tensor, presentations: int):
+        self.done_presentations += presentations
+        elapsed = time.perf_counter() - self.start
+        rate = self.done_presentations / max(elapsed, 1e-9)
+        left = (self.total_presentations - self.done_presentations) / max(rate, 1e-9)
+        finite = test_errors[torch.isfinite(test_errors)]
+        err = f"{100 * finite.mean():.2f}%" if len(finite) else "n/a"
+        print(
+            f"[{what}] pass {pass_index + 1}/{passes}  mean test error {err}  "
+            f"elapsed {_fmt(elapsed)}  left ~{_fmt(left)}  ({rate:,.0f} presentations/s)",
+            file=self.stream,
+            flush=True,
+        )
+
+
+def _fmt(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def presentations(cfg: Config, n_train: int, seeds: int) -> int:
+    return cfg.passes * n_train * seeds
+
+
+def _record(planned: PlannedConfig, ds: Dataset, seed: int, mode: str, history: dict[str, list[float]],
+            diverged_at: int | None, test_out: torch.Tensor | None, wall: float, members: int,
+            engine: str, device: torch.device) -> dict:
+    cfg = planned.config
+    final = {k: v[-1] for k, v in history.items()} if history["test_error"] else {}
+    if final:
+        final["train_mistakes"] = round(final["train_error"] * len(ds.y_train))
+        final["test_mistakes"] = round(final["test_error"] * len(ds.y_test))
+    if test_out is not None and diverged_at is None:
+        final["test_rejection_at_1pct"] = rejection_for_error(test_out, ds.y_test, REJECTION_TARGET)
+        final["test_rejection_curve"] = {
+            f"{t:g}": rejection_for_error(test_out, ds.y_test, t) for t in REJECTION_CURVE_ERRORS
+        }
+    return {
+        "schema": SCHEMA_VERSION,
+        "rung": planned.rung.name,
+        "label": planned.label,
+        "mode": mode,
+        "rung_title": planned.rung.title,
+        "dataset": ds.name,
+        "dataset_fingerprint": ds.fingerprint,
+        "seed": seed,
+        "config": cfg.to_dict(),
+        "config_digest": cfg.digest(),
+        "passes": cfg.passes,
+        "presentations": cfg.passes * len(ds.y_train),
+        "diverged_at_pass": diverged_at,
+        **history,
+        "final": final,
+        "engine": engine,
+        "population_members": members,
+        "wall_time_s": round(wall, 3),
+        **environment(device),
+    }
+
+
+def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], results_dir: Path, *,
+                device: torch.device = torch.device("cpu"), mode: str = "cumulative", force: bool = False,
+                engine: str = "population", progress: Progress | None = None,
+                checkpoint_seeds: set[int] = frozenset({0})) -> list[Path]:
+    """Train `planned` on `ds` for every seed that has no record yet; return the record paths."""
+    cfg, digest = planned.config, planned.config.digest()
+    paths = {s: run_path(results_dir, ds.name, planned.label, digest, s) for s in seeds}
+    todo = [s for s in seeds if force or not paths[s].exists()]
+    if not todo:
+        return list(paths.values())
+    what = f"{ds.name} | {planned.label} | {len(todo)} seed{'s' if len(todo) > 1 else ''}"
+    if engine == "population":
+        results = _train_population(cfg, ds, todo, device, what, progress)
+    elif engine == "reference":
+        results = [_train_reference(cfg, ds, s, what, progress) for s in todo]
+    else:
+        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    for seed, (history, diverged_at, params, test_out, wall, members) in zip(todo, results):
+        atomic_write_json(paths[seed], _record(planned, ds, seed, mode, history, diverged_at, test_out, wall,
+                                               members, engine, device))
+        if seed in checkpoint_seeds and diverged_at is None:
+            atomic_torch_save(checkpoint_path(results_dir, ds.name, planned.label, digest, seed),
+                              {"config": cfg.to_dict(), "dataset": ds.name, "seed": seed, "state_dict": params})
+    return list(paths.values())
+
+
+def _empty_history() -> dict[str, list[float]]:
+    return {"train_loss": [], "train_error": [], "test_loss": [], "test_error": []}
+
+
+def _train_population(cfg: Config, ds: Dataset, seeds: list[int], device: torch.device, what: str,
+                      progress: Progress | None):
+    start = time.perf_counter()
+    pop = Population(cfg, seeds, ds.x_train, ds.y_train, device=device)
+    histories = [_empty_history() for _ in seeds]
+    diverged: list[int | None] = [None] * len(seeds)
+    for p in range(cfg.passes):
+        pop.train_pass(p)
+        tr = pop.evaluate(ds.x_train, ds.y_train)
+        te = pop.evaluate(ds.x_test, ds.y_test)
+        for m, h in enumerate(histories):
+            if diverged[m] is not None:
+                continue  # a diverged member's numbers stop at the pass it diverged
+            values = (tr.loss[m].item(), tr.error[m].item(), te.loss[m].item(), te.error[m].item())
+            if not all(math.isfinite(v) for v in values[::2]):
+                diverged[m] = p + 1
+                continue
+            for key, v in zip(("train_loss", "train_error", "test_loss", "test_error"), values):
+                h[key].append(v)
+        if progress:
+            errs = torch.tensor([h["test_error"][-1] if diverged[m] is None else math.nan for m, h in enumerate(histories)])
+            progress.pass_done(what, p, cfg.passes, errs, len(seeds) * pop.n_train)
+    final = pop.evaluate(ds.x_test, ds.y_test, keep_outputs=True).outputs.cpu()
+    wall = time.perf_counter() - start
+    return [(histories[m], diverged[m], pop.member_params(m), final[m], wall, len(seeds)) for m in range(len(seeds))]
+
+
+def _train_reference(cfg: Config, ds: Dataset, seed: int, what: str, progress: Progress | None):
+    history = _empty_history()
+
+    def on_pass(p, metrics):
+        for key in history:
+            history[key].append(getattr(metrics, key))
+        if progress:
+            progress.pass_done(what, p, cfg.passes, torch.tensor([metrics.test_error]), len(ds.y_train))
+
+    run = train_reference(cfg, ds.x_train, ds.y_train, ds.x_test, ds.y_test, seed, on_pass=on_pass)
+    params = {k: v.detach() for k, v in run.params.items()}
+    from .model import forward
+
+    with torch.no_grad():
+        test_out = output_values(cfg, forward(params, ds.x_test, cfg))
+    diverged = next((i + 1 for i, v in enumerate(history["train_loss"]) if not math.isfinite(v)), None)
+    return history, diverged, params, test_out, run.wall_time_s, 1

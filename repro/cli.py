@@ -11,7 +11,7 @@ from .config import Config, ConfigError, apply_patch, field_names
 from .data import DATASETS, DataError, load_dataset, summary
 from .ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan
 from .runner import ENGINES, DeviceError, Progress, presentations, resolve_device, run_planned
-from .store import DEFAULT_RESULTS_DIR
+from .store import DEFAULT_RESULTS_DIR, remove_stale_temporaries
 
 DATA_DIR_HELP = "Folder with the raw data (default: $REPRO_DATA_DIR, else a per-user cache folder)."
 
@@ -169,6 +169,8 @@ def ablate(run_all, datasets, rungs, mode, ladder_dir, passes, dry_run, seeds, d
 
 def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, engine, mode) -> None:
     dev = _device(device)
+    for stale in remove_stale_temporaries(Path(results_dir)):
+        _log(f"removed {stale}, a temporary file left by an interrupted run")
     loaded = {name: _load(name, data_dir) for name in datasets}
     total = sum(presentations(p.config, len(loaded[d].y_train), seeds) for d in datasets for p in planned)
     progress = Progress(total)
@@ -201,6 +203,30 @@ def _summarise(paths) -> None:
         wall = max(r["wall_time_s"] for r in recs)
         div = f"  ({len(recs) - len(ok)} diverged)" if len(ok) < len(recs) else ""
         click.echo(f"{ds:<9}{label:<22}{len(recs):>6}{ms('train_error'):>16}{ms('test_error'):>16}{wall:>9.1f}{div}")
+
+
+@main.command()
+@click.option("--results-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RESULTS_DIR), show_default=True,
+              help="Folder holding runs/ and checkpoints/; results.md is written here.")
+@click.option("--paper-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder for tables/ and figures/ (default: paper/ next to results/ in the repository).")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP + " Only for the misclassified-digits figure; never downloads.")
+@click.option("--ladder-dir", type=click.Path(file_okay=False), default=str(DEFAULT_LADDER_DIR), show_default=True,
+              help="Ladder whose rung order orders the rows.")
+@click.option("--strict", is_flag=True, help="Stop (exit 1) at the first damaged or foreign file under runs/ instead of skipping it.")
+@click.option("--no-figures", is_flag=True, help="Write results.md and the tables only (fast).")
+def report(results_dir, paper_dir, data_dir, ladder_dir, strict, no_figures) -> None:
+    """Tables (results.md, paper/tables/*.csv|tex) and figures (paper/figures/*.png) from the run records."""
+    from .report import DEFAULT_PAPER_DIR, ReportError, write_report
+
+    try:
+        written = write_report(Path(results_dir), Path(paper_dir) if paper_dir else DEFAULT_PAPER_DIR,
+                               data_dir=data_dir, ladder_dir=Path(ladder_dir), strict=strict,
+                               make_figures=not no_figures, warn=_log)
+    except ReportError as e:
+        _fail(e)
+    for path in written:
+        click.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

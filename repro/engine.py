@@ -33,6 +33,7 @@ from .model import (
     init_params,
     pad_background,
     run_generator,
+    set_float_mode,
     shift_images,
 )
 
@@ -148,6 +149,7 @@ class Population:
     """P members of one config, each with its own seed, trained in lockstep on one dataset."""
 
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu"):
+        set_float_mode()
         self.cfg, self.seeds, self.device = cfg, list(seeds), torch.device(device)
         P = self.members = len(self.seeds)
         self.n_train = len(x_train)

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 
 from .config import Config
-from .model import draw_pass_randomness, forward, init_params, loss_per_example, run_generator, shift_images
+from .model import draw_pass_randomness, forward, init_params, loss_per_example, run_generator, set_float_mode, shift_images
 
 
 @dataclass
@@ -61,6 +61,7 @@ def train_reference(
 ) -> TrainedRun:
     """Train one network exactly as the paper describes. `max_steps` stops early (for equivalence tests)."""
     start = time.perf_counter()
+    set_float_mode()
     gen = run_generator(seed)
     params = {k: v.requires_grad_() for k, v in init_params(cfg, gen).items()}
     optimizer = make_optimizer(cfg, list(params.values()))

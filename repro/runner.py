@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections import deque
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,23 +48,31 @@ def resolve_device(name: str, log: Callable[[str], None] | None = None) -> torch
 
 @dataclass
 class Progress:
-    """Prints one line per pass: what runs, the pass, mean test error so far and time left."""
+    """Prints one line per pass: what runs, the pass, mean test error so far and time left.
+
+    Time left uses the rate of the last few passes, so a slow start (or a busy machine) does not distort it.
+    """
 
     total_presentations: int
     stream: TextIO = field(default_factory=lambda: sys.stderr)
     done_presentations: int = 0
     start: float = field(default_factory=time.perf_counter)
+    window: deque = field(default_factory=lambda: deque(maxlen=8))
 
     def pass_done(self, what: str, pass_index: int, passes: int, test_errors: torch.Tensor, presentations: int):
+        now = time.perf_counter()
+        if not self.window:
+            self.window.append((self.start, self.done_presentations))
         self.done_presentations += presentations
-        elapsed = time.perf_counter() - self.start
-        rate = self.done_presentations / max(elapsed, 1e-9)
+        self.window.append((now, self.done_presentations))
+        (t0, d0), (t1, d1) = self.window[0], self.window[-1]
+        rate = (d1 - d0) / max(t1 - t0, 1e-9)
         left = (self.total_presentations - self.done_presentations) / max(rate, 1e-9)
         finite = test_errors[torch.isfinite(test_errors)]
         err = f"{100 * finite.mean():.2f}%" if len(finite) else "n/a"
         print(
             f"[{what}] pass {pass_index + 1}/{passes}  mean test error {err}  "
-            f"elapsed {_fmt(elapsed)}  left ~{_fmt(left)}  ({rate:,.0f} presentations/s)",
+            f"elapsed {_fmt(now - self.start)}  left ~{_fmt(left)}  ({rate:,.0f} presentations/s)",
             file=self.stream,
             flush=True,
         )

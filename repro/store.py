@@ -100,6 +100,18 @@ def environment(device: torch.device) -> dict[str, Any]:
     }
 
 
+def remove_stale_temporaries(results_dir: Path) -> list[Path]:
+    """Delete temporary files left by a writer that was killed mid-write (never a finished record).
+
+    A write takes milliseconds, so a temporary file older than a minute belongs to no live writer."""
+    import time
+
+    stale = [p for p in sorted(Path(results_dir).glob("*/*/.*.tmp")) if time.time() - p.stat().st_mtime > 60]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
+
+
 def load_record(path: Path) -> dict[str, Any]:
     with open(path) as f:
         return json.load(f)

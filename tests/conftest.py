@@ -1,0 +1,36 @@
+"""Shared fixtures. Data comes from $REPRO_DATA_DIR, else ../shared/data beside the checkout; missing data
+is a test failure (CI must have it), never a skip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def data_dir() -> Path:
+    env = os.environ.get("REPRO_DATA_DIR")
+    return Path(env) if env else REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def usps():
+    from repro.data import load_dataset
+
+    return load_dataset("usps", data_dir(), download=False)
+
+
+@pytest.fixture(scope="session")
+def mnist16():
+    from repro.data import load_dataset
+
+    return load_dataset("mnist16", data_dir(), download=False)
+
+
+@pytest.fixture(autouse=True)
+def _two_threads():
+    torch.set_num_threads(2)  # like CI; keeps timings comparable

@@ -1,0 +1,98 @@
+"""The lockstep engine against the plain reference loop: for every rung (and the extra rungs), a member
+trained inside a population ends where the reference loop, run alone with the same seed, ends."""
+
+import pytest
+import torch
+
+from repro.config import Config
+from repro.engine import Population, to_engine, to_reference
+from repro.ladder import extra_rungs, load_rungs, plan
+from repro.model import forward, init_params, run_generator
+from repro.reference import evaluate, train_reference
+
+N_SUBSET = 150  # 2 passes of 150 patterns = 300 steps, so pass boundaries (new draws, lr schedule) are crossed
+PASSES = 2
+
+
+def ladder_configs():
+    rungs = load_rungs()
+    planned = plan(rungs, "cumulative", [r.name for r in rungs + extra_rungs()], extra_rungs())
+    return {p.label: p.config.replace(passes=PASSES) for p in planned}
+
+
+CONFIGS = ladder_configs()
+
+
+@pytest.mark.parametrize("label", sorted(CONFIGS))
+def test_member_in_population_matches_reference_loop(label, usps):
+    cfg = CONFIGS[label]
+    x, y = usps.x_train[:N_SUBSET], usps.y_train[:N_SUBSET]
+    seed = 11
+    ref = train_reference(cfg, x, y, x, y, seed=seed)
+    pop = Population(cfg, [3, seed, 5], x, y)  # the member of interest sits between two others
+    for p in range(cfg.passes):
+        pop.train_pass(p)
+    got = pop.member_params(1)
+    for name, want in ref.params.items():
+        torch.testing.assert_close(got[name], want.detach(), atol=2e-5, rtol=1e-4, msg=f"{label}: {name}")
+    # batched evaluation agrees with the reference's
+    ev = pop.evaluate(usps.x_test[:500], usps.y_test[:500])
+    loss, err = evaluate(ref.params, usps.x_test[:500], usps.y_test[:500], cfg)
+    assert ev.loss[1].item() == pytest.approx(loss, rel=1e-4, abs=1e-6)
+    assert ev.error[1].item() == pytest.approx(err, abs=1.5 / 500)  # at most a borderline flip
+
+
+def test_the_ladder_covers_every_mechanism():
+    cfgs = list(CONFIGS.values())
+    assert {c.hidden_activation for c in cfgs} >= {"tanh", "relu"}
+    assert {c.optimizer for c in cfgs} == {"sgd", "adamw"}
+    assert any(c.lr_schedule == "linear" for c in cfgs) and any(c.dropout > 0 for c in cfgs)
+    assert any(c.shift > 0 for c in cfgs) and any(c.output == "softmax_ce" for c in cfgs)
+
+
+@pytest.mark.parametrize("patch", [{"hidden_activation": "scaled_tanh"}, {"shift": 1, "shift_mode": "pad", "dropout": 0.5}, {"init": "fan_in", "lr": 0.1}])
+def test_options_outside_the_ladder_match_too(patch, usps):
+    cfg = Config(passes=1).replace(**patch)
+    x, y = usps.x_train[:200], usps.y_train[:200]
+    ref = train_reference(cfg, x, y, x, y, seed=2)
+    pop = Population(cfg, [2], x, y)
+    pop.train_pass(0)
+    got = pop.member_params(0)
+    for name, want in ref.params.items():
+        torch.testing.assert_close(got[name], want.detach(), atol=2e-5, rtol=1e-4)
+
+
+def test_layout_round_trip():
+    p = init_params(Config(), run_generator(4))
+    back = to_reference(to_engine(p, "block"), "block")
+    assert all(torch.equal(p[k], back[k]) for k in p)
+
+
+def test_evaluation_matches_reference_forward(usps):
+    cfg = Config(hidden_activation="relu")
+    pop = Population(cfg, [0, 1, 2], usps.x_train[:10], usps.y_train[:10])
+    ev = pop.evaluate(usps.x_test, usps.y_test, keep_outputs=True)
+    for m in range(3):
+        want = torch.tanh(forward(pop.member_params(m), usps.x_test, cfg))
+        torch.testing.assert_close(ev.outputs[m], want, atol=1e-5, rtol=1e-5)
+
+
+def test_population_is_deterministic(usps):
+    cfg = Config(passes=1, dropout=0.25, shift=1)
+    x, y = usps.x_train[:100], usps.y_train[:100]
+    a, b = Population(cfg, [0, 1], x, y), Population(cfg, [0, 1], x, y)
+    a.train_pass(0)
+    b.train_pass(0)
+    assert torch.equal(a.params.flat, b.params.flat)
+
+
+def test_divergent_member_does_not_touch_the_others(usps):
+    x, y = usps.x_train[:300], usps.y_train[:300]
+    cfg = Config(passes=1)
+    alone = Population(cfg, [1], x, y)
+    alone.train_pass(0)
+    mixed = Population(cfg, [0, 1], x, y)
+    mixed.params.views["W3"][0].fill_(float("nan"))  # member 0 is broken from the start
+    mixed.train_pass(0)
+    assert torch.isnan(mixed.params.views["W3"][0]).all()
+    torch.testing.assert_close(mixed.params.views["W3"][1], alone.params.views["W3"][0], atol=1e-6, rtol=1e-5)

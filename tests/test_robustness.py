@@ -1,0 +1,101 @@
+"""Interrupted runs lose nothing; divergent members are marked and do not stop the others."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+import repro.engine
+import repro.runner
+from repro.cli import main
+from repro.config import Config
+from repro.ladder import PlannedConfig, Rung
+from repro.runner import run_planned
+
+from .conftest import data_dir
+
+ABLATE = ["ablate", "--rungs", "baseline,relu,adamw", "--passes", "1", "--seeds", "2", "--device", "cpu"]
+
+
+def _start(results: Path) -> subprocess.Popen:
+    env = {**os.environ, "REPRO_DATA_DIR": str(data_dir()), "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "repro.cli", *ABLATE, "--results-dir", str(results)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _records(results: Path) -> list[Path]:
+    return sorted((results / "runs" / "usps").glob("*.json"))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_killed_ablate_keeps_finished_records_and_resumes(tmp_path, sig):
+    proc = _start(tmp_path)
+    deadline = time.time() + 120
+    while len(_records(tmp_path)) < 2 and time.time() < deadline:  # the first configuration is done
+        time.sleep(0.05)
+    assert proc.poll() is None, "the job finished before it could be interrupted"
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    first = _records(tmp_path)
+    assert 2 <= len(first) < 6
+    for path in first:
+        json.loads(path.read_text())  # every record left behind is whole
+    assert not list((tmp_path / "runs").glob("*/*.tmp*"))  # a killed rename leaves only hidden .tmp files, if any
+    mtimes = {p: p.stat().st_mtime_ns for p in first}
+    # running the same command again finishes only what is missing
+    proc = _start(tmp_path)
+    out, _ = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out
+    assert "[usps | baseline" not in out
+    assert len(_records(tmp_path)) == 6
+    assert all(p.stat().st_mtime_ns == m for p, m in mtimes.items())
+
+
+def test_stale_temporary_files_are_removed(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_DATA_DIR", str(data_dir()))
+    stale = tmp_path / "runs" / "usps" / ".baseline-x-s000.json.abc.tmp"
+    stale.parent.mkdir(parents=True)
+    stale.write_text('{"half": ')
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+    r = CliRunner().invoke(main, ["train", "--seeds", "1", "--passes", "1", "--device", "cpu", "--results-dir", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert not stale.exists() and "interrupted run" in r.output
+
+
+def test_divergent_run_is_marked_and_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv("REPRO_DATA_DIR", str(data_dir()))
+    r = CliRunner().invoke(main, ["train", "--seeds", "2", "--passes", "2", "--device", "cpu", "--results-dir", str(tmp_path),
+                                  "--set", "hidden_activation=relu", "--set", "lr=1e20"])
+    assert r.exit_code == 0, r.output
+    assert "(2 diverged)" in r.output
+    recs = [json.loads(p.read_text()) for p in _records(tmp_path)]
+    assert [rec["diverged_at_pass"] for rec in recs] == [1, 1]
+    assert all(rec["test_error"] == [] for rec in recs)
+    r = CliRunner().invoke(main, ["report", "--results-dir", str(tmp_path), "--paper-dir", str(tmp_path / "paper"), "--no-figures"])
+    assert r.exit_code == 0, r.output
+    assert "2 diverged" in (tmp_path / "results.md").read_text()
+
+
+def test_one_divergent_member_does_not_stop_the_others(tmp_path, usps, monkeypatch):
+    class BrokenFirstMember(repro.engine.Population):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.params.views["W3"][0].fill_(float("inf"))
+
+    monkeypatch.setattr(repro.runner, "Population", BrokenFirstMember)
+    small = type(usps)(usps.name, usps.x_train[:300], usps.y_train[:300], usps.x_test[:200], usps.y_test[:200], usps.fingerprint)
+    planned = PlannedConfig("baseline", Rung(0, "baseline", "t", "r", "s"), Config(passes=2))
+    paths = run_planned(planned, small, [0, 1], tmp_path)
+    a, b = (json.loads(p.read_text()) for p in paths)
+    assert a["diverged_at_pass"] == 1 and a["test_error"] == []
+    assert b["diverged_at_pass"] is None and len(b["test_error"]) == 2
+    assert not (tmp_path / "checkpoints" / "usps" / paths[0].name.replace(".json", ".pt")).exists()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -168,18 +169,33 @@ def ablate(run_all, datasets, rungs, mode, ladder_dir, passes, dry_run, seeds, d
 
 
 def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, engine, mode) -> None:
+    from .distributed import barrier, init_from_env, shutdown
+    from .store import run_path
+
     dev = _device(device)
-    for stale in remove_stale_temporaries(Path(results_dir)):
-        _log(f"removed {stale}, a temporary file left by an interrupted run")
+    rank = init_from_env(dev)
+    dev = rank.device(dev)
+    my_seeds = rank.share(list(range(seeds)))
+    if rank.world > 1:
+        _log(f"rank {rank.rank} of {rank.world}: seeds {my_seeds} of every configuration, on {dev}")
+    if rank.is_main:
+        for stale in remove_stale_temporaries(Path(results_dir)):
+            _log(f"removed {stale}, a temporary file left by an interrupted run")
     loaded = {name: _load(name, data_dir) for name in datasets}
-    total = sum(presentations(p.config, len(loaded[d].y_train), seeds) for d in datasets for p in planned)
+    total = sum(presentations(p.config, len(loaded[d].y_train), len(my_seeds)) for d in datasets for p in planned)
     progress = Progress(total)
-    written = []
-    for name in datasets:
-        for p in planned:
-            written += run_planned(p, loaded[name], list(range(seeds)), Path(results_dir), device=dev, mode=mode,
-                                   force=force, engine=engine, progress=progress)
-    _summarise(written)
+    try:
+        for name in datasets:
+            for p in planned:
+                if my_seeds:
+                    run_planned(p, loaded[name], my_seeds, Path(results_dir), device=dev, mode=mode,
+                                force=force, engine=engine, progress=progress)
+        barrier(rank)
+    finally:
+        shutdown(rank)
+    if rank.is_main:
+        _summarise([run_path(Path(results_dir), d, p.label, p.config.digest(), s)
+                    for d in datasets for p in planned for s in range(seeds)])
 
 
 def _summarise(paths) -> None:
@@ -226,6 +242,35 @@ def report(results_dir, paper_dir, data_dir, ladder_dir, strict, no_figures) -> 
     except ReportError as e:
         _fail(e)
     for path in written:
+        click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.option("--dataset", type=click.Choice(DATASETS), default="usps", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
+@click.option("--populations", default="1,16,256,4096", show_default=True, help="Population sizes to measure.")
+@click.option("--estimate", is_flag=True, help="Project the ablate --all time from measured step times instead of running it.")
+@click.option("--out-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RESULTS_DIR / "bench"), show_default=True)
+def bench(dataset, device, data_dir, populations, estimate, out_dir) -> None:
+    """Speed of the engine as ratios against the plain reference loop, measured in the same run."""
+    import tempfile
+
+    from .bench import run_bench, write_bench
+
+    dev = _device(device)
+    ds = _load(dataset, data_dir)
+    sizes = [int(p) for p in populations.split(",") if p.strip()]
+
+    def measure_ablate() -> float:  # the real command, into a throw-away results folder
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            _run_all(plan(load_rungs()), list(DATASETS), 16, device, data_dir, tmp, False, "population", "cumulative")
+            return time.perf_counter() - t0
+
+    result = run_bench(ds, dev, sizes, estimate=estimate, ablate_measure=None if estimate else measure_ablate,
+                       log=click.echo)
+    for path in write_bench(result, dev, Path(out_dir)):
         click.echo(f"wrote {path}")
 
 

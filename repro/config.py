@@ -17,8 +17,8 @@ from typing import Any
 HIDDEN_ACTIVATIONS = ("tanh", "scaled_tanh", "relu")
 OUTPUTS = ("tanh_mse", "softmax_ce")
 INITS = ("sqrt_fan_in", "fan_in")
-H2_SCHEMES = ("block",)  # see model.H2_SCHEMES; kept in sync by a test
-OPTIMIZERS = ("sgd", "adamw")
+H2_SCHEMES = ("block", "cyclic")  # see model.H2_SCHEMES; kept in sync by a test
+OPTIMIZERS = ("sgd", "adamw", "sdlm")
 LR_SCHEDULES = ("constant", "linear")
 SHIFT_MODES = ("wrap", "pad")
 
@@ -44,6 +44,9 @@ class Config:
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
     weight_decay: float = 0.01  # AdamW's default decoupled weight decay (unused by SGD)
+    # "sdlm" (the paper's diagonal-Hessian Newton method; see repro/sdlm.py): step lr / (sdlm_mu + h_kk)
+    sdlm_mu: float = 0.02  # LeCun et al. 1998 (LeNet-5) used mu = 0.02; the 1989 paper gives no value
+    sdlm_gamma: float = 0.01  # not in any paper: memory of the running average of h (~100 patterns)
     lr_schedule: str = "constant"  # "linear": from lr (first pass) to lr*lr_final_factor (last pass)
     lr_final_factor: float = 1.0 / 3.0
     dropout: float = 0.0  # drop probability on the input of H3 (training only)
@@ -88,6 +91,8 @@ _RANGES = {
     "adam_beta2": (0.0, 1.0, True, False),
     "adam_eps": (0.0, None, False, True),
     "weight_decay": (0.0, None, True, True),
+    "sdlm_mu": (0.0, None, False, True),  # mu > 0: masked H2 weights have h = 0 and gradient 0
+    "sdlm_gamma": (0.0, 1.0, False, True),
     "lr_final_factor": (0.0, None, False, True),
     "dropout": (0.0, 1.0, True, False),
     "shift": (0, 4, True, True),

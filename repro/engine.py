@@ -159,6 +159,11 @@ class Population:
             for k, v in to_engine(init_params(cfg, gen), cfg.h2_scheme).items():
                 self.params.views[k][m] = v
         self.grads = FlatParams(P, self.device)
+        if cfg.optimizer == "sdlm":  # see sdlm.py: this step's curvature, its running average, squared weights
+            self.curv = FlatParams(P, self.device)
+            self.h_avg = torch.zeros_like(self.params.flat)
+            self.w_sq = FlatParams(P, self.device)
+            self.ddh1_padded = torch.zeros(P, 144, 12, device=self.device)
         if cfg.optimizer == "adamw":
             self.exp_avg = torch.zeros_like(self.params.flat)
             self.exp_avg_sq = torch.zeros_like(self.params.flat)
@@ -215,40 +220,82 @@ class Population:
         p2 = self.h1_padded[:, self.h2_patches].view(P, 16, 300)  # (P, 16, 25*12)
         h2 = _act(act, torch.baddbmm(v["b2"], p2, v["W2"])).view(P, 1, 192)
         h2_in = h2 if keep_scale is None else h2 * keep_scale.unsqueeze(1)
-        h3 = _act(act, torch.baddbmm(v["b3"], h2_in, v["W3"]))  # (P, 1, 30)
+        # (P,1,192)@(P,192,30) as multiply-and-sum: bmm gives a member different rounding depending on its
+        # place in the batch for this shape, and a member's numbers must not depend on its neighbours.
+        h3 = _act(act, (h2_in.transpose(1, 2) * v["W3"]).sum(1, keepdim=True) + v["b3"])  # (P, 1, 30)
         pre = torch.baddbmm(v["b4"], h3, v["W4"])  # (P, 1, 10)
         # backward: d loss / d pre, written straight into the output bias gradient
+        sdlm = cfg.optimizer == "sdlm"
         if cfg.output == "tanh_mse":
             y = torch.tanh(pre)
-            torch.mul((y - self.targets[i]) * (2.0 / 10.0), 1.0 - y * y, out=g["b4"])
+            f4 = 1.0 - y * y
+            torch.mul((y - self.targets[i]) * (2.0 / 10.0), f4, out=g["b4"])
+            if sdlm:  # Gauss-Newton d2L/dpre^2 = (2/10) f'(pre)^2
+                torch.mul(f4 * f4, 2.0 / 10.0, out=self.curv.views["b4"])
         else:
             prob = torch.softmax(pre, dim=-1)
+            if sdlm:  # diagonal of the cross-entropy Gauss-Newton matrix: p (1 - p)
+                torch.mul(prob, 1.0 - prob, out=self.curv.views["b4"])
             prob[:, :, self.labels[i]] -= 1.0
             g["b4"].copy_(prob)
         da4 = g["b4"]
+        f3, f2, f1 = _act_grad(act, h3), _act_grad(act, h2).view(P, 16, 12), _act_grad(act, h1)
         torch.bmm(h3.transpose(1, 2), da4, out=g["W4"])
-        torch.mul(torch.bmm(da4, v["W4"].transpose(1, 2)), _act_grad(act, h3), out=g["b3"])
+        torch.mul(torch.bmm(da4, v["W4"].transpose(1, 2)), f3, out=g["b3"])
         da3 = g["b3"]
         torch.bmm(h2_in.transpose(1, 2), da3, out=g["W3"])
         dh2 = torch.bmm(da3, v["W3"].transpose(1, 2))  # (P, 1, 192)
         if keep_scale is not None:
             dh2 = dh2 * keep_scale.unsqueeze(1)
-        torch.mul(dh2.view(P, 16, 12), _act_grad(act, h2).view(P, 16, 12), out=g["b2"])
+        torch.mul(dh2.view(P, 16, 12), f2, out=g["b2"])
         da2 = g["b2"]
         torch.bmm(p2.transpose(1, 2), da2, out=g["W2"])
         g["W2"].mul_(self.mask)  # connections the scheme leaves out do not exist: no gradient
         dp2 = torch.bmm(da2, v["W2"].transpose(1, 2)).view(P, 400, 12)
         self.dh1_padded.zero_()
         self.dh1_padded.index_add_(1, self.h2_patches, dp2)
-        torch.mul(self.dh1_padded[:, self.h1_interior], _act_grad(act, h1), out=g["b1"])
+        torch.mul(self.dh1_padded[:, self.h1_interior], f1, out=g["b1"])
         torch.bmm(p1.transpose(1, 2), g["b1"], out=g["W1"])
+        if sdlm:
+            self._curvature(p1, p2, h2_in, h3, f1, f2, f3, keep_scale)
         self._update(lr)
+
+    def _curvature(self, p1, p2, h2_in, h3, f1, f2, f3, keep_scale) -> None:
+        """SDLM's second backward pass (see sdlm.py): the backward above with squared weights, squared
+        inputs and squared activation derivatives, into self.curv; curv.views["b4"] is already set."""
+        c, P = self.curv.views, self.members
+        torch.mul(self.params.flat, self.params.flat, out=self.w_sq.flat)  # every weight squared, in one op
+        wsq = self.w_sq.views
+        dd4 = c["b4"]
+        torch.bmm((h3 * h3).transpose(1, 2), dd4, out=c["W4"])
+        torch.mul(torch.bmm(dd4, wsq["W4"].transpose(1, 2)), f3 * f3, out=c["b3"])
+        dd3 = c["b3"]
+        torch.bmm((h2_in * h2_in).transpose(1, 2), dd3, out=c["W3"])
+        ddh2 = torch.bmm(dd3, wsq["W3"].transpose(1, 2))  # (P, 1, 192)
+        if keep_scale is not None:
+            ddh2 = ddh2 * (keep_scale * keep_scale).unsqueeze(1)
+        torch.mul(ddh2.view(P, 16, 12), f2 * f2, out=c["b2"])
+        dd2 = c["b2"]
+        torch.bmm((p2 * p2).transpose(1, 2), dd2, out=c["W2"])
+        c["W2"].mul_(self.mask)  # masked connections do not exist: their h stays 0
+        ddp2 = torch.bmm(dd2, wsq["W2"].transpose(1, 2)).view(P, 400, 12)  # masked W2 are 0, so are their squares
+        self.ddh1_padded.zero_()
+        self.ddh1_padded.index_add_(1, self.h2_patches, ddp2)
+        torch.mul(self.ddh1_padded[:, self.h1_interior], f1 * f1, out=c["b1"])
+        torch.bmm((p1 * p1).transpose(1, 2), c["b1"], out=c["W1"])
 
     def _update(self, lr: float) -> None:
         w, grad, cfg = self.params.flat, self.grads.flat, self.cfg
         self.step_count += 1
         if cfg.optimizer == "sgd":
             w.sub_(grad, alpha=lr)
+            return
+        if cfg.optimizer == "sdlm":  # as sdlm.SDLM: h from the first pattern, then a running average
+            if self.step_count == 1:
+                self.h_avg.copy_(self.curv.flat)
+            else:
+                self.h_avg.lerp_(self.curv.flat, cfg.sdlm_gamma)
+            w.addcdiv_(grad, self.h_avg + cfg.sdlm_mu, value=-lr)
             return
         # AdamW exactly as torch.optim.AdamW (single-tensor path) computes it
         b1, b2, t = cfg.adam_beta1, cfg.adam_beta2, self.step_count

@@ -29,6 +29,10 @@ BACKGROUND = -1.0
 H2_SCHEMES: dict[str, tuple[tuple[int, ...], ...]] = {
     # Earlier reproductions: H2 maps 0-3 read H1 maps 0-7, maps 4-7 read 4-11, maps 8-11 read 0-3 and 8-11.
     "block": tuple([tuple(range(0, 8))] * 4 + [tuple(range(4, 12))] * 4 + [tuple(range(0, 4)) + tuple(range(8, 12))] * 4),
+    # Cyclic: H2 map j reads H1 maps j, j+1, ..., j+7 (mod 12). Same balance as "block" (every H1 map is read
+    # by exactly 8 H2 maps) but no two H2 maps read the same set, so the 12 maps see 12 different
+    # combinations of features (the spirit of LeNet-5's later, hand-made C3 table) rather than 3.
+    "cyclic": tuple(tuple((j + k) % 12 for k in range(8)) for j in range(12)),
 }
 
 SCALED_TANH_A = 1.7159  # LeCun et al. (1998), "Efficient BackProp": f(a) = 1.7159 tanh(2a/3)

@@ -15,6 +15,7 @@ import torch
 
 from .config import Config
 from .model import draw_pass_randomness, forward, init_params, loss_per_example, run_generator, set_float_mode, shift_images
+from .sdlm import SDLM, gauss_newton_diagonal
 
 
 @dataclass
@@ -30,6 +31,7 @@ class TrainedRun:
     params: dict[str, torch.Tensor]
     history: list[PassMetrics] = field(default_factory=list)
     wall_time_s: float = 0.0
+    optimizer: torch.optim.Optimizer | None = None  # its state (moments, SDLM's h) for tests and inspection
 
 
 @torch.no_grad()
@@ -44,6 +46,8 @@ def evaluate(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, 
 def make_optimizer(cfg: Config, params: list[torch.Tensor]) -> torch.optim.Optimizer:
     if cfg.optimizer == "sgd":
         return torch.optim.SGD(params, lr=cfg.lr)
+    if cfg.optimizer == "sdlm":  # its step() takes this pattern's curvature, see train_reference
+        return SDLM(params, lr=cfg.lr, mu=cfg.sdlm_mu, gamma=cfg.sdlm_gamma)
     return torch.optim.AdamW(
         params, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, weight_decay=cfg.weight_decay
     )
@@ -65,7 +69,7 @@ def train_reference(
     gen = run_generator(seed)
     params = {k: v.requires_grad_() for k, v in init_params(cfg, gen).items()}
     optimizer = make_optimizer(cfg, list(params.values()))
-    run = TrainedRun(params)
+    run = TrainedRun(params, optimizer=optimizer)
     n = len(x_train)
     steps = 0
     for pass_index in range(cfg.passes):
@@ -76,11 +80,16 @@ def train_reference(
             x = x_train[i : i + 1]
             if shifts is not None:
                 x = shift_images(x, int(shifts[i, 0]), int(shifts[i, 1]), cfg.shift_mode)
-            pre = forward(params, x, cfg, keep[i : i + 1] if keep is not None else None)
+            keep_i = keep[i : i + 1] if keep is not None else None
+            pre = forward(params, x, cfg, keep_i)
             loss = loss_per_example(cfg, pre, y_train[i : i + 1]).sum()
             optimizer.zero_grad()
             loss.backward()
-            optimizer.step()  # one update per pattern
+            if cfg.optimizer == "sdlm":  # the paper's diagonal Newton step needs this pattern's curvature too
+                curvature = gauss_newton_diagonal(params, x, cfg, keep_i)
+                optimizer.step([curvature[k] for k in params])
+            else:
+                optimizer.step()  # one update per pattern
             steps += 1
             if max_steps is not None and steps >= max_steps:
                 run.wall_time_s = time.perf_counter() - start

@@ -2,6 +2,7 @@
 
 import math
 
+import pytest
 import torch
 
 from repro.config import H2_SCHEMES as CONFIG_SCHEMES
@@ -119,6 +120,20 @@ def test_block_scheme_reads_8_of_12():
     assert s[0].tolist() == list(range(8)) and s[4].tolist() == list(range(4, 12))
     assert s[8].tolist() == [0, 1, 2, 3, 8, 9, 10, 11]
     assert set(H2_SCHEMES) == set(CONFIG_SCHEMES)
+
+
+@pytest.mark.parametrize("name", sorted(H2_SCHEMES))
+def test_every_scheme_has_12_rows_of_8_distinct_maps_and_reads_each_map_8_times(name):
+    s = h2_scheme(name)
+    assert s.shape == (12, 8)
+    assert all(len(set(row.tolist())) == 8 and set(row.tolist()) <= set(range(12)) for row in s)
+    assert torch.bincount(s.flatten(), minlength=12).tolist() == [8] * 12  # balanced: no H1 map favoured
+
+
+def test_cyclic_scheme():
+    s = h2_scheme("cyclic")
+    assert s[0].tolist() == list(range(8)) and s[11].tolist() == [11, 0, 1, 2, 3, 4, 5, 6]
+    assert len({tuple(sorted(row.tolist())) for row in s}) == 12  # 12 distinct input sets ("block" has 3)
 
 
 def test_init_bounds_and_biases():

@@ -1,33 +1,56 @@
-"""Regression: the baseline on the real usps data lands where measured runs landed.
+"""Regression: a short version of every rung (2 passes on the real usps data, seeds 0-3) lands where the
+same short version landed in measured runs, so a code change that breaks a rung fails CI.
 
-Band source (measured 2026-11-26 on the 2-core CPU dev machine, torch 2.13.0 CPU, population engine):
-baseline config, 2 passes, seeds 0-15 -> test error 8.02% mean, 0.54% sd, range 7.37-9.02%;
-train error 3.00% mean, 0.21% sd, range 2.67-3.36%. The test runs seeds 0-3: their mean must lie within
-3 standard errors (3 * 0.54 / sqrt(4) = 0.81) of the 16-seed mean, and each seed within the measured
-range widened by 0.6 points.
+Band source: `python tests/measure_bands.py` on the 2-core CPU dev machine (torch 2.13.0 CPU, population
+engine, 2026-11-26): each rung's config with passes=2, seeds 0-15, usps. Per rung: test error mean, sd,
+min, max, then train error mean, sd, min, max (in %). At 2 passes `long` equals `shift` (only its pass count
+differs). The test trains seeds 0-3 of each rung and requires the mean test error within 3 standard errors
+(3 * sd / sqrt(4)) of the 16-seed mean, and every seed's test and train error within the measured range
+widened by 1 point.
 """
 
 import statistics
 
 import pytest
 
-from repro.config import Config
 from repro.engine import Population
+from repro.ladder import load_rungs, plan
 
-TEST_MEAN, TEST_SD, TEST_RANGE = 8.02, 0.54, (7.37, 9.02)
-TRAIN_RANGE = (2.67, 3.36)
+# rung: (test mean, sd, min, max, train mean, sd, min, max), % over seeds 0-15
+BANDS = {
+    "baseline": (8.02, 0.54, 7.37, 9.02, 3.00, 0.21, 2.67, 3.36),
+    "relu": (9.30, 2.22, 7.52, 15.15, 4.83, 2.69, 3.17, 12.56),
+    "adamw": (8.04, 0.60, 6.83, 9.02, 3.61, 0.34, 3.11, 4.24),
+    "lr-decay": (8.88, 1.57, 7.87, 14.65, 4.60, 1.98, 3.58, 11.91),
+    "dropout": (9.48, 0.48, 8.67, 10.36, 5.42, 0.36, 4.98, 6.38),
+    "shift": (9.87, 0.84, 8.32, 11.41, 6.54, 0.37, 5.94, 7.10),
+    "long": (9.87, 0.84, 8.32, 11.41, 6.54, 0.37, 5.94, 7.10),
+}
+SEEDS = [0, 1, 2, 3]
+PASSES = 2
+
+
+def short_errors(cfg, ds, seeds):
+    """Test and train error (%) of each seed after `PASSES` passes."""
+    pop = Population(cfg.replace(passes=PASSES), seeds, ds.x_train, ds.y_train)
+    for p in range(PASSES):
+        pop.train_pass(p)
+    test = [100 * e for e in pop.evaluate(ds.x_test, ds.y_test).error.tolist()]
+    train = [100 * e for e in pop.evaluate(ds.x_train, ds.y_train).error.tolist()]
+    return test, train
+
+
+def test_every_ladder_rung_has_a_band():
+    assert [p.label for p in plan(load_rungs())] == list(BANDS)
 
 
 @pytest.mark.slow
-def test_baseline_two_passes_on_usps(usps):
-    cfg = Config(passes=2)
-    pop = Population(cfg, [0, 1, 2, 3], usps.x_train, usps.y_train)
-    for p in range(cfg.passes):
-        pop.train_pass(p)
-    test = [100 * e for e in pop.evaluate(usps.x_test, usps.y_test).error.tolist()]
-    train = [100 * e for e in pop.evaluate(usps.x_train, usps.y_train).error.tolist()]
-    assert abs(statistics.mean(test) - TEST_MEAN) <= 3 * TEST_SD / 2, test
+@pytest.mark.parametrize("planned", plan(load_rungs()), ids=lambda p: p.label)
+def test_short_rung_lands_in_its_band(planned, usps):
+    mean, sd, lo, hi, tr_mean, tr_sd, tr_lo, tr_hi = BANDS[planned.label]
+    test, train = short_errors(planned.config, usps, SEEDS)
+    assert abs(statistics.mean(test) - mean) <= 3 * sd / len(SEEDS) ** 0.5, test
     for e in test:
-        assert TEST_RANGE[0] - 0.6 <= e <= TEST_RANGE[1] + 0.6, test
+        assert lo - 1 <= e <= hi + 1, test
     for e in train:
-        assert TRAIN_RANGE[0] - 0.6 <= e <= TRAIN_RANGE[1] + 0.6, train
+        assert tr_lo - 1 <= e <= tr_hi + 1, train

@@ -36,7 +36,18 @@ def _records(results: Path) -> list[Path]:
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
 def test_killed_ablate_keeps_finished_records_and_resumes(tmp_path, sig):
+    procs = []
+    try:
+        _interrupt_and_resume(tmp_path, sig, procs)
+    finally:
+        for p in procs:  # never leave a training process behind when an assertion fails
+            if p.poll() is None:
+                p.kill()
+
+
+def _interrupt_and_resume(tmp_path, sig, procs):
     proc = _start(tmp_path)
+    procs.append(proc)
     deadline = time.time() + 120
     while len(_records(tmp_path)) < 2 and time.time() < deadline:  # the first configuration is done
         time.sleep(0.05)
@@ -52,6 +63,7 @@ def test_killed_ablate_keeps_finished_records_and_resumes(tmp_path, sig):
     mtimes = {p: p.stat().st_mtime_ns for p in first}
     # running the same command again finishes only what is missing
     proc = _start(tmp_path)
+    procs.append(proc)
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out
     assert "[usps | baseline" not in out

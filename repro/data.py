@@ -472,40 +472,24 @@ def _load_cache(path: Path, fingerprint: str) -> tuple[torch.Tensor, ...] | None
 
 def _save_cache(path: Path, name: str, fingerprint: str, tensors: tuple[torch.Tensor, ...]) -> None:
     """Write atomically; a data dir we cannot write to simply gets no cache."""
+    from .store import atomic_torch_save
+
     if not _writable(path.parent):
         return
-    tmp = None
+    blob = {
+        "name": name,
+        "fingerprint": fingerprint,
+        "prep_version": PREP_VERSION,
+        "x_train": tensors[0],
+        "y_train": tensors[1],
+        "x_test": tensors[2],
+        "y_test": tensors[3],
+        "content_sha256": _content_sha256(tensors),
+    }
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-        tmp = Path(tmp_name)
-        with os.fdopen(fd, "wb") as f:
-            torch.save(
-                {
-                    "name": name,
-                    "fingerprint": fingerprint,
-                    "prep_version": PREP_VERSION,
-                    "x_train": tensors[0],
-                    "y_train": tensors[1],
-                    "x_test": tensors[2],
-                    "y_test": tensors[3],
-                    "content_sha256": _content_sha256(tensors),
-                },
-                f,
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache is not secret
-        os.replace(tmp, path)  # readers see either no file or the complete one
-        tmp = None
+        atomic_torch_save(path, blob)  # readers see either no file or the complete one
     except (OSError, RuntimeError):
-        pass
-    finally:
-        if tmp is not None:
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+        pass  # no cache is not an error: the data is prepared again next time
 
 
 # --------------------------------------------------------------------------- public API

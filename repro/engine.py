@@ -226,9 +226,9 @@ class Population:
         pre = torch.baddbmm(v["b4"], h3, v["W4"])  # (P, 1, 10)
         # backward: d loss / d pre, written straight into the output bias gradient
         sdlm = cfg.optimizer == "sdlm"
-        if cfg.output == "tanh_mse":
-            y = torch.tanh(pre)
-            f4 = 1.0 - y * y
+        if cfg.output_activation:
+            y = _act(cfg.output_activation, pre)
+            f4 = _act_grad(cfg.output_activation, y)
             torch.mul((y - self.targets[i]) * (2.0 / 10.0), f4, out=g["b4"])
             if sdlm:  # Gauss-Newton d2L/dpre^2 = (2/10) f'(pre)^2
                 torch.mul(f4 * f4, 2.0 / 10.0, out=self.curv.views["b4"])
@@ -331,8 +331,8 @@ class Population:
             h2 = _act(act, h2 + b2.unsqueeze(1)).permute(0, 1, 3, 4, 2).reshape(P, B, 192)  # position-major
             h3 = _act(act, torch.baddbmm(v["b3"], h2, v["W3"]))
             pre = torch.baddbmm(v["b4"], h3, v["W4"])  # (P, B, 10)
-            if cfg.output == "tanh_mse":
-                out = torch.tanh(pre)
+            if cfg.output_activation:
+                out = _act(cfg.output_activation, pre)
                 target = torch.nn.functional.one_hot(yb, 10).float() * 2 - 1
                 losses += ((out - target) ** 2).mean(dim=2).sum(dim=1)
             else:

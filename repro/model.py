@@ -176,13 +176,15 @@ def forward(
 
 
 def outputs(cfg: Config, pre: torch.Tensor) -> torch.Tensor:
-    """The output units' values: tanh for the squared-error net, softmax probabilities for cross-entropy."""
-    return torch.tanh(pre) if cfg.output == "tanh_mse" else torch.softmax(pre, dim=-1)
+    """The output units' values: (scaled) tanh for squared error, softmax probabilities for cross-entropy."""
+    if cfg.output_activation:
+        return activation(cfg.output_activation, pre)
+    return torch.softmax(pre, dim=-1)
 
 
 def loss_per_example(cfg: Config, pre: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """(B,) loss: squared error averaged over the 10 outputs (targets +-1), or softmax cross-entropy."""
-    if cfg.output == "tanh_mse":
+    if cfg.output_activation:
         target = F.one_hot(labels, 10).to(pre.dtype) * 2.0 - 1.0
-        return ((torch.tanh(pre) - target) ** 2).mean(dim=-1)
+        return ((activation(cfg.output_activation, pre) - target) ** 2).mean(dim=-1)
     return F.cross_entropy(pre, labels, reduction="none")

@@ -413,7 +413,6 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, paper_dir: Path = DEFA
 
     def put(path: Path, data: bytes) -> None:
         atomic_write_bytes(path, data)
-        os.chmod(path, 0o644)  # the temporary file it came from was private
         written.append(path)
 
     frames = {}

@@ -84,8 +84,8 @@ def gauss_newton_diagonal(
 
     h = {}
     # output layer
-    if cfg.output == "tanh_mse":
-        d4 = (2.0 / 10.0) * (1.0 - torch.tanh(a4) ** 2) ** 2
+    if cfg.output_activation:
+        d4 = (2.0 / 10.0) * activation_grad(cfg.output_activation, a4) ** 2
     else:
         p = torch.softmax(a4, dim=-1)
         d4 = p * (1.0 - p)

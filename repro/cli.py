@@ -11,7 +11,7 @@ import click
 from .config import Config, ConfigError, apply_patch, field_names
 from .data import DATASETS, DataError, load_dataset, summary
 from .ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan
-from .runner import ENGINES, DeviceError, Progress, presentations, resolve_device, run_planned
+from .runner import ENGINES, DeviceError, Progress, pending_seeds, presentations, resolve_device, run_planned
 from .store import DEFAULT_RESULTS_DIR, remove_stale_temporaries
 
 DATA_DIR_HELP = "Folder with the raw data (default: $REPRO_DATA_DIR, else a per-user cache folder)."
@@ -182,7 +182,8 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
         for stale in remove_stale_temporaries(Path(results_dir)):
             _log(f"removed {stale}, a temporary file left by an interrupted run")
     loaded = {name: _load(name, data_dir) for name in datasets}
-    total = sum(presentations(p.config, len(loaded[d].y_train), len(my_seeds)) for d in datasets for p in planned)
+    total = sum(presentations(p.config, len(loaded[d].y_train), len(pending_seeds(p, d, my_seeds, Path(results_dir), force)))
+                for d in datasets for p in planned)  # what is left to do, so a resumed job's estimate is right
     progress = Progress(total)
     try:
         for name in datasets:

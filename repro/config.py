@@ -30,6 +30,7 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class Config:
     # --- model -------------------------------------------------------------------------------------
+    architecture: str = "net1989"  # "fc40": the paper's comparison net, 256-40-10 fully connected
     hidden_activation: str = "tanh"  # paper: "scaled hyperbolic tangent" on all units; plain tanh as earlier repros
     output: str = "tanh_mse"  # squared error on tanh outputs, targets +-1 (earlier repros); "scaled_tanh_mse":
     # the paper's scaled tanh on the outputs too, so targets +-1 lie in its quasi-linear range
@@ -61,8 +62,16 @@ class Config:
         return dataclasses.asdict(self)
 
     def digest(self) -> str:
-        """Short stable hash of every field, used to name and match result records."""
-        blob = json.dumps(self.to_dict(), sort_keys=True).encode()
+        """Short stable hash of every field, used to name and match result records.
+
+        Fields added after the first committed records (LATER_FIELDS) count only when set away from their
+        default, so adding a field does not rename, and so orphan, every earlier record.
+        """
+        d = self.to_dict()
+        for name in LATER_FIELDS:
+            if d[name] == getattr(Config, name):
+                del d[name]
+        blob = json.dumps(d, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:10]
 
     @property
@@ -78,7 +87,11 @@ class Config:
         return self.lr * (1.0 + (self.lr_final_factor - 1.0) * frac)
 
 
+ARCHITECTURES = ("net1989", "fc40")
+LATER_FIELDS = ("architecture",)  # append fields added from now on; see Config.digest
+
 _CHOICES = {
+    "architecture": ARCHITECTURES,
     "hidden_activation": HIDDEN_ACTIVATIONS,
     "output": OUTPUTS,
     "init": INITS,
@@ -141,7 +154,10 @@ def apply_patch(base: Config, patch: dict[str, Any], source: str = "patch") -> C
         if name not in types:
             raise ConfigError(f"{source}: unknown field '{name}'; valid fields: {', '.join(types)}")
         clean[name] = _check_value(name, value, kinds[types[name]], source)
-    return dataclasses.replace(base, **clean)
+    cfg = dataclasses.replace(base, **clean)
+    if cfg.architecture == "fc40" and cfg.dropout > 0:
+        raise ConfigError(f"{source}: dropout acts on the input of H3, which architecture 'fc40' does not have")
+    return cfg
 
 
 def config_from_dict(d: dict[str, Any], source: str = "record") -> Config:

@@ -112,11 +112,11 @@ def to_reference(p: dict[str, torch.Tensor], scheme_name: str) -> dict[str, torc
 class FlatParams:
     """One contiguous buffer holding every member's tensors; `views[name]` is (P, *SHAPES[name])."""
 
-    def __init__(self, members: int, device: torch.device):
-        sizes = {k: members * s[0] * s[1] for k, s in SHAPES.items()}
+    def __init__(self, members: int, device: torch.device, shapes: dict[str, tuple[int, int]] = SHAPES):
+        sizes = {k: members * s[0] * s[1] for k, s in shapes.items()}
         self.flat = torch.zeros(sum(sizes.values()), device=device)
         self.views, offset = {}, 0
-        for k, s in SHAPES.items():
+        for k, s in shapes.items():
             self.views[k] = self.flat[offset : offset + sizes[k]].view(members, *s)
             offset += sizes[k]
 
@@ -146,7 +146,13 @@ class EvalResult:
 
 
 class Population:
-    """P members of one config, each with its own seed, trained in lockstep on one dataset."""
+    """P members of one config, each with its own seed, trained in lockstep on one dataset.
+
+    This class computes the 1989 net; engine_fc.FCPopulation reuses everything but the layer maths for the
+    paper's fully connected comparison network (SHAPES, the layout conversions, step and evaluate).
+    """
+
+    SHAPES = SHAPES
 
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu"):
         set_float_mode()
@@ -154,15 +160,15 @@ class Population:
         P = self.members = len(self.seeds)
         self.n_train = len(x_train)
         self.generators = [run_generator(s) for s in self.seeds]
-        self.params = FlatParams(P, self.device)
+        self.params = FlatParams(P, self.device, self.SHAPES)
         for m, gen in enumerate(self.generators):  # same init draws as the reference loop
-            for k, v in to_engine(init_params(cfg, gen), cfg.h2_scheme).items():
+            for k, v in self._to_engine(init_params(cfg, gen)).items():
                 self.params.views[k][m] = v
-        self.grads = FlatParams(P, self.device)
+        self.grads = FlatParams(P, self.device, self.SHAPES)
         if cfg.optimizer == "sdlm":  # see sdlm.py: this step's curvature, its running average, squared weights
-            self.curv = FlatParams(P, self.device)
+            self.curv = FlatParams(P, self.device, self.SHAPES)
             self.h_avg = torch.zeros_like(self.params.flat)
-            self.w_sq = FlatParams(P, self.device)
+            self.w_sq = FlatParams(P, self.device, self.SHAPES)
             self.ddh1_padded = torch.zeros(P, 144, 12, device=self.device)
         if cfg.optimizer == "adamw":
             self.exp_avg = torch.zeros_like(self.params.flat)
@@ -184,6 +190,9 @@ class Population:
         self.h1_padded = torch.full((P, 144, 12), BACKGROUND, device=self.device)
         self.dh1_padded = torch.zeros(P, 144, 12, device=self.device)
         self.active = torch.ones(P, dtype=torch.bool, device=self.device)
+
+    def _to_engine(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return to_engine(params, self.cfg.h2_scheme)
 
     # --- one pass ----------------------------------------------------------------------------------
     def _pass_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -226,18 +235,7 @@ class Population:
         pre = torch.baddbmm(v["b4"], h3, v["W4"])  # (P, 1, 10)
         # backward: d loss / d pre, written straight into the output bias gradient
         sdlm = cfg.optimizer == "sdlm"
-        if cfg.output_activation:
-            y = _act(cfg.output_activation, pre)
-            f4 = _act_grad(cfg.output_activation, y)
-            torch.mul((y - self.targets[i]) * (2.0 / 10.0), f4, out=g["b4"])
-            if sdlm:  # Gauss-Newton d2L/dpre^2 = (2/10) f'(pre)^2
-                torch.mul(f4 * f4, 2.0 / 10.0, out=self.curv.views["b4"])
-        else:
-            prob = torch.softmax(pre, dim=-1)
-            if sdlm:  # diagonal of the cross-entropy Gauss-Newton matrix: p (1 - p)
-                torch.mul(prob, 1.0 - prob, out=self.curv.views["b4"])
-            prob[:, :, self.labels[i]] -= 1.0
-            g["b4"].copy_(prob)
+        self._output_delta(pre, i, g["b4"], self.curv.views["b4"] if sdlm else None)
         da4 = g["b4"]
         f3, f2, f1 = _act_grad(act, h3), _act_grad(act, h2).view(P, 16, 12), _act_grad(act, h1)
         torch.bmm(h3.transpose(1, 2), da4, out=g["W4"])
@@ -259,6 +257,22 @@ class Population:
         if sdlm:
             self._curvature(p1, p2, h2_in, h3, f1, f2, f3, keep_scale)
         self._update(lr)
+
+    def _output_delta(self, pre: torch.Tensor, i: int, delta: torch.Tensor, curvature: torch.Tensor | None) -> None:
+        """d loss / d pre of pattern i into `delta`; with SDLM also the output's Gauss-Newton d2L/dpre^2."""
+        cfg = self.cfg
+        if cfg.output_activation:
+            y = _act(cfg.output_activation, pre)
+            f = _act_grad(cfg.output_activation, y)
+            torch.mul((y - self.targets[i]) * (2.0 / 10.0), f, out=delta)
+            if curvature is not None:  # (2/10) f'(pre)^2
+                torch.mul(f * f, 2.0 / 10.0, out=curvature)
+        else:
+            prob = torch.softmax(pre, dim=-1)
+            if curvature is not None:  # diagonal of the cross-entropy Gauss-Newton matrix: p (1 - p)
+                torch.mul(prob, 1.0 - prob, out=curvature)
+            prob[:, :, self.labels[i]] -= 1.0
+            delta.copy_(prob)
 
     def _curvature(self, p1, p2, h2_in, h3, f1, f2, f3, keep_scale) -> None:
         """SDLM's second backward pass (see sdlm.py): the backward above with squared weights, squared
@@ -331,20 +345,27 @@ class Population:
             h2 = _act(act, h2 + b2.unsqueeze(1)).permute(0, 1, 3, 4, 2).reshape(P, B, 192)  # position-major
             h3 = _act(act, torch.baddbmm(v["b3"], h2, v["W3"]))
             pre = torch.baddbmm(v["b4"], h3, v["W4"])  # (P, B, 10)
-            if cfg.output_activation:
-                out = _act(cfg.output_activation, pre)
-                target = torch.nn.functional.one_hot(yb, 10).float() * 2 - 1
-                losses += ((out - target) ** 2).mean(dim=2).sum(dim=1)
-            else:
-                out = torch.softmax(pre, dim=2)
-                logp = torch.log_softmax(pre, dim=2)
-                losses -= logp.gather(2, yb.view(1, B, 1).expand(P, B, 1)).sum(dim=(1, 2))
+            out, loss_sum = self._outputs_and_loss(pre, yb)
+            losses += loss_sum
             wrong += (pre.argmax(dim=2) != yb).float().sum(dim=1)
             if keep_outputs:
                 outs.append(out)
         n = len(x)
         return EvalResult(losses / n, wrong / n, torch.cat(outs, dim=1) if keep_outputs else None)
 
+    def _outputs_and_loss(self, pre: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pre (P, B, 10), labels (B,) -> output values (P, B, 10) and each member's summed loss (P,)."""
+        cfg, P, B = self.cfg, pre.shape[0], pre.shape[1]
+        if cfg.output_activation:
+            out = _act(cfg.output_activation, pre)
+            target = F.one_hot(y, 10).float() * 2 - 1
+            return out, ((out - target) ** 2).mean(dim=2).sum(dim=1)
+        logp = torch.log_softmax(pre, dim=2)
+        return torch.softmax(pre, dim=2), -logp.gather(2, y.view(1, B, 1).expand(P, B, 1)).sum(dim=(1, 2))
+
     def member_params(self, m: int) -> dict[str, torch.Tensor]:
         """Paper-named parameters of member m (for checkpoints and tests)."""
-        return to_reference({k: t[m].detach().cpu() for k, t in self.params.views.items()}, self.cfg.h2_scheme)
+        return self._to_reference({k: t[m].detach().cpu() for k, t in self.params.views.items()})
+
+    def _to_reference(self, p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return to_reference(p, self.cfg.h2_scheme)

@@ -68,6 +68,9 @@ def h2_scheme(name: str) -> torch.Tensor:
 def layer_shapes(params: dict[str, torch.Tensor]) -> list[LayerShape]:
     """Sizes of each layer, derived from the parameter tensors (so `repro info` is computed, not typed)."""
     out = []
+    if "H.weight" in params:  # the fully connected comparison network
+        return [LayerShape(n, params[f"{n}.bias"].numel(), params[f"{n}.weight"].shape[1],
+                           params[f"{n}.weight"].numel(), params[f"{n}.bias"].numel()) for n in ("H", "out")]
     w1, b1 = params["H1.weight"], params["H1.bias"]
     out.append(LayerShape("H1", b1.numel(), w1[0].numel(), w1.numel(), b1.numel()))
     w2, b2 = params["H2.weight"], params["H2.bias"]
@@ -82,14 +85,28 @@ def fan_ins() -> dict[str, int]:
     return {"H1": 1 * 25, "H2": 8 * 25, "H3": 12 * 4 * 4, "out": 30}
 
 
-def init_params(cfg: Config, gen: torch.Generator) -> dict[str, torch.Tensor]:
-    """Fresh weights for one run, drawn from the run's generator (see `run_generator`) in paper order."""
-    shapes = {"H1": (12, 1, 5, 5), "H2": (12, 8, 5, 5), "H3": (30, 12 * 4 * 4), "out": (10, 30)}
+FC40_HIDDEN = 40  # the paper's comparison network: 256 -> 40 -> 10, fully connected (10,690 connections)
+
+
+def _uniform_weights(cfg: Config, gen: torch.Generator, shapes: dict[str, tuple[int, ...]],
+                     fan_in: dict[str, int]) -> dict[str, torch.Tensor]:
     params = {}
     for name, shape in shapes.items():
-        fan_in = fan_ins()[name]
-        bound = cfg.init_scale / (math.sqrt(fan_in) if cfg.init == "sqrt_fan_in" else fan_in)
+        bound = cfg.init_scale / (math.sqrt(fan_in[name]) if cfg.init == "sqrt_fan_in" else fan_in[name])
         params[f"{name}.weight"] = (torch.rand(shape, generator=gen) * 2.0 - 1.0) * bound
+    return params
+
+
+def init_params(cfg: Config, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Fresh weights for one run, drawn from the run's generator (see `run_generator`) in paper order."""
+    if cfg.architecture == "fc40":
+        params = _uniform_weights(cfg, gen, {"H": (FC40_HIDDEN, 256), "out": (10, FC40_HIDDEN)},
+                                  {"H": 256, "out": FC40_HIDDEN})
+        params["H.bias"] = torch.zeros(FC40_HIDDEN)
+        params["out.bias"] = torch.full((10,), cfg.output_bias_init)
+        return params
+    shapes = {"H1": (12, 1, 5, 5), "H2": (12, 8, 5, 5), "H3": (30, 12 * 4 * 4), "out": (10, 30)}
+    params = _uniform_weights(cfg, gen, shapes, fan_ins())
     params["H1.bias"] = torch.zeros(12, 8, 8)  # one bias per unit, not per map
     params["H2.bias"] = torch.zeros(12, 4, 4)
     params["H3.bias"] = torch.zeros(30)
@@ -162,6 +179,9 @@ def forward(
     reference loop and the engine consume identical random numbers); kept units are scaled by 1/(1-p).
     """
     act = cfg.hidden_activation
+    if cfg.architecture == "fc40":  # the comparison network: one fully connected hidden layer of 40 units
+        h = activation(act, x.flatten(1) @ params["H.weight"].T + params["H.bias"])  # (B, 40)
+        return h @ params["out.weight"].T + params["out.bias"]  # (B, 10)
     x = pad_background(x.unsqueeze(1))  # (B, 1, 20, 20)
     h1 = activation(act, F.conv2d(x, params["H1.weight"], stride=2) + params["H1.bias"])  # (B, 12, 8, 8)
     h1 = pad_background(h1)  # (B, 12, 12, 12)

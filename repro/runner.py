@@ -18,7 +18,7 @@ import torch
 
 from .config import Config
 from .data import Dataset
-from .engine import Population
+from .engine_fc import population_class
 from .ladder import PlannedConfig
 from .metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
 from .model import outputs as output_values
@@ -123,6 +123,12 @@ def _record(planned: PlannedConfig, ds: Dataset, seed: int, mode: str, history: 
     }
 
 
+def pending_seeds(planned: PlannedConfig, dataset: str, seeds: list[int], results_dir: Path, force: bool) -> list[int]:
+    """The seeds of `planned` that have no record yet (all of them with `force`)."""
+    digest = planned.config.digest()
+    return [s for s in seeds if force or not run_path(results_dir, dataset, planned.label, digest, s).exists()]
+
+
 def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], results_dir: Path, *,
                 device: torch.device = torch.device("cpu"), mode: str = "cumulative", force: bool = False,
                 engine: str = "population", progress: Progress | None = None,
@@ -130,7 +136,7 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], results_d
     """Train `planned` on `ds` for every seed that has no record yet; return the record paths."""
     cfg, digest = planned.config, planned.config.digest()
     paths = {s: run_path(results_dir, ds.name, planned.label, digest, s) for s in seeds}
-    todo = [s for s in seeds if force or not paths[s].exists()]
+    todo = pending_seeds(planned, ds.name, seeds, results_dir, force)
     if not todo:
         return list(paths.values())
     what = f"{ds.name} | {planned.label} | {len(todo)} seed{'s' if len(todo) > 1 else ''}"
@@ -156,7 +162,7 @@ def _empty_history() -> dict[str, list[float]]:
 def _train_population(cfg: Config, ds: Dataset, seeds: list[int], device: torch.device, what: str,
                       progress: Progress | None):
     start = time.perf_counter()
-    pop = Population(cfg, seeds, ds.x_train, ds.y_train, device=device)
+    pop = population_class(cfg.architecture)(cfg, seeds, ds.x_train, ds.y_train, device=device)
     histories = [_empty_history() for _ in seeds]
     diverged: list[int | None] = [None] * len(seeds)
     for p in range(cfg.passes):

@@ -18,7 +18,8 @@ lr/mu times the gradient). hnew comes from a second backward pass over the same 
 propagates second derivatives with squared weights and squared activation derivatives, dropping
 off-diagonal terms (the Gauss-Newton / "positive" approximation):
 
-    output, tanh_mse:    d2L/da^2 = (2/10) f'(a)^2       (L = mean over 10 outputs of (tanh(a) - t)^2)
+    output, *_mse:       d2L/da^2 = (2/10) f'(a)^2       (L = mean over 10 outputs of (f(a) - t)^2, f the
+                                                         output's tanh or scaled tanh)
     output, softmax_ce:  d2L/da^2 = p (1 - p)            (diagonal of the cross-entropy GN matrix diag(p) - pp^T)
     hidden:              d2L/dx_j^2 = sum_i w_ij^2 d2L/da_i^2,   d2L/da_j^2 = f'(a_j)^2 d2L/dx_j^2
     weight w:            hnew = sum over the connections (j -> i) sharing w of x_j^2 d2L/da_i^2
@@ -29,8 +30,8 @@ For H3 and the output layer the recursion is the exact Gauss-Newton diagonal; fo
 (cross terms between units that share a downstream unit are dropped; see tests/test_sdlm.py for the gap).
 
 With the loss averaged over 10 outputs, gradients and h are 10x smaller than with LeNet-5's summed loss;
-where h << mu the step is ~ lr/mu * g, so lr for SDLM is far smaller than for SGD: a quick 1-pass sweep on
-usps (2 seeds, first 2000 patterns; see the report of the task that added this) picked SDLM_LR below.
+where h << mu the step is ~ lr/mu * g, so lr for SDLM is far smaller than for SGD: short sweeps on usps
+training error picked SDLM_LR below (the faithful ladder's sweep is in ablations/faithful/03-paper.toml).
 
 This file is the readable version (paper layout, one pattern) used by the reference loop; engine.py computes
 the same h for many members at once and is tested against it.
@@ -68,6 +69,8 @@ def gauss_newton_diagonal(
     keep: the (1, 192) dropout mask of this presentation, as given to model.forward.
     """
     act = cfg.hidden_activation
+    if cfg.architecture == "fc40":
+        return _fc40_gauss_newton_diagonal(params, x, cfg)
     W1, W2, W3, W4 = (params[f"{n}.weight"] for n in ("H1", "H2", "H3", "out"))
     scheme = h2_scheme(cfg.h2_scheme)
     # forward, as model.forward, keeping each layer's input and pre-activation
@@ -84,11 +87,7 @@ def gauss_newton_diagonal(
 
     h = {}
     # output layer
-    if cfg.output_activation:
-        d4 = (2.0 / 10.0) * activation_grad(cfg.output_activation, a4) ** 2
-    else:
-        p = torch.softmax(a4, dim=-1)
-        d4 = p * (1.0 - p)
+    d4 = _output_curvature(cfg, a4)
     h["out.weight"] = d4.T @ x3**2
     h["out.bias"] = d4[0]
     # H3
@@ -107,6 +106,25 @@ def gauss_newton_diagonal(
     d1 = activation_grad(act, a1) ** 2 * dx1  # (1, 12, 8, 8)
     h["H1.weight"] = conv2d_weight(x0**2, W1.shape, d1, stride=2)
     h["H1.bias"] = d1[0]
+    return {k: h[k] for k in params}
+
+
+def _output_curvature(cfg: Config, a: torch.Tensor) -> torch.Tensor:
+    """d2L/da^2 of the output units (Gauss-Newton), for squared error or softmax cross-entropy."""
+    if cfg.output_activation:
+        return (2.0 / 10.0) * activation_grad(cfg.output_activation, a) ** 2
+    p = torch.softmax(a, dim=-1)
+    return p * (1.0 - p)
+
+
+def _fc40_gauss_newton_diagonal(params: dict[str, torch.Tensor], x: torch.Tensor, cfg: Config) -> dict[str, torch.Tensor]:
+    """The same recursion for the fully connected comparison network (256 -> 40 -> 10)."""
+    x0 = x.flatten(1)  # (1, 256)
+    a1 = x0 @ params["H.weight"].T + params["H.bias"]
+    x1 = activation(cfg.hidden_activation, a1)
+    d2 = _output_curvature(cfg, x1 @ params["out.weight"].T + params["out.bias"])  # (1, 10)
+    d1 = activation_grad(cfg.hidden_activation, a1) ** 2 * (d2 @ params["out.weight"] ** 2)  # (1, 40)
+    h = {"out.weight": d2.T @ x1**2, "out.bias": d2[0], "H.weight": d1.T @ x0**2, "H.bias": d1[0]}
     return {k: h[k] for k in params}
 
 

@@ -103,7 +103,7 @@ def test_one_divergent_member_does_not_stop_the_others(tmp_path, usps, monkeypat
             super().__init__(*a, **k)
             self.params.views["W3"][0].fill_(float("inf"))
 
-    monkeypatch.setattr(repro.runner, "Population", BrokenFirstMember)
+    monkeypatch.setattr(repro.runner, "population_class", lambda architecture: BrokenFirstMember)
     small = type(usps)(usps.name, usps.x_train[:300], usps.y_train[:300], usps.x_test[:200], usps.y_test[:200], usps.fingerprint)
     planned = PlannedConfig("baseline", Rung(0, "baseline", "t", "r", "s"), Config(passes=2))
     paths = run_planned(planned, small, [0, 1], tmp_path)

@@ -247,6 +247,36 @@ def report(results_dir, paper_dir, data_dir, ladder_dir, strict, no_figures) -> 
 
 
 @main.command()
+@click.option("--rung", required=True, help="Rung (ladder or extra) whose config is swept.")
+@click.option("--ladder-dir", type=click.Path(file_okay=False, exists=True), default=str(DEFAULT_LADDER_DIR), show_default=True)
+@click.option("--lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2", show_default=True, help="Learning rates (a log grid).")
+@click.option("--seeds", type=click.IntRange(min=1), default=4, show_default=True)
+@click.option("--passes", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--dataset", type=click.Choice(DATASETS), default="usps", show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
+@click.option("--out-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RESULTS_DIR / "sweeps"), show_default=True)
+def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, out_dir) -> None:
+    """Sweep the learning rate of one rung's config, judged on training-set error (never the test set)."""
+    from .sweep import lr_sweep, write_sweep
+
+    try:
+        ladder, extras = load_rungs(Path(ladder_dir)), extra_rungs(Path(ladder_dir))
+        (planned,) = plan(ladder, "cumulative", [rung], extras)
+        grid = [float(v) for v in lrs.split(",") if v.strip()]
+    except ConfigError as e:
+        _fail(e)
+    except ValueError:
+        raise click.BadParameter(f"{lrs!r} is not a comma-separated list of numbers", param_hint="--lrs")
+    dev = _device(device)
+    ds = _load(dataset, data_dir)
+    points = lr_sweep(planned.config, ds, grid, list(range(seeds)), passes, dev, log=_log)
+    for path in write_sweep(Path(out_dir) / f"{dataset}-{planned.label}-lr", planned.label, planned.config, ds,
+                            points, passes, dev):
+        click.echo(f"wrote {path}")
+
+
+@main.command()
 @click.option("--dataset", type=click.Choice(DATASETS), default="usps", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)

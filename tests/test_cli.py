@@ -106,3 +106,13 @@ def test_cuda_without_cuda_is_a_clear_error(run, tmp_path):
 def test_device_auto_says_what_it_chose(run, tmp_path):
     r = run("train", "--device", "auto", "--seeds", 1, "--passes", 1, "--results-dir", tmp_path)
     assert r.exit_code == 0 and "--device auto: using" in r.output
+
+
+def test_sweep_writes_record_and_plot(run, tmp_path):
+    r = run("sweep", "--rung", "baseline", "--lrs", "0.01,0.03", "--seeds", 2, "--passes", 1, "--device", "cpu",
+            "--out-dir", tmp_path)
+    assert r.exit_code == 0, r.output
+    rec = json.loads((tmp_path / "usps-baseline-lr.json").read_text())
+    assert [p["lr"] for p in rec["points"]] == [0.01, 0.03] and rec["judged_on"] == "training-set error"
+    assert all(len(p["train_error"]) == 2 for p in rec["points"])
+    assert (tmp_path / "usps-baseline-lr.png").read_bytes()[:4] == b"\x89PNG"

@@ -79,7 +79,15 @@ KARPATHY_TOP = Reference(
     source="A. Karpathy, lecun1989-repro (2022), github.com/karpathy/lecun1989-repro, README (top of its ladder, 1 run)",
     test_error=1.59,
 )
+PAPER_FC40 = Reference(
+    name="paper: fully connected, 40 hidden units",
+    dataset="usps",
+    source="LeCun et al. (1989), results table: comparison network (10,690 connections, 1 run)",
+    train_error=1.6, test_error=8.1, rejection_1pct=19.4,
+)
 REFERENCES: tuple[Reference, ...] = (PAPER, KARPATHY_BASELINE, KARPATHY_TOP)
+FAITHFUL_REFERENCES: tuple[Reference, ...] = (PAPER, PAPER_FC40)
+FAITHFUL_DATASET = "usps"  # the faithfulness study asks about the paper's own data
 
 
 class ReportError(RuntimeError):
@@ -404,6 +412,11 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, paper_dir: Path = DEFA
 
     inputs = load_records(results_dir, strict=strict, warn=note)
     groups = group_records(inputs.records, warn=note)
+    # The faithfulness study (ablations/faithful/) gets its own table; its rows stay out of the main ladder's.
+    faithful_rungs = _faithful_rungs(Path(ladder_dir) if ladder_dir else DEFAULT_LADDER_DIR, note)
+    faithful = [r.name for r in faithful_rungs]
+    faithful_groups = {k: g for k, g in groups.items() if k[0] == FAITHFUL_DATASET and k[1] in faithful}
+    groups = {k: g for k, g in groups.items() if k[1] not in faithful or k[1] in ladder}
     datasets = sorted({ds for ds, _ in groups}, key=lambda d: (d != "usps", d))
     if not groups:
         note(f"no usable run records under {results_dir / 'runs'}; tables and figures skipped")
@@ -420,19 +433,28 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, paper_dir: Path = DEFA
         frames[ds] = tables.build_table(groups, ds, order[ds], ladder)
         put(paper_dir / "tables" / f"{ds}.csv", tables.to_csv(frames[ds]).encode())
         put(paper_dir / "tables" / f"{ds}.tex", tables.to_latex(frames[ds], ds).encode())
+    faithful_frame = None
+    if faithful_groups:
+        f_order = label_order([lb for _, lb in faithful_groups], faithful)
+        faithful_frame = tables.build_table(faithful_groups, FAITHFUL_DATASET, f_order, faithful, FAITHFUL_REFERENCES)
+        name = f"faithful-{FAITHFUL_DATASET}"
+        put(paper_dir / "tables" / f"{name}.csv", tables.to_csv(faithful_frame).encode())
+        put(paper_dir / "tables" / f"{name}.tex", tables.to_latex(faithful_frame, name).encode())
 
     figures = plots.make_figures(groups, order, ladder, results_dir, data_dir, warn=note) if make_figures else {}
     for name, png in figures.items():
         put(paper_dir / "figures" / name, png)
 
     md = tables.results_markdown(frames, groups, order, inputs, notes, rungs,
-                                 {name: _rel(paper_dir / "figures" / name, results_dir) for name in figures})
+                                 {name: _rel(paper_dir / "figures" / name, results_dir) for name in figures},
+                                 faithful_frame)
     put(results_dir / "results.md", md.encode())
 
     # Generated blocks inside hand-written documents: the paper's results section and the README headline.
     figs = {name: f"figures/{name}" for name in figures} or {
         p.name: f"figures/{p.name}" for p in sorted((paper_dir / "figures").glob("*.png"))}
     blocks = [(paper_dir / "paper.md", "results", tables.paper_results_block(frames, figs)),
+              (paper_dir / "paper.md", "faithful", tables.faithful_block(faithful_frame)),
               (results_dir.parent / "README.md", "headline",
                tables.headline_block(frames, order, {k: _rel(paper_dir / v, results_dir.parent) for k, v in figs.items()}))]
     for path, name, text in blocks:
@@ -440,6 +462,21 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, paper_dir: Path = DEFA
         if updated is not None:
             put(path, updated.encode())
     return written
+
+
+def _faithful_rungs(ladder_dir: Path, note: Callable[[str], None]) -> list:
+    """The faithfulness ladder (ablations/faithful/, beside the main ladder) and its extra rungs, if present."""
+    from .config import ConfigError
+    from .ladder import extra_rungs, load_rungs
+
+    folder = Path(ladder_dir) / "faithful"
+    if not folder.is_dir():
+        return []
+    try:
+        return load_rungs(folder) + extra_rungs(folder)
+    except ConfigError as e:
+        note(f"faithfulness ladder not readable ({e}); its table is skipped")
+        return []
 
 
 def refresh_block(path: Path, name: str, text: str) -> str | None:

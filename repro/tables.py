@@ -22,7 +22,8 @@ COLUMNS = (
 )
 
 
-def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[str], ladder: list[str]) -> pd.DataFrame:
+def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[str], ladder: list[str],
+                references=REFERENCES) -> pd.DataFrame:
     """One row per label of `dataset` in `order`, then the reference rows that belong to this dataset."""
     rows = []
     for label in order:
@@ -44,7 +45,7 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[
         row["delta_ci_high"] = iv.high if iv else math.nan
         row["delta_df"] = iv.df if iv else math.nan
         rows.append(row)
-    for ref in REFERENCES:
+    for ref in references:
         if ref.dataset != dataset:
             continue
         rows.append({"kind": "reference", "label": ref.name, "title": "", "passes": ref.passes, "seeds": 1,
@@ -180,7 +181,8 @@ def _provenance(groups: list[Group]) -> list[str]:
 
 
 def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, str], Group],
-                     order: dict[str, list[str]], inputs: Inputs, notes: list[str], rungs, figures: dict[str, str]) -> str:
+                     order: dict[str, list[str]], inputs: Inputs, notes: list[str], rungs, figures: dict[str, str],
+                     faithful: pd.DataFrame | None = None) -> str:
     n_dropped = sum(len(g.dropped) for g in groups.values())
     used = sum(len(g.records) for g in groups.values())
     out = [
@@ -224,6 +226,8 @@ def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, st
         ]
         out += [f"  - *{ref.name}*: {ref.source}" for ref in REFERENCES]
         out.append("")
+    if faithful is not None:
+        out += [faithful_block(faithful), ""]
     if figures:
         from .plots import CAPTIONS as captions
 
@@ -276,3 +280,15 @@ def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]],
     if "ladder.png" in figures:
         out += ["", f"![final test error per rung]({figures['ladder.png']})"]
     return "\n".join(out)
+
+
+def faithful_block(df: pd.DataFrame | None) -> str:
+    """The faithfulness study's table: which reading of the paper reproduces its numbers."""
+    if df is None:
+        return "*(no faithfulness runs yet: `repro ablate --ladder-dir ablations/faithful`, then `repro report`)*"
+    return "\n".join([
+        "## Faithfulness study (usps)", "",
+        "Rows of `ablations/faithful/` (cumulative: each rung adds one reading of the paper to the rung above; "
+        "Δ against the rung above) and the comparison network `fc40`, next to the paper's own numbers "
+        "(train/test error, train/test loss, rejection for 1% error).", "",
+        markdown_table(df), ""])

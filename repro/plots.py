@@ -189,8 +189,9 @@ def ladder_figure(groups: dict[tuple[str, str], Group], order: dict[str, list[st
         ax.set_xticks(range(len(labels)), labels, rotation=25 if len(labels) > 5 else 0,
                       ha="right" if len(labels) > 5 else "center")
         ax.set_xlim(-0.6, len(labels) - 0.4)
-        ax.set_ylim(bottom=0)
-        ax.set_ylabel("final test error (%)")
+        ax.set_yscale("log")
+        _log_percent_axis(ax)  # log scale: a few collapsed seeds must not flatten every other rung
+        ax.set_ylabel("final test error (%, log scale)")
         ax.set_title("Test error along the ladder (each rung adds one change to the one on its left)")
         fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False)
         return fig

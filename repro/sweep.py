@@ -50,6 +50,7 @@ def sweep_plot(record: dict) -> bytes:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     pts = record["points"]
     lrs = [p["lr"] for p in pts]
@@ -59,6 +60,8 @@ def sweep_plot(record: dict) -> bytes:
     ax.plot(lrs, [statistics.mean(p["train_error"]) for p in pts], "o-", color="C0", zorder=3, label="mean over seeds")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     ax.set_xlabel("learning rate (log scale)")
     ax.set_ylabel(f"training error after {record['passes']} passes, %")
     ax.set_title(f"lr sweep: {record['label']} on {record['dataset']} (judged on training error)", fontsize=10)

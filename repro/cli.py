@@ -12,7 +12,7 @@ from .config import Config, ConfigError, apply_patch, field_names
 from .data import DATASETS, DataError, load_dataset, summary
 from .ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan
 from .runner import ENGINES, DeviceError, Progress, pending_seeds, presentations, resolve_device, run_planned
-from .store import DEFAULT_RESULTS_DIR, remove_stale_temporaries
+from .store import DEFAULT_RESULTS_DIR, git_commit, remove_stale_temporaries
 
 DATA_DIR_HELP = "Folder with the raw data (default: $REPRO_DATA_DIR, else a per-user cache folder)."
 
@@ -172,6 +172,7 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
     from .distributed import barrier, init_from_env, shutdown
     from .store import run_path
 
+    git_commit()  # fix the code version the records will name now, before anyone edits the tree
     dev = _device(device)
     rank = init_from_env(dev)
     dev = rank.device(dev)

@@ -7,6 +7,7 @@ The schema is documented in results/README.md. A record's file name is derived f
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import json
 import os
 import platform
@@ -62,7 +63,10 @@ def checkpoint_path(results_dir: Path, dataset: str, label: str, digest: str, se
     return Path(results_dir) / "checkpoints" / dataset / f"{safe_label(label)}-{digest}-s{seed:03d}.pt"
 
 
+@functools.cache
 def git_commit() -> str:
+    """The commit of the code this process runs: read once, at the first call (a job calls it when it starts),
+    so later edits to the working tree do not change what its records say."""
     try:
         out = subprocess.run(
             ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5

@@ -227,7 +227,7 @@ def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, st
         out += [f"  - *{ref.name}*: {ref.source}" for ref in REFERENCES]
         out.append("")
     if faithful is not None:
-        out += [faithful_block(faithful), ""]
+        out += [faithful_block(faithful, heading=True), ""]
     if figures:
         from .plots import CAPTIONS as captions
 
@@ -282,12 +282,12 @@ def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]],
     return "\n".join(out)
 
 
-def faithful_block(df: pd.DataFrame | None) -> str:
+def faithful_block(df: pd.DataFrame | None, heading: bool = False) -> str:
     """The faithfulness study's table: which reading of the paper reproduces its numbers."""
     if df is None:
         return "*(no faithfulness runs yet: `repro ablate --ladder-dir ablations/faithful`, then `repro report`)*"
     return "\n".join([
-        "## Faithfulness study (usps)", "",
+        *(["## Faithfulness study (usps)", ""] if heading else []),
         "Rows of `ablations/faithful/` (cumulative: each rung adds one reading of the paper to the rung above; "
         "Δ against the rung above) and the comparison network `fc40`, next to the paper's own numbers "
         "(train/test error, train/test loss, rejection for 1% error).", "",

@@ -413,8 +413,9 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, paper_dir: Path = DEFA
     inputs = load_records(results_dir, strict=strict, warn=note)
     groups = group_records(inputs.records, warn=note)
     # The faithfulness study (ablations/faithful/) gets its own table; its rows stay out of the main ladder's.
-    faithful_rungs = _faithful_rungs(Path(ladder_dir) if ladder_dir else DEFAULT_LADDER_DIR, note)
-    faithful = [r.name for r in faithful_rungs]
+    faithful_ladder, faithful_extras = _faithful_rungs(Path(ladder_dir) if ladder_dir else DEFAULT_LADDER_DIR, note)
+    faithful = [r.name for r in faithful_ladder + faithful_extras]
+    faithful_top = faithful_ladder[-1].name if faithful_ladder else None
     faithful_groups = {k: g for k, g in groups.items() if k[0] == FAITHFUL_DATASET and k[1] in faithful}
     groups = {k: g for k, g in groups.items() if k[1] not in faithful or k[1] in ladder}
     datasets = sorted({ds for ds, _ in groups}, key=lambda d: (d != "usps", d))
@@ -456,7 +457,8 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, paper_dir: Path = DEFA
     blocks = [(paper_dir / "paper.md", "results", tables.paper_results_block(frames, figs)),
               (paper_dir / "paper.md", "faithful", tables.faithful_block(faithful_frame)),
               (results_dir.parent / "README.md", "headline",
-               tables.headline_block(frames, order, {k: _rel(paper_dir / v, results_dir.parent) for k, v in figs.items()}))]
+               tables.headline_block(frames, order, {k: _rel(paper_dir / v, results_dir.parent) for k, v in figs.items()},
+                                     faithful_frame, faithful_top))]
     for path, name, text in blocks:
         updated = refresh_block(path, name, text)
         if updated is not None:
@@ -464,19 +466,19 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, paper_dir: Path = DEFA
     return written
 
 
-def _faithful_rungs(ladder_dir: Path, note: Callable[[str], None]) -> list:
+def _faithful_rungs(ladder_dir: Path, note: Callable[[str], None]) -> tuple[list, list]:
     """The faithfulness ladder (ablations/faithful/, beside the main ladder) and its extra rungs, if present."""
     from .config import ConfigError
     from .ladder import extra_rungs, load_rungs
 
     folder = Path(ladder_dir) / "faithful"
     if not folder.is_dir():
-        return []
+        return [], []
     try:
-        return load_rungs(folder) + extra_rungs(folder)
+        return load_rungs(folder), extra_rungs(folder)
     except ConfigError as e:
         note(f"faithfulness ladder not readable ({e}); its table is skipped")
-        return []
+        return [], []
 
 
 def refresh_block(path: Path, name: str, text: str) -> str | None:

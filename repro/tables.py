@@ -182,7 +182,7 @@ def _provenance(groups: list[Group]) -> list[str]:
 
 def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, str], Group],
                      order: dict[str, list[str]], inputs: Inputs, notes: list[str], rungs, figures: dict[str, str],
-                     faithful: pd.DataFrame | None = None) -> str:
+                     faithful: pd.DataFrame | None = None, faithful_top: str | None = None) -> str:
     n_dropped = sum(len(g.dropped) for g in groups.values())
     used = sum(len(g.records) for g in groups.values())
     out = [
@@ -253,7 +253,8 @@ def paper_results_block(frames: dict[str, pd.DataFrame], figures: dict[str, str]
     return "\n".join(out)
 
 
-def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]], figures: dict[str, str]) -> str:
+def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]], figures: dict[str, str],
+                   faithful: pd.DataFrame | None = None, faithful_top: str | None = None) -> str:
     """README headline: final test error per rung on each dataset (mean ± std over seeds), and the ladder plot."""
     datasets = list(frames)
     if not datasets:
@@ -277,6 +278,16 @@ def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]],
     refs = [f"*{r.label}*: {_num(r.test_error_mean)}% ({ds})" for ds, df in frames.items()
             for r in df[df.kind == "reference"].itertuples() if _ok(r.test_error_mean)]
     out = ["\n".join(lines), "", "Reference (single runs): " + "; ".join(refs) + "." if refs else ""]
+    top = faithful[(faithful.kind == "run") & (faithful.label == faithful_top)] if faithful is not None else []
+    if len(top):  # the faithfulness ladder's last rung: its most literal reading of the paper
+        r = top.iloc[0]
+        ref = faithful[faithful.kind == "reference"].iloc[0]
+        out += ["", f"Faithfulness study (`ablations/faithful/`, usps): its most literal reading of the paper, "
+                    f"`{r.label}`, scores {_pm(r.train_error_mean, r.train_error_std)}% train and "
+                    f"{_pm(r.test_error_mean, r.test_error_std)}% test error and needs "
+                    f"{_pm(r.rejection_1pct_mean, r.rejection_1pct_std, 1)}% rejection for 1% error "
+                    f"({_seeds(r)} seeds); the paper reports {_num(ref.train_error_mean)}%, "
+                    f"{_num(ref.test_error_mean)}% and {_num(ref.rejection_1pct_mean, 1)}%."]
     if "ladder.png" in figures:
         out += ["", f"![final test error per rung]({figures['ladder.png']})"]
     return "\n".join(out)

@@ -180,8 +180,8 @@ class Population:
         self.h1_interior = H1_INTERIOR.to(self.device)
         # Training images, padded and flattened; with shifts, one copy per possible (dy, dx).
         s = cfg.shift
-        self.shift_offsets = [(dy, dx) for dy in range(-s, s + 1) for dx in range(-s, s + 1)]
-        versions = [shift_images(x_train, dy, dx, cfg.shift_mode) for dy, dx in self.shift_offsets]
+        offsets = [(dy, dx) for dy in range(-s, s + 1) for dx in range(-s, s + 1)]  # row-major, as _pass_inputs codes them
+        versions = [shift_images(x_train, dy, dx, cfg.shift_mode) for dy, dx in offsets]
         padded = torch.nn.functional.pad(torch.stack(versions), (PAD,) * 4, value=BACKGROUND)
         self.images = padded.reshape(len(versions) * self.n_train, 400).to(self.device)  # (S*N, 400)
         self.targets = (torch.nn.functional.one_hot(y_train, 10).float() * 2 - 1).to(self.device)  # (N, 10)
@@ -189,7 +189,6 @@ class Population:
         # Scratch: H1 planes padded with background; only the interior is rewritten each step.
         self.h1_padded = torch.full((P, 144, 12), BACKGROUND, device=self.device)
         self.dh1_padded = torch.zeros(P, 144, 12, device=self.device)
-        self.active = torch.ones(P, dtype=torch.bool, device=self.device)
 
     def _to_engine(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return to_engine(params, self.cfg.h2_scheme)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 import sys
-from collections import deque
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
@@ -21,6 +21,7 @@ from .data import Dataset
 from .engine_fc import population_class
 from .ladder import PlannedConfig
 from .metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
+from .model import forward
 from .model import outputs as output_values
 from .reference import train_reference
 from .store import SCHEMA_VERSION, atomic_torch_save, atomic_write_json, checkpoint_path, environment, run_path
@@ -197,8 +198,6 @@ def _train_reference(cfg: Config, ds: Dataset, seed: int, what: str, progress: P
 
     run = train_reference(cfg, ds.x_train, ds.y_train, ds.x_test, ds.y_test, seed, on_pass=on_pass)
     params = {k: v.detach() for k, v in run.params.items()}
-    from .model import forward
-
     with torch.no_grad():
         test_out = output_values(cfg, forward(params, ds.x_test, cfg))
     diverged = next((i + 1 for i, v in enumerate(history["train_loss"]) if not math.isfinite(v)), None)

@@ -17,7 +17,7 @@ COLUMNS = (
     "kind", "label", "title", "passes", "seeds", "diverged",
     "train_error_mean", "train_error_std", "train_error_min", "train_error_max",
     "test_error_mean", "test_error_std", "test_error_min", "test_error_max",
-    "train_loss_mean", "test_loss_mean", "rejection_1pct_mean", "rejection_1pct_std",
+    "train_loss_mean", "train_loss_std", "test_loss_mean", "test_loss_std", "rejection_1pct_mean", "rejection_1pct_std",
     "delta_vs", "delta_test_error", "delta_ci_low", "delta_ci_high", "delta_df", "source",
 )
 
@@ -33,8 +33,9 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[
         for key in ("train_error", "test_error"):
             s = summarize(g.values(key, 100.0))
             row.update({f"{key}_mean": s.mean, f"{key}_std": s.std, f"{key}_min": s.min, f"{key}_max": s.max})
-        row["train_loss_mean"] = summarize(g.values("train_loss")).mean
-        row["test_loss_mean"] = summarize(g.values("test_loss")).mean
+        for key in ("train_loss", "test_loss"):
+            s = summarize(g.values(key))
+            row[f"{key}_mean"], row[f"{key}_std"] = s.mean, s.std
         rej = summarize(g.values("test_rejection_at_1pct", 100.0))
         row["rejection_1pct_mean"], row["rejection_1pct_std"] = rej.mean, rej.std
         vs = comparison_label(label, order, ladder)
@@ -76,8 +77,11 @@ def _num(x, digits: int = 2, sign: bool = False) -> str:
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
-def _sci(x) -> str:
-    return f"{x:.2e}" if _ok(x) else ""
+def _sci(x, std=None) -> str:
+    """Loss in scientific notation, with its spread over seeds when there is one."""
+    if not _ok(x):
+        return ""
+    return f"{x:.2e}" + (f" ± {std:.1e}" if _ok(std) else "")
 
 
 def _pm(mean, std, digits: int = 2, pm: str = " ± ") -> str:
@@ -115,7 +119,8 @@ def markdown_table(df: pd.DataFrame) -> str:
             name, str(row.passes) if _ok(row.passes) else "", _seeds(row),
             _pm(row.train_error_mean, row.train_error_std) + (f" ({_range(row.train_error_min, row.train_error_max)})" if _ok(row.train_error_min) else ""),
             _pm(row.test_error_mean, row.test_error_std) + (f" ({_range(row.test_error_min, row.test_error_max)})" if _ok(row.test_error_min) else ""),
-            " / ".join(_sci(x) for x in (row.train_loss_mean, row.test_loss_mean)) if _ok(row.test_loss_mean) else "",
+            " / ".join(_sci(m, sd) for m, sd in ((row.train_loss_mean, row.train_loss_std),
+                                                 (row.test_loss_mean, row.test_loss_std))) if _ok(row.test_loss_mean) else "",
             _pm(row.rejection_1pct_mean, row.rejection_1pct_std, 1),
             _delta(row), f"`{row.delta_vs}`" if row.delta_vs else "",
         ]

@@ -67,7 +67,8 @@ def info(sets) -> None:
         f"{'total':<6}{units:>8,}{sum(s.connections for s in shapes):>14,}"
         f"{sum(s.parameters for s in shapes):>12,}{sum(s.macs for s in shapes):>14,}"
     )
-    click.echo(f"H2 scheme: {cfg.h2_scheme}; init: {cfg.init} (+-{cfg.init_scale}/..)")
+    scheme = f"H2 scheme: {cfg.h2_scheme}; " if cfg.architecture == "net1989" else f"architecture: {cfg.architecture}; "
+    click.echo(f"{scheme}init: {cfg.init} (+-{cfg.init_scale}/{'sqrt(F)' if cfg.init == 'sqrt_fan_in' else 'F'})")
 
 
 def _parse_value(text: str):

@@ -169,7 +169,7 @@ def _train_population(cfg: Config, ds: Dataset, seeds: list[int], device: torch.
     for p in range(cfg.passes):
         pop.train_pass(p)
         tr = pop.evaluate(ds.x_train, ds.y_train)
-        te = pop.evaluate(ds.x_test, ds.y_test)
+        te = pop.evaluate(ds.x_test, ds.y_test, keep_outputs=p == cfg.passes - 1)  # last pass: for rejection
         for m, h in enumerate(histories):
             if diverged[m] is not None:
                 continue  # a diverged member's numbers stop at the pass it diverged
@@ -182,7 +182,7 @@ def _train_population(cfg: Config, ds: Dataset, seeds: list[int], device: torch.
         if progress:
             errs = torch.tensor([h["test_error"][-1] if diverged[m] is None else math.nan for m, h in enumerate(histories)])
             progress.pass_done(what, p, cfg.passes, errs, len(seeds) * pop.n_train)
-    final = pop.evaluate(ds.x_test, ds.y_test, keep_outputs=True).outputs.cpu()
+    final = te.outputs.cpu()
     wall = time.perf_counter() - start
     return [(histories[m], diverged[m], pop.member_params(m), final[m], wall, len(seeds)) for m in range(len(seeds))]
 

@@ -20,6 +20,7 @@ import torch
 from .config import Config
 from .data import Dataset
 from .engine import Population
+from .engine_fused import FusedPopulation
 from .ladder import load_rungs, plan
 from .reference import train_reference
 from .store import atomic_write_bytes, atomic_write_json, device_description, environment
@@ -39,17 +40,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def reference_rate(ds: Dataset, steps: int = 400) -> float:
-    """Presentations per second of the plain per-example loop (one member, autograd, torch.optim)."""
+def reference_rate(ds: Dataset, device: torch.device = torch.device("cpu"), steps: int = 400) -> float:
+    """Presentations per second of the plain per-example loop (one member, autograd, torch.optim) on `device`."""
     cfg = Config(passes=1)
     x, y = ds.x_train[: steps + 1], ds.y_train[: steps + 1]
-    train_reference(cfg, x, y, x, y, seed=0, max_steps=20)  # warm-up
-    run = train_reference(cfg, x, y, x, y, seed=0, max_steps=steps)
-    return steps / run.wall_time_s
+    train_reference(cfg, x, y, x, y, seed=0, max_steps=20, device=device)  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    train_reference(cfg, x, y, x, y, seed=0, max_steps=steps, device=device)
+    _sync(device)
+    return steps / (time.perf_counter() - t0)
 
 
-def engine_rate(cfg: Config, ds: Dataset, members: int, device: torch.device, seconds: float = TARGET_SECONDS) -> float:
+ENGINE_CLASSES = {"population": Population, "fused": FusedPopulation}
+
+
+def engine_rate(cfg: Config, ds: Dataset, members: int, device: torch.device, seconds: float = TARGET_SECONDS,
+                engine: str = "population") -> float:
     """Model-steps per second of one population training `cfg` (timed after a warm-up)."""
+    if engine == "fused":
+        return fused_rate(cfg, ds, members, device, seconds)
     pop = Population(cfg, list(range(members)), ds.x_train, ds.y_train, device=device)
     rows, scale = pop._pass_inputs()
     lr = cfg.lr_at_pass(0)
@@ -72,6 +82,28 @@ def engine_rate(cfg: Config, ds: Dataset, members: int, device: torch.device, se
     return members * n / (time.perf_counter() - t0)
 
 
+def fused_rate(cfg: Config, ds: Dataset, members: int, device: torch.device, seconds: float) -> float:
+    """As engine_rate for the fused engine, whose unit of work is a pass (one launch): a pass over the first
+    n training images, n sized from a warm-up pass (which also compiles the kernel) to take about `seconds`.
+    The time includes the pass's host-side work (random draws, packing), as in a real run."""
+    seeds = list(range(members))
+    warm_n = 64
+    warm = FusedPopulation(cfg, seeds, ds.x_train[:warm_n], ds.y_train[:warm_n], device=device)
+    warm.train_pass(0)  # compiles
+    _sync(device)
+    t0 = time.perf_counter()
+    warm.train_pass(1)
+    _sync(device)
+    per_step = (time.perf_counter() - t0) / warm_n
+    n = max(warm_n, min(len(ds.y_train), int(seconds / max(per_step, 1e-9))))
+    pop = FusedPopulation(cfg, seeds, ds.x_train[:n], ds.y_train[:n], device=device)
+    _sync(device)
+    t0 = time.perf_counter()
+    pop.train_pass(0)
+    _sync(device)
+    return members * n / (time.perf_counter() - t0)
+
+
 def eval_seconds(cfg: Config, ds: Dataset, members: int, device: torch.device) -> float:
     """Time of one after-pass evaluation (train and test split) of a population."""
     pop = Population(cfg, list(range(members)), ds.x_train[:10], ds.y_train[:10], device=device)
@@ -84,11 +116,14 @@ def eval_seconds(cfg: Config, ds: Dataset, members: int, device: torch.device) -
     return time.perf_counter() - t0
 
 
-def single_run_seconds(ds: Dataset, device: torch.device) -> float:
+def single_run_seconds(ds: Dataset, device: torch.device, engine: str = "population") -> float:
     """Measured wall time of one 23-pass baseline run (one member, evaluation after every pass)."""
     cfg = Config()
+    if engine == "fused":  # compile first: a one-off cost, not part of a run
+        FusedPopulation(cfg, [0], ds.x_train[:16], ds.y_train[:16], device=device).train_pass(0)
+        _sync(device)
     t0 = time.perf_counter()
-    pop = Population(cfg, [0], ds.x_train, ds.y_train, device=device)
+    pop = ENGINE_CLASSES[engine](cfg, [0], ds.x_train, ds.y_train, device=device)
     for p in range(cfg.passes):
         pop.train_pass(p)
         pop.evaluate(ds.x_train, ds.y_train)
@@ -97,12 +132,13 @@ def single_run_seconds(ds: Dataset, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def ablate_all_estimate(ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None]) -> float:
+def ablate_all_estimate(ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None],
+                        engine: str = "population") -> float:
     """Projected time of `ablate --all --seeds N` on both datasets: per rung, measured step rate and
     evaluation time of a population of N members, times its passes (both datasets have the same sizes)."""
     total = 0.0
     for p in plan(load_rungs()):
-        rate = engine_rate(p.config, ds, seeds, device, seconds=1.0)
+        rate = engine_rate(p.config, ds, seeds, device, seconds=1.0, engine=engine)
         ev = eval_seconds(p.config, ds, seeds, device)
         per_dataset = p.config.passes * (seeds * len(ds.y_train) / rate + ev)
         log(f"  {p.label:<10} {rate:>10,.0f} steps/s, eval {ev:.2f} s/pass -> {per_dataset:,.0f} s per dataset")
@@ -111,29 +147,31 @@ def ablate_all_estimate(ds: Dataset, device: torch.device, seeds: int, log: Call
 
 
 def run_bench(ds: Dataset, device: torch.device, populations=POPULATIONS, estimate: bool = False,
-              ablate_measure: Callable[[], float] | None = None, log: Callable[[str], None] = print) -> dict:
-    log(f"device: {device_description(device)}")
-    ref = reference_rate(ds)
-    log(f"reference loop (1 member, autograd + torch.optim): {ref:,.0f} steps/s")
+              ablate_measure: Callable[[], float] | None = None, log: Callable[[str], None] = print,
+              engine: str = "population") -> dict:
+    log(f"device: {device_description(device)}; engine: {engine}")
+    ref = reference_rate(ds, device)
+    log(f"reference loop (1 member, autograd + torch.optim, on {device.type}): {ref:,.0f} steps/s")
     rows = []
     for members in populations:
         try:
-            rate = engine_rate(Config(), ds, members, device)
+            rate = engine_rate(Config(), ds, members, device, engine=engine)
         except (RuntimeError, MemoryError) as e:  # out of memory: stop growing the population
             log(f"population {members}: skipped ({str(e).splitlines()[0]})")
             break
         rows.append({"members": members, "steps_per_s": rate, "ratio": rate / ref})
-        log(f"engine, {members:>5} members: {rate:>12,.0f} model-steps/s  = {rate / ref:8.1f} x reference")
-    single = single_run_seconds(ds, device)
+        log(f"{engine}, {members:>5} members: {rate:>12,.0f} model-steps/s  = {rate / ref:8.1f} x reference")
+    single = single_run_seconds(ds, device, engine)
     log(f"one 23-pass baseline run (1 member, evaluation every pass): {single:.1f} s (measured)")
     if estimate or ablate_measure is None:
         log("ablate --all --seeds 16, projected from measured step and evaluation times:")
-        ablate_s, estimated = ablate_all_estimate(ds, device, 16, log), True
+        ablate_s, estimated = ablate_all_estimate(ds, device, 16, log, engine), True
     else:
         ablate_s, estimated = ablate_measure(), False
     log(f"ablate --all --seeds 16 on both datasets: {ablate_s:,.0f} s ({'estimated' if estimated else 'measured'})")
     return {
         **environment(device),
+        "engine": engine,
         "reference_steps_per_s": ref,
         "populations": rows,
         "single_run_s": single,
@@ -148,8 +186,17 @@ def device_slug(device: torch.device) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
+def default_engine(device: torch.device) -> str:
+    """The engine a device trains with by default: fused on a GPU, population on CPU."""
+    return "fused" if device.type == "cuda" else "population"
+
+
 def write_bench(result: dict, device: torch.device, out_dir: Path) -> list[Path]:
+    """results/bench/<device>.json (and .png) for the device's default engine, <device>-<engine>.* otherwise."""
     slug = device_slug(device)
+    engine = result.get("engine", "population")
+    if engine != default_engine(device):
+        slug += f"-{engine}"
     json_path = Path(out_dir) / f"{slug}.json"
     atomic_write_json(json_path, result)
     png_path = Path(out_dir) / f"{slug}.png"
@@ -168,7 +215,8 @@ def throughput_plot(result: dict) -> bytes:
     members = [r["members"] for r in result["populations"]]
     rates = [r["steps_per_s"] for r in result["populations"]]
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.loglog(members, rates, "o-", label="lockstep engine")
+    engine = result.get("engine", "population")
+    ax.loglog(members, rates, "o-", label=f"{engine} engine" + (" (one kernel launch per pass)" if engine == "fused" else " (lockstep)"))
     ax.axhline(result["reference_steps_per_s"], color="gray", ls="--", label="reference loop (1 member)")
     for m, r, row in zip(members, rates, result["populations"]):
         ax.annotate(f"{row['ratio']:.0f}x", (m, r), textcoords="offset points", xytext=(4, 6), fontsize=8)

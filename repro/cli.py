@@ -10,6 +10,7 @@ import click
 
 from .config import Config, ConfigError, apply_patch, field_names
 from .data import DATASETS, DataError, load_dataset, summary
+from .engine_fused import FusedEngineError
 from .ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan
 from .runner import ENGINES, DeviceError, Progress, pending_seeds, presentations, resolve_device, run_planned
 from .store import DEFAULT_RESULTS_DIR, git_commit, remove_stale_temporaries
@@ -107,7 +108,9 @@ common_run_options = [
     click.option("--results-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RESULTS_DIR), show_default=True),
     click.option("--force", is_flag=True, help="Redo runs that already have a record."),
     click.option("--engine", type=click.Choice(ENGINES), default="population", show_default=True,
-                 help="population: members in lockstep (fast, tested equal to the reference); reference: the plain loop."),
+                 help="population: members in lockstep (fast, tested equal to the reference); fused: the same with each "
+                      "pass one Triton kernel launch (the GPU fast path; on CPU only Triton's slow interpreter); "
+                      "reference: the plain loop."),
 ]
 
 
@@ -177,6 +180,9 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
     dev = _device(device)
     rank = init_from_env(dev)
     dev = rank.device(dev)
+    if engine == "fused" and dev.type == "cpu":
+        _log("--engine fused on cpu: the kernel runs in Triton's interpreter, thousands of times slower than "
+             "--engine population; it is there to check the kernel, not to train")
     my_seeds = rank.share(list(range(seeds)))
     if rank.world > 1:
         _log(f"rank {rank.rank} of {rank.world}: seeds {my_seeds} of every configuration, on {dev}")
@@ -194,6 +200,8 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
                     run_planned(p, loaded[name], my_seeds, Path(results_dir), device=dev, mode=mode,
                                 force=force, engine=engine, progress=progress)
         barrier(rank)
+    except FusedEngineError as e:
+        _fail(e)
     finally:
         shutdown(rank)
     if rank.is_main:
@@ -284,25 +292,36 @@ def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, out_d
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
 @click.option("--populations", default="1,16,256,4096", show_default=True, help="Population sizes to measure.")
 @click.option("--estimate", is_flag=True, help="Project the ablate --all time from measured step times instead of running it.")
+@click.option("--engine", type=click.Choice(["auto", "population", "fused"]), default="auto", show_default=True,
+              help="Engine to measure; auto: fused on a GPU, population on CPU (where fused only runs interpreted). "
+                   "Figures go to <out-dir>/<device>.json, or <device>-<engine>.json for the other engine.")
 @click.option("--out-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RESULTS_DIR / "bench"), show_default=True)
-def bench(dataset, device, data_dir, populations, estimate, out_dir) -> None:
+def bench(dataset, device, data_dir, populations, estimate, engine, out_dir) -> None:
     """Speed of the engine as ratios against the plain reference loop, measured in the same run."""
     import tempfile
 
-    from .bench import run_bench, write_bench
+    from .bench import default_engine, run_bench, write_bench
 
     dev = _device(device)
+    if engine == "auto":
+        engine = default_engine(dev)
+    if engine == "fused" and dev.type == "cpu":
+        _fail(click.UsageError("--engine fused on cpu runs in Triton's interpreter, which checks the kernel "
+                               "but says nothing about speed; bench it on a GPU"))
     ds = _load(dataset, data_dir)
     sizes = [int(p) for p in populations.split(",") if p.strip()]
 
     def measure_ablate() -> float:  # the real command, into a throw-away results folder
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            _run_all(plan(load_rungs()), list(DATASETS), 16, device, data_dir, tmp, False, "population", "cumulative")
+            _run_all(plan(load_rungs()), list(DATASETS), 16, device, data_dir, tmp, False, engine, "cumulative")
             return time.perf_counter() - t0
 
-    result = run_bench(ds, dev, sizes, estimate=estimate, ablate_measure=None if estimate else measure_ablate,
-                       log=click.echo)
+    try:
+        result = run_bench(ds, dev, sizes, estimate=estimate, ablate_measure=None if estimate else measure_ablate,
+                           log=click.echo, engine=engine)
+    except FusedEngineError as e:
+        _fail(e)
     for path in write_bench(result, dev, Path(out_dir)):
         click.echo(f"wrote {path}")
 

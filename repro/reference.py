@@ -62,12 +62,15 @@ def train_reference(
     seed: int,
     max_steps: int | None = None,
     on_pass: Callable[[int, PassMetrics], None] | None = None,
+    device: torch.device | str = "cpu",
 ) -> TrainedRun:
-    """Train one network exactly as the paper describes. `max_steps` stops early (for equivalence tests)."""
+    """Train one network exactly as the paper describes. `max_steps` stops early (for equivalence tests);
+    `device` puts the loop on a GPU (for `repro bench`: the baseline every engine is compared with)."""
     start = time.perf_counter()
     set_float_mode()
-    gen = run_generator(seed)
-    params = {k: v.requires_grad_() for k, v in init_params(cfg, gen).items()}
+    gen = run_generator(seed)  # random draws stay on the CPU generator; their results move to `device`
+    params = {k: v.to(device).requires_grad_() for k, v in init_params(cfg, gen).items()}
+    x_train, y_train, x_test, y_test = (t.to(device) for t in (x_train, y_train, x_test, y_test))
     optimizer = make_optimizer(cfg, list(params.values()))
     run = TrainedRun(params, optimizer=optimizer)
     n = len(x_train)
@@ -80,7 +83,7 @@ def train_reference(
             x = x_train[i : i + 1]
             if shifts is not None:
                 x = shift_images(x, int(shifts[i, 0]), int(shifts[i, 1]), cfg.shift_mode)
-            keep_i = keep[i : i + 1] if keep is not None else None
+            keep_i = keep[i : i + 1].to(device) if keep is not None else None
             pre = forward(params, x, cfg, keep_i)
             loss = loss_per_example(cfg, pre, y_train[i : i + 1]).sum()
             optimizer.zero_grad()

@@ -19,6 +19,7 @@ import torch
 from .config import Config
 from .data import Dataset
 from .engine_fc import population_class
+from .engine_fused import FusedPopulation, unsupported_reason
 from .ladder import PlannedConfig
 from .metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
 from .model import forward
@@ -26,7 +27,7 @@ from .model import outputs as output_values
 from .reference import train_reference
 from .store import SCHEMA_VERSION, atomic_torch_save, atomic_write_json, checkpoint_path, environment, run_path
 
-ENGINES = ("population", "reference")
+ENGINES = ("population", "fused", "reference")
 
 
 class DeviceError(RuntimeError):
@@ -141,8 +142,11 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], results_d
     if not todo:
         return list(paths.values())
     what = f"{ds.name} | {planned.label} | {len(todo)} seed{'s' if len(todo) > 1 else ''}"
-    if engine == "population":
-        results = _train_population(cfg, ds, todo, device, what, progress)
+    if engine == "fused" and (why := unsupported_reason(cfg)):
+        print(f"{what}: {why}; running it on the population engine", file=sys.stderr)
+        engine = "population"
+    if engine in ("population", "fused"):
+        results = _train_population(cfg, ds, todo, device, what, progress, engine)
     elif engine == "reference":
         results = [_train_reference(cfg, ds, s, what, progress) for s in todo]
     else:
@@ -161,9 +165,10 @@ def _empty_history() -> dict[str, list[float]]:
 
 
 def _train_population(cfg: Config, ds: Dataset, seeds: list[int], device: torch.device, what: str,
-                      progress: Progress | None):
+                      progress: Progress | None, engine: str = "population"):
     start = time.perf_counter()
-    pop = population_class(cfg.architecture)(cfg, seeds, ds.x_train, ds.y_train, device=device)
+    cls = FusedPopulation if engine == "fused" else population_class(cfg.architecture)
+    pop = cls(cfg, seeds, ds.x_train, ds.y_train, device=device)
     histories = [_empty_history() for _ in seeds]
     diverged: list[int | None] = [None] * len(seeds)
     for p in range(cfg.passes):

@@ -9,8 +9,8 @@ import repro.bench as bench
 
 def test_bench_fields_and_ratios(usps, tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "TARGET_SECONDS", 0.2)
-    monkeypatch.setattr(bench, "single_run_seconds", lambda ds, device: 12.5)
-    monkeypatch.setattr(bench, "ablate_all_estimate", lambda ds, device, seeds, log: 999.0)
+    monkeypatch.setattr(bench, "single_run_seconds", lambda ds, device, engine="population": 12.5)
+    monkeypatch.setattr(bench, "ablate_all_estimate", lambda ds, device, seeds, log, engine="population": 999.0)
     small = type(usps)(usps.name, usps.x_train[:500], usps.y_train[:500], usps.x_test, usps.y_test, usps.fingerprint)
     result = bench.run_bench(small, torch.device("cpu"), populations=(1, 4), estimate=True, log=lambda m: None)
     paths = bench.write_bench(result, torch.device("cpu"), tmp_path)

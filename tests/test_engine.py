@@ -1,16 +1,21 @@
-"""The lockstep engine against the plain reference loop: for every rung (and the extra rungs), a member
-trained inside a population ends where the reference loop, run alone with the same seed, ends."""
+"""The lockstep engines against the plain reference loop: for every rung (and the extra rungs), a member
+trained inside a population ends where the reference loop, run alone with the same seed, ends. The fused
+engine's other tests are in test_fused.py."""
+
+import importlib.util
 
 import pytest
 import torch
 
 from repro.config import Config
 from repro.engine import Population, to_engine, to_reference
+from repro.engine_fused import FusedPopulation
 from repro.ladder import extra_rungs, load_rungs, plan
 from repro.model import forward, init_params, run_generator
 from repro.reference import evaluate, train_reference
 
 N_SUBSET = 150  # 2 passes of 150 patterns = 300 steps, so pass boundaries (new draws, lr schedule) are crossed
+N_SUBSET_INTERPRETED = 60  # the same for the fused kernel in Triton's CPU interpreter (~10 ms a step)
 PASSES = 2
 
 
@@ -23,13 +28,22 @@ def ladder_configs():
 CONFIGS = ladder_configs()
 
 
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+NEEDS_TRITON = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="the fused engine needs Triton")
+ENGINES = {"population": Population, "fused": FusedPopulation}
+
+
+@pytest.mark.parametrize("engine", ["population", pytest.param("fused", marks=NEEDS_TRITON)])
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("label", sorted(CONFIGS))
-def test_member_in_population_matches_reference_loop(label, usps):
+def test_member_in_population_matches_reference_loop(label, device, engine, usps):
+    """Every engine on every device (the fused kernel on CPU in Triton's interpreter, on CUDA compiled)."""
     cfg = CONFIGS[label]
-    x, y = usps.x_train[:N_SUBSET], usps.y_train[:N_SUBSET]
+    n = N_SUBSET_INTERPRETED if (engine, device) == ("fused", "cpu") else N_SUBSET
+    x, y = usps.x_train[:n], usps.y_train[:n]
     seed = 11
     ref = train_reference(cfg, x, y, x, y, seed=seed)
-    pop = Population(cfg, [3, seed, 5], x, y)  # the member of interest sits between two others
+    pop = ENGINES[engine](cfg, [3, seed, 5], x, y, device=device)  # the member of interest sits between two others
     for p in range(cfg.passes):
         pop.train_pass(p)
     got = pop.member_params(1)
@@ -38,6 +52,7 @@ def test_member_in_population_matches_reference_loop(label, usps):
     # batched evaluation agrees with the reference's
     ev = pop.evaluate(usps.x_test[:500], usps.y_test[:500])
     loss, err = evaluate(ref.params, usps.x_test[:500], usps.y_test[:500], cfg)
+    assert ev.loss.device.type == device
     assert ev.loss[1].item() == pytest.approx(loss, rel=1e-4, abs=1e-6)
     assert ev.error[1].item() == pytest.approx(err, abs=1.5 / 500)  # at most a borderline flip
 

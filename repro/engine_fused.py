@@ -1,0 +1,204 @@
+"""The "fused" engine: engine.Population with each training pass run by one Triton kernel launch
+(fused_kernel.train_pass_kernel: one program per member loops over all of the pass's steps).
+
+Everything but the pass itself is inherited: initial weights, each member's random draws (the same
+generator calls, so the same shifts and dropout masks), evaluation and checkpoints. The kernel works on a
+padded copy of the parameters (FUSED_LAYOUT); before a pass the engine's tensors are packed into it and after
+the pass unpacked back, so `params.views` is current between passes, as with the plain engine.
+
+On a CUDA device this is the fast path. Without one, the same kernel source runs in Triton's interpreter on
+the CPU: about a thousand times slower than the population engine, it exists so that CI can check the
+kernel's arithmetic against the reference loop on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import torch
+
+from .config import Config
+from .engine import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, h2_mask
+
+# name: (offset in a member's row, padded rows, padded columns); must match fused_kernel's O_* constants.
+# W3's rows are position*16 + map (maps padded 12 -> 16), not the engine's position*12 + map.
+FUSED_LAYOUT = {
+    "W1": (0, 32, 16),
+    "b1": (512, 64, 16),
+    "W2": (1536, 512, 16),
+    "b2": (9728, 16, 16),
+    "W3": (9984, 256, 32),
+    "b3": (18176, 1, 32),
+    "W4": (18208, 32, 16),
+    "b4": (18720, 1, 16),
+}
+FUSED_ROW = 18736
+
+# Threads per member: 8 warps. Chosen from ptxas's resource report (`python -m repro.kernel_check`): 4 warps
+# spill more registers to the stack, 16 halve the registers but leave one block per SM all the same. Not yet
+# tuned by measurement on a GPU.
+NUM_WARPS = 8
+FP_FUSION = True  # let the GPU fuse multiply-adds (Triton's default until 3.9); results differ by rounding only
+
+SUPPORTED = {
+    "architecture": ("net1989",),
+    "hidden_activation": ("tanh", "scaled_tanh", "relu"),
+    "output": ("tanh_mse", "scaled_tanh_mse", "softmax_ce"),
+    "optimizer": ("sgd", "adamw"),
+}
+CODES = {
+    "tanh": 0, "scaled_tanh": 1, "relu": 2,
+    "tanh_mse": 0, "scaled_tanh_mse": 1, "softmax_ce": 2,
+    "sgd": 0, "adamw": 1,
+}
+
+
+class FusedEngineError(RuntimeError):
+    """The fused engine cannot run this config or on this machine; the message says what to use instead."""
+
+
+def unsupported_reason(cfg: Config) -> str | None:
+    """Why the fused kernel cannot train `cfg`, or None when it can."""
+    for field, allowed in SUPPORTED.items():
+        value = getattr(cfg, field)
+        if value not in allowed:
+            return f"the fused engine does not implement {field} = {value!r} (it implements {', '.join(allowed)})"
+    return None
+
+
+def check_supported(cfg: Config) -> None:
+    why = unsupported_reason(cfg)
+    if why:
+        raise FusedEngineError(f"{why}; use --engine population for this config")
+
+
+def load_kernel(device: torch.device):
+    """Import the Triton kernel; for a CPU device, in Triton's interpreter.
+
+    Interpreter mode must be chosen before Triton is first imported (its standard library, tl.sum and the
+    like, is decorated at import), and PyTorch imports Triton lazily (torch.optim does, through dynamo). So
+    on CPU we set TRITON_INTERPRET=1 if Triton is not loaded yet, and otherwise check that it was set.
+    """
+    if device.type == "cpu":
+        if "triton" not in sys.modules:
+            os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        import triton.language as tl
+
+        from . import fused_kernel
+    except ImportError as err:
+        raise FusedEngineError(
+            "the fused engine needs Triton: CUDA builds of PyTorch include it; on a CPU-only machine "
+            f"`pip install triton` adds its interpreter (for checking, not speed). ({err})") from err
+    interpreted = type(tl.sum).__name__ == "InterpretedFunction"
+    if device.type == "cpu" and not interpreted:
+        raise FusedEngineError(
+            "the fused engine on CPU needs Triton's interpreter, and Triton was imported before it could be "
+            "chosen; start Python with TRITON_INTERPRET=1 set (the test suite's conftest does this)")
+    if device.type == "cuda" and interpreted:
+        raise FusedEngineError("TRITON_INTERPRET=1 is set, so Triton would not compile for the GPU; unset it")
+    return fused_kernel.train_pass_kernel
+
+
+def pack(views: dict[str, torch.Tensor], out: torch.Tensor) -> None:
+    """Engine-layout tensors (P, rows, cols) -> rows of `out` (P, FUSED_ROW), zero-padded."""
+    P = out.shape[0]
+    for name, (offset, rows, cols) in FUSED_LAYOUT.items():
+        src = views[name]
+        if name == "W3":  # (P, 192, 30) position*12 + map -> (P, 16, 16, 32) position, padded map
+            src = src.reshape(P, 16, 12, 30)
+            dst = out[:, offset : offset + rows * cols].view(P, 16, 16, cols)
+            dst.zero_()
+            dst[:, :, :12, :30] = src
+            continue
+        dst = out[:, offset : offset + rows * cols].view(P, rows, cols)
+        dst.zero_()
+        dst[:, : src.shape[1], : src.shape[2]] = src
+
+
+def unpack(packed: torch.Tensor, views: dict[str, torch.Tensor]) -> None:
+    """Inverse of `pack`: rows of `packed` -> the engine-layout tensors, in place."""
+    P = packed.shape[0]
+    for name, (offset, rows, cols) in FUSED_LAYOUT.items():
+        dst = views[name]
+        if name == "W3":
+            src = packed[:, offset : offset + rows * cols].view(P, 16, 16, cols)[:, :, :12, :30]
+            dst.copy_(src.reshape(P, 192, 30))
+            continue
+        dst.copy_(packed[:, offset : offset + rows * cols].view(P, rows, cols)[:, : dst.shape[1], : dst.shape[2]])
+
+
+def _index_tables() -> dict[str, torch.Tensor]:
+    """The kernel's fixed gather tables (int32), built from the engine's patch indices."""
+    idx1 = torch.zeros(64, 32, dtype=torch.int32)
+    idx1[:, :25] = H1_PATCHES
+    k = torch.arange(300)
+    idx2 = torch.zeros(16, 512, dtype=torch.int32)
+    idx2[:, :300] = H2_PATCHES[:, k // 12] * 12 + k % 12  # entry tap*12 + map of position pos
+    # For each H1 unit: which (H2 position, tap) pairs read it; at most 3x3 = 9 with 5x5 kernels at stride 2.
+    back = torch.full((64, 16), -1, dtype=torch.int32)
+    for q, plane_index in enumerate(H1_INTERIOR.tolist()):
+        pos, tap = (H2_PATCHES == plane_index).nonzero(as_tuple=True)
+        back[q, : len(pos)] = (pos * 300 + tap * 12).to(torch.int32)
+    conn = torch.zeros(512, 16)
+    return {"idx1": idx1, "idx2": idx2, "back": back, "interior": H1_INTERIOR.to(torch.int32), "conn": conn}
+
+
+class FusedPopulation(Population):
+    """Population whose training passes run in the fused kernel; same results to float32 rounding."""
+
+    def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu"):
+        check_supported(cfg)
+        super().__init__(cfg, seeds, x_train, y_train, device=device)
+        self.kernel = load_kernel(self.device)
+        P, dev = self.members, self.device
+        tables = _index_tables()
+        tables["conn"][:300, :12] = h2_mask(cfg.h2_scheme)
+        self.tables = {k: v.contiguous().to(dev) for k, v in tables.items()}
+        self.packed = torch.zeros(P, FUSED_ROW, device=dev)
+        self.packed_avg = torch.zeros(P, FUSED_ROW, device=dev)  # AdamW moments (stay zero for SGD)
+        self.packed_avg_sq = torch.zeros(P, FUSED_ROW, device=dev)
+        self.h1_scratch = torch.full((P, 144 * 12), -1.0, device=dev)  # background borders, as h1_padded
+        self.dp2_scratch = torch.zeros(P, 16 * 300, device=dev)
+        self.labels32 = self.labels.to(torch.int32)
+
+    def _moment_views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """AdamW's moment buffers share params.flat's layout; view them per tensor like params.views."""
+        views, offset = {}, 0
+        for name, shape in SHAPES.items():
+            n = self.members * shape[0] * shape[1]
+            views[name] = flat[offset : offset + n].view(self.members, *shape)
+            offset += n
+        return views
+
+    def train_pass(self, pass_index: int) -> None:
+        cfg, N = self.cfg, self.n_train
+        rows, scale = self._pass_inputs()  # the same draws, from the same generators, as Population
+        lr = cfg.lr_at_pass(pass_index)
+        adamw = cfg.optimizer == "adamw"
+        pack(self.params.views, self.packed)
+        if adamw:
+            pack(self._moment_views(self.exp_avg), self.packed_avg)
+            pack(self._moment_views(self.exp_avg_sq), self.packed_avg_sq)
+        # AdamW's bias corrections for each step of this pass, computed in double as engine._update does.
+        t = torch.arange(self.step_count + 1, self.step_count + N + 1, dtype=torch.float64)
+        b1, b2 = cfg.adam_beta1, cfg.adam_beta2
+        step_size = (lr / (1.0 - b1**t)).float().to(self.device)
+        bc2 = ((1.0 - b2**t) ** 0.5).float().to(self.device)
+        keep = scale.contiguous() if scale is not None else self.dp2_scratch  # a placeholder pointer
+        self.kernel[(self.members,)](
+            self.packed, self.packed_avg, self.packed_avg_sq, self.h1_scratch, self.dp2_scratch,
+            self.images, rows.to(torch.int32).contiguous(), keep, self.labels32,
+            self.tables["idx1"], self.tables["idx2"], self.tables["back"], self.tables["interior"], self.tables["conn"],
+            step_size, bc2,
+            N, lr, 1.0 - lr * cfg.weight_decay, 1.0 - b1, b2, 1.0 - b2, cfg.adam_eps,
+            ACT=CODES[cfg.hidden_activation], OUT=CODES[cfg.output], OPT=CODES[cfg.optimizer],
+            HAS_KEEP=scale is not None,
+            num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
+        )
+        self.step_count += N
+        unpack(self.packed, self.params.views)
+        if adamw:
+            unpack(self.packed_avg, self._moment_views(self.exp_avg))
+            unpack(self.packed_avg_sq, self._moment_views(self.exp_avg_sq))

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The prepared GPU check, sized for a short loan of one GPU (about 6 minutes of work once the machine is up).
+#
+# From the checkout on the development machine, with the device tool:
+#   cp -r ../shared/data .data            # .data/ is git-ignored; the device machine cannot see ../shared
+#   run  command="bash scripts/gpu-check.sh"  carry=[".data"]  timeout_s=540
+# Then copy what comes back: $OUT/bench/*.json and *.png go to results/bench/ (commit them), and the logs
+# say whether the CUDA equivalence tests passed.
+#
+# Steps, each with its own time limit so that one slow step cannot use up the loan:
+#   1. the equivalence tests on CUDA: fused and population engines, every rung, against the reference loop;
+#   2. `repro bench --engine fused --estimate`: reference loop and fused engine, same run, same GPU;
+#   3. the same for the population engine (its first figures on a GPU), with fewer population sizes.
+set -uo pipefail
+OUT="${OUT:-/tmp/gpu-check}"
+mkdir -p "$OUT"
+export REPRO_DATA_DIR="${REPRO_DATA_DIR:-$PWD/.data}" PYTHONUNBUFFERED=1
+unset TRITON_INTERPRET
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$OUT/gpu.txt"
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" | tee -a "$OUT/gpu.txt"
+pip install -q --no-deps -e . 2>&1 | tail -2
+timeout 150 python3 -m pytest -q -k cuda tests/test_fused.py tests/test_engine.py 2>&1 | tee "$OUT/test-cuda.log"
+echo "tests: exit ${PIPESTATUS[0]}" | tee -a "$OUT/gpu.txt"
+timeout 210 python3 -m repro.cli bench --device cuda --engine fused --estimate --out-dir "$OUT/bench" 2>&1 | tee "$OUT/bench-fused.log"
+echo "bench fused: exit ${PIPESTATUS[0]}" | tee -a "$OUT/gpu.txt"
+timeout 120 python3 -m repro.cli bench --device cuda --engine population --populations 1,16,256 --estimate --out-dir "$OUT/bench" 2>&1 | tee "$OUT/bench-population.log"
+echo "bench population: exit ${PIPESTATUS[0]}" | tee -a "$OUT/gpu.txt"

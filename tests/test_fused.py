@@ -1,0 +1,121 @@
+"""The fused engine (one Triton kernel launch per pass) against the plain reference loop and the population
+engine; its per-rung equivalence test is test_engine's, which runs every engine.
+
+On CPU the kernel runs in Triton's interpreter (conftest chooses it before anything imports Triton), so CI
+checks the kernel's arithmetic on every rung without a GPU. The same tests run on CUDA, compiled, where a
+device is present (`pytest -k cuda tests/test_fused.py tests/test_engine.py` on the GPU machine); without one those cases are skipped.
+"""
+
+import json
+
+import pytest
+import torch
+
+pytest.importorskip("triton", reason="the fused engine's tests need Triton (`pip install triton`)")
+
+from repro.config import Config  # noqa: E402
+from repro.engine import Population  # noqa: E402
+from repro.engine_fused import FUSED_LAYOUT, FUSED_ROW, FusedEngineError, FusedPopulation, pack, unpack  # noqa: E402
+from repro.ladder import PlannedConfig, Rung  # noqa: E402
+from repro.reference import train_reference  # noqa: E402
+from repro.runner import run_planned  # noqa: E402
+
+from .test_engine import CONFIGS, DEVICES  # noqa: E402
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("patch", [{"hidden_activation": "scaled_tanh", "output": "scaled_tanh_mse", "init": "fan_in"},
+                                   {"h2_scheme": "cyclic", "shift": 1, "shift_mode": "pad", "dropout": 0.5}])
+def test_fused_options_outside_the_ladder(patch, device, usps):
+    cfg = Config(passes=1).replace(**patch)
+    x, y = usps.x_train[:60], usps.y_train[:60]
+    ref = train_reference(cfg, x, y, x, y, seed=2)
+    pop = FusedPopulation(cfg, [2], x, y, device=device)
+    pop.train_pass(0)
+    for name, want in ref.params.items():
+        torch.testing.assert_close(pop.member_params(0)[name], want.detach(), atol=2e-5, rtol=1e-4)
+
+
+def test_padding_stays_zero_and_layout_round_trips(usps):
+    cfg = CONFIGS["dropout"]  # AdamW's weight decay and moments touch every entry they are given
+    pop = FusedPopulation(cfg, [0, 1], usps.x_train[:40], usps.y_train[:40])
+    pop.train_pass(0)
+    real = torch.zeros(FUSED_ROW, dtype=torch.bool)
+    ones = {k: torch.ones_like(v[:1]) for k, v in pop.params.views.items()}
+    marks = torch.zeros(1, FUSED_ROW)
+    pack(ones, marks)
+    real = marks[0] == 1
+    assert int(real.sum()) == sum(v[0].numel() for v in pop.params.views.values())
+    for buf in (pop.packed, pop.packed_avg, pop.packed_avg_sq):
+        assert torch.count_nonzero(buf[:, ~real]) == 0
+    assert torch.count_nonzero(pop.packed_avg_sq[:, real]) > 0  # the moments were really used
+    views = {k: torch.empty_like(v) for k, v in pop.params.views.items()}
+    unpack(pop.packed, views)
+    assert all(torch.equal(views[k], pop.params.views[k]) for k in views)
+    assert set(FUSED_LAYOUT) == set(pop.params.views)
+
+
+def test_fused_member_does_not_depend_on_its_neighbours(usps):
+    cfg = CONFIGS["shift"].replace(passes=1)
+    x, y = usps.x_train[:50], usps.y_train[:50]
+    alone, crowd = FusedPopulation(cfg, [2], x, y), FusedPopulation(cfg, [0, 2, 4], x, y)
+    alone.train_pass(0)
+    crowd.train_pass(0)
+    for k, v in alone.params.views.items():
+        assert torch.equal(v[0], crowd.params.views[k][1]), k
+
+
+def test_unsupported_configs_are_refused_with_the_way_out(usps):
+    with pytest.raises(FusedEngineError, match="optimizer = 'sdlm'.*--engine population"):
+        FusedPopulation(Config(optimizer="sdlm", lr=1e-3), [0], usps.x_train[:10], usps.y_train[:10])
+    with pytest.raises(FusedEngineError, match="architecture = 'fc40'"):
+        FusedPopulation(Config(architecture="fc40"), [0], usps.x_train[:10], usps.y_train[:10])
+
+
+def _small(ds, n):
+    return type(ds)(ds.name, ds.x_train[:n], ds.y_train[:n], ds.x_test[:200], ds.y_test[:200], ds.fingerprint)
+
+
+def test_runner_records_the_engine_and_falls_back_where_fused_cannot_run(usps, tmp_path, capsys):
+    ds = _small(usps, 40)
+    rung = Rung(0, "baseline", "test", "", "test")
+    fused = PlannedConfig("baseline", rung, Config(passes=2))
+    [path] = run_planned(fused, ds, [5], tmp_path / "a", engine="fused")
+    rec = json.loads(path.read_text())
+    [path] = run_planned(fused, ds, [5], tmp_path / "b", engine="population")
+    plain = json.loads(path.read_text())
+    assert rec["engine"] == "fused" and plain["engine"] == "population"
+    for key in ("train_loss", "test_loss"):
+        assert rec[key] == pytest.approx(plain[key], rel=1e-4)
+    sdlm = PlannedConfig("sdlm", rung, Config(passes=1, optimizer="sdlm", lr=1e-3))
+    [path] = run_planned(sdlm, ds, [5], tmp_path / "c", engine="fused")
+    assert json.loads(path.read_text())["engine"] == "population"
+    assert "does not implement optimizer = 'sdlm'" in capsys.readouterr().err
+
+
+def test_fused_and_population_engines_agree_on_a_population(usps):
+    """Several members at once, compared member by member with the population engine."""
+    cfg = CONFIGS["lr-decay"]
+    x, y = usps.x_train[:60], usps.y_train[:60]
+    a, b = Population(cfg, [0, 1, 2], x, y), FusedPopulation(cfg, [0, 1, 2], x, y)
+    for p in range(2):
+        a.train_pass(p)
+        b.train_pass(p)
+    torch.testing.assert_close(b.params.flat, a.params.flat, atol=2e-5, rtol=1e-4)
+    assert a.step_count == b.step_count == 120
+
+
+def test_kernel_compiles_for_the_gpu_without_one():
+    """The real GPU compilation (Triton -> PTX -> cubin for sm_90, with Triton's own ptxas) of every kernel
+    variant the ladder uses: errors the interpreter cannot see (shapes or ops the GPU backend rejects) fail
+    here. Run in a fresh process: this one has Triton in interpreter mode."""
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-m", "repro.kernel_check", "--arch", "90"], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = [line for line in done.stdout.splitlines() if "registers/thread" in line]
+    assert [line.split()[0] for line in lines] == ["baseline", "relu", "adamw", "dropout", "softmax-ce"]

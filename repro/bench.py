@@ -20,7 +20,7 @@ import torch
 from .config import Config
 from .data import Dataset
 from .engine import Population
-from .engine_fused import FusedPopulation
+from .engine_fused import FusedGroup, FusedPopulation
 from .ladder import load_rungs, plan
 from .reference import train_reference
 from .store import atomic_write_bytes, atomic_write_json, device_description, environment
@@ -132,18 +132,49 @@ def single_run_seconds(ds: Dataset, device: torch.device, engine: str = "populat
     return time.perf_counter() - t0
 
 
-def ablate_all_estimate(ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None],
-                        engine: str = "population") -> float:
+def ablate_all_estimate(ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None]) -> float:
     """Projected time of `ablate --all --seeds N` on both datasets: per rung, measured step rate and
     evaluation time of a population of N members, times its passes (both datasets have the same sizes)."""
     total = 0.0
     for p in plan(load_rungs()):
-        rate = engine_rate(p.config, ds, seeds, device, seconds=1.0, engine=engine)
+        rate = engine_rate(p.config, ds, seeds, device, seconds=1.0)
         ev = eval_seconds(p.config, ds, seeds, device)
         per_dataset = p.config.passes * (seeds * len(ds.y_train) / rate + ev)
         log(f"  {p.label:<10} {rate:>10,.0f} steps/s, eval {ev:.2f} s/pass -> {per_dataset:,.0f} s per dataset")
         total += 2 * per_dataset
     return total
+
+
+def group_step_seconds(configs: list[Config], ds: Dataset, seeds: int, device: torch.device, n: int = 256) -> float:
+    """Wall time of one step of a fused group holding a population of `seeds` members per config (timed
+    over a pass of n images, after a warm-up pass that also compiles)."""
+    pops = [FusedPopulation(c, list(range(seeds)), ds.x_train[:n], ds.y_train[:n], device=device) for c in configs]
+    group = FusedGroup(pops)
+    group.train_pass([0] * len(pops))
+    _sync(device)
+    t0 = time.perf_counter()
+    group.train_pass([1] * len(pops))
+    _sync(device)
+    return (time.perf_counter() - t0) / n
+
+
+def ablate_all_estimate_fused(ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None]) -> float:
+    """Projected time of `ablate --all --seeds N --engine fused`, which trains every (rung, dataset) population
+    together, one launch per pass, each dropping out when its passes are done: per stretch of passes with the
+    same populations still active, the measured step time of such a group, plus each population's measured
+    evaluation time per pass. Both datasets have the same sizes, so `ds` stands for both."""
+    configs = [p.config for p in plan(load_rungs())] * 2
+    total, done = 0.0, 0
+    for until in sorted({c.passes for c in configs}):
+        active = [c for c in configs if c.passes > done]
+        step = group_step_seconds(active, ds, seeds, device)
+        stretch = (until - done) * len(ds.y_train) * step
+        log(f"  passes {done + 1}-{until}: {len(active)} populations, {len(active) * seeds} members, "
+            f"{step * 1e6:,.1f} us/step -> {stretch:,.0f} s")
+        total, done = total + stretch, until
+    evals = sum(c.passes * eval_seconds(c, ds, seeds, device) for c in configs)
+    log(f"  evaluation after every pass: {evals:,.0f} s")
+    return total + evals
 
 
 def run_bench(ds: Dataset, device: torch.device, populations=POPULATIONS, estimate: bool = False,
@@ -165,7 +196,8 @@ def run_bench(ds: Dataset, device: torch.device, populations=POPULATIONS, estima
     log(f"one 23-pass baseline run (1 member, evaluation every pass): {single:.1f} s (measured)")
     if estimate or ablate_measure is None:
         log("ablate --all --seeds 16, projected from measured step and evaluation times:")
-        ablate_s, estimated = ablate_all_estimate(ds, device, 16, log, engine), True
+        estimate_fn = ablate_all_estimate_fused if engine == "fused" else ablate_all_estimate
+        ablate_s, estimated = estimate_fn(ds, device, 16, log), True
     else:
         ablate_s, estimated = ablate_measure(), False
     log(f"ablate --all --seeds 16 on both datasets: {ablate_s:,.0f} s ({'estimated' if estimated else 'measured'})")

@@ -7,8 +7,8 @@ padded copy of the parameters (FUSED_LAYOUT); before a pass the engine's tensors
 the pass unpacked back, so `params.views` is current between passes, as with the plain engine.
 
 On a CUDA device this is the fast path. Without one, the same kernel source runs in Triton's interpreter on
-the CPU: about a thousand times slower than the population engine, it exists so that CI can check the
-kernel's arithmetic against the reference loop on machines without a GPU.
+the CPU, at about 75 member-steps/s on 2 cores (100x slower than the population engine at 1 member, 600x
+at 16): it exists so that CI can check the kernel's arithmetic against the reference loop without a GPU.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import sys
 import torch
 
 from .config import Config
-from .engine import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, h2_mask
+from .engine import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population
 
 # name: (offset in a member's row, padded rows, padded columns); must match fused_kernel's O_* constants.
 # W3's rows are position*16 + map (maps padded 12 -> 16), not the engine's position*12 + map.
@@ -141,27 +141,33 @@ def _index_tables() -> dict[str, torch.Tensor]:
     for q, plane_index in enumerate(H1_INTERIOR.tolist()):
         pos, tap = (H2_PATCHES == plane_index).nonzero(as_tuple=True)
         back[q, : len(pos)] = (pos * 300 + tap * 12).to(torch.int32)
-    conn = torch.zeros(512, 16)
-    return {"idx1": idx1, "idx2": idx2, "back": back, "interior": H1_INTERIOR.to(torch.int32), "conn": conn}
+    return {"idx1": idx1, "idx2": idx2, "back": back, "interior": H1_INTERIOR.to(torch.int32)}
 
 
 class FusedPopulation(Population):
-    """Population whose training passes run in the fused kernel; same results to float32 rounding."""
+    """Population whose training passes run in the fused kernel; same results to float32 rounding.
+
+    `train_pass` launches the kernel for this population alone; FusedGroup trains several populations
+    (different rungs, datasets) in one launch per pass.
+    """
 
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu"):
         check_supported(cfg)
         super().__init__(cfg, seeds, x_train, y_train, device=device)
         self.kernel = load_kernel(self.device)
         P, dev = self.members, self.device
-        tables = _index_tables()
-        tables["conn"][:300, :12] = h2_mask(cfg.h2_scheme)
-        self.tables = {k: v.contiguous().to(dev) for k, v in tables.items()}
+        self.conn = torch.zeros(512, 16, device=dev)
+        self.conn[:300, :12] = self.mask
         self.packed = torch.zeros(P, FUSED_ROW, device=dev)
         self.packed_avg = torch.zeros(P, FUSED_ROW, device=dev)  # AdamW moments (stay zero for SGD)
         self.packed_avg_sq = torch.zeros(P, FUSED_ROW, device=dev)
-        self.h1_scratch = torch.full((P, 144 * 12), -1.0, device=dev)  # background borders, as h1_padded
-        self.dp2_scratch = torch.zeros(P, 16 * 300, device=dev)
         self.labels32 = self.labels.to(torch.int32)
+        self._alone: FusedGroup | None = None
+
+    def train_pass(self, pass_index: int) -> None:
+        if self._alone is None:
+            self._alone = FusedGroup([self])
+        self._alone.train_pass([pass_index])
 
     def _moment_views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """AdamW's moment buffers share params.flat's layout; view them per tensor like params.views."""
@@ -172,33 +178,103 @@ class FusedPopulation(Population):
             offset += n
         return views
 
-    def train_pass(self, pass_index: int) -> None:
-        cfg, N = self.cfg, self.n_train
-        rows, scale = self._pass_inputs()  # the same draws, from the same generators, as Population
-        lr = cfg.lr_at_pass(pass_index)
-        adamw = cfg.optimizer == "adamw"
+    def pack_state(self) -> None:
+        """Engine tensors (which callers may read or change between passes) -> the kernel's padded copies."""
         pack(self.params.views, self.packed)
-        if adamw:
+        if self.cfg.optimizer == "adamw":
             pack(self._moment_views(self.exp_avg), self.packed_avg)
             pack(self._moment_views(self.exp_avg_sq), self.packed_avg_sq)
-        # AdamW's bias corrections for each step of this pass, computed in double as engine._update does.
-        t = torch.arange(self.step_count + 1, self.step_count + N + 1, dtype=torch.float64)
-        b1, b2 = cfg.adam_beta1, cfg.adam_beta2
-        step_size = (lr / (1.0 - b1**t)).float().to(self.device)
-        bc2 = ((1.0 - b2**t) ** 0.5).float().to(self.device)
-        keep = scale.contiguous() if scale is not None else self.dp2_scratch  # a placeholder pointer
-        self.kernel[(self.members,)](
-            self.packed, self.packed_avg, self.packed_avg_sq, self.h1_scratch, self.dp2_scratch,
-            self.images, rows.to(torch.int32).contiguous(), keep, self.labels32,
-            self.tables["idx1"], self.tables["idx2"], self.tables["back"], self.tables["interior"], self.tables["conn"],
-            step_size, bc2,
-            N, lr, 1.0 - lr * cfg.weight_decay, 1.0 - b1, b2, 1.0 - b2, cfg.adam_eps,
-            ACT=CODES[cfg.hidden_activation], OUT=CODES[cfg.output], OPT=CODES[cfg.optimizer],
-            HAS_KEEP=scale is not None,
-            num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
-        )
-        self.step_count += N
+
+    def unpack_state(self) -> None:
         unpack(self.packed, self.params.views)
-        if adamw:
+        if self.cfg.optimizer == "adamw":
             unpack(self.packed_avg, self._moment_views(self.exp_avg))
             unpack(self.packed_avg_sq, self._moment_views(self.exp_avg_sq))
+
+    def member_tables(self, pass_index: int, keep_row0: int, label_base: int, conn_index: int):
+        """This population's rows of the kernel's per-member tables for one pass.
+
+        Returns image rows (P, N) (into self.images), dropout scales (P, N, 192) or None, and per member:
+        imeta (P, 6) int32, fmeta (P, 6) float32, AdamW step sizes and bias corrections (P, N) float32.
+        Draws come from each member's generator exactly as Population's do; AdamW's bias corrections are
+        computed in double, as engine._update computes them, then rounded to float32.
+        """
+        cfg, P, N = self.cfg, self.members, self.n_train
+        rows, scale = self._pass_inputs()
+        lr = cfg.lr_at_pass(pass_index)
+        b1, b2 = cfg.adam_beta1, cfg.adam_beta2
+        keep_rows = torch.arange(keep_row0, keep_row0 + P) if scale is not None else torch.full((P,), -1)
+        imeta = torch.stack([
+            torch.full((P,), CODES[cfg.hidden_activation]), torch.full((P,), CODES[cfg.output]),
+            torch.full((P,), CODES[cfg.optimizer]), keep_rows, torch.full((P,), label_base),
+            torch.full((P,), conn_index)], dim=1).to(torch.int32)
+        fmeta = torch.tensor([lr, 1.0 - lr * cfg.weight_decay, 1.0 - b1, b2, 1.0 - b2, cfg.adam_eps],
+                             dtype=torch.float64).float().expand(P, 6)
+        t = torch.arange(self.step_count + 1, self.step_count + N + 1, dtype=torch.float64)
+        step_size = (lr / (1.0 - b1**t)).float().expand(P, N)
+        bc2 = ((1.0 - b2**t) ** 0.5).float().expand(P, N)
+        return rows, scale, imeta, fmeta, step_size, bc2
+
+
+class FusedGroup:
+    """Several fused populations (any supported configs, any datasets of the same size) trained by one kernel
+    launch per pass: one program per member of every population. Members do not interact, so a member's
+    numbers are the same alone or in a group (tested)."""
+
+    def __init__(self, pops: list[FusedPopulation]):
+        if len({(p.n_train, p.device) for p in pops}) != 1:
+            raise ValueError("a fused group needs populations with the same number of training images, on one device")
+        self.pops, self.device, self.n_train = pops, pops[0].device, pops[0].n_train
+        self.kernel = pops[0].kernel
+        # Static data of every population, concatenated once: images (row bases), labels, H2 connection masks.
+        self.image_base, base = [], 0
+        for p in pops:
+            self.image_base.append(base)
+            base += len(p.images)
+        self.images = pops[0].images if len(pops) == 1 else torch.cat([p.images for p in pops])
+        self.labels = torch.cat([p.labels32 for p in pops])
+        self.conn = torch.stack([p.conn for p in pops])
+        tables = _index_tables()
+        self.tables = {k: v.contiguous().to(self.device) for k, v in tables.items()}
+
+    def train_pass(self, pass_indices: list[int | None]) -> None:
+        """Train population i through its pass pass_indices[i] (None: leave it out of this launch)."""
+        N, dev = self.n_train, self.device
+        parts, keeps, keep_rows = [], [], 0
+        for i, (pop, k) in enumerate(zip(self.pops, pass_indices)):
+            if k is None:
+                continue
+            pop.pack_state()
+            rows, scale, imeta, fmeta, step_size, bc2 = pop.member_tables(k, keep_rows, i * N, i)
+            if scale is not None:
+                keeps.append(scale)
+                keep_rows += pop.members
+            parts.append((pop, rows + self.image_base[i], imeta, fmeta, step_size, bc2))
+        if not parts:
+            return
+        pops = [p[0] for p in parts]
+        cat = lambda xs: torch.cat(xs).contiguous()  # noqa: E731
+        params = cat([p.packed for p in pops])
+        avg, avg_sq = cat([p.packed_avg for p in pops]), cat([p.packed_avg_sq for p in pops])
+        members = len(params)
+        h1_scratch = torch.full((members, 144 * 12), -1.0, device=dev)  # background borders, as h1_padded
+        dp2_scratch = torch.zeros(members, 16 * 300, device=dev)
+        keep = cat(keeps) if keeps else dp2_scratch  # without dropout members: a placeholder, never read
+        self.kernel[(members,)](
+            params, avg, avg_sq, h1_scratch, dp2_scratch,
+            self.images, cat([p[1].to(dev) for p in parts]).to(torch.int32), keep, self.labels, self.conn,
+            self.tables["idx1"], self.tables["idx2"], self.tables["back"], self.tables["interior"],
+            cat([p[2] for p in parts]).to(dev), cat([p[3] for p in parts]).to(dev),
+            cat([p[4] for p in parts]).to(dev), cat([p[5] for p in parts]).to(dev),
+            N,
+            num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
+        )
+        start = 0
+        for pop in pops:
+            end = start + pop.members
+            pop.packed.copy_(params[start:end])
+            pop.packed_avg.copy_(avg[start:end])
+            pop.packed_avg_sq.copy_(avg_sq[start:end])
+            pop.step_count += N
+            pop.unpack_state()
+            start = end

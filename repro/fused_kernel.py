@@ -32,7 +32,7 @@ O_W4 = tl.constexpr(18208)
 O_B4 = tl.constexpr(18720)
 ROW = tl.constexpr(18736)
 
-# Activation and output codes (constexpr: each combination compiles to its own kernel).
+# Codes of each member's settings, in the kernel's per-member table (see engine_fused.member_tables).
 TANH, SCALED_TANH, RELU = 0, 1, 2
 TANH_MSE, SCALED_TANH_MSE, SOFTMAX_CE = 0, 1, 2
 SGD, ADAMW = 0, 1
@@ -46,32 +46,35 @@ def _tanh(x):
     return tl.where(x >= 0, t, -t)
 
 
+# Settings are runtime values, one set per member, so that members of different configurations (rungs,
+# datasets) share one launch; a member's branch is uniform across its program, so no thread diverges.
 @triton.jit
-def _act(a, ACT: tl.constexpr):
-    if ACT == 0:
-        return _tanh(a)
-    elif ACT == 1:
-        return 1.7159 * _tanh(a * 0.6666666666666666)
+def _act(a, code):
+    if code == 0:
+        r = _tanh(a)
+    elif code == 1:
+        r = 1.7159 * _tanh(a * 0.6666666666666666)
     else:
-        return tl.maximum(a, 0.0)
+        r = tl.maximum(a, 0.0)
+    return r
 
 
 @triton.jit
-def _act_grad(h, ACT: tl.constexpr):
+def _act_grad(h, code):
     """Derivative of the activation in terms of its output h (as engine._act_grad)."""
-    if ACT == 0:
-        return 1.0 - h * h
-    elif ACT == 1:
-        return (1.7159 - h * h / 1.7159) * 0.6666666666666666
+    if code == 0:
+        r = 1.0 - h * h
+    elif code == 1:
+        r = (1.7159 - h * h / 1.7159) * 0.6666666666666666
     else:
-        return tl.where(h > 0, 1.0, 0.0)
+        r = tl.where(h > 0, 1.0, 0.0)
+    return r
 
 
 @triton.jit
-def _update(w_ptr, m_ptr, v_ptr, offs, w, g, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps,
-            OPT: tl.constexpr):
+def _update(w_ptr, m_ptr, v_ptr, offs, w, g, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt):
     """One optimizer step on one tensor, as engine.Population._update computes it."""
-    if OPT == 0:
+    if opt == 0:
         w = w - lr * g
     else:  # AdamW as torch.optim.AdamW's single-tensor path
         w = w * decay
@@ -89,22 +92,37 @@ def _update(w_ptr, m_ptr, v_ptr, offs, w, g, lr, decay, step_size, bc2, one_minu
 
 @triton.jit
 def train_pass_kernel(
-    params_ptr, exp_avg_ptr, exp_avg_sq_ptr,  # (P, ROW) each; the moments only for AdamW
+    params_ptr, exp_avg_ptr, exp_avg_sq_ptr,  # (P, ROW) each; the moments only matter for AdamW members
     h1pad_ptr, dp2_ptr,  # scratch (P, 144*12) with background borders, (P, 16*300)
-    images_ptr,  # (S*N, 400) padded, flattened training images (S shifted versions)
+    images_ptr,  # (R, 400) padded, flattened training images of every population (shifted versions too)
     rows_ptr,  # (P, n_steps) int32: the image row each member sees at each step
-    keep_ptr,  # (P, n_steps, 192) dropout scales in engine order (position-major); unused without dropout
-    labels_ptr,  # (n_steps,) int32
+    keep_ptr,  # (K, n_steps, 192) dropout scales in engine order (position-major), for members with dropout
+    labels_ptr,  # (L,) int32: every population's training labels, one after another
+    conn_ptr,  # (C, 512, 16) float 0/1: which H2 connections exist, per H2 scheme
     idx1_ptr,  # (64, 32) int32: H1 patch taps into a 400-pixel image (padding taps 0, masked)
     idx2_ptr,  # (16, 512) int32: H2 patch entries into the (144*12) padded H1 scratch
     back_ptr,  # (64, 16) int32: for each H1 unit, offsets pos*300 + tap*12 of the dp2 entries that read it, -1 after
     interior_ptr,  # (64,) int32: where each H1 unit sits in its padded 12x12 plane
-    conn_ptr,  # (512, 16) float 0/1: which H2 connections exist
-    step_size_ptr, bc2_ptr,  # (n_steps,) AdamW's per-step bias corrections (unused for SGD)
-    n_steps, lr, decay, one_minus_b1, b2, one_minus_b2, eps,
-    ACT: tl.constexpr, OUT: tl.constexpr, OPT: tl.constexpr, HAS_KEEP: tl.constexpr,
+    imeta_ptr,  # (P, 6) int32 per member: activation, output, optimizer, keep row (-1: none), label base, conn index
+    fmeta_ptr,  # (P, 6) float per member: lr, AdamW's decay factor, 1 - beta1, beta2, 1 - beta2, eps
+    step_size_ptr, bc2_ptr,  # (P, n_steps) AdamW's per-step bias corrections (unused for SGD members)
+    n_steps,
 ):
     member = tl.program_id(0).to(tl.int64)
+    act = tl.load(imeta_ptr + member * 6 + 0)
+    out = tl.load(imeta_ptr + member * 6 + 1)
+    opt = tl.load(imeta_ptr + member * 6 + 2)
+    keep_row = tl.load(imeta_ptr + member * 6 + 3).to(tl.int64)
+    label_base = tl.load(imeta_ptr + member * 6 + 4).to(tl.int64)
+    conn_base = conn_ptr + tl.load(imeta_ptr + member * 6 + 5).to(tl.int64) * (512 * 16)
+    lr = tl.load(fmeta_ptr + member * 6 + 0)
+    decay = tl.load(fmeta_ptr + member * 6 + 1)
+    one_minus_b1 = tl.load(fmeta_ptr + member * 6 + 2)
+    b2 = tl.load(fmeta_ptr + member * 6 + 3)
+    one_minus_b2 = tl.load(fmeta_ptr + member * 6 + 4)
+    eps = tl.load(fmeta_ptr + member * 6 + 5)
+    keep_maps = tl.where(keep_row >= 0, 12, 0)  # how many maps' scales to read: none without dropout
+    keep_base = keep_ptr + tl.maximum(keep_row, 0) * n_steps * 192
     wp = params_ptr + member * ROW
     mp = exp_avg_ptr + member * ROW
     vp = exp_avg_sq_ptr + member * ROW
@@ -130,7 +148,7 @@ def train_pass_kernel(
 
     for s in range(n_steps):
         row = tl.load(rows_ptr + member * n_steps + s).to(tl.int64)
-        label = tl.load(labels_ptr + s)
+        label = tl.load(labels_ptr + label_base + s)
         w1 = tl.load(wp + O_W1 + off_w1)
         b1 = tl.load(wp + O_B1 + off_b1)
         b2v = tl.load(wp + O_B2 + off_b2)
@@ -141,42 +159,38 @@ def train_pass_kernel(
         # ---- forward
         idx1 = tl.load(idx1_ptr + r64[:, None] * 32 + c32[None, :])
         p1 = tl.load(images_ptr + row * 400 + idx1, mask=c32[None, :] < 25, other=0.0)  # (64, 32)
-        h1 = _act(tl.dot(p1, w1, input_precision="ieee") + b1, ACT)  # (64, 16)
+        h1 = _act(tl.dot(p1, w1, input_precision="ieee") + b1, act)  # (64, 16)
         tl.store(h1pad + interior[:, None] * 12 + c16[None, :], h1, mask=c16[None, :] < 12)
         tl.debug_barrier()  # H1 is complete before any thread gathers H2's patches from it
         idx2 = tl.load(idx2_ptr + r16[:, None] * 512 + k512[None, :])
         p2 = tl.load(h1pad + idx2, mask=k512[None, :] < 300, other=0.0)  # (16, 512)
         # W2 and W3 (8,192 entries each, padded) are read where used, not held through the step (registers)
-        h2 = _act(tl.dot(p2, tl.load(wp + O_W2 + off_w2), input_precision="ieee") + b2v, ACT)  # (16, 16) [position, map]
-        if HAS_KEEP:
-            keep = tl.load(keep_ptr + (member * n_steps + s) * 192 + r16[:, None] * 12 + c16[None, :],
-                           mask=c16[None, :] < 12, other=0.0)
-            h2in = h2 * keep
-        else:
-            h2in = h2
+        h2 = _act(tl.dot(p2, tl.load(wp + O_W2 + off_w2), input_precision="ieee") + b2v, act)  # (16, 16) [position, map]
+        # A member without dropout gets scales of exactly 1 (masked loads), so one code path serves both.
+        keep = tl.load(keep_base + s * 192 + r16[:, None] * 12 + c16[None, :], mask=c16[None, :] < keep_maps,
+                       other=1.0)
+        h2in = h2 * keep
         h2f = tl.reshape(h2in, (256,))
-        h3 = _act(tl.sum(h2f[:, None] * tl.load(wp + O_W3 + off_w3), axis=0) + b3, ACT)  # (32,)
+        h3 = _act(tl.sum(h2f[:, None] * tl.load(wp + O_W3 + off_w3), axis=0) + b3, act)  # (32,)
         pre = tl.sum(h3[:, None] * w4, axis=0) + b4  # (16,)
 
         # ---- output delta: d loss / d pre
         valid = c16 < 10
-        if OUT == 2:
+        if out == 2:
             z = tl.where(valid, pre, float("-inf"))
             e = tl.exp(z - tl.max(z, axis=0))
             d4 = e / tl.sum(e, axis=0) - tl.where(c16 == label, 1.0, 0.0)
         else:
             target = tl.where(c16 == label, 1.0, -1.0)
-            y = _act(pre, OUT)  # OUT 0 is tanh, 1 scaled tanh: the same codes as the hidden activations
-            d4 = (y - target) * 0.2 * _act_grad(y, OUT)
+            y = _act(pre, out)  # output 0 is tanh, 1 scaled tanh: the same codes as the hidden activations
+            d4 = (y - target) * 0.2 * _act_grad(y, out)
         d4 = tl.where(valid, d4, 0.0)
 
         # ---- backward. Weight gradients are formed at the update below, from the deltas and layer inputs,
         # so that no big gradient tensor is held across the barrier.
-        d3 = tl.sum(w4 * d4[None, :], axis=1) * _act_grad(h3, ACT)  # (32,)
+        d3 = tl.sum(w4 * d4[None, :], axis=1) * _act_grad(h3, act)  # (32,)
         dh2 = tl.reshape(tl.sum(tl.load(wp + O_W3 + off_w3) * d3[None, :], axis=1), (16, 16))
-        if HAS_KEEP:
-            dh2 = dh2 * keep
-        d2 = dh2 * _act_grad(h2, ACT)  # (16, 16)
+        d2 = dh2 * keep * _act_grad(h2, act)  # (16, 16)
         dp2 = tl.dot(d2, tl.trans(tl.load(wp + O_W2 + off_w2)), input_precision="ieee")  # (16, 512)
         tl.store(dp2s + r16[:, None] * 300 + k512[None, :], dp2, mask=k512[None, :] < 300)
         tl.debug_barrier()  # dp2 is complete before it is summed back onto H1 (a gather: deterministic)
@@ -184,28 +198,25 @@ def train_pass_kernel(
         back3 = back[:, :, None] + c16[None, None, :]  # (64, 16, 16) [unit, reader, map]
         back3_mask = (back[:, :, None] >= 0) & (c16[None, None, :] < 12)
         dh1 = tl.sum(tl.load(dp2s + back3, mask=back3_mask, other=0.0), axis=1)  # (64, 16)
-        d1 = dh1 * _act_grad(h1, ACT)
+        d1 = dh1 * _act_grad(h1, act)
         g_w1 = tl.dot(tl.trans(p1), d1, input_precision="ieee")  # (32, 16)
         # H2's patches again from the scratch copy of H1 (unchanged until the next step) instead of holding them
         p2 = tl.load(h1pad + tl.load(idx2_ptr + r16[:, None] * 512 + k512[None, :]), mask=k512[None, :] < 300, other=0.0)
-        g_w2 = tl.dot(tl.trans(p2), d2, input_precision="ieee") * tl.load(conn_ptr + off_w2)  # absent connections: no gradient
+        g_w2 = tl.dot(tl.trans(p2), d2, input_precision="ieee") * tl.load(conn_base + off_w2)  # absent connections: no gradient
         g_w3 = h2f[:, None] * d3[None, :]
         g_w4 = h3[:, None] * d4[None, :]
 
         # ---- update every tensor from the gradients of the weights this step read
-        step_size = 0.0
-        bc2 = 1.0
-        if OPT == 1:
-            step_size = tl.load(step_size_ptr + s)
-            bc2 = tl.load(bc2_ptr + s)
-        _update(wp + O_W1, mp + O_W1, vp + O_W1, off_w1, w1, g_w1, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, OPT)
-        _update(wp + O_B1, mp + O_B1, vp + O_B1, off_b1, b1, d1, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, OPT)
+        step_size = tl.load(step_size_ptr + member * n_steps + s)  # AdamW members only use these
+        bc2 = tl.load(bc2_ptr + member * n_steps + s)
+        _update(wp + O_W1, mp + O_W1, vp + O_W1, off_w1, w1, g_w1, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
+        _update(wp + O_B1, mp + O_B1, vp + O_B1, off_b1, b1, d1, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
         # W2 and W3 are read a third time for their update: nothing has written them yet in this step (each
         # entry is read and written back by the same thread).
-        _update(wp + O_W2, mp + O_W2, vp + O_W2, off_w2, tl.load(wp + O_W2 + off_w2), g_w2, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, OPT)
-        _update(wp + O_B2, mp + O_B2, vp + O_B2, off_b2, b2v, d2, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, OPT)
-        _update(wp + O_W3, mp + O_W3, vp + O_W3, off_w3, tl.load(wp + O_W3 + off_w3), g_w3, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, OPT)
-        _update(wp + O_B3, mp + O_B3, vp + O_B3, c32, b3, d3, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, OPT)
-        _update(wp + O_W4, mp + O_W4, vp + O_W4, off_w4, w4, g_w4, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, OPT)
-        _update(wp + O_B4, mp + O_B4, vp + O_B4, c16, b4, d4, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, OPT)
+        _update(wp + O_W2, mp + O_W2, vp + O_W2, off_w2, tl.load(wp + O_W2 + off_w2), g_w2, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
+        _update(wp + O_B2, mp + O_B2, vp + O_B2, off_b2, b2v, d2, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
+        _update(wp + O_W3, mp + O_W3, vp + O_W3, off_w3, tl.load(wp + O_W3 + off_w3), g_w3, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
+        _update(wp + O_B3, mp + O_B3, vp + O_B3, c32, b3, d3, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
+        _update(wp + O_W4, mp + O_W4, vp + O_W4, off_w4, w4, g_w4, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
+        _update(wp + O_B4, mp + O_B4, vp + O_B4, c16, b4, d4, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
         tl.debug_barrier()  # every thread's stores land before the next step's loads

@@ -17,27 +17,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-INT_POINTERS = {"rows_ptr", "labels_ptr", "idx1_ptr", "idx2_ptr", "back_ptr", "interior_ptr"}
+INT_POINTERS = {"rows_ptr", "labels_ptr", "idx1_ptr", "idx2_ptr", "back_ptr", "interior_ptr", "imeta_ptr"}
 
 
-def ladder_variants() -> dict[str, dict[str, int | bool]]:
-    """The kernel specialisations the ladder (and its extra rungs) compiles, keyed by the first rung needing each."""
-    from .engine_fused import CODES, unsupported_reason
-    from .ladder import extra_rungs, load_rungs, plan
-
-    rungs = load_rungs()
-    variants: dict[tuple, str] = {}
-    for p in plan(rungs, "cumulative", [r.name for r in rungs + extra_rungs()], extra_rungs()):
-        c = p.config
-        if unsupported_reason(c):
-            continue
-        key = (CODES[c.hidden_activation], CODES[c.output], CODES[c.optimizer], c.dropout > 0)
-        variants.setdefault(key, p.label)
-    return {label: dict(zip(("ACT", "OUT", "OPT", "HAS_KEEP"), key)) for key, label in variants.items()}
-
-
-def compile_variant(constexprs: dict, arch: int, num_warps: int) -> dict[str, int]:
-    """Compile one specialisation for sm_<arch>; return its registers, stack bytes and Triton's shared memory."""
+def compile_kernel(arch: int, num_warps: int) -> dict[str, int]:
+    """Compile the kernel for sm_<arch>; return its registers, stack bytes and Triton's shared memory.
+    (Every setting is a runtime value, so one compilation serves every configuration.)"""
     import triton
     from triton.backends.compiler import GPUTarget
 
@@ -45,15 +30,13 @@ def compile_variant(constexprs: dict, arch: int, num_warps: int) -> dict[str, in
 
     signature = {}
     for name in fn.arg_names:
-        if name in constexprs:
-            signature[name] = "constexpr"
-        elif name in INT_POINTERS:
+        if name in INT_POINTERS:
             signature[name] = "*i32"
         elif name.endswith("_ptr"):
             signature[name] = "*fp32"
         else:
             signature[name] = "i32" if name == "n_steps" else "fp32"
-    src = triton.compiler.ASTSource(fn=fn, signature=signature, constexprs=constexprs)
+    src = triton.compiler.ASTSource(fn=fn, signature=signature)
     from .engine_fused import FP_FUSION
 
     options = {"num_warps": num_warps, "enable_fp_fusion": FP_FUSION}
@@ -74,10 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .engine_fused import NUM_WARPS
 
-    for label, constexprs in ladder_variants().items():
-        use = compile_variant(constexprs, args.arch, NUM_WARPS)
-        print(f"{label:<12} {constexprs}  sm_{args.arch}, {NUM_WARPS} warps: {use['registers']} registers/thread, "
-              f"{use['stack_bytes']} B stack/thread, {use['shared_bytes']} B shared")
+    use = compile_kernel(args.arch, NUM_WARPS)
+    print(f"train_pass_kernel: sm_{args.arch}, {NUM_WARPS} warps: {use['registers']} registers/thread, "
+          f"{use['stack_bytes']} B stack/thread, {use['shared_bytes']} B shared")
     return 0
 
 

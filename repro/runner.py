@@ -19,7 +19,7 @@ import torch
 from .config import Config
 from .data import Dataset
 from .engine_fc import population_class
-from .engine_fused import FusedPopulation, unsupported_reason
+from .engine_fused import FusedGroup, FusedPopulation, unsupported_reason
 from .ladder import PlannedConfig
 from .metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
 from .model import forward
@@ -136,60 +136,120 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], results_d
                 engine: str = "population", progress: Progress | None = None,
                 checkpoint_seeds: set[int] = frozenset({0})) -> list[Path]:
     """Train `planned` on `ds` for every seed that has no record yet; return the record paths."""
-    cfg, digest = planned.config, planned.config.digest()
-    paths = {s: run_path(results_dir, ds.name, planned.label, digest, s) for s in seeds}
+    cfg = planned.config
+    paths = _paths(planned, ds, seeds, results_dir)
     todo = pending_seeds(planned, ds.name, seeds, results_dir, force)
     if not todo:
         return list(paths.values())
-    what = f"{ds.name} | {planned.label} | {len(todo)} seed{'s' if len(todo) > 1 else ''}"
+    what = _what(planned, ds, todo)
     if engine == "fused" and (why := unsupported_reason(cfg)):
         print(f"{what}: {why}; running it on the population engine", file=sys.stderr)
         engine = "population"
     if engine in ("population", "fused"):
-        results = _train_population(cfg, ds, todo, device, what, progress, engine)
+        cls = FusedPopulation if engine == "fused" else population_class(cfg.architecture)
+        training = _Training(cls(cfg, todo, ds.x_train, ds.y_train, device=device), ds, what)
+        for p in range(cfg.passes):
+            training.pop.train_pass(p)
+            training.after_pass(p, progress)
+        results = training.results()
     elif engine == "reference":
         results = [_train_reference(cfg, ds, s, what, progress) for s in todo]
     else:
         raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    _write_records(planned, ds, todo, results, results_dir, mode, engine, device, checkpoint_seeds)
+    return list(paths.values())
+
+
+def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], results_dir: Path, *,
+                 device: torch.device = torch.device("cpu"), mode: str = "cumulative", force: bool = False,
+                 progress: Progress | None = None, checkpoint_seeds: set[int] = frozenset({0})) -> None:
+    """The fused engine's way to run a whole job: every pending (config, dataset) population trained
+    together, one kernel launch per pass for all of them (a population drops out when its passes are done and
+    writes its records then). Configurations the kernel does not implement run one by one on the population
+    engine; populations with training sets of different sizes form separate groups."""
+    groups: dict[int, list[_Training]] = {}
+    for planned, ds in jobs:
+        todo = pending_seeds(planned, ds.name, seeds, results_dir, force)
+        if not todo:
+            continue
+        if unsupported_reason(planned.config):
+            run_planned(planned, ds, seeds, results_dir, device=device, mode=mode, force=force, engine="fused",
+                        progress=progress, checkpoint_seeds=checkpoint_seeds)
+            continue
+        pop = FusedPopulation(planned.config, todo, ds.x_train, ds.y_train, device=device)
+        groups.setdefault(len(ds.y_train), []).append(_Training(pop, ds, _what(planned, ds, todo), planned))
+    for trainings in groups.values():
+        group = FusedGroup([t.pop for t in trainings])
+        for p in range(max(t.pop.cfg.passes for t in trainings)):
+            active = [p < t.pop.cfg.passes for t in trainings]
+            group.train_pass([p if a else None for a in active])
+            for t, a in zip(trainings, active):
+                if not a:
+                    continue
+                t.after_pass(p, progress)
+                if p == t.pop.cfg.passes - 1:
+                    _write_records(t.planned, t.ds, t.pop.seeds, t.results(), results_dir, mode, "fused", device,
+                                   checkpoint_seeds)
+
+
+def _paths(planned: PlannedConfig, ds: Dataset, seeds: list[int], results_dir: Path) -> dict[int, Path]:
+    return {s: run_path(results_dir, ds.name, planned.label, planned.config.digest(), s) for s in seeds}
+
+
+def _what(planned: PlannedConfig, ds: Dataset, todo: list[int]) -> str:
+    return f"{ds.name} | {planned.label} | {len(todo)} seed{'s' if len(todo) > 1 else ''}"
+
+
+def _write_records(planned: PlannedConfig, ds: Dataset, todo: list[int], results: list, results_dir: Path, mode: str,
+                   engine: str, device: torch.device, checkpoint_seeds: set[int]) -> None:
+    cfg, paths = planned.config, _paths(planned, ds, todo, results_dir)
     for seed, (history, diverged_at, params, test_out, wall, members) in zip(todo, results):
         atomic_write_json(paths[seed], _record(planned, ds, seed, mode, history, diverged_at, test_out, wall,
                                                members, engine, device))
         if seed in checkpoint_seeds and diverged_at is None:
-            atomic_torch_save(checkpoint_path(results_dir, ds.name, planned.label, digest, seed),
+            atomic_torch_save(checkpoint_path(results_dir, ds.name, planned.label, cfg.digest(), seed),
                               {"config": cfg.to_dict(), "dataset": ds.name, "seed": seed, "state_dict": params})
-    return list(paths.values())
 
 
 def _empty_history() -> dict[str, list[float]]:
     return {"train_loss": [], "train_error": [], "test_loss": [], "test_error": []}
 
 
-def _train_population(cfg: Config, ds: Dataset, seeds: list[int], device: torch.device, what: str,
-                      progress: Progress | None, engine: str = "population"):
-    start = time.perf_counter()
-    cls = FusedPopulation if engine == "fused" else population_class(cfg.architecture)
-    pop = cls(cfg, seeds, ds.x_train, ds.y_train, device=device)
-    histories = [_empty_history() for _ in seeds]
-    diverged: list[int | None] = [None] * len(seeds)
-    for p in range(cfg.passes):
-        pop.train_pass(p)
+class _Training:
+    """One population being trained: its per-member histories, evaluated after every pass."""
+
+    def __init__(self, pop, ds: Dataset, what: str, planned: PlannedConfig | None = None):
+        self.pop, self.ds, self.what, self.planned = pop, ds, what, planned
+        self.start = time.perf_counter()
+        self.histories = [_empty_history() for _ in pop.seeds]
+        self.diverged: list[int | None] = [None] * pop.members
+        self.test_outputs: torch.Tensor | None = None
+
+    def after_pass(self, p: int, progress: Progress | None) -> None:
+        pop, ds, passes = self.pop, self.ds, self.pop.cfg.passes
         tr = pop.evaluate(ds.x_train, ds.y_train)
-        te = pop.evaluate(ds.x_test, ds.y_test, keep_outputs=p == cfg.passes - 1)  # last pass: for rejection
-        for m, h in enumerate(histories):
-            if diverged[m] is not None:
+        te = pop.evaluate(ds.x_test, ds.y_test, keep_outputs=p == passes - 1)  # last pass: for rejection
+        if te.outputs is not None:
+            self.test_outputs = te.outputs.cpu()
+        for m, h in enumerate(self.histories):
+            if self.diverged[m] is not None:
                 continue  # a diverged member's numbers stop at the pass it diverged
             values = (tr.loss[m].item(), tr.error[m].item(), te.loss[m].item(), te.error[m].item())
             if not all(math.isfinite(v) for v in values[::2]):
-                diverged[m] = p + 1
+                self.diverged[m] = p + 1
                 continue
             for key, v in zip(("train_loss", "train_error", "test_loss", "test_error"), values):
                 h[key].append(v)
         if progress:
-            errs = torch.tensor([h["test_error"][-1] if diverged[m] is None else math.nan for m, h in enumerate(histories)])
-            progress.pass_done(what, p, cfg.passes, errs, len(seeds) * pop.n_train)
-    final = te.outputs.cpu()
-    wall = time.perf_counter() - start
-    return [(histories[m], diverged[m], pop.member_params(m), final[m], wall, len(seeds)) for m in range(len(seeds))]
+            errs = torch.tensor([h["test_error"][-1] if self.diverged[m] is None else math.nan
+                                 for m, h in enumerate(self.histories)])
+            progress.pass_done(self.what, p, passes, errs, pop.members * pop.n_train)
+
+    def results(self) -> list[tuple]:
+        """Per member: history, diverged pass, parameters, last test outputs, wall time so far, population size."""
+        wall, pop = time.perf_counter() - self.start, self.pop
+        return [(self.histories[m], self.diverged[m], pop.member_params(m), self.test_outputs[m], wall, pop.members)
+                for m in range(pop.members)]
 
 
 def _train_reference(cfg: Config, ds: Dataset, seed: int, what: str, progress: Progress | None):

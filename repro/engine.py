@@ -196,7 +196,12 @@ class Population:
     # --- one pass ----------------------------------------------------------------------------------
     def _pass_inputs(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Per-member image rows (P, N) into self.images and dropout scales (P, N, 192), from each member's
-        own generator in the reference loop's order."""
+        own generator in the reference loop's order, on the engine's device."""
+        rows, scale = self._draw_pass()
+        return rows.to(self.device), None if scale is None else scale.to(self.device)
+
+    def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """As `_pass_inputs`, on the CPU (where the generators are)."""
         N, cfg = self.n_train, self.cfg
         rows, keeps = [], []
         side = 2 * cfg.shift + 1
@@ -206,8 +211,7 @@ class Population:
             rows.append(code * N + torch.arange(N))
             if keep is not None:
                 keeps.append(keep[:, ENGINE_FROM_REFERENCE_192] / (1.0 - cfg.dropout))
-        scale = torch.stack(keeps).to(self.device) if keeps else None
-        return torch.stack(rows).to(self.device), scale
+        return torch.stack(rows), torch.stack(keeps) if keeps else None
 
     def train_pass(self, pass_index: int) -> None:
         rows, scale = self._pass_inputs()

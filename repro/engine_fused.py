@@ -191,16 +191,16 @@ class FusedPopulation(Population):
             unpack(self.packed_avg, self._moment_views(self.exp_avg))
             unpack(self.packed_avg_sq, self._moment_views(self.exp_avg_sq))
 
-    def member_tables(self, pass_index: int, keep_row0: int, label_base: int, conn_index: int):
+    def member_tables(self, pass_index: int, draws, keep_row0: int, label_base: int, conn_index: int):
         """This population's rows of the kernel's per-member tables for one pass.
 
-        Returns image rows (P, N) (into self.images), dropout scales (P, N, 192) or None, and per member:
-        imeta (P, 6) int32, fmeta (P, 6) float32, AdamW step sizes and bias corrections (P, N) float32.
-        Draws come from each member's generator exactly as Population's do; AdamW's bias corrections are
-        computed in double, as engine._update computes them, then rounded to float32.
+        draws: this pass's (image rows (P, N), dropout scales (P, N, 192) or None) from `_draw_pass`, drawn
+        from each member's generator exactly as Population draws them. Returns them, and per member: imeta
+        (P, 6) int32, fmeta (P, 6) float32, AdamW step sizes and bias corrections (P, N) float32 (computed in
+        double, as engine._update computes them, then rounded to float32).
         """
         cfg, P, N = self.cfg, self.members, self.n_train
-        rows, scale = self._pass_inputs()
+        rows, scale = draws
         lr = cfg.lr_at_pass(pass_index)
         b1, b2 = cfg.adam_beta1, cfg.adam_beta2
         keep_rows = torch.arange(keep_row0, keep_row0 + P) if scale is not None else torch.full((P,), -1)
@@ -221,7 +221,7 @@ class FusedGroup:
     launch per pass: one program per member of every population. Members do not interact, so a member's
     numbers are the same alone or in a group (tested)."""
 
-    def __init__(self, pops: list[FusedPopulation]):
+    def __init__(self, pops: list[FusedPopulation], draw_ahead: bool | None = None):
         if len({(p.n_train, p.device) for p in pops}) != 1:
             raise ValueError("a fused group needs populations with the same number of training images, on one device")
         self.pops, self.device, self.n_train = pops, pops[0].device, pops[0].n_train
@@ -236,16 +236,31 @@ class FusedGroup:
         self.conn = torch.stack([p.conn for p in pops])
         tables = _index_tables()
         self.tables = {k: v.contiguous().to(self.device) for k, v in tables.items()}
+        # On a GPU the next pass's random draws (dropout masks above all: 7291 x 192 numbers per member and
+        # pass, on the CPU) are made right after a launch, while the GPU trains (launches are asynchronous);
+        # they stay on the CPU until the next launch, so nothing waits for the GPU meanwhile. On CPU there is
+        # nothing to overlap: the interpreter runs a launch to its end.
+        self.draw_ahead = self.device.type == "cuda" if draw_ahead is None else draw_ahead
+        self._ahead: dict[int, tuple[int, tuple]] = {}  # population -> (pass index, its draws on the CPU)
+
+    def _draws(self, i: int, pass_index: int):
+        if i not in self._ahead:
+            return self.pops[i]._draw_pass()
+        drawn_for, draws = self._ahead.pop(i)
+        if drawn_for != pass_index:  # the generator has moved on: training on would break the random stream
+            raise RuntimeError(f"population {i}: pass {drawn_for} was drawn ahead, but pass {pass_index} was asked for")
+        return draws
 
     def train_pass(self, pass_indices: list[int | None]) -> None:
-        """Train population i through its pass pass_indices[i] (None: leave it out of this launch)."""
+        """Train population i through its pass pass_indices[i] (None: leave it out of this launch). A
+        population's passes must come in order (0, 1, 2, ...): the next one's draws are made ahead."""
         N, dev = self.n_train, self.device
         parts, keeps, keep_rows = [], [], 0
         for i, (pop, k) in enumerate(zip(self.pops, pass_indices)):
             if k is None:
                 continue
             pop.pack_state()
-            rows, scale, imeta, fmeta, step_size, bc2 = pop.member_tables(k, keep_rows, i * N, i)
+            rows, scale, imeta, fmeta, step_size, bc2 = pop.member_tables(k, self._draws(i, k), keep_rows, i * N, i)
             if scale is not None:
                 keeps.append(scale)
                 keep_rows += pop.members
@@ -259,7 +274,7 @@ class FusedGroup:
         members = len(params)
         h1_scratch = torch.full((members, 144 * 12), -1.0, device=dev)  # background borders, as h1_padded
         dp2_scratch = torch.zeros(members, 16 * 300, device=dev)
-        keep = cat(keeps) if keeps else dp2_scratch  # without dropout members: a placeholder, never read
+        keep = cat(keeps).to(dev) if keeps else dp2_scratch  # without dropout members: a placeholder, never read
         self.kernel[(members,)](
             params, avg, avg_sq, h1_scratch, dp2_scratch,
             self.images, cat([p[1].to(dev) for p in parts]).to(torch.int32), keep, self.labels, self.conn,
@@ -269,6 +284,9 @@ class FusedGroup:
             N,
             num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
         )
+        for i, (pop, k) in enumerate(zip(self.pops, pass_indices)):
+            if self.draw_ahead and k is not None and k + 1 < pop.cfg.passes:
+                self._ahead[i] = (k + 1, pop._draw_pass())  # while the GPU trains (the launch is asynchronous)
         start = 0
         for pop in pops:
             end = start + pop.members

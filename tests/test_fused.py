@@ -138,7 +138,7 @@ def test_a_group_of_configs_and_datasets_trains_each_as_alone(usps, mnist16):
     make = lambda: [FusedPopulation(c, s, d.x_train[:n], d.y_train[:n]) for c, s, d in specs]  # noqa: E731
     grouped, alone = make(), make()
     schedule = [[0, 0, None, 0], [1, 1, 0, None], [None, 2, 1, 1]]
-    group = FusedGroup(grouped)
+    group = FusedGroup(grouped, draw_ahead=True)  # as on a GPU: next passes drawn in worker threads
     for passes in schedule:
         group.train_pass(passes)
         for pop, k in zip(alone, passes):
@@ -170,3 +170,12 @@ def test_run_together_writes_the_records_of_one_by_one_runs(usps, tmp_path):
             assert got["engine"] == want["engine"] == ("population" if planned.label == "c" else "fused")
             for key in ("train_loss", "train_error", "test_loss", "test_error", "final"):
                 assert got[key] == want[key], (planned.label, key)
+
+
+def test_passes_out_of_order_are_refused(usps):
+    """The next pass's draws are made ahead; asking for another pass would silently change the random stream."""
+    pop = FusedPopulation(CONFIGS["dropout"], [0], usps.x_train[:8], usps.y_train[:8])
+    group = FusedGroup([pop], draw_ahead=True)
+    group.train_pass([0])
+    with pytest.raises(RuntimeError, match="pass 1 was drawn ahead, but pass 0 was asked for"):
+        group.train_pass([0])

@@ -47,7 +47,7 @@ SUPPORTED = {
     "output": ("tanh_mse", "scaled_tanh_mse", "softmax_ce"),
     "optimizer": ("sgd", "adamw"),
 }
-CODES = {
+CODES = {  # the kernel's codes (fused_kernel: _act, _update and the output delta branch on them)
     "tanh": 0, "scaled_tanh": 1, "relu": 2,
     "tanh_mse": 0, "scaled_tanh_mse": 1, "softmax_ce": 2,
     "sgd": 0, "adamw": 1,

@@ -32,10 +32,8 @@ O_W4 = tl.constexpr(18208)
 O_B4 = tl.constexpr(18720)
 ROW = tl.constexpr(18736)
 
-# Codes of each member's settings, in the kernel's per-member table (see engine_fused.member_tables).
-TANH, SCALED_TANH, RELU = 0, 1, 2
-TANH_MSE, SCALED_TANH_MSE, SOFTMAX_CE = 0, 1, 2
-SGD, ADAMW = 0, 1
+# Each member's settings come as codes in a per-member table (engine_fused.CODES, member_tables):
+# activation and output 0 tanh, 1 scaled tanh, 2 ReLU / softmax cross-entropy; optimizer 0 SGD, 1 AdamW.
 
 
 @triton.jit

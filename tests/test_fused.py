@@ -179,3 +179,11 @@ def test_passes_out_of_order_are_refused(usps):
     group.train_pass([0])
     with pytest.raises(RuntimeError, match="pass 1 was drawn ahead, but pass 0 was asked for"):
         group.train_pass([0])
+
+
+def test_layout_matches_the_kernels_offsets():
+    from repro import fused_kernel as kernel
+
+    names = ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"]
+    assert [FUSED_LAYOUT[n][0] for n in names] == [getattr(kernel, f"O_{n.upper()}").value for n in names]
+    assert kernel.ROW.value == FUSED_ROW == sum(rows * cols for _, rows, cols in FUSED_LAYOUT.values())

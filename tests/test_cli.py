@@ -116,3 +116,9 @@ def test_sweep_writes_record_and_plot(run, tmp_path):
     assert [p["lr"] for p in rec["points"]] == [0.01, 0.03] and rec["judged_on"] == "training-set error"
     assert all(len(p["train_error"]) == 2 for p in rec["points"])
     assert (tmp_path / "usps-baseline-lr.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_bench_refuses_the_interpreted_fused_engine(run):
+    r = run("bench", "--device", "cpu", "--engine", "fused")
+    assert r.exit_code != 0
+    assert "Triton's interpreter" in r.output and "bench it on a GPU" in r.output

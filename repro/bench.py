@@ -83,25 +83,8 @@ def engine_rate(cfg: Config, ds: Dataset, members: int, device: torch.device, se
 
 
 def fused_rate(cfg: Config, ds: Dataset, members: int, device: torch.device, seconds: float) -> float:
-    """As engine_rate for the fused engine, whose unit of work is a pass (one launch): a pass over the first
-    n training images, n sized from a warm-up pass (which also compiles the kernel) to take about `seconds`.
-    The time includes the pass's host-side work (random draws, packing), as in a real run."""
-    seeds = list(range(members))
-    warm_n = 64
-    warm = FusedPopulation(cfg, seeds, ds.x_train[:warm_n], ds.y_train[:warm_n], device=device)
-    warm.train_pass(0)  # compiles
-    _sync(device)
-    t0 = time.perf_counter()
-    warm.train_pass(1)
-    _sync(device)
-    per_step = (time.perf_counter() - t0) / warm_n
-    n = max(warm_n, min(len(ds.y_train), int(seconds / max(per_step, 1e-9))))
-    pop = FusedPopulation(cfg, seeds, ds.x_train[:n], ds.y_train[:n], device=device)
-    _sync(device)
-    t0 = time.perf_counter()
-    pop.train_pass(0)
-    _sync(device)
-    return members * n / (time.perf_counter() - t0)
+    """As engine_rate, for the fused engine (see group_step_seconds)."""
+    return members / group_step_seconds([cfg], ds, members, device, seconds)
 
 
 def eval_seconds(cfg: Config, ds: Dataset, members: int, device: torch.device) -> float:
@@ -145,17 +128,30 @@ def ablate_all_estimate(ds: Dataset, device: torch.device, seeds: int, log: Call
     return total
 
 
-def group_step_seconds(configs: list[Config], ds: Dataset, seeds: int, device: torch.device, n: int = 256) -> float:
-    """Wall time of one step of a fused group holding a population of `seeds` members per config (timed
-    over a pass of n images, after a warm-up pass that also compiles)."""
-    pops = [FusedPopulation(c, list(range(seeds)), ds.x_train[:n], ds.y_train[:n], device=device) for c in configs]
-    group = FusedGroup(pops)
-    group.train_pass([0] * len(pops))
-    _sync(device)
-    t0 = time.perf_counter()
-    group.train_pass([1] * len(pops))
-    _sync(device)
-    return (time.perf_counter() - t0) / n
+def group_step_seconds(configs: list[Config], ds: Dataset, seeds: int, device: torch.device,
+                       seconds: float = TARGET_SECONDS) -> float:
+    """Wall time of one step of a fused group holding a population of `seeds` members per config. The fused
+    engine's unit of work is a pass (one launch), so: a warm-up pass over 64 images (which also compiles),
+    then a timed pass over the first n images, n sized to take about `seconds`. The time includes each pass's
+    host-side work (random draws, packing), as in a real run."""
+
+    def group(n: int) -> FusedGroup:
+        return FusedGroup([FusedPopulation(c, list(range(seeds)), ds.x_train[:n], ds.y_train[:n], device=device)
+                           for c in configs])
+
+    def timed_pass(g: FusedGroup, pass_index: int) -> float:
+        _sync(device)
+        t0 = time.perf_counter()
+        g.train_pass([pass_index] * len(configs))
+        _sync(device)
+        return time.perf_counter() - t0
+
+    warm_n = 64
+    warm = group(warm_n)
+    timed_pass(warm, 0)  # compiles
+    per_step = timed_pass(warm, 1) / warm_n
+    n = max(warm_n, min(len(ds.y_train), int(seconds / max(per_step, 1e-9))))
+    return timed_pass(group(n), 0) / n
 
 
 def ablate_all_estimate_fused(ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None]) -> float:

@@ -109,16 +109,22 @@ def to_reference(p: dict[str, torch.Tensor], scheme_name: str) -> dict[str, torc
     }
 
 
+def flat_views(flat: torch.Tensor, members: int, shapes: dict[str, tuple[int, int]] = SHAPES) -> dict[str, torch.Tensor]:
+    """Per-tensor views (P, *shape) of a flat buffer laid out as FlatParams lays out its buffer."""
+    views, offset = {}, 0
+    for k, s in shapes.items():
+        n = members * s[0] * s[1]
+        views[k] = flat[offset : offset + n].view(members, *s)
+        offset += n
+    return views
+
+
 class FlatParams:
     """One contiguous buffer holding every member's tensors; `views[name]` is (P, *SHAPES[name])."""
 
     def __init__(self, members: int, device: torch.device, shapes: dict[str, tuple[int, int]] = SHAPES):
-        sizes = {k: members * s[0] * s[1] for k, s in shapes.items()}
-        self.flat = torch.zeros(sum(sizes.values()), device=device)
-        self.views, offset = {}, 0
-        for k, s in shapes.items():
-            self.views[k] = self.flat[offset : offset + sizes[k]].view(members, *s)
-            offset += sizes[k]
+        self.flat = torch.zeros(sum(members * s[0] * s[1] for s in shapes.values()), device=device)
+        self.views = flat_views(self.flat, members, shapes)
 
 
 def _act(name: str, a: torch.Tensor) -> torch.Tensor:

@@ -19,7 +19,7 @@ import sys
 import torch
 
 from .config import Config
-from .engine import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population
+from .engine import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views
 
 # name: (offset in a member's row, padded rows, padded columns); must match fused_kernel's O_* constants.
 # W3's rows are position*16 + map (maps padded 12 -> 16), not the engine's position*12 + map.
@@ -101,32 +101,29 @@ def load_kernel(device: torch.device):
     return fused_kernel.train_pass_kernel
 
 
+def _region(buf: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tensor `name` in the rows of `buf` (P, FUSED_ROW): its whole padded region, and the part holding the
+    engine's entries, as (P, rows, cols) of the engine layout once reshaped."""
+    offset, rows, cols = FUSED_LAYOUT[name]
+    region = buf[:, offset : offset + rows * cols]
+    if name == "W3":  # engine rows position*12 + map; here position*16 + map, maps padded 12 -> 16
+        return region, region.view(len(buf), 16, 16, cols)[:, :, :12, : SHAPES["W3"][1]]
+    r, c = SHAPES[name]
+    return region, region.view(len(buf), rows, cols)[:, :r, :c]
+
+
 def pack(views: dict[str, torch.Tensor], out: torch.Tensor) -> None:
     """Engine-layout tensors (P, rows, cols) -> rows of `out` (P, FUSED_ROW), zero-padded."""
-    P = out.shape[0]
-    for name, (offset, rows, cols) in FUSED_LAYOUT.items():
-        src = views[name]
-        if name == "W3":  # (P, 192, 30) position*12 + map -> (P, 16, 16, 32) position, padded map
-            src = src.reshape(P, 16, 12, 30)
-            dst = out[:, offset : offset + rows * cols].view(P, 16, 16, cols)
-            dst.zero_()
-            dst[:, :, :12, :30] = src
-            continue
-        dst = out[:, offset : offset + rows * cols].view(P, rows, cols)
-        dst.zero_()
-        dst[:, : src.shape[1], : src.shape[2]] = src
+    for name in FUSED_LAYOUT:
+        region, real = _region(out, name)
+        region.zero_()
+        real.copy_(views[name].view(real.shape))
 
 
 def unpack(packed: torch.Tensor, views: dict[str, torch.Tensor]) -> None:
     """Inverse of `pack`: rows of `packed` -> the engine-layout tensors, in place."""
-    P = packed.shape[0]
-    for name, (offset, rows, cols) in FUSED_LAYOUT.items():
-        dst = views[name]
-        if name == "W3":
-            src = packed[:, offset : offset + rows * cols].view(P, 16, 16, cols)[:, :, :12, :30]
-            dst.copy_(src.reshape(P, 192, 30))
-            continue
-        dst.copy_(packed[:, offset : offset + rows * cols].view(P, rows, cols)[:, : dst.shape[1], : dst.shape[2]])
+    for name in FUSED_LAYOUT:
+        views[name].copy_(_region(packed, name)[1].reshape(views[name].shape))
 
 
 def _index_tables() -> dict[str, torch.Tensor]:
@@ -169,27 +166,18 @@ class FusedPopulation(Population):
             self._alone = FusedGroup([self])
         self._alone.train_pass([pass_index])
 
-    def _moment_views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
-        """AdamW's moment buffers share params.flat's layout; view them per tensor like params.views."""
-        views, offset = {}, 0
-        for name, shape in SHAPES.items():
-            n = self.members * shape[0] * shape[1]
-            views[name] = flat[offset : offset + n].view(self.members, *shape)
-            offset += n
-        return views
-
     def pack_state(self) -> None:
         """Engine tensors (which callers may read or change between passes) -> the kernel's padded copies."""
         pack(self.params.views, self.packed)
         if self.cfg.optimizer == "adamw":
-            pack(self._moment_views(self.exp_avg), self.packed_avg)
-            pack(self._moment_views(self.exp_avg_sq), self.packed_avg_sq)
+            pack(flat_views(self.exp_avg, self.members), self.packed_avg)
+            pack(flat_views(self.exp_avg_sq, self.members), self.packed_avg_sq)
 
     def unpack_state(self) -> None:
         unpack(self.packed, self.params.views)
         if self.cfg.optimizer == "adamw":
-            unpack(self.packed_avg, self._moment_views(self.exp_avg))
-            unpack(self.packed_avg_sq, self._moment_views(self.exp_avg_sq))
+            unpack(self.packed_avg, flat_views(self.exp_avg, self.members))
+            unpack(self.packed_avg_sq, flat_views(self.exp_avg_sq, self.members))
 
     def member_tables(self, pass_index: int, draws, keep_row0: int, label_base: int, conn_index: int):
         """This population's rows of the kernel's per-member tables for one pass.

@@ -76,9 +76,14 @@ def _all_labels(order: dict[str, list[str]]) -> list[str]:
     return seen
 
 
+def _plotted_datasets(groups: dict[tuple[str, str], Group], order: dict[str, list[str]]) -> list[str]:
+    """The datasets with at least one usable group of runs, in report order."""
+    return [ds for ds in order if any(groups[(ds, lb)].ok for lb in order[ds])]
+
+
 # ----------------------------------------------------------------------------------------- 1. curves
 def learning_curves(groups: dict[tuple[str, str], Group], order: dict[str, list[str]]) -> bytes | None:
-    datasets = [ds for ds in order if any(groups[(ds, lb)].ok for lb in order[ds])]
+    datasets = _plotted_datasets(groups, order)
     if not datasets:
         return None
     colors = _rung_colors(_all_labels(order))
@@ -150,7 +155,7 @@ def _reference_point(ds: str, split: str) -> tuple[float, float, str] | None:
 
 # ----------------------------------------------------------------------------------------- 2. ladder
 def ladder_figure(groups: dict[tuple[str, str], Group], order: dict[str, list[str]], ladder: list[str]) -> bytes | None:
-    datasets = [ds for ds in order if any(groups[(ds, lb)].ok for lb in order[ds])]
+    datasets = _plotted_datasets(groups, order)
     if not datasets:
         return None
     labels = _all_labels({ds: order[ds] for ds in datasets})
@@ -201,7 +206,7 @@ def ladder_figure(groups: dict[tuple[str, str], Group], order: dict[str, list[st
 
 # ----------------------------------------------------------------------------------------- 3. rejection
 def rejection_figure(groups: dict[tuple[str, str], Group], order: dict[str, list[str]]) -> bytes | None:
-    datasets = [ds for ds in order if any(groups[(ds, lb)].ok for lb in order[ds])]
+    datasets = _plotted_datasets(groups, order)
     if not datasets:
         return None
     colors = _rung_colors(_all_labels(order))

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import click
 
-from .config import Config, ConfigError, apply_patch, field_names
-from .data import DATASETS, DataError, load_dataset, summary
-from .engine_fused import FusedEngineError
-from .ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan
-from .runner import (
+from repro.config import Config, ConfigError, apply_patch, field_names
+from repro.data import DATASETS, DataError, load_dataset, summary
+from repro.engines.fused import FusedEngineError
+from repro.study.ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan
+from repro.study.runner import (
     ENGINES,
     DeviceError,
     Progress,
@@ -22,7 +22,7 @@ from .runner import (
     run_planned,
     run_together,
 )
-from .store import DEFAULT_RESULTS_DIR, git_commit, remove_stale_temporaries
+from repro.study.store import DEFAULT_RESULTS_DIR, git_commit, remove_stale_temporaries
 
 DATA_DIR_HELP = "Folder with the raw data (default: $REPRO_DATA_DIR, else a per-user cache folder)."
 
@@ -64,7 +64,7 @@ def info(sets) -> None:
     """Print the network's units, connections, parameters and multiply-accumulates, computed from the model."""
     import torch
 
-    from .model import init_params, layer_shapes
+    from repro.net.model import init_params, layer_shapes
 
     cfg = _config_with(Config(), sets)
     shapes = layer_shapes(init_params(cfg, torch.Generator().manual_seed(0)))
@@ -182,8 +182,8 @@ def ablate(run_all, datasets, rungs, mode, ladder_dir, passes, dry_run, seeds, d
 
 
 def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, engine, mode) -> None:
-    from .distributed import barrier, init_from_env, shutdown
-    from .store import run_path
+    from repro.study.distributed import barrier, init_from_env, shutdown
+    from repro.study.store import run_path
 
     git_commit()  # fix the code version the records will name now, before anyone edits the tree
     dev = _device(device)
@@ -224,7 +224,7 @@ def _summarise(paths) -> None:
     """A short table of what the records say (mean +- std of the final errors)."""
     import statistics
 
-    from .store import load_record
+    from repro.study.store import load_record
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for path in paths:
@@ -255,7 +255,7 @@ def _summarise(paths) -> None:
 @click.option("--no-figures", is_flag=True, help="Write results.md and the tables only (fast).")
 def report(results_dir, paper_dir, data_dir, ladder_dir, strict, no_figures) -> None:
     """Tables (results.md, paper/tables/*.csv|tex) and figures (paper/figures/*.png) from the run records."""
-    from .report import DEFAULT_PAPER_DIR, ReportError, write_report
+    from repro.report.build import DEFAULT_PAPER_DIR, ReportError, write_report
 
     try:
         written = write_report(Path(results_dir), Path(paper_dir) if paper_dir else DEFAULT_PAPER_DIR,
@@ -279,7 +279,7 @@ def report(results_dir, paper_dir, data_dir, ladder_dir, strict, no_figures) -> 
 @click.option("--out-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RESULTS_DIR / "sweeps"), show_default=True)
 def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, out_dir) -> None:
     """Sweep the learning rate of one rung's config, judged on training-set error (never the test set)."""
-    from .sweep import lr_sweep, write_sweep
+    from repro.study.sweep import lr_sweep, write_sweep
 
     try:
         ladder, extras = load_rungs(Path(ladder_dir)), extra_rungs(Path(ladder_dir))
@@ -311,7 +311,7 @@ def bench(dataset, device, data_dir, populations, estimate, engine, out_dir) -> 
     """Speed of the engine as ratios against the plain reference loop, measured in the same run."""
     import tempfile
 
-    from .bench import default_engine, run_bench, write_bench
+    from repro.study.bench import default_engine, run_bench, write_bench
 
     dev = _device(device)
     if engine == "auto":

@@ -472,7 +472,7 @@ def _load_cache(path: Path, fingerprint: str) -> tuple[torch.Tensor, ...] | None
 
 def _save_cache(path: Path, name: str, fingerprint: str, tensors: tuple[torch.Tensor, ...]) -> None:
     """Write atomically; a data dir we cannot write to simply gets no cache."""
-    from .store import atomic_torch_save
+    from repro.study.store import atomic_torch_save
 
     if not _writable(path.parent):
         return

@@ -4,7 +4,7 @@ committed results: a stale table (results changed, report not rerun) fails here.
 import shutil
 from pathlib import Path
 
-from repro.report import write_report
+from repro.report.build import write_report
 
 from .conftest import data_dir
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from repro.config import Config, ConfigError, apply_patch
-from repro.ladder import load_rungs, plan, read_rung
+from repro.study.ladder import load_rungs, plan, read_rung
 
 LADDER = ["baseline", "relu", "adamw", "lr-decay", "dropout", "shift", "long"]
 

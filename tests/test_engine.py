@@ -8,11 +8,11 @@ import pytest
 import torch
 
 from repro.config import Config
-from repro.engine import Population, to_engine, to_reference
-from repro.engine_fused import FusedPopulation
-from repro.ladder import extra_rungs, load_rungs, plan
-from repro.model import forward, init_params, run_generator
-from repro.reference import evaluate, train_reference
+from repro.engines.population import Population, to_engine, to_reference
+from repro.engines.fused import FusedPopulation
+from repro.study.ladder import extra_rungs, load_rungs, plan
+from repro.net.model import forward, init_params, run_generator
+from repro.engines.reference import evaluate, train_reference
 
 N_SUBSET = 150  # 2 passes of 150 patterns = 300 steps, so pass boundaries (new draws, lr schedule) are crossed
 N_SUBSET_INTERPRETED = 60  # the same for the fused kernel in Triton's CPU interpreter (~10 ms a step)

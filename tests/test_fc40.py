@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from repro.config import Config, ConfigError
-from repro.engine_fc import FCPopulation
-from repro.model import init_params, layer_shapes, run_generator
-from repro.reference import train_reference
+from repro.engines.population_fc import FCPopulation
+from repro.net.model import init_params, layer_shapes, run_generator
+from repro.engines.reference import train_reference
 
 
 def test_fc40_has_the_papers_10690_connections():
@@ -40,7 +40,7 @@ def test_fc40_member_matches_reference_loop(patch, usps):
     for name, want in ref.params.items():
         torch.testing.assert_close(got[name], want.detach(), atol=2e-5, rtol=1e-4, msg=name)
     ev = pop.evaluate(usps.x_test[:300], usps.y_test[:300], keep_outputs=True)
-    from repro.model import forward, outputs
+    from repro.net.model import forward, outputs
 
     torch.testing.assert_close(ev.outputs[1], outputs(cfg, forward(ref.params, usps.x_test[:300], cfg)).detach(),
                                atol=1e-5, rtol=1e-5)

@@ -14,8 +14,8 @@ import torch
 pytest.importorskip("triton", reason="the fused engine's tests need Triton (`pip install triton`)")
 
 from repro.config import Config  # noqa: E402
-from repro.engine import Population  # noqa: E402
-from repro.engine_fused import (  # noqa: E402
+from repro.engines.population import Population  # noqa: E402
+from repro.engines.fused import (  # noqa: E402
     FUSED_LAYOUT,
     FUSED_ROW,
     FusedEngineError,
@@ -24,9 +24,9 @@ from repro.engine_fused import (  # noqa: E402
     pack,
     unpack,
 )
-from repro.ladder import PlannedConfig, Rung  # noqa: E402
-from repro.reference import train_reference  # noqa: E402
-from repro.runner import run_planned  # noqa: E402
+from repro.study.ladder import PlannedConfig, Rung  # noqa: E402
+from repro.engines.reference import train_reference  # noqa: E402
+from repro.study.runner import run_planned  # noqa: E402
 
 from .test_engine import CONFIGS, DEVICES  # noqa: E402
 
@@ -122,7 +122,7 @@ def test_kernel_compiles_for_the_gpu_without_one():
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-m", "repro.kernel_check", "--arch", "90"], env=env,
+    done = subprocess.run([sys.executable, "-m", "repro.engines.kernel_check", "--arch", "90"], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "train_pass_kernel: sm_90" in done.stdout and "registers/thread" in done.stdout
@@ -154,7 +154,7 @@ def test_a_group_of_configs_and_datasets_trains_each_as_alone(usps, mnist16):
 def test_run_together_writes_the_records_of_one_by_one_runs(usps, tmp_path):
     """`ablate --engine fused`'s way: every population in one launch per pass, records written as each
     finishes; the same numbers as running each configuration alone, and unsupported ones fall back."""
-    from repro.runner import run_together
+    from repro.study.runner import run_together
 
     ds = _small(usps, 30)
     rung = Rung(0, "r", "test", "", "test")
@@ -182,7 +182,7 @@ def test_passes_out_of_order_are_refused(usps):
 
 
 def test_layout_matches_the_kernels_offsets():
-    from repro import fused_kernel as kernel
+    from repro.engines import fused_kernel as kernel
 
     names = ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"]
     assert [FUSED_LAYOUT[n][0] for n in names] == [getattr(kernel, f"O_{n.upper()}").value for n in names]

@@ -7,7 +7,7 @@ import torch
 
 from repro.config import H2_SCHEMES as CONFIG_SCHEMES
 from repro.config import Config
-from repro.model import H2_SCHEMES, draw_pass_randomness, forward, h2_scheme, init_params, layer_shapes, run_generator, shift_images
+from repro.net.model import H2_SCHEMES, draw_pass_randomness, forward, h2_scheme, init_params, layer_shapes, run_generator, shift_images
 
 
 def params(cfg=Config(), seed=0):
@@ -57,7 +57,7 @@ def test_padding_is_background_minus_one():
     assert torch.allclose(h1, h1[:, :, :1, :1].expand_as(h1))
     out_bg = forward(p, x, cfg)
     # changing the padding value changes the output: the model really pads with -1
-    import repro.model as m
+    import repro.net.model as m
     old = m.BACKGROUND
     m.BACKGROUND = 0.0
     try:
@@ -90,7 +90,7 @@ def test_masked_h2_connections_carry_no_signal_or_gradient():
     # d(H2 map j) / d(H1 map i) must be zero when map j does not read map i
     import torch.nn.functional as F
 
-    from repro.model import activation, pad_background
+    from repro.net.model import activation, pad_background
 
     h1 = activation("tanh", F.conv2d(pad_background(x.unsqueeze(1)), p["H1.weight"], stride=2) + p["H1.bias"])
     h1 = h1.detach().requires_grad_()
@@ -102,7 +102,7 @@ def test_masked_h2_connections_carry_no_signal_or_gradient():
         expected[scheme[j]] = True
         assert torch.equal(reads, expected), j
     # and in the engine's dense layout, masked weights get exactly zero gradient and stay zero
-    from repro.engine import Population, h2_mask
+    from repro.engines.population import Population, h2_mask
 
     pop = Population(cfg, [0, 1], x, torch.tensor([3, 7]))
     rows, _ = pop._pass_inputs()

@@ -13,8 +13,8 @@ import statistics
 
 import pytest
 
-from repro.engine import Population
-from repro.ladder import load_rungs, plan
+from repro.engines.population import Population
+from repro.study.ladder import load_rungs, plan
 
 # rung: (test mean, sd, min, max, train mean, sd, min, max), % over seeds 0-15
 BANDS = {

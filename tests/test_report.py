@@ -19,11 +19,13 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from repro import __version__, plots
+from repro import __version__
+
+from repro.report import plots
 from repro.cli import main
 from repro.config import Config
-from repro.model import init_params, run_generator
-from repro.report import (
+from repro.net.model import init_params, run_generator
+from repro.report.build import (
     KARPATHY_BASELINE,
     PAPER,
     ReportError,
@@ -33,7 +35,7 @@ from repro.report import (
     t_quantile,
     welch_interval,
 )
-from repro.store import atomic_torch_save, atomic_write_json, checkpoint_path, run_path
+from repro.study.store import atomic_torch_save, atomic_write_json, checkpoint_path, run_path
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LADDER = ("baseline", "relu", "adamw")
@@ -173,8 +175,8 @@ def test_summary_and_welch_interval_by_hand():
 # ----------------------------------------------------------------------------------------- records
 def test_make_record_has_the_shape_runner_writes():
     from repro.data import Dataset
-    from repro.ladder import PlannedConfig, Rung
-    from repro.runner import _record
+    from repro.study.ladder import PlannedConfig, Rung
+    from repro.study.runner import _record
 
     cfg = Config().replace(passes=2)
     n = 40
@@ -357,7 +359,7 @@ def test_misclassified_figure_from_a_checkpointed_net():
     x = torch.rand(60, 16, 16, generator=gen) * 2 - 1
     y = torch.randint(0, 10, (60,), generator=gen)
     png, n_wrong = plots.misclassified_figure(params, cfg, x, y, "test")
-    from repro.model import forward
+    from repro.net.model import forward
 
     assert n_wrong == int((forward(params, x, cfg).argmax(-1) != y).sum())
     assert png.startswith(PNG_SIGNATURE)

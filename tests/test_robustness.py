@@ -12,12 +12,12 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import repro.engine
-import repro.runner
+import repro.engines.population
+import repro.study.runner
 from repro.cli import main
 from repro.config import Config
-from repro.ladder import PlannedConfig, Rung
-from repro.runner import run_planned
+from repro.study.ladder import PlannedConfig, Rung
+from repro.study.runner import run_planned
 
 from .conftest import data_dir
 
@@ -98,12 +98,12 @@ def test_divergent_run_is_marked_and_reported(tmp_path, monkeypatch):
 
 
 def test_one_divergent_member_does_not_stop_the_others(tmp_path, usps, monkeypatch):
-    class BrokenFirstMember(repro.engine.Population):
+    class BrokenFirstMember(repro.engines.population.Population):
         def __init__(self, *a, **k):
             super().__init__(*a, **k)
             self.params.views["W3"][0].fill_(float("inf"))
 
-    monkeypatch.setattr(repro.runner, "population_class", lambda architecture: BrokenFirstMember)
+    monkeypatch.setattr(repro.study.runner, "population_class", lambda architecture: BrokenFirstMember)
     small = type(usps)(usps.name, usps.x_train[:300], usps.y_train[:300], usps.x_test[:200], usps.y_test[:200], usps.fingerprint)
     planned = PlannedConfig("baseline", Rung(0, "baseline", "t", "r", "s"), Config(passes=2))
     paths = run_planned(planned, small, [0, 1], tmp_path)

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 from torch.func import jacrev
 
 from repro.config import Config
-from repro.engine import Population, h2_mask, to_reference
-from repro.model import activation, forward, h2_scheme, pad_background
-from repro.reference import train_reference
-from repro.sdlm import activation_grad, gauss_newton_diagonal
+from repro.engines.population import Population, h2_mask, to_reference
+from repro.net.model import activation, forward, h2_scheme, pad_background
+from repro.engines.reference import train_reference
+from repro.net.sdlm import activation_grad, gauss_newton_diagonal
 
 SDLM = Config(optimizer="sdlm", lr=1e-3)
 
@@ -167,7 +167,7 @@ def _views(pop, flat):
 
 def test_sdlm_reference_step_is_the_formula():
     """One SDLM step by hand: h = hnew at the first step, then w - lr g / (mu + h); then the running average."""
-    from repro.sdlm import SDLM as Opt
+    from repro.net.sdlm import SDLM as Opt
 
     w = torch.tensor([1.0, -2.0], requires_grad=True)
     opt = Opt([w], lr=0.1, mu=0.02, gamma=0.25)

@@ -18,8 +18,8 @@ import sys
 
 import torch
 
-from .config import Config
-from .engine import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views
+from repro.config import Config
+from repro.engines.population import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views
 
 # name: (offset in a member's row, padded rows, padded columns); must match fused_kernel's O_* constants.
 # W3's rows are position*16 + map (maps padded 12 -> 16), not the engine's position*12 + map.
@@ -35,7 +35,7 @@ FUSED_LAYOUT = {
 }
 FUSED_ROW = 18736
 
-# Threads per member: 8 warps. Chosen from ptxas's resource report (`python -m repro.kernel_check`): 4 warps
+# Threads per member: 8 warps. Chosen from ptxas's resource report (`python -m repro.engines.kernel_check`): 4 warps
 # spill more registers to the stack, 16 halve the registers but leave one block per SM all the same. Not yet
 # tuned by measurement on a GPU.
 NUM_WARPS = 8
@@ -86,7 +86,7 @@ def load_kernel(device: torch.device):
     try:
         import triton.language as tl
 
-        from . import fused_kernel
+        from repro.engines import fused_kernel
     except ImportError as err:
         raise FusedEngineError(
             "the fused engine needs Triton: CUDA builds of PyTorch include it; on a CPU-only machine "

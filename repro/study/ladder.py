@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import Config, ConfigError, apply_patch, field_names
+from repro.config import Config, ConfigError, apply_patch, field_names
 
-DEFAULT_LADDER_DIR = Path(__file__).resolve().parents[1] / "ablations"
+DEFAULT_LADDER_DIR = Path(__file__).resolve().parents[2] / "ablations"
 MODES = ("cumulative", "single", "leave-one-out")
 _FILE_RE = re.compile(r"^(\d+)-([\w.-]+)\.toml$")
 _KEYS = {"name", "title", "rationale", "source", "patch"}

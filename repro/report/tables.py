@@ -10,7 +10,7 @@ import math
 
 import pandas as pd
 
-from .report import CI_METHOD, REFERENCES, Group, Inputs, comparison_label, summarize, welch_interval
+from repro.report.build import CI_METHOD, REFERENCES, Group, Inputs, comparison_label, summarize, welch_interval
 
 INT_COLUMNS = ("passes", "seeds", "diverged")
 COLUMNS = (
@@ -234,7 +234,7 @@ def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, st
     if faithful is not None:
         out += [faithful_block(faithful, heading=True), ""]
     if figures:
-        from .plots import CAPTIONS as captions
+        from repro.report.plots import CAPTIONS as captions
 
         out += ["## Figures", ""]
         out += [f"![{captions.get(name, name)}]({path})\n" for name, path in figures.items()]
@@ -247,7 +247,7 @@ def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, st
 
 def paper_results_block(frames: dict[str, pd.DataFrame], figures: dict[str, str]) -> str:
     """The generated part of paper.md's results section: every table, then the figures."""
-    from .plots import CAPTIONS
+    from repro.report.plots import CAPTIONS
 
     out = []
     for ds, df in frames.items():

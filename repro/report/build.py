@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .store import DEFAULT_RESULTS_DIR, REPO_ROOT, SCHEMA_VERSION, run_path
+from repro.study.store import DEFAULT_RESULTS_DIR, REPO_ROOT, SCHEMA_VERSION, run_path
 
 DEFAULT_PAPER_DIR = REPO_ROOT / "paper"
 CI_LEVEL = 0.95
@@ -391,10 +391,11 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, paper_dir: Path = DEFA
 
     Warnings go to `warn` and into results.md. Existing figures are left alone when make_figures=False.
     """
-    from . import plots, tables
-    from .config import ConfigError
-    from .ladder import DEFAULT_LADDER_DIR, load_rungs
-    from .store import atomic_write_bytes
+    from repro.report import plots
+    from repro.report import tables
+    from repro.config import ConfigError
+    from repro.study.ladder import DEFAULT_LADDER_DIR, load_rungs
+    from repro.study.store import atomic_write_bytes
 
     results_dir, paper_dir = Path(results_dir), Path(paper_dir)
     notes: list[str] = []
@@ -468,8 +469,8 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, paper_dir: Path = DEFA
 
 def _faithful_rungs(ladder_dir: Path, note: Callable[[str], None]) -> tuple[list, list]:
     """The faithfulness ladder (ablations/faithful/, beside the main ladder) and its extra rungs, if present."""
-    from .config import ConfigError
-    from .ladder import extra_rungs, load_rungs
+    from repro.config import ConfigError
+    from repro.study.ladder import extra_rungs, load_rungs
 
     folder = Path(ladder_dir) / "faithful"
     if not folder.is_dir():

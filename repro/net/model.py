@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .config import Config
+from repro.config import Config
 
 PAD = 2  # 5x5 kernels centred near the border need 2 pixels of background on each side
 BACKGROUND = -1.0

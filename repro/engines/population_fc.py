@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from .engine import PAD, EvalResult, Population, _act, _act_grad
+from repro.engines.population import PAD, EvalResult, Population, _act, _act_grad
 
 FC_SHAPES = {"W1": (256, 40), "b1": (1, 40), "W2": (40, 10), "b2": (1, 10)}
 _iy, _ix = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")

@@ -13,9 +13,9 @@ from typing import Callable
 
 import torch
 
-from .config import Config
-from .model import draw_pass_randomness, forward, init_params, loss_per_example, run_generator, set_float_mode, shift_images
-from .sdlm import SDLM, gauss_newton_diagonal
+from repro.config import Config
+from repro.net.model import draw_pass_randomness, forward, init_params, loss_per_example, run_generator, set_float_mode, shift_images
+from repro.net.sdlm import SDLM, gauss_newton_diagonal
 
 
 @dataclass

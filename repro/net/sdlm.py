@@ -43,8 +43,8 @@ import torch
 import torch.nn.functional as F
 from torch.nn.grad import conv2d_input, conv2d_weight
 
-from .config import Config
-from .model import SCALED_TANH_A, SCALED_TANH_S, activation, h2_scheme, pad_background
+from repro.config import Config
+from repro.net.model import SCALED_TANH_A, SCALED_TANH_S, activation, h2_scheme, pad_background
 
 SDLM_LR = 1e-3  # suggested lr (eta) for optimizer="sdlm" with the default mu and gamma; Config.lr stays SGD's
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from .config import Config
-from .model import (
+from repro.config import Config
+from repro.net.model import (
     BACKGROUND,
     PAD,
     SCALED_TANH_A,

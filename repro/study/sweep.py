@@ -14,10 +14,10 @@ from typing import Callable
 
 import torch
 
-from .config import Config
-from .data import Dataset
-from .engine_fc import population_class
-from .store import atomic_write_bytes, atomic_write_json, environment
+from repro.config import Config
+from repro.data import Dataset
+from repro.engines.population_fc import population_class
+from repro.study.store import atomic_write_bytes, atomic_write_json, environment
 
 
 def lr_sweep(cfg: Config, ds: Dataset, lrs: list[float], seeds: list[int], passes: int,

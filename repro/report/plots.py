@@ -20,7 +20,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .report import KARPATHY_BASELINE, KARPATHY_TOP, PAPER, Group
+from repro.report.build import KARPATHY_BASELINE, KARPATHY_TOP, PAPER, Group
 
 STYLE = {
     "font.family": "DejaVu Sans",
@@ -249,7 +249,7 @@ def rejection_figure(groups: dict[tuple[str, str], Group], order: dict[str, list
 def misclassified_figure(params: dict[str, torch.Tensor], cfg, x: torch.Tensor, y: torch.Tensor,
                          title: str) -> tuple[bytes, int]:
     """Grid of the test images the network gets wrong (first MAX_MISCLASSIFIED, in test-set order)."""
-    from .model import forward
+    from repro.net.model import forward
 
     with torch.no_grad():
         pred = forward(params, x, cfg).argmax(dim=-1)
@@ -305,9 +305,9 @@ def kernels_figure(rows: list[tuple[str, torch.Tensor]]) -> bytes:
 def _checkpoint(results_dir: Path, group: Group | None, dataset: str, label: str, warn,
                 what: str) -> tuple[dict, object] | None:
     """(state_dict, Config) of the seed-0 checkpoint of a (dataset, label), or None with a warning."""
-    from .config import ConfigError, config_from_dict
-    from .model import init_params, run_generator
-    from .store import checkpoint_path, safe_label
+    from repro.config import ConfigError, config_from_dict
+    from repro.net.model import init_params, run_generator
+    from repro.study.store import checkpoint_path, safe_label
 
     folder = Path(results_dir) / "checkpoints" / dataset
     if group is not None:
@@ -350,7 +350,7 @@ def make_figures(groups: dict[tuple[str, str], Group], order: dict[str, list[str
     ck_base = _checkpoint(results_dir, groups.get(("usps", base)), "usps", base, warn,
                           "misclassified_usps_baseline.png and the baseline row of h1_kernels_usps.png")
     if ck_base is not None:
-        from .data import DataError, load_dataset
+        from repro.data import DataError, load_dataset
 
         try:
             ds = load_dataset("usps", data_dir, download=False)

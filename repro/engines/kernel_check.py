@@ -1,4 +1,4 @@
-"""Compile the fused kernel for a GPU without having one: `python -m repro.kernel_check [--arch 90]`.
+"""Compile the fused kernel for a GPU without having one: `python -m repro.engines.kernel_check [--arch 90]`.
 
 Triton ships its own ptxas, so the full GPU compilation (Triton IR -> PTX -> cubin) runs on any machine. This
 catches what the CPU interpreter cannot (shapes or ops the GPU backend rejects) and prints each variant's
@@ -26,7 +26,7 @@ def compile_kernel(arch: int, num_warps: int) -> dict[str, int]:
     import triton
     from triton.backends.compiler import GPUTarget
 
-    from .fused_kernel import train_pass_kernel as fn
+    from repro.engines.fused_kernel import train_pass_kernel as fn
 
     signature = {}
     for name in fn.arg_names:
@@ -37,7 +37,7 @@ def compile_kernel(arch: int, num_warps: int) -> dict[str, int]:
         else:
             signature[name] = "i32" if name == "n_steps" else "fp32"
     src = triton.compiler.ASTSource(fn=fn, signature=signature)
-    from .engine_fused import FP_FUSION
+    from repro.engines.fused import FP_FUSION
 
     options = {"num_warps": num_warps, "enable_fp_fusion": FP_FUSION}
     kernel = triton.compile(src, target=GPUTarget("cuda", arch, 32), options=options)
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", type=int, default=90, help="compute capability x10 (90: H100/H200)")
     args = parser.parse_args(argv)
-    from .engine_fused import NUM_WARPS
+    from repro.engines.fused import NUM_WARPS
 
     use = compile_kernel(args.arch, NUM_WARPS)
     print(f"train_pass_kernel: sm_{args.arch}, {NUM_WARPS} warps: {use['registers']} registers/thread, "

@@ -17,13 +17,13 @@ from typing import Callable
 
 import torch
 
-from .config import Config
-from .data import Dataset
-from .engine import Population
-from .engine_fused import FusedGroup, FusedPopulation
-from .ladder import load_rungs, plan
-from .reference import train_reference
-from .store import atomic_write_bytes, atomic_write_json, device_description, environment
+from repro.config import Config
+from repro.data import Dataset
+from repro.engines.population import Population
+from repro.engines.fused import FusedGroup, FusedPopulation
+from repro.study.ladder import load_rungs, plan
+from repro.engines.reference import train_reference
+from repro.study.store import atomic_write_bytes, atomic_write_json, device_description, environment
 
 POPULATIONS = (1, 16, 256, 4096)
 TARGET_SECONDS = 2.0  # time spent measuring each population, after warm-up

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 SCHEMA_VERSION = 1
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESULTS_DIR = REPO_ROOT / "results"
 
 
@@ -90,7 +90,7 @@ def device_description(device: torch.device) -> str:
 def environment(device: torch.device) -> dict[str, Any]:
     import numpy
 
-    from . import __version__
+    from repro import __version__
 
     return {
         "device": device_description(device),

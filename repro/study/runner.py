@@ -16,16 +16,16 @@ from typing import Callable, TextIO
 
 import torch
 
-from .config import Config
-from .data import Dataset
-from .engine_fc import population_class
-from .engine_fused import FusedGroup, FusedPopulation, unsupported_reason
-from .ladder import PlannedConfig
-from .metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
-from .model import forward
-from .model import outputs as output_values
-from .reference import train_reference
-from .store import SCHEMA_VERSION, atomic_torch_save, atomic_write_json, checkpoint_path, environment, run_path
+from repro.config import Config
+from repro.data import Dataset
+from repro.engines.population_fc import population_class
+from repro.engines.fused import FusedGroup, FusedPopulation, unsupported_reason
+from repro.study.ladder import PlannedConfig
+from repro.study.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
+from repro.net.model import forward
+from repro.net.model import outputs as output_values
+from repro.engines.reference import train_reference
+from repro.study.store import SCHEMA_VERSION, atomic_torch_save, atomic_write_json, checkpoint_path, environment, run_path
 
 ENGINES = ("population", "fused", "reference")
 

@@ -21,7 +21,7 @@ from repro.data import Dataset
 from repro.engines.population_fc import population_class
 from repro.engines.fused import FusedGroup, FusedPopulation, unsupported_reason
 from repro.study.ladder import PlannedConfig
-from repro.study.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
+from repro.net.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
 from repro.net.model import forward
 from repro.net.model import outputs as output_values
 from repro.engines.reference import train_reference

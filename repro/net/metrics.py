@@ -1,0 +1,70 @@
+"""How a net's outputs are scored: the error convention, the exact loss reduction, the paper's rejection.
+
+One error convention for every engine, the error rate and the rejection alike: a pattern is classified
+correctly when the output value of its label is strictly larger than every other output value (the values
+the net emits: tanh or scaled tanh for squared error, softmax probabilities for cross-entropy). A tie for
+the top, as among outputs saturated at exactly 1.0 in float32, counts as an error: the net did not name one
+class. (An argmax of the pre-activations would break such ties by unit order, and argmax of the values by
+the first index; neither is what the net said.)
+
+Losses are summed exactly (math.fsum over the float32 per-pattern losses, rounded once to float64), so a
+member's reported loss does not depend on how many members share its population, on their order, on how
+the examples are chunked, or on the number of threads.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+REJECTION_TARGET = 0.01  # the paper reports the rejection needed for 1% error on the rest
+# error levels at which each run's record stores the rejection needed (its error-rejection curve)
+REJECTION_CURVE_ERRORS = (0.0, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05)
+
+
+def is_wrong(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """(..., N, 10) output values and (N,) labels -> (..., N) bool: not strictly the label's output on top."""
+    own = outputs.gather(-1, labels.expand(outputs.shape[:-1]).unsqueeze(-1))  # (..., N, 1)
+    rivals = outputs.masked_fill(torch.nn.functional.one_hot(labels, outputs.shape[-1]).bool(), -math.inf)
+    return rivals.max(dim=-1).values >= own.squeeze(-1)
+
+
+def exact_sum(values: torch.Tensor) -> torch.Tensor:
+    """(P, N) per-pattern numbers -> (P,) float64 sums, each exactly rounded (independent of order)."""
+    rows = values.detach().to("cpu", torch.float64).tolist()
+    return torch.tensor([math.fsum(r) for r in rows], dtype=torch.float64)
+
+
+def margins(outputs: torch.Tensor) -> torch.Tensor:
+    """(..., N, 10) output values -> (..., N) gap between the two most active output units."""
+    top2 = outputs.topk(2, dim=-1).values
+    return top2[..., 0] - top2[..., 1]
+
+
+def rejection_for_error(outputs: torch.Tensor, labels: torch.Tensor, target: float = REJECTION_TARGET) -> float:
+    """Smallest share of patterns to reject so that the error on the rest is at most `target`.
+
+    As in the paper, a pattern is rejected when the gap between its two largest outputs is below a
+    threshold; a threshold can only fall between distinct gap values, so ties are accepted or rejected
+    together.
+    """
+    gap = margins(outputs)
+    wrong = is_wrong(outputs, labels).double()
+    order = torch.argsort(gap, descending=True, stable=True)
+    gap, wrong = gap[order], wrong[order]
+    n = len(gap)
+    accepted = torch.arange(1, n + 1, dtype=torch.float64)
+    error = wrong.cumsum(0) / accepted
+    # a cut after position k (k accepted) is possible only where the next gap is strictly smaller
+    cut_ok = torch.ones(n, dtype=torch.bool)
+    cut_ok[:-1] = gap[1:] < gap[:-1]
+    good = cut_ok & (error <= target)
+    if not bool(good.any()):
+        return 1.0
+    k = int(accepted[good].max())
+    return 1.0 - k / n
+
+
+def rejection_curve(outputs: torch.Tensor, labels: torch.Tensor, targets: tuple[float, ...]) -> list[float]:
+    return [rejection_for_error(outputs, labels, t) for t in targets]

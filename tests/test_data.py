@@ -14,12 +14,14 @@ import hashlib
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
 import repro.data as data
 from repro.data import (
     DATASETS,
+    REGISTRY,
     DataError,
     Dataset,
     load_dataset,
@@ -38,6 +40,22 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte.gz",
 )
 SUBDIR = {**{f: "usps" for f in USPS_FILES}, **{f: "mnist" for f in MNIST_FILES}}
+
+# sha256 of x.numpy().tobytes() + y.numpy().tobytes() of each mnist16 split, computed with this
+# module's procedure (Karpathy's prepro.py: np.random.seed(1337), permutation per split in the
+# given order, x/127.5-1 then bilinear 28->16) with torch 2.13.0 on x86-64 CPU.
+MNIST16_SHA256 = {
+    "train-first": {
+        "train": "cdf44d8f52d088b19ba4910506746a11c28954a7f7c5cf8e7dcb40bfb51e4238",
+        "test": "0630efd42114026601d0b55884be59366948e08f34e6999aeb3bc220426afdd5",
+        "test10k": "8322f48dd069c85b8b7bc7b474f97dd77f98f2ac39a357a31fc6cdbcaaa29c6c",
+    },
+    "test-first": {
+        "train": "23433dfa1bca9e055e29d42dd8821aa70c997a34267b92be5b49b1c210a57845",
+        "test": "da83849d143fbfe89dbfbf8d140f15c43cd8c3dba8b67c266eafa5467d78cb84",
+        "test10k": "8322f48dd069c85b8b7bc7b474f97dd77f98f2ac39a357a31fc6cdbcaaa29c6c",
+    },
+}
 
 
 def _source_dir() -> Path:
@@ -72,7 +90,26 @@ def usps(linked_dir) -> Dataset:
 
 @pytest.fixture(scope="module")
 def mnist(linked_dir) -> Dataset:
-    return load_dataset("mnist16", linked_dir, download=False, cache=False)
+    return load_dataset("mnist16", linked_dir, download=False, cache=False)  # train-first
+
+
+@pytest.fixture(scope="module")
+def mnist_test_first(linked_dir) -> Dataset:
+    return load_dataset("mnist16", linked_dir, download=False, cache=False, mnist_order="test-first")
+
+
+@pytest.fixture(scope="module")
+def mnist_raw() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """split -> (uint8 images (N, 28, 28), labels (N,)), read here without repro.data."""
+    out = {}
+    for split, prefix in (("train", "train"), ("test", "t10k")):
+        img = gzip.decompress(_source_file(f"{prefix}-images-idx3-ubyte.gz").read_bytes())
+        lab = gzip.decompress(_source_file(f"{prefix}-labels-idx1-ubyte.gz").read_bytes())
+        out[split] = (
+            np.frombuffer(img, np.uint8, offset=16).reshape(-1, 28, 28),
+            np.frombuffer(lab, np.uint8, offset=8),
+        )
+    return out
 
 
 @pytest.fixture(autouse=True)
@@ -113,7 +150,38 @@ def _set(i: int, value: bytes):
 
 
 def _as_bytes(ds: Dataset) -> bytes:
-    return b"".join(t.numpy().tobytes() for t in (ds.x_train, ds.y_train, ds.x_test, ds.y_test))
+    extra = [t for xy in ds.extra_tests.values() for t in xy]
+    tensors = (ds.x_train, ds.y_train, ds.x_test, ds.y_test, *extra)
+    return b"".join(t.numpy().tobytes() for t in tensors)
+
+
+def _split_sha256(x: torch.Tensor, y: torch.Tensor) -> str:
+    h = hashlib.sha256(x.numpy().tobytes())
+    h.update(y.numpy().tobytes())
+    return h.hexdigest()
+
+
+def _prepro_draws(order: str) -> dict[str, np.ndarray]:
+    """The indices of prepro.py, recomputed with numpy's global stream (state restored after)."""
+    state = np.random.get_state()
+    try:
+        np.random.seed(1337)
+        n = {"train": (60000, 7291), "test": (10000, 2007)}
+        first = ("train", "test") if order == "train-first" else ("test", "train")
+        return {s: np.random.permutation(n[s][0])[: n[s][1]] for s in first}
+    finally:
+        np.random.set_state(state)
+
+
+def _bilinear_16(img28: np.ndarray) -> np.ndarray:
+    """x/127.5-1 then a 28->16 bilinear resize with half-pixel centres (align_corners=False)."""
+    x = img28.astype(np.float64) / 127.5 - 1.0
+    src = np.maximum((np.arange(16) + 0.5) * 28 / 16 - 0.5, 0.0)
+    i0 = np.floor(src).astype(int)
+    i1 = np.minimum(i0 + 1, 27)
+    w = src - i0
+    rows = x[i0] * (1 - w)[:, None] + x[i1] * w[:, None]
+    return rows[:, i0] * (1 - w) + rows[:, i1] * w
 
 
 # --------------------------------------------------------------------------- real data
@@ -144,43 +212,136 @@ def test_mnist16_shapes_range(mnist):
     assert mnist.name == "mnist16"
     assert mnist.x_train.shape == (7291, 16, 16) and mnist.x_test.shape == (2007, 16, 16)
     assert mnist.y_train.shape == (7291,) and mnist.y_test.shape == (2007,)
-    assert mnist.x_train.dtype == torch.float32 and mnist.y_train.dtype == torch.int64
-    for x, y in ((mnist.x_train, mnist.y_train), (mnist.x_test, mnist.y_test)):
+    assert (mnist.n_train, mnist.n_test) == (7291, 2007)
+    assert list(mnist.extra_tests) == ["test10k"]
+    x_full, y_full = mnist.extra_tests["test10k"]
+    assert x_full.shape == (10000, 16, 16) and y_full.shape == (10000,)
+    assert list(mnist.test_splits) == ["test", "test10k"]
+    assert mnist.x_train.dtype == x_full.dtype == torch.float32
+    assert mnist.y_train.dtype == y_full.dtype == torch.int64
+    for x, y in ((mnist.x_train, mnist.y_train), (mnist.x_test, mnist.y_test), (x_full, y_full)):
         assert x.min() >= -1 and x.max() <= 1
         assert x.min() == -1  # MNIST background is 0 -> -1
         assert set(y.unique().tolist()) == set(range(10))
+    assert mnist.options == {"mnist_seed": 1337, "mnist_order": "train-first"}
 
 
-def test_mnist16_deterministic_and_seeded(mnist, linked_dir, tmp_path):
+@pytest.mark.parametrize("order", ["train-first", "test-first"])
+def test_mnist16_tensors_sha256(order, mnist, mnist_test_first):
+    ds = mnist if order == "train-first" else mnist_test_first
+    assert ds.options["mnist_order"] == order
+    assert (ds.n_train, ds.n_test, len(ds.extra_tests["test10k"][1])) == (7291, 2007, 10000)
+    splits = {"train": (ds.x_train, ds.y_train), **ds.test_splits}
+    got = {s: _split_sha256(x, y) for s, (x, y) in splits.items()}
+    assert got == MNIST16_SHA256[order]
+
+
+def test_mnist16_orders_differ(mnist, mnist_test_first):
+    a, b = mnist, mnist_test_first
+    assert a.fingerprint != b.fingerprint
+    assert not torch.equal(a.x_train, b.x_train) and not torch.equal(a.y_test, b.y_test)
+    assert _as_bytes(Dataset("x", *a.extra_tests["test10k"], *a.extra_tests["test10k"], "")) == _as_bytes(
+        Dataset("x", *b.extra_tests["test10k"], *b.extra_tests["test10k"], "")
+    )  # the full test set does not depend on the draw
+
+
+@pytest.mark.parametrize("order", ["train-first", "test-first"])
+def test_mnist16_follows_prepro(order, mnist, mnist_test_first, mnist_raw):
+    """Indices from numpy's global stream, pixels from a numpy bilinear resize written here."""
+    ds = mnist if order == "train-first" else mnist_test_first
+    idx = _prepro_draws(order)
+    splits = {"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)}
+    for split, (x, y) in splits.items():
+        images, labels = mnist_raw[split]
+        assert y.tolist() == labels[idx[split]].tolist()
+        for i in (0, 1, 2, 1000, len(y) - 1):
+            expected = _bilinear_16(images[idx[split][i]])
+            assert np.abs(x[i].numpy().astype(np.float64) - expected).max() < 1e-6, (split, i)
+    x_full, y_full = ds.extra_tests["test10k"]
+    assert y_full.tolist() == mnist_raw["test"][1].tolist()
+    for i in (0, 4321, 9999):
+        assert np.abs(x_full[i].numpy() - _bilinear_16(mnist_raw["test"][0][i])).max() < 1e-6
+    # The sampled test split is exactly a subset of the full one.
+    assert torch.equal(ds.x_test, x_full[torch.from_numpy(idx["test"])])
+
+
+def test_mnist16_deterministic_and_seeded(mnist, tmp_path):
     other = tmp_path / "other"
     for name in MNIST_FILES:
         (other / "mnist").mkdir(parents=True, exist_ok=True)
         (other / "mnist" / name).symlink_to(_source_file(name).resolve())
-    again = load_dataset("mnist16", other, download=False, cache=False)
+    again = load_dataset("mnist16", other, download=False, cache=False, mnist_order=None)
     assert again.fingerprint == mnist.fingerprint
     assert _as_bytes(again) == _as_bytes(mnist)
-
-    # The sampling follows the documented recipe exactly.
-    raw_lab = gzip.decompress(_source_file("t10k-labels-idx1-ubyte.gz").read_bytes())[8:]
-    idx = torch.randperm(10000, generator=torch.Generator().manual_seed(data.MNIST_SEED + 1))[:2007]
-    assert mnist.y_test.tolist() == [raw_lab[i] for i in idx.tolist()]
 
     seeded = load_dataset("mnist16", other, download=False, cache=False, mnist_seed=1)
     assert seeded.fingerprint != mnist.fingerprint
     assert not torch.equal(seeded.x_train, mnist.x_train)
+    assert seeded.options == {"mnist_seed": 1, "mnist_order": "train-first"}
+
+
+def test_mnist16_options_in_fingerprint():
+    spec = REGISTRY["mnist16"]
+    fps = {
+        data._fingerprint(spec, {"mnist_seed": s, "mnist_order": o})
+        for s in (0, 1337)
+        for o in ("train-first", "test-first")
+    }
+    assert len(fps) == 4
+
+
+def test_mnist16_cache_keeps_extra_split(tmp_path, mnist, monkeypatch):
+    for name in MNIST_FILES:
+        (tmp_path / name).symlink_to(_source_file(name).resolve())
+    first = load_dataset("mnist16", tmp_path, download=False)
+    assert first.fingerprint == mnist.fingerprint
+    assert (tmp_path / "prepared" / f"mnist16-{mnist.fingerprint}.pt").is_file()
+    with monkeypatch.context() as m:
+        m.setattr(data, "_build", lambda *a, **k: pytest.fail("cache not used"))
+        cached = load_dataset("mnist16", tmp_path, download=False)
+    assert _as_bytes(cached) == _as_bytes(mnist)
+    assert list(cached.extra_tests) == ["test10k"] and cached.options == mnist.options
 
 
 def test_fingerprints_differ_between_datasets(usps, mnist):
     assert usps.fingerprint != mnist.fingerprint
 
 
-def test_summary(usps):
+def test_summary(usps, mnist_test_first):
     text = summary(usps)
     assert usps.fingerprint in text and "usps" in text
     for n in USPS_TRAIN_COUNTS + USPS_TEST_COUNTS + [7291, 2007]:
         assert str(n) in text
     assert "-1.0000" in text and "1.0000" in text
     assert len(text.splitlines()) <= 24
+    text = summary(mnist_test_first)
+    assert "mnist_order=test-first" in text and "mnist_seed=1337" in text
+    assert "test10k" in text and "10000" in text
+    assert len(text.splitlines()) <= 24
+
+
+def test_registry_describes_each_dataset():
+    assert DATASETS == tuple(REGISTRY) == ("usps", "mnist16")
+    for name, spec in REGISTRY.items():
+        assert spec.name == name and spec.subdir == SUBDIR[spec.raw_files[0].name]
+        assert (spec.n_train, spec.n_test) == (7291, 2007)
+        for rf in spec.raw_files:
+            assert data.SHA256[rf.name] == rf.sha256 and len(rf.sha256) == 64 and rf.urls
+    assert [rf.name for rf in REGISTRY["usps"].raw_files] == list(USPS_FILES)
+    assert [rf.name for rf in REGISTRY["mnist16"].raw_files] == list(MNIST_FILES)
+    assert data.dataset_spec("mnist16") is REGISTRY["mnist16"]
+    assert data.dataset_spec("mnist16").extra_tests == {"test10k": 10000}
+    with pytest.raises(DataError, match="usps"):
+        data.dataset_spec("mnist")
+    # Results recorded before the registry existed keep their usps fingerprint.
+    assert data._fingerprint(REGISTRY["usps"], {}) == "2c8560c6fec64987"
+
+
+def test_dataset_sizes_and_positional_construction():
+    ds = Dataset("usps", torch.zeros(5, 16, 16), torch.zeros(5, dtype=torch.int64),
+                 torch.zeros(3, 16, 16), torch.zeros(3, dtype=torch.int64), "fp")
+    assert (ds.n_train, ds.n_test) == (5, 3)
+    assert ds.extra_tests == {} and ds.options == {} and list(ds.test_splits) == ["test"]
 
 
 def test_dataset_is_frozen(usps):
@@ -297,7 +458,12 @@ def _edited_but_trusted(tmp_path, monkeypatch, edit):
     """Write an edited zip.test.gz and accept its checksum, so the format checks are reached."""
     _write_usps(tmp_path, "zip.train.gz")
     raw = _write_usps(tmp_path, "zip.test.gz", edit=edit)
-    monkeypatch.setitem(data.SHA256, "zip.test.gz", hashlib.sha256(raw).hexdigest())
+    spec = REGISTRY["usps"]
+    files = tuple(
+        dataclasses.replace(rf, sha256=hashlib.sha256(raw).hexdigest()) if rf.name == "zip.test.gz" else rf
+        for rf in spec.raw_files
+    )
+    monkeypatch.setitem(REGISTRY, "usps", dataclasses.replace(spec, raw_files=files))
     with pytest.raises(DataError) as e:
         load_dataset("usps", tmp_path, download=False)
     assert not (tmp_path / "prepared").exists()
@@ -409,11 +575,17 @@ def test_data_dir_is_a_file(tmp_path):
         load_dataset("usps", tmp_path / "f", download=False)
 
 
-def test_unknown_dataset_and_bad_seed(tmp_path):
+def test_unknown_dataset_and_bad_options(tmp_path):
     with pytest.raises(DataError, match="usps"):
         load_dataset("mnist", tmp_path)
     with pytest.raises(DataError, match="mnist_seed"):
         load_dataset("mnist16", tmp_path, mnist_seed=-1)
+    with pytest.raises(DataError, match="mnist_order.*train-first.*test-first"):
+        load_dataset("mnist16", tmp_path, mnist_order="random")
+    with pytest.raises(DataError, match="mnist_order"):
+        load_dataset("usps", tmp_path, mnist_order="random")  # checked even where unused
+    with pytest.raises(TypeError, match="mnist_sed"):
+        load_dataset("mnist16", tmp_path, mnist_sed=1)
 
 
 # --------------------------------------------------------------------------- data dir

@@ -1,5 +1,6 @@
-"""The committed tables, figures and generated document blocks are exactly what `repro report` makes from the
-committed results: a stale table (results changed, report not rerun) fails here."""
+"""The committed tables, figures and generated document blocks (paper.md, README.md, and the record schema in
+results/README.md) are exactly what `repro report --study` makes from the committed results: a stale table
+(results changed, report not rerun) fails here."""
 
 import shutil
 from pathlib import Path
@@ -18,8 +19,12 @@ def test_committed_report_is_up_to_date(tmp_path):
     shutil.copy(REPO / "paper" / "paper.md", root / "paper" / "paper.md")
     shutil.copy(REPO / "README.md", root / "README.md")
     shutil.copytree(REPO / "ablations", root / "ablations")
-    written = write_report(root / "results", root / "paper", data_dir=str(data_dir()), ladder_dir=root / "ablations",
+    outcome = write_report(root / "results", study=True, data_dir=str(data_dir()), ladder_dir=root / "ablations",
                            strict=True)
-    stale = [str(p.relative_to(root)) for p in written
+    names = {p.relative_to(root).as_posix() for p in outcome.written}
+    assert {"results/results.md", "results/README.md", "README.md", "paper/paper.md",
+            "paper/figures/ladder.png"} <= names
+    assert outcome.comparison is None
+    stale = [str(p.relative_to(root)) for p in outcome.written
              if p.read_bytes() != (REPO / p.relative_to(root)).read_bytes()]
-    assert not stale, f"committed files differ from what `repro report` regenerates: {stale}; run `repro report`"
+    assert not stale, f"committed files differ from what `repro report` regenerates: {stale}; run `repro report --study`"

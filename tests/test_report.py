@@ -1,8 +1,10 @@
-"""Tests for `repro report` (repro.report, repro.tables, repro.plots) on small synthetic stores.
+"""Tests for the report (repro.report) and the run record (repro.study.record) on small synthetic stores and
+on copies of the committed records.
 
 Records are written by `make_record`, which mirrors runner._record (a test checks that the key sets match);
 the statistics are checked against values computed by hand. Each test uses its own ladder folder (three
-rungs) so edits to ablations/ cannot change the expected rows.
+rungs) so edits to ablations/ cannot change the expected rows. The report is called through its API
+(write_report); the command line's flags are tested with the command line.
 """
 
 from __future__ import annotations
@@ -11,31 +13,26 @@ import io
 import json
 import math
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-from click.testing import CliRunner
 
 from repro import __version__
-
-from repro.report import plots
-from repro.cli import main
 from repro.config import Config
 from repro.net.model import init_params, run_generator
-from repro.report.build import (
-    KARPATHY_BASELINE,
-    PAPER,
-    ReportError,
-    load_records,
-    summarize,
-    t_cdf,
-    t_quantile,
-    welch_interval,
-)
+from repro.report import compare, plots
+from repro.report.build import Report, write_report
+from repro.report.records import ReportError, group_records, load_records
+from repro.report.references import KARPATHY_BASELINE, PAPER
+from repro.report.stats import summarize, t_cdf, t_quantile, welch_interval
+from repro.study.record import RecordError, RunRecord, record_problem, schema_markdown, validate_file
 from repro.study.store import atomic_torch_save, atomic_write_json, checkpoint_path, run_path
+
+from .conftest import REPO, data_dir
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 LADDER = ("baseline", "relu", "adamw")
@@ -111,13 +108,15 @@ def write_checkpoint(results_dir: Path, rec: dict) -> Path:
     return path
 
 
-def invoke(*args: str):
-    return CliRunner().invoke(main, ["report", *args])
-
-
-def report_args(tmp_path: Path, ladder_dir: Path, *extra: str) -> list[str]:
-    return ["--results-dir", str(tmp_path / "results"), "--paper-dir", str(tmp_path / "paper"),
-            "--ladder-dir", str(ladder_dir), "--data-dir", str(tmp_path / "no-data"), *extra]
+def report(tmp_path: Path, ladder_dir: Path, **kw) -> tuple[Report, str]:
+    """The study report of tmp_path/results into tmp_path/paper (no data: the digits figure is skipped);
+    returns the outcome and the warnings, one per line."""
+    lines: list[str] = []
+    kw.setdefault("data_dir", str(tmp_path / "no-data"))
+    if kw.setdefault("study", True):
+        kw.setdefault("paper_dir", tmp_path / "paper")
+    outcome = write_report(tmp_path / "results", ladder_dir=ladder_dir, warn=lines.append, **kw)
+    return outcome, "\n".join(lines)
 
 
 def table(tmp_path: Path, dataset: str = "usps") -> pd.DataFrame:
@@ -176,17 +175,21 @@ def test_summary_and_welch_interval_by_hand():
 def test_make_record_has_the_shape_runner_writes():
     from repro.data import Dataset
     from repro.study.ladder import PlannedConfig, Rung
-    from repro.study.runner import _record
+    from repro.study.runner import MemberHistory, MemberResult, build_record
 
     cfg = Config().replace(passes=2)
     n = 40
     ds = Dataset("usps", torch.zeros(n, 16, 16), torch.arange(n) % 10, torch.zeros(n, 16, 16),
                  torch.arange(n) % 10, "fp")
-    history = {k: [0.5, 0.25] for k in ("train_loss", "train_error", "test_loss", "test_error")}
-    real = _record(PlannedConfig("baseline", Rung(0, "baseline", "t", "", ""), cfg), ds, 0, "cumulative", history,
-                   None, torch.randn(n, 10), 1.0, 1, "population", torch.device("cpu"))
+    history = MemberHistory()
+    for p in range(2):
+        history.add(p, 0.5, 0.25, 0.5, 0.25)
+    result = MemberResult(0, history, {}, torch.randn(n, 10), {}, 1.0, 1)
+    real = build_record(PlannedConfig("baseline", Rung(0, "baseline", "t", "", ""), cfg), ds, result, "cumulative",
+                        "population", torch.device("cpu")).to_json()
     fake = make_record(passes=2)
-    assert set(fake) == set(real)
+    assert RunRecord.from_json(fake).to_json() == fake
+    assert list(fake) == list(real)
     assert set(fake["final"]) == set(real["final"])
     assert set(fake["final"]["test_rejection_curve"]) == set(real["final"]["test_rejection_curve"])
     assert set(fake["versions"]) == set(real["versions"])
@@ -203,8 +206,7 @@ def test_table_rows_order_and_statistics(tmp_path, ladder_dir):
     write(res, make_record(label="aa-extra", config_changes={"dropout": 0.25}))
     write(res, make_record("mnist16", label="relu", test_error=0.03))
 
-    r = invoke(*report_args(tmp_path, ladder_dir, "--no-figures"))
-    assert r.exit_code == 0, r.output
+    report(tmp_path, ladder_dir, make_figures=False)
     df = table(tmp_path)
     assert list(df["label"]) == ["baseline", "adamw", "aa-extra", "zz-extra", PAPER.name]  # ladder, then sorted
     assert list(df["kind"]) == ["run"] * 4 + ["reference"]
@@ -239,8 +241,7 @@ def test_diverged_runs_are_counted_not_averaged(tmp_path, ladder_dir):
         write(res, make_record(seed=seed, test_error=err))
     write(res, make_record(seed=3, test_error=0.9, diverged_at=3))  # final holds pass 2's numbers
     write(res, make_record(seed=4, diverged_at=1))  # diverged in the first pass: empty history and final
-    r = invoke(*report_args(tmp_path, ladder_dir))
-    assert r.exit_code == 0, r.output
+    report(tmp_path, ladder_dir)
     base = table(tmp_path).iloc[0]
     assert (base.seeds, base.diverged) == (5, 2)
     assert (base.test_error_mean, base.test_error_std, base.test_error_max) == pytest.approx((6.0, 1.0, 7.0))
@@ -261,21 +262,20 @@ def test_damaged_and_foreign_files_warn_or_stop_under_strict(tmp_path, ladder_di
     atomic_write_json(res / "runs" / "usps" / "copy-of-run.json", moved)
     (res / "runs" / "usps" / ".baseline-x-s009.json.abc.tmp").write_text("{")  # a write in progress: ignored
 
-    r = invoke(*report_args(tmp_path, ladder_dir, "--no-figures"))
-    assert r.exit_code == 0, r.output
+    _, out = report(tmp_path, ladder_dir, make_figures=False)
     name_missing = run_path(Path("."), "usps", "baseline", missing["config_digest"], 2).name
     for expected in ("runs/usps/broken.json: not valid JSON", f"runs/usps/{name_missing}: missing field(s) final",
                      "runs/usps/notes.txt: not a run record", "runs/usps/copy-of-run.json: file name does not match"):
-        assert expected in r.output
-    assert ".tmp" not in r.output
+        assert expected in out
+    assert ".tmp" not in out
     md = (res / "results.md").read_text()
     assert "4 file(s) skipped" in md and "runs/usps/broken.json" in md
     assert table(tmp_path).iloc[0].seeds == 2
 
-    r = invoke(*report_args(tmp_path, ladder_dir, "--no-figures", "--strict"))
-    assert r.exit_code != 0
-    assert f"runs/usps/{name_missing}: missing field(s) final" in r.output  # the first bad file in name order
-    assert "--strict" in r.output
+    with pytest.raises(ReportError) as e:
+        report(tmp_path, ladder_dir, make_figures=False, strict=True)
+    assert f"runs/usps/{name_missing}: missing field(s) final" in str(e.value)  # the first bad file in name order
+    assert "--strict" in str(e.value)
     (res / "runs" / "usps" / name_missing).unlink()
     with pytest.raises(ReportError, match="runs/usps/broken.json: not valid JSON"):
         load_records(res, strict=True)
@@ -284,8 +284,7 @@ def test_damaged_and_foreign_files_warn_or_stop_under_strict(tmp_path, ladder_di
 def test_strict_passes_on_a_clean_store(tmp_path, ladder_dir):
     write(tmp_path / "results", make_record())
     (tmp_path / "results" / "runs" / "usps" / ".x.json.tmp").write_text("{")
-    r = invoke(*report_args(tmp_path, ladder_dir, "--no-figures", "--strict"))
-    assert r.exit_code == 0, r.output
+    report(tmp_path, ladder_dir, make_figures=False, strict=True)
 
 
 @pytest.mark.parametrize("field", ["fingerprint", "digest", "version"])
@@ -297,14 +296,13 @@ def test_incompatible_records_are_dropped_with_a_warning(tmp_path, ladder_dir, f
            "version": {"repro_version": "0.0.1"}}[field]
     odd_rec = make_record(seed=3, test_error=0.5, created="2027-01-01T00:00:00+00:00", **odd)
     odd_path = write(res, odd_rec)
-    r = invoke(*report_args(tmp_path, ladder_dir, "--no-figures"))
-    assert r.exit_code == 0, r.output
+    _, out = report(tmp_path, ladder_dir, make_figures=False)
     base = table(tmp_path).iloc[0]
     assert base.seeds == 3 and base.test_error_mean == pytest.approx(6.0)
     rel = "runs/" + odd_path.relative_to(res / "runs").as_posix()
     shown = {"fingerprint": "dataset_fingerprint 0000000000000000", "digest": f"config_digest {odd_rec['config_digest']}",
              "version": "repro version 0.0.1"}[field]
-    for text in (r.output, (res / "results.md").read_text()):
+    for text in (out, (res / "results.md").read_text()):
         assert "usps/baseline: dropped 1 record(s)" in text and rel in text and shown in text
         assert "1 record(s) dropped as incompatible" in text or "dropped 1 record(s)" in text
 
@@ -319,9 +317,7 @@ def test_report_is_deterministic_and_writes_valid_pngs(tmp_path, ladder_dir):
                 if seed == 0 and ds == "usps" and label != "relu":
                     write_checkpoint(res, rec)
     write(res, make_record("usps", "adamw", 3, diverged_at=2))
-    args = report_args(tmp_path, ladder_dir)
-    r1 = invoke(*args)
-    assert r1.exit_code == 0, r1.output
+    _, out = report(tmp_path, ladder_dir)
     files = sorted(p for p in tmp_path.rglob("*") if p.is_file() and "runs" not in p.parts
                    and "checkpoints" not in p.parts and "ladder" not in p.parts)
     first = {p: p.read_bytes() for p in files}
@@ -329,26 +325,29 @@ def test_report_is_deterministic_and_writes_valid_pngs(tmp_path, ladder_dir):
     assert {"results.md", "usps.csv", "usps.tex", "mnist16.csv", "mnist16.tex", "learning_curves.png", "ladder.png",
             "rejection.png", "h1_kernels_usps.png"} <= names
     assert "misclassified_usps_baseline.png" not in names  # no data in --data-dir: skipped with a warning
-    assert "misclassified_usps_baseline.png skipped" in r1.output
+    assert "misclassified_usps_baseline.png skipped" in out
     for p in files:
         if p.suffix == ".png":
             assert is_png(p), p
-    r2 = invoke(*args)
-    assert r2.exit_code == 0, r2.output
+    report(tmp_path, ladder_dir)
     for p in files:
         assert p.read_bytes() == first[p], f"{p} changed between two runs"
     assert oct(os.stat(res / "results.md").st_mode & 0o777) == "0o644"
 
 
-def test_missing_checkpoint_and_empty_store_are_warnings(tmp_path, ladder_dir):
-    r = invoke(*report_args(tmp_path, ladder_dir))
-    assert r.exit_code == 0, r.output
-    assert "no usable run records" in r.output
-    assert (tmp_path / "results" / "results.md").is_file()
+def test_missing_checkpoint_is_a_warning_and_an_empty_store_an_error(tmp_path, ladder_dir):
+    with pytest.raises(ReportError, match=f"no run records under {tmp_path / 'results' / 'runs'}"):
+        report(tmp_path, ladder_dir)
+    with pytest.raises(ReportError, match="no run records"):
+        report(tmp_path, ladder_dir, study=False)
+    assert not (tmp_path / "results" / "results.md").exists() and not (tmp_path / "results" / "report").exists()
+    (tmp_path / "results" / "runs" / "usps").mkdir(parents=True)
+    (tmp_path / "results" / "runs" / "usps" / "broken.json").write_text("{")
+    with pytest.raises(ReportError, match="1 file.s. there skipped"):
+        report(tmp_path, ladder_dir)
     write(tmp_path / "results", make_record())
-    r = invoke(*report_args(tmp_path, ladder_dir))
-    assert r.exit_code == 0, r.output
-    assert "no seed-0 checkpoint checkpoints/usps/baseline-" in r.output
+    _, out = report(tmp_path, ladder_dir)
+    assert "no seed-0 checkpoint checkpoints/usps/baseline-" in out
     assert is_png(tmp_path / "paper" / "figures" / "ladder.png")
 
 
@@ -363,3 +362,267 @@ def test_misclassified_figure_from_a_checkpointed_net():
 
     assert n_wrong == int((forward(params, x, cfg).argmax(-1) != y).sum())
     assert png.startswith(PNG_SIGNATURE)
+
+
+# ----------------------------------------------------------------------------------------- the run record
+COMMITTED = REPO / "results"
+
+
+def test_committed_records_load_and_round_trip():
+    paths = sorted((COMMITTED / "runs").glob("*/*.json"))
+    assert paths
+    for path in paths:
+        assert validate_file(path) is None, path
+        obj = json.loads(path.read_text())
+        rec = RunRecord.from_json(obj)
+        assert rec.to_json() == obj and list(rec.to_json()) == list(obj)  # schema 1 loads unchanged
+        assert rec.file_name == path.name
+
+
+def test_the_committed_schema_table_is_the_definition():
+    from repro.study.record import SCHEMA_MARKERS
+
+    doc = (COMMITTED / "README.md").read_text()
+    start, end = SCHEMA_MARKERS
+    assert f"{start}\n{schema_markdown()}\n{end}" in doc, "results/README.md's schema table is stale: run `repro report --study`"
+    assert "| `diverged_at_pass` | int or null |" in schema_markdown()
+    assert "| `train_error`, `test_error` | list of float |" in schema_markdown()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda r: r.pop("final"), "missing field(s) final"),
+    (lambda r: r.update(seed="0"), "wrong type for field(s) seed (str, expected int)"),
+    (lambda r: r.update(passes=True), "wrong type for field(s) passes (bool, expected int)"),
+    (lambda r: r.update(diverged_at_pass=1.5), "diverged_at_pass (float, expected int or null)"),
+    (lambda r: r["test_error"].__setitem__(0, "x"), "test_error (list, expected list of float)"),
+    (lambda r: r.update(schema=2), "schema 2 (this version reads schema 1)"),
+    (lambda r: r.update(extra=1), "unknown field(s) extra"),
+    (lambda r: r["final"].pop("test_rejection_curve"), "missing field(s) final.test_rejection_curve"),
+    (lambda r: r["train_loss"].pop(), "per-pass lists differ in length"),
+])
+def test_from_json_names_what_is_wrong(damage, message):
+    rec = make_record()
+    damage(rec)
+    with pytest.raises(RecordError) as e:
+        RunRecord.from_json(rec)
+    assert message in str(e.value)
+    assert record_problem(rec) == str(e.value)
+    with pytest.raises(RecordError):
+        RunRecord.from_json([rec])
+
+
+def test_building_a_bad_record_fails_at_once():
+    fields = RunRecord.from_json(make_record()).to_json()
+    with pytest.raises(RecordError, match="wrong type for field.s. wall_time_s"):
+        RunRecord(**{**fields, "wall_time_s": "1.5"})
+
+
+def test_validate_file_finds_damaged_records(tmp_path):
+    good = write(tmp_path, make_record())
+    assert validate_file(good) is None
+    text = good.read_text()
+    cut = good.with_name("cut.json")
+    cut.write_text(text[: len(text) // 2])
+    assert validate_file(cut).startswith("not valid JSON")
+    assert validate_file(tmp_path / "missing.json").startswith("not readable")
+    renamed = good.with_name("baseline-0000000000-s000.json")
+    renamed.write_text(text)
+    assert "file name does not match its contents" in validate_file(renamed)
+    moved = tmp_path / "runs" / "mnist16" / good.name
+    moved.parent.mkdir()
+    moved.write_text(text)
+    assert "stored in folder 'mnist16'" in validate_file(moved)
+    odd = make_record()
+    odd["config_digest"] = 5
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(odd))
+    assert "config_digest (int, expected str)" in validate_file(bad)
+
+
+# ----------------------------------------------------------------------------------------- workspace and check
+def copy_committed(ws: Path, dataset: str, label: str, seeds, shift_pp: float = 0.0) -> None:
+    """Copy committed records into the workspace `ws`, their test errors (history and final) shifted."""
+    for path in sorted((COMMITTED / "runs" / dataset).glob(f"{label}-*-s*.json")):
+        rec = json.loads(path.read_text())
+        if rec["seed"] not in seeds:
+            continue
+        if shift_pp:
+            rec["test_error"] = [v + shift_pp / 100 for v in rec["test_error"]]
+            rec["final"]["test_error"] += shift_pp / 100
+        write(ws, rec)
+
+
+def files_under(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} if folder.exists() else {}
+
+
+def test_workspace_report_agrees_with_the_committed_study(tmp_path):
+    ws = tmp_path / "ws"
+    copy_committed(ws, "usps", "baseline", range(4))
+    copy_committed(ws, "mnist16", "adamw", range(10, 13))
+    copy_committed(ws, "usps", "long", [5])  # a single seed: checked against the reference's range
+    write(ws, make_record(label="baseline+c92f10b25e", passes=2, config_changes={"lr": 0.5}))  # not in the reference
+    committed_before = files_under(COMMITTED)
+    outcome = write_report(ws, reference_dir=COMMITTED, data_dir=str(data_dir()))
+    assert files_under(COMMITTED) == committed_before
+    assert all(ws / "report" in p.parents for p in outcome.written), outcome.written
+    names = {p.relative_to(ws / "report").as_posix() for p in outcome.written}
+    assert {"report.md", "tables/usps.csv", "tables/mnist16.csv", "tables/comparison.csv",
+            "figures/ladder.png"} <= names
+    cmp = outcome.comparison
+    assert outcome.all_agree and cmp.all_agree
+    t = cmp.table.set_index(["dataset", "label"])
+    assert t.loc[("usps", "baseline+c92f10b25e"), "verdict"] == "not in the reference"
+    assert list(t["verdict"]).count("agrees") == 3
+    assert outcome.comparison_text.startswith("check: all 3 configuration(s) compared agree")
+    md = (ws / "report" / "report.md").read_text()
+    assert "## Check against the committed study" in md and "Welch interval" in md and "0.3 percentage points" in md
+
+
+def test_shifted_errors_differ_from_the_committed_study(tmp_path):
+    ws = tmp_path / "ws"
+    copy_committed(ws, "usps", "baseline", range(4), shift_pp=2.0)
+    copy_committed(ws, "mnist16", "adamw", range(3))
+    copy_committed(ws, "usps", "long", [5], shift_pp=2.0)
+    outcome = write_report(ws, reference_dir=COMMITTED, make_figures=False)
+    assert not outcome.all_agree
+    t = outcome.comparison.table.set_index(["dataset", "label"])
+    base = t.loc[("usps", "baseline")]
+    assert base.verdict == "differs" and base.test_error_verdict == "differs" and base.train_error_verdict == "agrees"
+    assert base.test_error_delta == pytest.approx(base.test_error_mean - base.reference_test_error_mean)
+    assert 1.0 < base.test_error_delta < 3.0 and base.test_error_ci95_low > 0
+    assert t.loc[("usps", "long"), "verdict"] == "differs"  # one seed, outside the reference's range
+    assert t.loc[("mnist16", "adamw"), "verdict"] == "agrees"
+    assert "2 of 3 configuration(s) compared differ" in outcome.comparison_text
+    assert "usps/baseline" in outcome.comparison_text and "**differs**" in (ws / "report" / "report.md").read_text()
+
+
+def test_verdict_rule():
+    v = compare.metric_verdict
+    ref = [5.0, 5.5, 6.0, 6.5, 5.2, 5.8]
+    assert v([5.6, 5.9, 5.4, 6.1], ref)[0] == "agrees"
+    assert v([x + 1e-6 for x in ref], ref)[0] == "agrees"  # floating-point rounding
+    assert v([x + 0.2 for x in ref] * 50, ref * 50)[0] == "agrees"  # significant but below the margin
+    assert v([x + 1.5 for x in ref], ref)[0] == "differs"
+    assert v([6.7], ref)[0] == "agrees" and v([6.9], ref)[0] == "differs"  # range 5.0-6.5, +- 0.3
+    assert v(ref, [4.6])[0] == "differs" and v(ref, [4.8])[0] == "agrees"
+    assert v([5.0], [6.0], [0], [1])[0] == "inconclusive"  # one run each, different seeds
+    assert v([5.0], [5.1], [3], [3])[0] == "agrees" and v([5.0], [6.0], [3], [3])[0] == "differs"
+    assert v([], ref)[0] == "inconclusive"
+
+
+def test_nothing_in_common_is_not_a_passing_check(tmp_path):
+    ws = tmp_path / "ws"
+    write(ws, make_record(passes=2, config_changes={"lr": 0.5}))
+    outcome = write_report(ws, reference_dir=COMMITTED, make_figures=False)
+    assert not outcome.all_agree
+    assert "no configuration could be compared" in outcome.comparison_text
+    assert "another configuration" in outcome.comparison.table.iloc[0].reason or \
+        "no usps configuration" in outcome.comparison.table.iloc[0].reason
+
+
+def test_workspace_report_refuses_committed_folders_and_study_arguments(tmp_path):
+    from repro.report.build import DEFAULT_PAPER_DIR
+
+    ws = tmp_path / "ws"
+    write(ws, make_record())
+    with pytest.raises(ReportError, match="committed study is written only when asked"):
+        write_report(ws, out_dir=DEFAULT_PAPER_DIR / "x", make_figures=False)
+    with pytest.raises(ReportError, match="paper_dir is only for the committed study"):
+        write_report(ws, paper_dir=tmp_path / "paper", make_figures=False)
+    with pytest.raises(ReportError, match="out_dir and reference_dir are for a workspace"):
+        write_report(ws, study=True, reference_dir=COMMITTED, make_figures=False)
+    assert not (ws / "report").exists()
+
+
+# ----------------------------------------------------------------------------------------- what was run
+@pytest.fixture
+def captured(monkeypatch):
+    """The matplotlib Figures the report draws, by title of their first axes (the PNG writer is bypassed)."""
+    figs = []
+
+    def keep(draw, rc=None):
+        figs.append(draw())
+        return b"png"
+
+    monkeypatch.setattr(plots, "styled_png", keep)
+    return figs
+
+
+def test_one_short_single_seed_run_gets_figures_and_tables_for_itself(tmp_path, ladder_dir, captured):
+    ws = tmp_path / "ws"
+    rec = make_record(label="baseline+c92f10b25e", passes=2, test_error=0.0887, config_changes={"lr": 0.5})
+    write(ws, rec)
+    write_checkpoint(ws, rec)
+    lines: list[str] = []
+    outcome = write_report(ws, ladder_dir=ladder_dir, data_dir=str(data_dir()), warn=lines.append)
+    names = {p.name for p in outcome.written}
+    assert {"learning_curves.png", "ladder.png", "rejection.png", "h1_kernels_usps.png",
+            "misclassified_usps_baseline_c92f10b25e.png"} <= names
+    assert not any("baseline runs yet" in m or "no seed-0 checkpoint" in m for m in lines), lines
+    curves, ladder, rejection = captured[:3]
+    assert curves.axes[0].get_xlim()[1] < 3  # 2 passes, not the paper's 23
+    assert all(t.get_text() == "" or float(t.get_text()) == int(float(t.get_text()))
+               for t in curves.axes[0].get_xticklabels())  # whole passes
+    assert "one seed per configuration" in curves._suptitle.get_text()
+    assert "not drawn: the runs are shorter" in curves._suptitle.get_text()
+    assert ladder.axes[0].get_title() == "Final test error of baseline+c92f10b25e"
+    legend = [t.get_text() for t in ladder.legends[0].get_texts()]
+    assert "usps: one seed" in legend and not any("±" in t or "paper" in t for t in legend)
+    assert rejection.axes[0].get_title() == "usps: error-rejection (one seed)"
+    md = (ws / "report" / "report.md").read_text()
+    assert "8.87" in md and "8.87 ±" not in md and "8.87–8.87" not in md and "±0.00" not in md
+    assert "# Report on ws/" in md and "`ws/runs/`" in md
+    assert "![Final test error per configuration: one seed each](figures/ladder.png)" in md
+    row = pd.read_csv(ws / "report" / "tables" / "usps.csv").iloc[0]
+    assert row.test_error_mean == pytest.approx(8.87) and math.isnan(row.test_error_std)
+    assert r"8.87 &" in (ws / "report" / "tables" / "usps.tex").read_text()
+
+
+def test_partial_ladder_and_full_ladder_titles():
+    ladder = ["baseline", "relu", "adamw"]
+    assert plots.ladder_title(["baseline", "relu", "adamw"], ladder).startswith("Test error along the ladder")
+    assert plots.ladder_title(["baseline", "adamw"], ladder).startswith("Test error of 2 of the ladder's 3 rungs")
+    assert plots.ladder_title(["baseline", "x"], ladder) == "Final test error per configuration"
+
+
+def test_error_bars_leaving_the_log_axis_are_cut_and_labelled(tmp_path, ladder_dir, captured):
+    res = tmp_path / "results"
+    for seed, err in enumerate((0.04, 0.045, 0.05, 0.9, 0.92)):  # two collapsed seeds: std > mean
+        write(res, make_record("mnist16", "relu", seed, test_error=err, passes=23))
+    report(tmp_path, ladder_dir)
+    ax = captured[1].axes[0]
+    lo, hi = ax.get_ylim()
+    values = [100 * e for e in (0.04, 0.045, 0.05, 0.9, 0.92)]
+    assert 0 < lo < min(values) and hi > max(values)
+    std = float(np.std(values, ddof=1))
+    texts = [t.get_text() for t in ax.texts]
+    assert f"mean − std = {np.mean(values) - std:.1f}".replace("-", "−") in texts
+
+
+def test_an_empty_reference_is_not_a_passing_check(tmp_path):
+    ws = tmp_path / "ws"
+    copy_committed(ws, "usps", "baseline", range(2))
+    lines: list[str] = []
+    outcome = write_report(ws, reference_dir=tmp_path / "nothing", make_figures=False, warn=lines.append)
+    assert not outcome.all_agree and "nothing to check the runs against" in "\n".join(lines)
+    assert list(outcome.comparison.table["verdict"]) == ["not in the reference"]
+
+
+def test_report_modules_import_one_way():
+    """stats, references, records, png, tables, plots, compare, build: each imports only modules before it."""
+    import ast
+
+    order = ["stats", "references", "records", "png", "tables", "plots", "compare", "build"]
+    folder = REPO / "repro" / "report"
+    assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(order)
+    for i, name in enumerate(order):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        used = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module == "repro.report":
+                    used |= {a.name for a in node.names}
+                elif node.module.startswith("repro.report."):
+                    used.add(node.module.split(".")[2])
+        assert used <= set(order[:i]), f"repro/report/{name}.py imports {sorted(used - set(order[:i]))}"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from repro.report.build import group_records, load_records
+from repro.report.records import group_records, load_records
 
 RESULTS = Path(__file__).resolve().parents[1] / "results"
 

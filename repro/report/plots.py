@@ -1,26 +1,31 @@
 """Figures of the report, drawn with matplotlib's object API on the Agg canvas (no pyplot, no global backend).
 
 Every figure is rendered under one fixed style (matplotlib defaults + STYLE, ignoring any matplotlibrc) and
-saved without the "Software" PNG text chunk, so the same records give byte-identical PNG files.
-A figure whose inputs are missing is skipped with a warning.
+saved by repro.report.png, so the same records give byte-identical PNG files.
+
+Each figure fits what was run: titles name a single configuration or a partial ladder as such, learning
+curves span the passes the runs made, a configuration with one finished seed is drawn as that value (no
+spread, no "mean"), and an error bar that would leave the axes is cut at the edge, with an arrow and its
+value. The published references (paper, earlier reproduction) are drawn only next to runs at least as long
+as the run they report. A figure whose inputs are missing is skipped with a warning.
 """
 
 from __future__ import annotations
 
-import io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import matplotlib
-import matplotlib.style
 import matplotlib.ticker
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from repro.report.build import KARPATHY_BASELINE, KARPATHY_TOP, PAPER, Group
+from repro.report.png import styled_png
+from repro.report.records import Group
+from repro.report.references import KARPATHY_BASELINE, KARPATHY_TOP, PAPER
 
 STYLE = {
     "font.family": "DejaVu Sans",
@@ -41,27 +46,24 @@ REFERENCE_COLOR = "black"
 N_TRAIN, N_TEST = 7291, 2007  # only for the floor of log-scale axes (half a mistake)
 MAX_MISCLASSIFIED = 120
 
-CAPTIONS = {
+CAPTIONS = {  # the committed study's captions; a workspace's figures get captions that fit what it holds
     "learning_curves.png": "Train and test error per pass, mean over seeds with min-max band",
     "ladder.png": "Final test error per rung: seeds (dots) and mean ± std",
     "rejection.png": "Error-rejection curves, mean over seeds",
     "misclassified_usps_baseline.png": "Test digits misclassified by the baseline (usps, seed 0)",
     "h1_kernels_usps.png": "The 12 learned H1 kernels, baseline and top rung (usps, seed 0)",
 }
+REFERENCE_PASSES = PAPER.passes  # the published numbers are drawn only next to runs at least this long
 
 
-def _png(fig: Figure) -> bytes:
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    return buf.getvalue()
+@dataclass(frozen=True)
+class FigureFile:
+    png: bytes
+    caption: str
 
 
 def _styled(draw: Callable[[], Figure]) -> bytes:
-    with matplotlib.rc_context():
-        matplotlib.style.use("default")
-        matplotlib.rcParams.update(STYLE)
-        return _png(draw())
+    return styled_png(draw, STYLE)
 
 
 def _rung_colors(labels: list[str]) -> dict[str, tuple]:
@@ -81,12 +83,23 @@ def _plotted_datasets(groups: dict[tuple[str, str], Group], order: dict[str, lis
     return [ds for ds in order if any(groups[(ds, lb)].ok for lb in order[ds])]
 
 
+def _max_seeds(groups: dict[tuple[str, str], Group], order: dict[str, list[str]], datasets: list[str]) -> int:
+    """The most finished runs any plotted configuration has (1: every configuration is a single run)."""
+    return max((len(groups[(ds, lb)].ok) for ds in datasets for lb in order[ds]), default=0)
+
+
+def _max_passes(groups: dict[tuple[str, str], Group], order: dict[str, list[str]], datasets: list[str]) -> int:
+    return max((groups[(ds, lb)].passes for ds in datasets for lb in order[ds] if groups[(ds, lb)].ok), default=0)
+
+
 # ----------------------------------------------------------------------------------------- 1. curves
-def learning_curves(groups: dict[tuple[str, str], Group], order: dict[str, list[str]]) -> bytes | None:
+def learning_curves(groups: dict[tuple[str, str], Group], order: dict[str, list[str]]) -> FigureFile | None:
     datasets = _plotted_datasets(groups, order)
     if not datasets:
         return None
     colors = _rung_colors(_all_labels(order))
+    many = _max_seeds(groups, order, datasets) > 1
+    left_out: set[str] = set()
 
     def draw() -> Figure:
         fig = Figure(figsize=(max(7.0, 5.0 * len(datasets) + 0.5), 7.4), layout="constrained")
@@ -94,6 +107,7 @@ def learning_curves(groups: dict[tuple[str, str], Group], order: dict[str, list[
         handles = {}
         clipped = False
         for j, ds in enumerate(datasets):
+            longest = _max_passes(groups, order, [ds])
             for i, (split, n) in enumerate((("test", N_TEST), ("train", N_TRAIN))):
                 ax = axes[i, j]
                 floor = 100.0 * 0.5 / n
@@ -115,31 +129,42 @@ def learning_curves(groups: dict[tuple[str, str], Group], order: dict[str, list[
                         else:
                             ax.fill_between(x, curves.min(axis=0), curves.max(axis=0), color=colors[lb], alpha=0.15, lw=0)
                 ref = _reference_point(ds, split)
-                if ref is not None:
+                if ref is not None and ref[0] <= longest:
                     (pt,) = ax.plot([ref[0]], [ref[1]], marker="*", ms=13, color=REFERENCE_COLOR, ls="none",
                                     markeredgecolor="white", markeredgewidth=0.6, zorder=5)
                     handles.setdefault(ref[2], pt)
+                elif ref is not None:
+                    left_out.add(f"the {ref[0]}-pass reference value{'s' if ds == PAPER.dataset else ''} on {ds}")
                 ax.set_yscale("log")
                 ax.set_title(f"{ds}: {split} error")
                 ax.set_ylabel(f"{split} error (%)")
                 _log_percent_axis(ax)
+                if longest < 10:  # a short run: one tick per pass, never fractions of a pass
+                    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
                 if i == 1:
                     ax.set_xlabel("pass through the training set")
         names = list(handles)
         fig.legend([handles[n] for n in names], names, loc="outside lower center", ncol=min(5, len(names)),
                    frameon=False)
-        fig.suptitle("Learning curves: line = mean over seeds, band = min-max over seeds\n(diverged runs left out"
-                     + ("; an error of 0 is drawn at half a mistake)" if clipped else ")"), fontsize=10)
+        what = ("line = mean over seeds, band = min-max over seeds" if many else "one seed per configuration")
+        notes = ["diverged runs left out"] + (["an error of 0 is drawn at half a mistake"] if clipped else [])
+        notes += [f"{', '.join(sorted(left_out))} not drawn: the runs are shorter"] if left_out else []
+        fig.suptitle(f"Learning curves: {what}\n({'; '.join(notes)})", fontsize=10)
         return fig
 
-    return _styled(draw)
+    png = _styled(draw)
+    caption = CAPTIONS["learning_curves.png"] if many else "Train and test error per pass (one seed per configuration)"
+    return FigureFile(png, caption)
 
 
 def _log_percent_axis(ax) -> None:
-    """Log y axis labelled in plain numbers (no 10^x notation): 1, 2, 5, 10, ...; every 1..9 on short ranges."""
+    """Log y axis labelled in plain numbers (no 10^x notation): 1, 2, 5, 10, ... on long ranges; on ranges
+    within a factor 8, evenly spaced round numbers (a decade's 1..9 would leave most of 10..80 unlabelled)."""
     lo, hi = ax.get_ylim()
-    subs = (1.0, 2.0, 5.0) if hi / lo > 8 else tuple(float(k) for k in range(1, 10))
-    ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=subs))
+    if hi / lo > 8:
+        ax.yaxis.set_major_locator(matplotlib.ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+    else:
+        ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(nbins=8, steps=[1, 2, 2.5, 5, 10]))
     ax.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _pos: f"{v:g}"))
     ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
 
@@ -154,40 +179,87 @@ def _reference_point(ds: str, split: str) -> tuple[float, float, str] | None:
 
 
 # ----------------------------------------------------------------------------------------- 2. ladder
-def ladder_figure(groups: dict[tuple[str, str], Group], order: dict[str, list[str]], ladder: list[str]) -> bytes | None:
+def ladder_title(labels: list[str], ladder: list[str]) -> str:
+    """What the final-error figure shows: the whole ladder, part of it, one configuration, or configurations."""
+    if len(labels) == 1:
+        return f"Final test error of {labels[0]}"
+    if labels == list(ladder):
+        return "Test error along the ladder (each rung adds one change to the one on its left)"
+    if set(labels) <= set(ladder):
+        return (f"Test error of {len(labels)} of the ladder's {len(ladder)} rungs "
+                "(cumulative: each rung has the changes of every rung before it in the ladder)")
+    return "Final test error per configuration"
+
+
+def ladder_figure(groups: dict[tuple[str, str], Group], order: dict[str, list[str]],
+                  ladder: list[str]) -> FigureFile | None:
     datasets = _plotted_datasets(groups, order)
     if not datasets:
         return None
-    labels = _all_labels({ds: order[ds] for ds in datasets})
+    labels = [lb for lb in _all_labels({ds: order[ds] for ds in datasets})
+              if any(groups.get((ds, lb)) and groups[(ds, lb)].ok for ds in datasets)]
     width = min(0.35, 0.7 / len(datasets))
     rng = np.random.default_rng(0)
+    many = _max_seeds(groups, order, datasets) > 1
+    long_enough = _max_passes(groups, order, datasets) >= REFERENCE_PASSES
+    floor = 100.0 * 0.5 / N_TEST
+
+    def group_passes(ds: str, lb: str | None) -> int:
+        g = groups.get((ds, lb)) if lb else None
+        return g.passes if g is not None and g.ok else 0
 
     def draw() -> Figure:
         fig = Figure(figsize=(max(6.0, 1.1 * len(labels) + 1.5), 4.6), layout="constrained")
         ax = fig.subplots()
+        values = {(ds, lb): np.array(groups[(ds, lb)].values("test_error", 100.0)) for ds in datasets
+                  for lb in labels if groups.get((ds, lb)) is not None and groups[(ds, lb)].ok}
+        zeros = any(bool((v < floor).any()) for v in values.values())
+        values = {k: np.maximum(v, floor) for k, v in values.items()}
+        kx = []
+        if "mnist16" in datasets and ladder:
+            for lb, ref in ((ladder[0], KARPATHY_BASELINE), (ladder[-1], KARPATHY_TOP)):
+                if lb in labels and group_passes("mnist16", lb) >= (ref.passes or REFERENCE_PASSES):
+                    kx.append((labels.index(lb), ref.test_error))
+        # log scale, so that a few collapsed seeds do not flatten every other rung; the y range holds every
+        # point drawn (seeds, references) with matplotlib's usual 5% margins, and bars are cut at its edges
+        shown = [float(x) for v in values.values() for x in v] + [y for _, y in kx]
+        shown += [PAPER.test_error] if long_enough else []
+        pad = (max(shown) / min(shown)) ** 0.05 if max(shown) > min(shown) else 1.5
+        lo, hi = min(shown) / pad, max(shown) * pad
         for k, ds in enumerate(datasets):
             color = DATASET_COLORS.get(ds, f"C{k + 2}")
             offset = (k - (len(datasets) - 1) / 2) * width
+            ds_many = _max_seeds(groups, order, [ds]) > 1
             first = True
             for i, lb in enumerate(labels):
-                g = groups.get((ds, lb))
-                if g is None or not g.ok:
+                if (ds, lb) not in values:
                     continue
-                v = np.array(g.values("test_error", 100.0))
-                jitter = rng.uniform(-0.3, 0.3, len(v)) * width
-                ax.scatter(i + offset + jitter, v, s=12, color=color, alpha=0.45, lw=0,
-                           label=f"{ds}: one seed" if first else None)
-                ax.errorbar([i + offset], [v.mean()], yerr=[[v.std(ddof=1) if len(v) > 1 else 0.0]], fmt="s",
-                            ms=6, color=color, mec="black", mew=0.6, ecolor="black", elinewidth=1.2, capsize=4,
-                            zorder=4, label=f"{ds}: mean ± std" if first else None)
+                g, v, x = groups[(ds, lb)], values[(ds, lb)], i + offset
+                if len(v) > 1:
+                    jitter = rng.uniform(-0.3, 0.3, len(v)) * width
+                    ax.scatter(x + jitter, v, s=12, color=color, alpha=0.45, lw=0,
+                               label=f"{ds}: one seed" if first else None)
+                mean = float(v.mean())
+                std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+                low, high = mean - std, mean + std
+                ax.errorbar([x], [mean], yerr=[[mean - max(low, lo)], [min(high, hi) - mean]] if len(v) > 1 else None,
+                            fmt="s", ms=6, color=color, mec="black", mew=0.6, ecolor="black", elinewidth=1.2,
+                            capsize=4, zorder=4,
+                            label=(f"{ds}: mean ± std" if ds_many else f"{ds}: one seed") if first else None)
                 first = False
+                for end, edge, below in ((low, lo, True), (high, hi, False)):
+                    if len(v) > 1 and (end < edge if below else end > edge):  # the bar leaves the axes: cut there
+                        ax.plot([x], [edge], ls="none", marker="v" if below else "^", ms=6, color="black", zorder=5,
+                                clip_on=False)
+                        ax.annotate(f"mean {'−' if below else '+'} std = {end:.1f}".replace("-", "−"), (x, edge), textcoords="offset points",
+                                    xytext=(6, 4 if below else -4), ha="left", va="bottom" if below else "top",
+                                    fontsize=7)
                 if g.n_diverged:
-                    ax.annotate(f"{g.n_diverged} div.", (i + offset, v.max()), textcoords="offset points",
+                    ax.annotate(f"{g.n_diverged} div.", (x, v.max()), textcoords="offset points",
                                 xytext=(0, 6), ha="center", fontsize=7, color=color)
-        ax.axhline(PAPER.test_error, color="gray", ls="--", lw=1, label=f"paper: {PAPER.test_error:.1f}% (its data)")
-        kx = [(labels.index(ladder[0]), KARPATHY_BASELINE.test_error)] if ladder and ladder[0] in labels else []
-        kx += [(labels.index(ladder[-1]), KARPATHY_TOP.test_error)] if ladder and ladder[-1] in labels else []
-        if kx and "mnist16" in datasets:
+        if long_enough:
+            ax.axhline(PAPER.test_error, color="gray", ls="--", lw=1, label=f"paper: {PAPER.test_error:.1f}% (its data)")
+        if kx:
             off = (datasets.index("mnist16") - (len(datasets) - 1) / 2) * width
             ax.scatter([x + off for x, _ in kx], [y for _, y in kx], marker="D", s=40, facecolor="none",
                        edgecolor="black", lw=1.2, zorder=5, label="Karpathy 2022 (1 run, MNIST)")
@@ -195,21 +267,25 @@ def ladder_figure(groups: dict[tuple[str, str], Group], order: dict[str, list[st
                       ha="right" if len(labels) > 5 else "center")
         ax.set_xlim(-0.6, len(labels) - 0.4)
         ax.set_yscale("log")
-        _log_percent_axis(ax)  # log scale: a few collapsed seeds must not flatten every other rung
-        ax.set_ylabel("final test error (%, log scale)")
-        ax.set_title("Test error along the ladder (each rung adds one change to the one on its left)")
+        ax.set_ylim(lo, hi)
+        _log_percent_axis(ax)
+        ax.set_ylabel("final test error (%, log scale" + ("; 0 drawn at half a mistake)" if zeros else ")"))
+        ax.set_title(ladder_title(labels, ladder))
         fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=3, frameon=False)
         return fig
 
-    return _styled(draw)
+    word = "rung" if set(labels) <= set(ladder) else "configuration"
+    caption = f"Final test error per {word}: " + ("seeds (dots) and mean ± std" if many else "one seed each")
+    return FigureFile(_styled(draw), caption)
 
 
 # ----------------------------------------------------------------------------------------- 3. rejection
-def rejection_figure(groups: dict[tuple[str, str], Group], order: dict[str, list[str]]) -> bytes | None:
+def rejection_figure(groups: dict[tuple[str, str], Group], order: dict[str, list[str]]) -> FigureFile | None:
     datasets = _plotted_datasets(groups, order)
     if not datasets:
         return None
     colors = _rung_colors(_all_labels(order))
+    many = _max_seeds(groups, order, datasets) > 1
 
     def draw() -> Figure:
         fig = Figure(figsize=(max(7.0, 5.0 * len(datasets) + 0.5), 4.4), layout="constrained")
@@ -228,21 +304,23 @@ def rejection_figure(groups: dict[tuple[str, str], Group], order: dict[str, list
                     rej.append(100.0 * float(np.mean(vals)))
                 (line,) = ax.plot(rej, [100.0 * e for e in levels], color=colors[lb], lw=1.4, marker="o", ms=3)
                 handles.setdefault(lb, line)
-            if ds == PAPER.dataset:
+            if ds == PAPER.dataset and _max_passes(groups, order, [ds]) >= REFERENCE_PASSES:
                 (pt,) = ax.plot([PAPER.rejection_1pct], [1.0], marker="*", ms=13, color=REFERENCE_COLOR, ls="none",
                                 markeredgecolor="white", markeredgewidth=0.6, zorder=5)
                 handles.setdefault(f"paper: {PAPER.rejection_1pct}% rejected for 1% error", pt)
             ax.axhline(1.0, color="gray", ls=":", lw=0.8)
             ax.set_xlim(left=0)
             ax.set_ylim(bottom=0)
-            ax.set_title(f"{ds}: error-rejection (mean over seeds)")
+            ds_many = _max_seeds(groups, order, [ds]) > 1
+            ax.set_title(f"{ds}: error-rejection ({'mean over seeds' if ds_many else 'one seed'})")
             ax.set_xlabel("test patterns rejected (%)")
         axes[0].set_ylabel("error on the accepted patterns (%)")
         names = list(handles)
         fig.legend([handles[n] for n in names], names, loc="outside lower center", ncol=min(5, len(names)), frameon=False)
         return fig
 
-    return _styled(draw)
+    caption = CAPTIONS["rejection.png"] if many else "Error-rejection curves (one seed per configuration)"
+    return FigureFile(_styled(draw), caption)
 
 
 # ----------------------------------------------------------------------------------------- 4. mistakes
@@ -334,43 +412,77 @@ def _checkpoint(results_dir: Path, group: Group | None, dataset: str, label: str
 
 
 def make_figures(groups: dict[tuple[str, str], Group], order: dict[str, list[str]], ladder: list[str],
-                 results_dir: Path, data_dir: str | None, warn: Callable[[str], None]) -> dict[str, bytes]:
-    """All figures whose inputs exist, by file name (insertion order = order in results.md)."""
-    out: dict[str, bytes] = {}
+                 results_dir: Path, data_dir: str | None, warn: Callable[[str], None],
+                 study: bool = True) -> dict[str, FigureFile]:
+    """All figures whose inputs exist, by file name (insertion order = order in the report).
+
+    The figures that need weights use seed-0 checkpoints: for the committed study (`study`), those of usps'
+    baseline and top rung, each missing one a warning; for a workspace, those it has: the first and last
+    configuration (report order) of the first dataset with any, and one warning when it has none."""
+    out: dict[str, FigureFile] = {}
     for name, make in (("learning_curves.png", lambda: learning_curves(groups, order)),
                        ("ladder.png", lambda: ladder_figure(groups, order, ladder)),
                        ("rejection.png", lambda: rejection_figure(groups, order))):
-        png = make()
-        if png is None:
+        fig = make()
+        if fig is None:
             warn(f"{name}: no finished (non-diverged) runs; figure skipped")
         else:
-            out[name] = png
+            out[name] = fig
+    if study:
+        base = ladder[0] if ladder else "baseline"
+        top = ladder[-1] if ladder and ladder[-1] != base else None
+        out.update(_weight_figures(results_dir, groups, "usps", base, top, data_dir, warn, study=True))
+        return out
+    from repro.study.store import checkpoint_path
 
-    base = ladder[0] if ladder else "baseline"
-    ck_base = _checkpoint(results_dir, groups.get(("usps", base)), "usps", base, warn,
-                          "misclassified_usps_baseline.png and the baseline row of h1_kernels_usps.png")
+    have = [(ds, lb) for ds in order for lb in order[ds] if groups[(ds, lb)].ok
+            and checkpoint_path(results_dir, ds, lb, groups[(ds, lb)].digest, 0).is_file()]
+    if not have:
+        if groups:
+            warn(f"no seed-0 checkpoint under {Path(results_dir).name}/checkpoints/ for the configurations reported; "
+                 "the misclassified-digits and H1-kernel figures are skipped")
+        return out
+    ds = have[0][0]
+    labels = [lb for d, lb in have if d == ds]
+    out.update(_weight_figures(results_dir, groups, ds, labels[0], labels[-1] if len(labels) > 1 else None,
+                               data_dir, warn, study=False))
+    return out
+
+
+def _weight_figures(results_dir: Path, groups: dict[tuple[str, str], Group], ds: str, base: str, top: str | None,
+                    data_dir: str | None, warn: Callable[[str], None], study: bool) -> dict[str, FigureFile]:
+    """The misclassified digits of `base` and the H1 kernels of `base` (and `top`), from seed-0 checkpoints."""
+    from repro.study.store import safe_label
+
+    out: dict[str, FigureFile] = {}
+    digits = f"misclassified_{ds}_{safe_label(base)}.png"
+    kernels = f"h1_kernels_{ds}.png"
+    ck_base = _checkpoint(results_dir, groups.get((ds, base)), ds, base, warn,
+                          f"{digits} and the {'baseline' if study else base} row of {kernels}")
     if ck_base is not None:
         from repro.data import DataError, load_dataset
 
         try:
-            ds = load_dataset("usps", data_dir, download=False)
+            data = load_dataset(ds, data_dir, download=False)
         except DataError as e:
-            warn(f"misclassified_usps_baseline.png skipped: usps data not available ({str(e).splitlines()[0]})")
+            warn(f"{digits} skipped: {ds} data not available ({str(e).splitlines()[0]})")
         else:
-            png, n_wrong = misclassified_figure(*ck_base, ds.x_test, ds.y_test, f"usps, {base}, seed 0")
-            out["misclassified_usps_baseline.png"] = png
-            g = groups.get(("usps", base))
+            png, n_wrong = misclassified_figure(*ck_base, data.x_test, data.y_test, f"{ds}, {base}, seed 0")
+            out[digits] = FigureFile(png, CAPTIONS[digits] if study and digits in CAPTIONS
+                                     else f"Test digits misclassified by {base} ({ds}, seed 0)")
+            g = groups.get((ds, base))
             rec = next((r for r in g.ok if r["seed"] == 0), None) if g else None
             if rec is not None and rec["final"]["test_mistakes"] != n_wrong:
-                warn(f"usps/{base} seed 0: checkpoint misclassifies {n_wrong} test digits, its record says "
+                warn(f"{ds}/{base} seed 0: checkpoint misclassifies {n_wrong} test digits, its record says "
                      f"{rec['final']['test_mistakes']}")
-    rows = [(f"{base}\n(seed 0)", ck_base[0]["H1.weight"])] if ck_base else []
-    if ladder and ladder[-1] != base:
-        top = ladder[-1]
-        ck_top = _checkpoint(results_dir, groups.get(("usps", top)), "usps", top, warn,
-                             "the top-rung row of h1_kernels_usps.png")
-        if ck_top is not None:
-            rows.append((f"{top}\n(top rung,\nseed 0)", ck_top[0]["H1.weight"]))
+    rows = [(f"{base}\n(seed 0)", ck_base[0]["H1.weight"])] if ck_base and "H1.weight" in ck_base[0] else []
+    if top is not None:
+        ck_top = _checkpoint(results_dir, groups.get((ds, top)), ds, top, warn,
+                             f"the {'top-rung' if study else top} row of {kernels}")
+        if ck_top is not None and "H1.weight" in ck_top[0]:
+            rows.append((f"{top}\n(top rung,\nseed 0)" if study else f"{top}\n(seed 0)", ck_top[0]["H1.weight"]))
     if rows:
-        out["h1_kernels_usps.png"] = kernels_figure(rows)
+        caption = (CAPTIONS[kernels] if study and kernels in CAPTIONS else
+                   f"The 12 learned H1 kernels, {' and '.join(name.split(chr(10))[0] for name, _ in rows)} ({ds}, seed 0)")
+        out[kernels] = FigureFile(kernels_figure(rows), caption)
     return out

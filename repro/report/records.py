@@ -1,0 +1,149 @@
+"""Reading run records and grouping them: the report's inputs.
+
+Rules (each also stated in the report's text):
+- A file under runs/ that is not a valid record (bad JSON, missing or ill-typed fields, a name that does not
+  match its contents, or anything that is not runs/<dataset>/<name>.json; see repro.study.record) is skipped
+  with a warning naming it and why; with strict=True loading stops with a ReportError instead. Hidden files
+  (".name.tmp") are atomic writes in progress and are ignored silently.
+- Runs are grouped by (dataset, label). A group whose records disagree on dataset_fingerprint,
+  config_digest or versions["repro"] keeps only the most common combination (ties: the one with the newest
+  record, then the smallest key) and the others are dropped with a warning naming them.
+- A run with diverged_at_pass set is counted as diverged and left out of every mean, spread, interval and curve.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from repro.study.record import record_problem
+
+
+class ReportError(RuntimeError):
+    """Stops the report: damaged inputs under strict=True, a folder without records, or unusable arguments."""
+
+
+@dataclass
+class Inputs:
+    records: list[dict]  # valid records, each with "_file" (path relative to runs/) added
+    skipped: list[tuple[str, str]]  # (path relative to runs/, reason)
+
+
+def load_records(results_dir: Path, strict: bool = False, warn: Callable[[str], None] = lambda m: None) -> Inputs:
+    """Read every file under <results_dir>/runs; invalid ones are skipped with a warning (strict: ReportError)."""
+    runs = Path(results_dir) / "runs"
+    records, skipped = [], []
+    if not runs.is_dir():
+        return Inputs(records, skipped)
+    for root, dirs, files in os.walk(runs):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue  # a record being written atomically (store.atomic_write_bytes), or OS clutter
+            path = Path(root) / name
+            rel = path.relative_to(runs).as_posix()
+            if len(Path(rel).parts) != 2 or not name.endswith(".json"):
+                problem = "not a run record (records are runs/<dataset>/<label>-<digest>-s<seed>.json)"
+            else:
+                try:
+                    rec = json.loads(path.read_text())
+                    problem = record_problem(rec, rel)
+                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+                    problem = f"not valid JSON ({e})"
+            if problem:
+                msg = f"runs/{rel}: {problem}"
+                if strict:
+                    raise ReportError(f"{msg} (--strict: stopping; move or fix the file)")
+                warn(f"skipped {msg}")
+                skipped.append((rel, problem))
+                continue
+            rec["_file"] = rel
+            records.append(rec)
+    return Inputs(records, skipped)
+
+
+# ----------------------------------------------------------------------------------------- groups
+COMPAT_FIELDS = ("dataset_fingerprint", "config_digest", "repro version")
+
+
+def _compat_key(rec: dict) -> tuple[str, str, str]:
+    return rec["dataset_fingerprint"], rec["config_digest"], rec["versions"]["repro"]
+
+
+@dataclass
+class Group:
+    dataset: str
+    label: str
+    records: list[dict]  # the kept, mutually compatible records, by seed
+    dropped: list[dict] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[dict]:
+        return [r for r in self.records if r["diverged_at_pass"] is None]
+
+    @property
+    def n_diverged(self) -> int:
+        return len(self.records) - len(self.ok)
+
+    @property
+    def first(self) -> dict:
+        return self.records[0]
+
+    @property
+    def digest(self) -> str:
+        return self.first["config_digest"]
+
+    @property
+    def passes(self) -> int:
+        return self.first["passes"]
+
+    def values(self, key: str, scale: float = 1.0) -> list[float]:
+        """final[key] of each finished run, times `scale`."""
+        return [scale * r["final"][key] for r in self.ok]
+
+
+def group_records(records: list[dict], warn: Callable[[str], None] = lambda m: None) -> dict[tuple[str, str], Group]:
+    """(dataset, label) -> Group; incompatible minorities are dropped with a warning."""
+    by_key: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        by_key.setdefault((r["dataset"], r["label"]), []).append(r)
+    groups = {}
+    for (ds, label), recs in sorted(by_key.items()):
+        counts = Counter(_compat_key(r) for r in recs)
+        newest = {k: max(r["created"] for r in recs if _compat_key(r) == k) for k in counts}
+        keep = sorted(counts, key=lambda k: (-counts[k], _desc(newest[k]), k))[0]
+        kept = sorted((r for r in recs if _compat_key(r) == keep), key=lambda r: (r["seed"], r["_file"]))
+        dropped = sorted((r for r in recs if _compat_key(r) != keep), key=lambda r: r["_file"])
+        if dropped:
+            for k in sorted({_compat_key(r) for r in dropped}):
+                files = [r["_file"] for r in dropped if _compat_key(r) == k]
+                diff = "; ".join(f"{n} {v} (kept: {kv})" for n, v, kv in zip(COMPAT_FIELDS, k, keep) if v != kv)
+                warn(f"{ds}/{label}: dropped {len(files)} record(s) incompatible with the {len(kept)} kept: {diff}; "
+                     f"files: {', '.join('runs/' + f for f in files)}")
+        groups[(ds, label)] = Group(ds, label, kept, dropped)
+    return groups
+
+
+def _desc(text: str) -> tuple[int, ...]:
+    return tuple(-ord(c) for c in text)  # sorts strings in descending order inside an ascending sort key
+
+
+def label_order(labels, ladder: list[str]) -> list[str]:
+    """Ladder rungs in ladder order, then any other labels sorted."""
+    labels = set(labels)
+    return [n for n in ladder if n in labels] + sorted(labels - set(ladder))
+
+
+def comparison_label(label: str, present: list[str], ladder: list[str]) -> str | None:
+    """Which row a row's test error is compared with: the previous ladder rung present; for labels outside the
+    ladder, 'full' for 'minus:*' rows, else the first rung (the baseline)."""
+    if label in ladder:
+        before = [n for n in ladder[: ladder.index(label)] if n in present]
+        return before[-1] if before else None
+    if label.startswith("minus:") and "full" in present:
+        return "full"
+    return ladder[0] if ladder and ladder[0] in present and label != ladder[0] else None

@@ -1,0 +1,264 @@
+"""The run record: what one training run leaves in results/runs/<dataset>/<label>-<digest>-s<seed>.json.
+
+`RunRecord` is the one definition of the record's schema. From it come
+- the records the runner writes: `RunRecord(...)` checks itself when built, `to_json()` gives the JSON object;
+- the checks on records read back: `RunRecord.from_json(obj)` (raises `RecordError` naming what is wrong),
+  `record_problem(obj, path)` and `validate_file(path)` (the reason a file is not a usable record, or None);
+- the schema table in results/README.md (`schema_markdown()`, between the `record:schema` markers; a test
+  keeps the committed README equal to it).
+
+Each field's JSON type is read from its annotation: `int`, `float` (an int is accepted), `str`, `dict` (JSON
+object), `list[float]` (list of numbers), `int | None` (int or null). A bool is never accepted as a number.
+Records of schema 1 (every record written so far) load unchanged: `RunRecord.from_json(obj).to_json() == obj`,
+key order included.
+
+This module imports nothing from the rest of the store at import time, so store.py may import it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path, PurePath
+from typing import Any
+
+SCHEMA_VERSION = 1
+HISTORY_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
+FINAL_KEYS = HISTORY_KEYS + ("test_rejection_at_1pct",)
+SCHEMA_MARKERS = ("<!-- record:schema:start -->", "<!-- record:schema:end -->")
+
+
+class RecordError(ValueError):
+    """A JSON object that is not a valid run record; the message says what is wrong."""
+
+
+def _doc(text: str) -> dict:
+    return {"doc": text}
+
+
+_LOSS = ("after each pass: squared error averaged over patterns and the 10 outputs (or cross-entropy for "
+         "`output = \"softmax_ce\"`)")
+_ERROR = "after each pass: fraction of misclassified patterns (argmax of the outputs)"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One training run (schema 1). Field order is the JSON key order."""
+
+    schema: int = field(metadata=_doc(f"record format version ({SCHEMA_VERSION})"))
+    rung: str = field(metadata=_doc("rung name from `ablations/` (`baseline` for `repro train`)"))
+    label: str = field(metadata=_doc(
+        "what the run is called in tables: the rung name in cumulative mode, `single:<rung>` or `minus:<rung>` in "
+        "the other modes, `baseline+<digest>` for `repro train` with overrides"))
+    mode: str = field(metadata=_doc("`cumulative`, `single` or `leave-one-out`"))
+    rung_title: str = field(metadata=_doc("one-line title of the rung"))
+    dataset: str = field(metadata=_doc("`usps` or `mnist16`"))
+    dataset_fingerprint: str = field(metadata=_doc("hash of the raw files' checksums and the preparation parameters"))
+    seed: int = field(metadata=_doc(
+        "fixes everything random: initial weights, then each pass's shifts and dropout masks"))
+    config: dict = field(metadata=_doc("every field of `repro.config.Config`"))
+    config_digest: str = field(metadata=_doc("short hash of `config`"))
+    passes: int = field(metadata=_doc("passes through the 7,291 training patterns"))
+    presentations: int = field(metadata=_doc("`passes * 7291`"))
+    diverged_at_pass: int | None = field(metadata=_doc(
+        "1-based pass after which the loss was no longer finite; the per-pass lists stop before it"))
+    train_loss: list[float] = field(metadata=_doc(_LOSS))
+    train_error: list[float] = field(metadata=_doc(_ERROR))
+    test_loss: list[float] = field(metadata=_doc(_LOSS))
+    test_error: list[float] = field(metadata=_doc(_ERROR))
+    final: dict = field(metadata=_doc(
+        "last-pass values of the four lists, plus `train_mistakes`, `test_mistakes` (counts), "
+        "`test_rejection_at_1pct` (share of test patterns to reject, by the gap between the two largest outputs, "
+        "for 1% error on the rest, as in the paper) and `test_rejection_curve` (the same for error levels 0 to 5%, "
+        "keyed by the level as a string); for a dataset with further test sets (mnist16: `test10k`, the full MNIST "
+        "test set), `<name>_error` and `<name>_loss` on each; for a run that diverged: the last finished pass's "
+        "values, no rejection (empty when it diverged in the first pass)"))
+    engine: str = field(metadata=_doc(
+        "`population` (lockstep members), `fused` (lockstep members, one Triton kernel launch per pass) or "
+        "`reference` (the plain loop): the engine that actually trained the run (`--engine fused` falls back to "
+        "`population` for configurations the kernel does not implement)"))
+    population_members: int = field(metadata=_doc("how many members trained together in lockstep"))
+    wall_time_s: float = field(metadata=_doc(
+        "wall time of the whole population (members share it); with `--engine fused`, where all populations of a "
+        "job train together, the job's wall time until this population finished"))
+    device: str = field(metadata=_doc("e.g. `cpu (x86_64, 2 threads)` or `cuda (NVIDIA H100 ...)`"))
+    versions: dict = field(metadata=_doc("`repro`, `python`, `torch`, `numpy`"))
+    git_commit: str = field(metadata=_doc(
+        "commit of the code the job ran, read when the job starts (`-dirty` when `repro/` had uncommitted changes "
+        "then)"))
+    created: str = field(metadata=_doc("UTC time the record was written"))
+
+    def __post_init__(self) -> None:
+        why = _content_problem(self.to_json())
+        if why:
+            raise RecordError(why)
+
+    # ------------------------------------------------------------------ JSON
+    @classmethod
+    def from_json(cls, obj: Any) -> RunRecord:
+        """The record held by a parsed JSON object; RecordError naming the first thing wrong otherwise."""
+        why = _content_problem(obj)
+        if why:
+            raise RecordError(why)
+        return cls(**obj)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON object (a dict in schema key order) that `atomic_write_json` writes."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def finished(self) -> bool:
+        """True unless the run diverged (then its numbers stop at the pass before)."""
+        return self.diverged_at_pass is None
+
+    @property
+    def file_name(self) -> str:
+        """`<label>-<digest>-s<seed>.json`, the name the store gives this record."""
+        from repro.study.store import run_path
+
+        return run_path(Path("."), self.dataset, self.label, self.config_digest, self.seed).name
+
+
+# ------------------------------------------------------------------------------------- the field table
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    kinds: tuple[type, ...]  # accepted Python types of the parsed JSON value
+    nullable: bool
+    items: tuple[type, ...] | None  # for lists: accepted types of the items
+    type_text: str  # as written in the schema table
+    doc: str
+
+
+def _spec(f: dataclasses.Field, hint: Any) -> FieldSpec:
+    nullable = False
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        nullable, (hint,) = True, args
+    origin, items = typing.get_origin(hint) or hint, None
+    if origin is list:
+        (item,) = typing.get_args(hint)
+        items = (int, float) if item is float else (item,)
+        text = f"list of {item.__name__}"
+    else:
+        text = {dict: "object"}.get(origin, origin.__name__)
+    kinds = (int, float) if origin is float else (origin,)
+    return FieldSpec(f.name, kinds, nullable, items, text + (" or null" if nullable else ""), f.metadata["doc"])
+
+
+FIELDS: tuple[FieldSpec, ...] = tuple(
+    _spec(f, typing.get_type_hints(RunRecord)[f.name]) for f in dataclasses.fields(RunRecord))
+
+
+def schema_markdown() -> str:
+    """The schema table of results/README.md; fields with the same type and meaning share a row."""
+    rows: dict[tuple[str, str], list[str]] = {}
+    for s in FIELDS:
+        rows.setdefault((s.type_text, s.doc), []).append(s.name)
+    lines = ["| field | type | meaning |", "|---|---|---|"]
+    lines += [f"| {', '.join(f'`{n}`' for n in names)} | {kind} | {doc} |" for (kind, doc), names in rows.items()]
+    return "\n".join(lines)
+
+
+def refresh_schema_block(doc: str) -> str | None:
+    """`doc` (results/README.md's text) with the table between the record:schema markers regenerated;
+    None when the markers are missing."""
+    start, end = SCHEMA_MARKERS
+    if start not in doc or end not in doc:
+        return None
+    head, rest = doc.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{schema_markdown()}\n{end}{tail}"
+
+
+# ------------------------------------------------------------------------------------- validation
+def _is(value: Any, kinds: tuple[type, ...]) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
+
+
+def _type_ok(s: FieldSpec, value: Any) -> bool:
+    if value is None:
+        return s.nullable
+    if not _is(value, s.kinds):
+        return False
+    return s.items is None or all(_is(v, s.items) for v in value)
+
+
+def _content_problem(rec: Any) -> str | None:
+    if not isinstance(rec, dict):
+        return f"not a run record (JSON {type(rec).__name__}, expected an object)"
+    missing = [s.name for s in FIELDS if s.name not in rec]
+    if missing:
+        return f"missing field(s) {', '.join(missing)}"
+    known = {s.name for s in FIELDS}
+    unknown = [k for k in rec if k not in known]
+    if unknown:
+        return f"unknown field(s) {', '.join(map(str, unknown))} (not in schema {SCHEMA_VERSION})"
+    bad = [s for s in FIELDS if not _type_ok(s, rec[s.name])]
+    if bad:
+        return "wrong type for field(s) " + ", ".join(
+            f"{s.name} ({type(rec[s.name]).__name__}, expected {s.type_text})" for s in bad)
+    if rec["schema"] != SCHEMA_VERSION:
+        return f"schema {rec['schema']} (this version reads schema {SCHEMA_VERSION})"
+    if not _is(rec["versions"].get("repro"), (str,)):
+        return "versions.repro missing"
+    div = rec["diverged_at_pass"]
+    if div is not None and not 1 <= div <= rec["passes"]:
+        return f"diverged_at_pass = {div!r} (expected null or 1..passes)"
+    lengths = {len(rec[k]) for k in HISTORY_KEYS}
+    if len(lengths) != 1:
+        return "per-pass lists differ in length"
+    if div is None:
+        if lengths != {rec["passes"]}:
+            return f"per-pass lists hold {lengths.pop()} passes, the record says passes = {rec['passes']}"
+        final = rec["final"]
+        missing = [k for k in (*FINAL_KEYS, "test_rejection_curve") if k not in final]
+        if missing:
+            return f"missing field(s) final.{', final.'.join(missing)}"
+        if any(not _is(final[k], (int, float)) or not math.isfinite(final[k]) for k in FINAL_KEYS):
+            return "final values are not finite numbers"
+        if not (0.0 <= final["train_error"] <= 1.0 and 0.0 <= final["test_error"] <= 1.0):
+            return "final errors are not fractions in [0, 1]"
+        curve = final["test_rejection_curve"]
+        if not isinstance(curve, dict) or not curve or any(not _is(v, (int, float)) for v in curve.values()):
+            return "final.test_rejection_curve is not a mapping of error level -> rejection"
+        try:
+            [float(k) for k in curve]
+        except ValueError:
+            return "final.test_rejection_curve has a key that is not a number"
+    return None
+
+
+def record_problem(rec: Any, path: str | PurePath | None = None) -> str | None:
+    """Why `rec` (parsed JSON) is not a usable record, or None if it is. With `path` (the file it was read
+    from: runs/<dataset>/<name>.json, or that path relative to runs/), also check that the folder is the
+    record's dataset and the name is the one the store gives it."""
+    why = _content_problem(rec)
+    if why or path is None:
+        return why
+    p = PurePath(path)
+    if p.parent.name != rec["dataset"]:
+        return f"record of dataset {rec['dataset']!r} stored in folder {p.parent.name!r}"
+    expected = RunRecord.from_json(rec).file_name
+    if p.name != expected:
+        return f"file name does not match its contents (expected {expected})"
+    return None
+
+
+def validate_file(path: str | Path) -> str | None:
+    """Why the file at `path` (results/runs/<dataset>/<name>.json) is not a usable run record: not readable,
+    truncated or otherwise invalid JSON, missing or ill-typed fields, a name or folder that does not match its
+    contents. None when it is a valid record."""
+    path = Path(path)
+    try:
+        rec = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as e:
+        return f"not readable ({e})"
+    except json.JSONDecodeError as e:
+        return f"not valid JSON ({e})"
+    return record_problem(rec, path)

@@ -9,20 +9,23 @@ from pathlib import Path
 import click
 
 from repro.config import Config, ConfigError, apply_patch, field_names
-from repro.data import DATASETS, DataError, load_dataset, summary
+from repro.data import DATASETS, MNIST_ORDERS, DataError, dataset_spec, load_dataset, summary
 from repro.engines.fused import FusedEngineError
 from repro.study.ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan
-from repro.study.runner import (
-    ENGINES,
-    DeviceError,
-    Progress,
-    pending_seeds,
-    presentations,
-    resolve_device,
-    run_planned,
-    run_together,
+from repro.engines import registry
+from repro.engines.registry import NAMES as ENGINE_NAMES
+from repro.study.plan import bench_throughput, estimate_text, make_plan
+from repro.study.runner import DeviceError, Progress, RunContext, resolve_device, run_planned, run_together
+from repro.study.store import git_commit, remove_stale_temporaries, run_path
+from repro.study.workspace import (
+    STUDY_DIR,
+    WorkspaceError,
+    check_readable_results,
+    check_writable,
+    default_workspace,
+    is_study,
+    output_dir,
 )
-from repro.study.store import DEFAULT_RESULTS_DIR, git_commit, remove_stale_temporaries
 
 DATA_DIR_HELP = "Folder with the raw data (default: $REPRO_DATA_DIR, else a per-user cache folder)."
 
@@ -35,9 +38,9 @@ def _fail(e: Exception) -> None:
     raise click.ClickException(str(e))
 
 
-def _load(name: str, data_dir):
+def _load(name: str, data_dir, **options):
     try:
-        return load_dataset(name, data_dir)
+        return load_dataset(name, data_dir, **options)
     except DataError as e:
         _fail(e)
 
@@ -51,10 +54,12 @@ def main() -> None:
 @main.command()
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
 @click.option("--dataset", type=click.Choice(DATASETS + ("all",)), default="all", show_default=True)
-def data(data_dir, dataset) -> None:
+@click.option("--mnist-order", type=click.Choice(MNIST_ORDERS), default=None,
+              help="mnist16: which split the earlier reproduction's prepro.py drew first (default: train-first).")
+def data(data_dir, dataset, mnist_order) -> None:
     """Fetch (if needed), verify and prepare the datasets, then print a summary."""
     for name in DATASETS if dataset == "all" else (dataset,):
-        click.echo(summary(_load(name, data_dir)))
+        click.echo(summary(_load(name, data_dir, mnist_order=mnist_order)))
         click.echo()
 
 
@@ -110,16 +115,24 @@ def _device(name):
         _fail(e)
 
 
+STUDY_HELP = ("Write into the committed reference study (results/, paper/, README) instead of the workspace. "
+              "Only for regenerating the study itself.")
+RESULTS_DIR_HELP = ("Folder for records and outputs (default: the workspace: $REPRO_WORKSPACE, else workspace/ in "
+                    "the checkout).")
+
 common_run_options = [
     click.option("--seeds", type=click.IntRange(min=1), default=16, show_default=True, help="Seeds 0..N-1 per configuration."),
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
     click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP),
-    click.option("--results-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RESULTS_DIR), show_default=True),
+    click.option("--results-dir", type=click.Path(), default=None, help=RESULTS_DIR_HELP),
+    click.option("--study", is_flag=True, help=STUDY_HELP),
     click.option("--force", is_flag=True, help="Redo runs that already have a record."),
-    click.option("--engine", type=click.Choice(ENGINES), default="population", show_default=True,
-                 help="population: members in lockstep (fast, tested equal to the reference); fused: the same with each "
-                      "pass one Triton kernel launch (the GPU fast path; on CPU only Triton's slow interpreter); "
-                      "reference: the plain loop."),
+    click.option("--engine", type=click.Choice(("auto",) + ENGINE_NAMES), default="auto", show_default=True,
+                 help="auto: the fastest engine that implements the configuration on this device (native on CPU, "
+                      "fused on a GPU, else population). native: compiled CPU kernel, members in SIMD lanes; "
+                      "population: members in lockstep with batched torch ops; fused: one Triton kernel launch per "
+                      "pass (GPU; on CPU only Triton's slow interpreter); reference: the plain loop. All are tested "
+                      "equal to the reference loop."),
 ]
 
 
@@ -129,12 +142,19 @@ def with_run_options(f):
     return f
 
 
+def _out_dir(results_dir, study) -> Path:
+    try:
+        return output_dir(results_dir, study)
+    except WorkspaceError as e:
+        _fail(e)
+
+
 @main.command()
 @click.option("--dataset", type=click.Choice(DATASETS), default="usps", show_default=True)
 @click.option("--passes", type=click.IntRange(min=1), default=None, help="Override the number of passes (default 23).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a config field (repeatable).")
 @with_run_options
-def train(dataset, passes, sets, seeds, device, data_dir, results_dir, force, engine) -> None:
+def train(dataset, passes, sets, seeds, device, data_dir, results_dir, study, force, engine) -> None:
     """Train the 1989 network with the 1989 procedure (the 'baseline' rung) for several seeds."""
     cfg = _config_with(Config(), sets)
     if passes is not None:
@@ -142,7 +162,8 @@ def train(dataset, passes, sets, seeds, device, data_dir, results_dir, force, en
     baseline = Rung(0, "baseline", "The 1989 procedure", "", "LeCun et al. (1989)")
     label = "baseline" if cfg == Config() else f"baseline+{cfg.digest()}"
     planned = PlannedConfig(label, baseline, cfg)
-    _run_all([planned], [dataset], seeds, device, data_dir, results_dir, force, engine, mode="cumulative")
+    _run_all([planned], [dataset], seeds, device, data_dir, _out_dir(results_dir, study), force, engine,
+             mode="cumulative")
 
 
 @main.command()
@@ -153,9 +174,10 @@ def train(dataset, passes, sets, seeds, device, data_dir, results_dir, force, en
               help="cumulative: rung k = baseline + patches 1..k; single: each patch alone; leave-one-out: full ladder minus one.")
 @click.option("--ladder-dir", type=click.Path(file_okay=False, exists=True), default=str(DEFAULT_LADDER_DIR), show_default=True)
 @click.option("--passes", type=click.IntRange(min=1), default=None, help="Override every rung's passes (quick checks).")
-@click.option("--dry-run", is_flag=True, help="List what would run and what it costs, then stop.")
+@click.option("--dry-run", is_flag=True, help="Show the plan (seeds done and to do, estimated time), then stop.")
 @with_run_options
-def ablate(run_all, datasets, rungs, mode, ladder_dir, passes, dry_run, seeds, device, data_dir, results_dir, force, engine):
+def ablate(run_all, datasets, rungs, mode, ladder_dir, passes, dry_run, seeds, device, data_dir, results_dir, study,
+           force, engine):
     """Run the ablation ladder: each rung over many seeds, on one or both datasets."""
     try:
         ladder = load_rungs(Path(ladder_dir))
@@ -167,69 +189,147 @@ def ablate(run_all, datasets, rungs, mode, ladder_dir, passes, dry_run, seeds, d
     except ConfigError as e:
         _fail(e)
     datasets = list(datasets) or (list(DATASETS) if run_all else ["usps"])
+    out = _out_dir(results_dir, study)
     if dry_run:
-        total = 0
-        click.echo(f"{'dataset':<9}{'label':<22}{'passes':>7}{'seeds':>7}{'presentations':>16}  changes from baseline")
-        for ds in datasets:
-            for p in planned:
-                n = presentations(p.config, 7291, seeds)
-                total += n
-                diff = {k: v for k, v in p.config.to_dict().items() if v != getattr(Config(), k)}
-                click.echo(f"{ds:<9}{p.label:<22}{p.config.passes:>7}{seeds:>7}{n:>16,}  {diff or ''}")
-        click.echo(f"total: {len(planned) * len(datasets) * seeds} runs, {total:,} presentations")
+        _show_plan(planned, datasets, seeds, device, out, force, engine)
         return
-    _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, engine, mode)
+    _run_all(planned, datasets, seeds, device, data_dir, out, force, engine, mode)
+
+
+def _plan_rows(planned, datasets, seeds, out, force):
+    sizes = {d: dataset_spec(d).n_train for d in datasets}
+    return make_plan(planned, sizes, list(range(seeds)), out, force)
+
+
+def _show_plan(planned, datasets, seeds, device, out, force, engine) -> None:
+    """--dry-run: per (dataset, configuration) the seeds done and to do, and the estimated time left."""
+    dev = _device(device)
+    rows = _plan_rows(planned, datasets, seeds, out, force)
+    click.echo(f"results folder: {out}")
+    click.echo(f"{'dataset':<9}{'label':<22}{'passes':>7}{'done':>6}{'to do':>7}  {'seeds to do':<18}{'engine':<11}changes from baseline")
+    left = 0
+    by_engine: dict[str, int] = {}
+    for r in rows:
+        chosen = _engine_for(engine, r.planned.config, dev)
+        by_engine[chosen] = by_engine.get(chosen, 0) + r.presentations_left
+        left += r.presentations_left
+        diff = {k: v for k, v in r.planned.config.to_dict().items() if v != getattr(Config(), k)}
+        click.echo(f"{r.dataset:<9}{r.planned.label:<22}{r.planned.config.passes:>7}{len(r.done):>6}{len(r.todo):>7}  "
+                   f"{_seed_ranges(r.todo):<18}{chosen:<11}{diff or ''}")
+    done = sum(len(r.done) for r in rows)
+    todo = sum(len(r.todo) for r in rows)
+    click.echo(f"total: {done + todo} runs: {done} done, {todo} to do ({left:,} presentations)")
+    for name, n in by_engine.items():
+        if n:
+            click.echo(f"  {name} on {dev.type}: {n:,} presentations, {estimate_text(n, bench_throughput(dev, name))}")
+
+
+def _engine_for(name: str, cfg: Config, dev) -> str:
+    try:
+        return registry.choose(name, cfg, dev)[0].name
+    except registry.EngineError as e:
+        _fail(e)
+
+
+def _seed_ranges(seeds: list[int]) -> str:
+    """[0, 1, 2, 5, 7, 8] -> '0-2,5,7-8'."""
+    out, start = [], None
+    for i, s in enumerate(seeds):
+        if start is None:
+            start = s
+        if i + 1 == len(seeds) or seeds[i + 1] != s + 1:
+            out.append(f"{start}" if start == s else f"{start}-{s}")
+            start = None
+    return ",".join(out) or "-"
 
 
 def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, engine, mode) -> None:
     from repro.study.distributed import barrier, init_from_env, shutdown
-    from repro.study.store import run_path
+    from repro.study.store import SeedLocks, set_aside_damaged
 
+    results_dir = Path(results_dir)
     git_commit()  # fix the code version the records will name now, before anyone edits the tree
     dev = _device(device)
+    try:  # every problem with the folder shows now, before anything trains
+        check_writable(results_dir)
+    except WorkspaceError as e:
+        _fail(e)
     rank = init_from_env(dev)
     dev = rank.device(dev)
     if engine == "fused" and dev.type == "cpu":
         _log("--engine fused on cpu: the kernel runs in Triton's interpreter, about 75 steps/s whatever the "
-             "population (100-600x slower than --engine population); it is there to check the kernel, not to train")
+             "population (100-600x slower than the CPU engines); it is there to check the kernel, not to train")
     my_seeds = rank.share(list(range(seeds)))
     if rank.world > 1:
         _log(f"rank {rank.rank} of {rank.world}: seeds {my_seeds} of every configuration, on {dev}")
     if rank.is_main:
-        for stale in remove_stale_temporaries(Path(results_dir)):
+        for stale in remove_stale_temporaries(results_dir):
             _log(f"removed {stale}, a temporary file left by an interrupted run")
+        set_aside_damaged(results_dir, log=_log)
+    barrier(rank)
     loaded = {name: _load(name, data_dir) for name in datasets}
-    total = sum(presentations(p.config, len(loaded[d].y_train), len(pending_seeds(p, d, my_seeds, Path(results_dir), force)))
-                for d in datasets for p in planned)  # what is left to do, so a resumed job's estimate is right
-    progress = Progress(total)
+    rows = make_plan(planned, {d: len(loaded[d].y_train) for d in datasets}, my_seeds, results_dir, force)
+    left = sum(r.presentations_left for r in rows)
+    n_todo, n_done = sum(len(r.todo) for r in rows), sum(len(r.done) for r in rows)
+    if rank.is_main:
+        first = _engine_for(engine, planned[0].config, dev) if planned else engine
+        _log(f"{n_todo} run{'s' if n_todo != 1 else ''} to train, {n_done} already in {results_dir}; "
+             f"time on {dev.type} ({first}): {estimate_text(left, bench_throughput(dev, first))}")
+    ctx = RunContext(results_dir, dev, mode, force, engine, Progress(left), locks=SeedLocks(results_dir), log=_log)
     try:
         jobs = [(p, loaded[name]) for name in datasets for p in planned] if my_seeds else []
-        if engine == "fused":  # every population of the job together, one kernel launch per pass
-            run_together(jobs, my_seeds, Path(results_dir), device=dev, mode=mode, force=force, progress=progress)
-        else:
-            for p, ds in jobs:
-                run_planned(p, ds, my_seeds, Path(results_dir), device=dev, mode=mode, force=force, engine=engine,
-                            progress=progress)
+        _train_jobs(jobs, my_seeds, ctx)
         barrier(rank)
-    except FusedEngineError as e:
+    except KeyboardInterrupt:
+        ctx.locks.release_all()
+        finished = sum(1 for r in rows for s in r.todo
+                       if run_path(results_dir, r.dataset, r.planned.label, r.planned.config.digest(), s).exists())
+        _log(f"\ninterrupted: {n_done + finished} finished records are kept in {results_dir / 'runs'}; the "
+             f"configuration in training keeps its state after its last finished pass ({results_dir / 'state'}).\n"
+             f"Run the same command again to resume: finished runs are not redone and training continues from "
+             f"the pass after the last one saved.")
+        sys.exit(130)
+    except (FusedEngineError, registry.EngineError) as e:
         _fail(e)
     finally:
         shutdown(rank)
     if rank.is_main:
-        _summarise([run_path(Path(results_dir), d, p.label, p.config.digest(), s)
+        _summarise([run_path(results_dir, d, p.label, p.config.digest(), s)
                     for d in datasets for p in planned for s in range(seeds)])
+        where = "the committed study" if is_study(results_dir) else "your workspace"
+        _log(f"records: {results_dir / 'runs'} ({where}); tables, figures and the comparison with the committed "
+             f"study: repro report" + ("" if results_dir == default_workspace() else f" --results-dir {results_dir}"))
+
+
+def _train_jobs(jobs, seeds, ctx) -> None:
+    """Train every job; a run another process holds is left to it, then waited for (its lock is released when
+    that process ends, even by a crash): if its record is still missing then, it is trained here."""
+    while True:
+        ctx.busy.clear()
+        if ctx.engine == "fused":  # every population of the job together, one kernel launch per pass
+            run_together(jobs, seeds, ctx)
+        else:
+            for p, ds in jobs:
+                run_planned(p, ds, seeds, ctx)
+        if not ctx.busy:
+            return
+        for planned, ds, s in ctx.busy:
+            path = run_path(ctx.results_dir, ds.name, planned.label, planned.config.digest(), s)
+            _log(f"waiting for another process to finish {ds.name} | {planned.label} | seed {s} ...")
+            ctx.locks.wait(path)
 
 
 def _summarise(paths) -> None:
-    """A short table of what the records say (mean +- std of the final errors)."""
+    """A short table of what the records say (mean +- std of the final errors; no +- for one seed)."""
     import statistics
 
     from repro.study.store import load_record
 
     groups: dict[tuple[str, str], list[dict]] = {}
     for path in paths:
-        rec = load_record(path)
-        groups.setdefault((rec["dataset"], rec["label"]), []).append(rec)
+        if path.exists():
+            rec = load_record(path)
+            groups.setdefault((rec["dataset"], rec["label"]), []).append(rec)
     click.echo(f"{'dataset':<9}{'label':<22}{'seeds':>6}{'train err %':>16}{'test err %':>16}{'wall s':>9}")
     for (ds, label), recs in groups.items():
         ok = [r for r in recs if r["diverged_at_pass"] is None]
@@ -237,34 +337,41 @@ def _summarise(paths) -> None:
             vals = [100 * r["final"][key] for r in ok]
             if not vals:
                 return "n/a"
-            return f"{statistics.mean(vals):.2f}+-{statistics.stdev(vals) if len(vals) > 1 else 0:.2f}"
+            return f"{statistics.mean(vals):.2f}" + (f"+-{statistics.stdev(vals):.2f}" if len(vals) > 1 else "")
         wall = max(r["wall_time_s"] for r in recs)
         div = f"  ({len(recs) - len(ok)} diverged)" if len(ok) < len(recs) else ""
         click.echo(f"{ds:<9}{label:<22}{len(recs):>6}{ms('train_error'):>16}{ms('test_error'):>16}{wall:>9.1f}{div}")
 
 
 @main.command()
-@click.option("--results-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RESULTS_DIR), show_default=True,
-              help="Folder holding runs/ and checkpoints/; results.md is written here.")
-@click.option("--paper-dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for tables/ and figures/ (default: paper/ next to results/ in the repository).")
+@click.option("--results-dir", type=click.Path(), default=None,
+              help="Folder whose runs/ are reported (default: the workspace). Its report goes to <folder>/report/.")
+@click.option("--study", is_flag=True, help="Regenerate the committed study: results/results.md, paper/ and the "
+                                            "README's generated blocks, from results/runs/.")
+@click.option("--check", is_flag=True, help="Exit non-zero when any configuration differs from the committed study.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP + " Only for the misclassified-digits figure; never downloads.")
 @click.option("--ladder-dir", type=click.Path(file_okay=False), default=str(DEFAULT_LADDER_DIR), show_default=True,
               help="Ladder whose rung order orders the rows.")
 @click.option("--strict", is_flag=True, help="Stop (exit 1) at the first damaged or foreign file under runs/ instead of skipping it.")
-@click.option("--no-figures", is_flag=True, help="Write results.md and the tables only (fast).")
-def report(results_dir, paper_dir, data_dir, ladder_dir, strict, no_figures) -> None:
-    """Tables (results.md, paper/tables/*.csv|tex) and figures (paper/figures/*.png) from the run records."""
-    from repro.report.build import DEFAULT_PAPER_DIR, ReportError, write_report
+@click.option("--no-figures", is_flag=True, help="Write the report and tables only (fast).")
+def report(results_dir, study, check, data_dir, ladder_dir, strict, no_figures) -> None:
+    """Tables, figures and a report from run records; for a workspace, checked against the committed study."""
+    from repro.report.build import ReportError, write_report
 
+    folder = _out_dir(results_dir, study)
     try:
-        written = write_report(Path(results_dir), Path(paper_dir) if paper_dir else DEFAULT_PAPER_DIR,
+        check_readable_results(folder)
+        outcome = write_report(folder, study=is_study(folder), reference_dir=None if is_study(folder) else STUDY_DIR,
                                data_dir=data_dir, ladder_dir=Path(ladder_dir), strict=strict,
                                make_figures=not no_figures, warn=_log)
-    except ReportError as e:
+    except (ReportError, WorkspaceError) as e:
         _fail(e)
-    for path in written:
+    for path in outcome.written:
         click.echo(f"wrote {path}")
+    if outcome.comparison_text:
+        click.echo(outcome.comparison_text)
+    if check and not outcome.all_agree:
+        raise click.ClickException(outcome.comparison_text or "the check against the committed study failed")
 
 
 @main.command()
@@ -276,8 +383,9 @@ def report(results_dir, paper_dir, data_dir, ladder_dir, strict, no_figures) -> 
 @click.option("--dataset", type=click.Choice(DATASETS), default="usps", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
-@click.option("--out-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RESULTS_DIR / "sweeps"), show_default=True)
-def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, out_dir) -> None:
+@click.option("--results-dir", type=click.Path(), default=None, help=RESULTS_DIR_HELP + " The sweep goes to <folder>/sweeps/.")
+@click.option("--study", is_flag=True, help=STUDY_HELP)
+def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, results_dir, study) -> None:
     """Sweep the learning rate of one rung's config, judged on training-set error (never the test set)."""
     from repro.study.sweep import lr_sweep, write_sweep
 
@@ -289,51 +397,66 @@ def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, out_d
         _fail(e)
     except ValueError:
         raise click.BadParameter(f"{lrs!r} is not a comma-separated list of numbers", param_hint="--lrs")
+    out = _checked(_out_dir(results_dir, study) / "sweeps")
     dev = _device(device)
     ds = _load(dataset, data_dir)
     points = lr_sweep(planned.config, ds, grid, list(range(seeds)), passes, dev, log=_log)
-    for path in write_sweep(Path(out_dir) / f"{dataset}-{planned.label}-lr", planned.label, planned.config, ds,
-                            points, passes, dev):
+    for path in write_sweep(out / f"{dataset}-{planned.label}-lr", planned.label, planned.config, ds, points, passes, dev):
         click.echo(f"wrote {path}")
+
+
+def _checked(folder: Path) -> Path:
+    try:
+        return check_writable(folder)
+    except WorkspaceError as e:
+        _fail(e)
 
 
 @main.command()
 @click.option("--dataset", type=click.Choice(DATASETS), default="usps", show_default=True)
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
-@click.option("--populations", default="1,16,256,4096", show_default=True, help="Population sizes to measure.")
-@click.option("--estimate", is_flag=True, help="Project the ablate --all time from measured step times instead of running it.")
-@click.option("--engine", type=click.Choice(["auto", "population", "fused"]), default="auto", show_default=True,
-              help="Engine to measure; auto: fused on a GPU, population on CPU (where fused only runs interpreted). "
-                   "Figures go to <out-dir>/<device>.json, or <device>-<engine>.json for the other engine.")
-@click.option("--out-dir", type=click.Path(file_okay=False), default=str(DEFAULT_RESULTS_DIR / "bench"), show_default=True)
-def bench(dataset, device, data_dir, populations, estimate, engine, out_dir) -> None:
-    """Speed of the engine as ratios against the plain reference loop, measured in the same run."""
+@click.option("--populations", default="1,16,224", show_default=True,
+              help="Population sizes to measure (224: every configuration of ablate --all at 16 seeds).")
+@click.option("--engines", default=None,
+              help="Comma-separated engines to measure (default: every engine usable on the device but the "
+                   "reference loop, which is always measured; fused only on a GPU).")
+@click.option("--estimate", is_flag=True, help="Project the ablate --all time from measured rates instead of running it.")
+@click.option("--results-dir", type=click.Path(), default=None, help=RESULTS_DIR_HELP + " Figures go to <folder>/bench/<device>.json and .png.")
+@click.option("--study", is_flag=True, help=STUDY_HELP)
+def bench(dataset, device, data_dir, populations, engines, estimate, results_dir, study) -> None:
+    """Speed of every engine as ratios against the plain reference loop, measured in the same run."""
     import tempfile
 
-    from repro.study.bench import default_engine, run_bench, write_bench
+    from repro.study.bench import run_bench, usable_engines, write_bench
 
+    out = _checked(_out_dir(results_dir, study) / "bench")
     dev = _device(device)
-    if engine == "auto":
-        engine = default_engine(dev)
-    if engine == "fused" and dev.type == "cpu":
-        _fail(click.UsageError("--engine fused on cpu runs in Triton's interpreter, which checks the kernel "
-                               "but says nothing about speed; bench it on a GPU"))
+    names = [e.strip() for e in engines.split(",") if e.strip()] if engines else usable_engines(dev)
+    for name in names:
+        if name not in ENGINE_NAMES or name == "reference":
+            raise click.BadParameter(f"{name!r}; valid: {', '.join(n for n in ENGINE_NAMES if n != 'reference')}",
+                                     param_hint="--engines")
+        if name == "fused" and dev.type == "cpu":
+            _fail(click.UsageError("--engines fused on cpu runs in Triton's interpreter, which checks the kernel "
+                                   "but says nothing about speed; bench it on a GPU"))
+        if why := registry.get(name).available(dev):
+            _fail(click.UsageError(f"engine {name} cannot run here: {why}"))
     ds = _load(dataset, data_dir)
     sizes = [int(p) for p in populations.split(",") if p.strip()]
 
     def measure_ablate() -> float:  # the real command, into a throw-away results folder
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            _run_all(plan(load_rungs()), list(DATASETS), 16, device, data_dir, tmp, False, engine, "cumulative")
+            _run_all(plan(load_rungs()), list(DATASETS), 16, device, data_dir, Path(tmp), False, "auto", "cumulative")
             return time.perf_counter() - t0
 
     try:
-        result = run_bench(ds, dev, sizes, estimate=estimate, ablate_measure=None if estimate else measure_ablate,
-                           log=click.echo, engine=engine)
+        result = run_bench(ds, dev, names, sizes, ablate_engine="auto",
+                           ablate_measure=None if estimate else measure_ablate, log=click.echo)
     except FusedEngineError as e:
         _fail(e)
-    for path in write_bench(result, dev, Path(out_dir)):
+    for path in write_bench(result, dev, out):
         click.echo(f"wrote {path}")
 
 

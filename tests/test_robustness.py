@@ -13,11 +13,10 @@ import torch
 from click.testing import CliRunner
 
 import repro.engines.population
-import repro.study.runner
 from repro.cli import main
 from repro.config import Config
 from repro.study.ladder import PlannedConfig, Rung
-from repro.study.runner import run_planned
+from repro.study.runner import RunContext, run_planned
 
 from .conftest import data_dir
 
@@ -92,9 +91,9 @@ def test_divergent_run_is_marked_and_reported(tmp_path, monkeypatch):
     recs = [json.loads(p.read_text()) for p in _records(tmp_path)]
     assert [rec["diverged_at_pass"] for rec in recs] == [1, 1]
     assert all(rec["test_error"] == [] for rec in recs)
-    r = CliRunner().invoke(main, ["report", "--results-dir", str(tmp_path), "--paper-dir", str(tmp_path / "paper"), "--no-figures"])
+    r = CliRunner().invoke(main, ["report", "--results-dir", str(tmp_path), "--no-figures"])
     assert r.exit_code == 0, r.output
-    assert "2 diverged" in (tmp_path / "results.md").read_text()
+    assert "2 diverged" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_one_divergent_member_does_not_stop_the_others(tmp_path, usps, monkeypatch):
@@ -103,10 +102,10 @@ def test_one_divergent_member_does_not_stop_the_others(tmp_path, usps, monkeypat
             super().__init__(*a, **k)
             self.params.views["W3"][0].fill_(float("inf"))
 
-    monkeypatch.setattr(repro.study.runner, "population_class", lambda architecture: BrokenFirstMember)
+    monkeypatch.setattr(repro.engines.population, "population_class", lambda architecture: BrokenFirstMember)
     small = type(usps)(usps.name, usps.x_train[:300], usps.y_train[:300], usps.x_test[:200], usps.y_test[:200], usps.fingerprint)
     planned = PlannedConfig("baseline", Rung(0, "baseline", "t", "r", "s"), Config(passes=2))
-    paths = run_planned(planned, small, [0, 1], tmp_path)
+    paths = run_planned(planned, small, [0, 1], RunContext(tmp_path, engine="population"))
     a, b = (json.loads(p.read_text()) for p in paths)
     assert a["diverged_at_pass"] == 1 and a["test_error"] == []
     assert b["diverged_at_pass"] is None and len(b["test_error"]) == 2

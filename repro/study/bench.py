@@ -1,17 +1,21 @@
-"""`repro bench`: how fast the engine trains, as ratios against the plain reference loop measured in the
-same run on the same device.
+"""`repro bench`: how fast each engine trains, as ratios against the plain reference loop measured in the same
+run on the same device.
 
-Figures: reference-loop steps/s (1 member); engine model-steps/s (members x steps / s) for populations of
-1, 16, 256 and 4096 members (as far as memory allows); the time of one 23-pass baseline run; and the time
-of `ablate --all --seeds 16` on both datasets, measured, or with `estimate=True` projected from measured
-step and evaluation times of every rung (and labelled as such).
+Figures: reference-loop steps/s (1 member); for each engine, member-steps/s (members x steps / s) for
+populations of 1, 16 and 224 members (224 = every configuration of `ablate --all` at 16 seeds: 7 rungs x 2
+datasets x 16) and the time of one 23-pass baseline run (1 member, evaluation after every pass); and the time
+of `ablate --all --seeds 16` on both datasets with the fastest engine, measured end to end by running the
+real command into a throw-away folder, or with `estimate=True` projected from measured rates (and labelled
+as such).
+
+Every engine is timed the same way: a warm-up pass over a few images (which also loads or compiles a
+kernel), then one pass over the first n training images, n chosen to take about TARGET_SECONDS.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -19,20 +23,14 @@ import torch
 
 from repro.config import Config
 from repro.data import Dataset
-from repro.engines.population import Population
-from repro.engines.fused import FusedGroup, FusedPopulation
-from repro.study.ladder import load_rungs, plan
+from repro.engines import registry
 from repro.engines.reference import train_reference
+from repro.study.ladder import load_rungs, plan
 from repro.study.store import atomic_write_bytes, atomic_write_json, device_description, environment
 
-POPULATIONS = (1, 16, 256, 4096)
+POPULATIONS = (1, 16, 224)
 TARGET_SECONDS = 2.0  # time spent measuring each population, after warm-up
-
-
-@dataclass
-class StepRate:
-    members: int
-    steps_per_s: float  # model-steps (presentations) per second, all members together
+SEEDS = 16
 
 
 def _sync(device: torch.device) -> None:
@@ -52,44 +50,45 @@ def reference_rate(ds: Dataset, device: torch.device = torch.device("cpu"), step
     return steps / (time.perf_counter() - t0)
 
 
-ENGINE_CLASSES = {"population": Population, "fused": FusedPopulation}
+def engine_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
+                seconds: float = TARGET_SECONDS) -> float:
+    """Member-steps per second of one population of `engine` training `cfg` (timed after a warm-up pass)."""
+    cls = registry.get(engine).population_class(cfg)
+
+    def timed_pass(n: int) -> float:
+        pop = cls(cfg, list(range(members)), ds.x_train[:n], ds.y_train[:n], device=device)
+        _sync(device)
+        t0 = time.perf_counter()
+        pop.train_pass(0)
+        _sync(device)
+        return time.perf_counter() - t0
+
+    warm_n = 32
+    timed_pass(warm_n)  # loads or compiles the kernel
+    per_step = timed_pass(warm_n) / warm_n
+    n = max(warm_n, min(len(ds.y_train), int(seconds / max(per_step, 1e-9))))
+    return members * n / timed_pass(n)
 
 
-def engine_rate(cfg: Config, ds: Dataset, members: int, device: torch.device, seconds: float = TARGET_SECONDS,
-                engine: str = "population") -> float:
-    """Model-steps per second of one population training `cfg` (timed after a warm-up)."""
-    if engine == "fused":
-        return fused_rate(cfg, ds, members, device, seconds)
-    pop = Population(cfg, list(range(members)), ds.x_train, ds.y_train, device=device)
-    rows, scale = pop._pass_inputs()
-    lr = cfg.lr_at_pass(0)
-
-    def run(start: int, n: int) -> None:
-        for i in range(start, start + n):
-            j = i % pop.n_train
-            pop.step(rows[:, j], j, None if scale is None else scale[:, j], lr)
-
-    run(0, 10)
+def single_run_seconds(engine: str, ds: Dataset, device: torch.device) -> float:
+    """Measured wall time of one 23-pass baseline run (one member, evaluation of both splits after every pass)."""
+    cfg = Config()
+    cls = registry.get(engine).population_class(cfg)
+    cls(cfg, [0], ds.x_train[:16], ds.y_train[:16], device=device).train_pass(0)  # load/compile: not part of a run
     _sync(device)
     t0 = time.perf_counter()
-    run(10, 10)
+    pop = cls(cfg, [0], ds.x_train, ds.y_train, device=device)
+    for p in range(cfg.passes):
+        pop.train_pass(p)
+        pop.evaluate(ds.x_train, ds.y_train)
+        pop.evaluate(ds.x_test, ds.y_test)
     _sync(device)
-    per_step = (time.perf_counter() - t0) / 10
-    n = max(10, min(5000, int(seconds / max(per_step, 1e-6))))
-    t0 = time.perf_counter()
-    run(20, n)
-    _sync(device)
-    return members * n / (time.perf_counter() - t0)
+    return time.perf_counter() - t0
 
 
-def fused_rate(cfg: Config, ds: Dataset, members: int, device: torch.device, seconds: float) -> float:
-    """As engine_rate, for the fused engine (see group_step_seconds)."""
-    return members / group_step_seconds([cfg], ds, members, device, seconds)
-
-
-def eval_seconds(cfg: Config, ds: Dataset, members: int, device: torch.device) -> float:
+def eval_seconds(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device) -> float:
     """Time of one after-pass evaluation (train and test split) of a population."""
-    pop = Population(cfg, list(range(members)), ds.x_train[:10], ds.y_train[:10], device=device)
+    pop = registry.get(engine).population_class(cfg)(cfg, list(range(members)), ds.x_train[:10], ds.y_train[:10], device=device)
     pop.evaluate(ds.x_test[:100], ds.y_test[:100])
     _sync(device)
     t0 = time.perf_counter()
@@ -99,114 +98,73 @@ def eval_seconds(cfg: Config, ds: Dataset, members: int, device: torch.device) -
     return time.perf_counter() - t0
 
 
-def single_run_seconds(ds: Dataset, device: torch.device, engine: str = "population") -> float:
-    """Measured wall time of one 23-pass baseline run (one member, evaluation after every pass)."""
-    cfg = Config()
-    if engine == "fused":  # compile first: a one-off cost, not part of a run
-        FusedPopulation(cfg, [0], ds.x_train[:16], ds.y_train[:16], device=device).train_pass(0)
-        _sync(device)
-    t0 = time.perf_counter()
-    pop = ENGINE_CLASSES[engine](cfg, [0], ds.x_train, ds.y_train, device=device)
-    for p in range(cfg.passes):
-        pop.train_pass(p)
-        pop.evaluate(ds.x_train, ds.y_train)
-        pop.evaluate(ds.x_test, ds.y_test)
-    _sync(device)
-    return time.perf_counter() - t0
+def ablate_all_presentations(n_train: int, seeds: int = SEEDS) -> int:
+    """Presentations of `ablate --all --seeds N`: every rung on both datasets (of equal training-set size)."""
+    return 2 * sum(p.config.passes for p in plan(load_rungs())) * n_train * seeds
 
 
-def ablate_all_estimate(ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None]) -> float:
-    """Projected time of `ablate --all --seeds N` on both datasets: per rung, measured step rate and
+def ablate_all_estimate(engine: str, ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None]) -> float:
+    """Projected time of `ablate --all --seeds N` on both datasets: per rung, the measured step rate and
     evaluation time of a population of N members, times its passes (both datasets have the same sizes)."""
     total = 0.0
     for p in plan(load_rungs()):
-        rate = engine_rate(p.config, ds, seeds, device, seconds=1.0)
-        ev = eval_seconds(p.config, ds, seeds, device)
+        chosen, _ = registry.choose(engine, p.config, device)
+        rate = engine_rate(chosen.name, p.config, ds, seeds, device, seconds=1.0)
+        ev = eval_seconds(chosen.name, p.config, ds, seeds, device)
         per_dataset = p.config.passes * (seeds * len(ds.y_train) / rate + ev)
-        log(f"  {p.label:<10} {rate:>10,.0f} steps/s, eval {ev:.2f} s/pass -> {per_dataset:,.0f} s per dataset")
+        log(f"  {p.label:<10} {chosen.name}: {rate:>10,.0f} steps/s, eval {ev:.2f} s/pass -> {per_dataset:,.0f} s per dataset")
         total += 2 * per_dataset
     return total
 
 
-def group_step_seconds(configs: list[Config], ds: Dataset, seeds: int, device: torch.device,
-                       seconds: float = TARGET_SECONDS) -> float:
-    """Wall time of one step of a fused group holding a population of `seeds` members per config. The fused
-    engine's unit of work is a pass (one launch), so: a warm-up pass over 64 images (which also compiles),
-    then a timed pass over the first n images, n sized to take about `seconds`. The time includes each pass's
-    host-side work (random draws, packing), as in a real run."""
-
-    def group(n: int) -> FusedGroup:
-        return FusedGroup([FusedPopulation(c, list(range(seeds)), ds.x_train[:n], ds.y_train[:n], device=device)
-                           for c in configs])
-
-    def timed_pass(g: FusedGroup, pass_index: int) -> float:
-        _sync(device)
-        t0 = time.perf_counter()
-        g.train_pass([pass_index] * len(configs))
-        _sync(device)
-        return time.perf_counter() - t0
-
-    warm_n = 64
-    warm = group(warm_n)
-    timed_pass(warm, 0)  # compiles
-    per_step = timed_pass(warm, 1) / warm_n
-    n = max(warm_n, min(len(ds.y_train), int(seconds / max(per_step, 1e-9))))
-    return timed_pass(group(n), 0) / n
-
-
-def ablate_all_estimate_fused(ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None]) -> float:
-    """Projected time of `ablate --all --seeds N --engine fused`, which trains every (rung, dataset) population
-    together, one launch per pass, each dropping out when its passes are done: per stretch of passes with the
-    same populations still active, the measured step time of such a group, plus each population's measured
-    evaluation time per pass. Both datasets have the same sizes, so `ds` stands for both."""
-    configs = [p.config for p in plan(load_rungs())] * 2
-    total, done = 0.0, 0
-    for until in sorted({c.passes for c in configs}):
-        active = [c for c in configs if c.passes > done]
-        step = group_step_seconds(active, ds, seeds, device)
-        stretch = (until - done) * len(ds.y_train) * step
-        log(f"  passes {done + 1}-{until}: {len(active)} populations, {len(active) * seeds} members, "
-            f"{step * 1e6:,.1f} us/step -> {stretch:,.0f} s")
-        total, done = total + stretch, until
-    evals = sum(c.passes * eval_seconds(c, ds, seeds, device) for c in configs)
-    log(f"  evaluation after every pass: {evals:,.0f} s")
-    return total + evals
-
-
-def run_bench(ds: Dataset, device: torch.device, populations=POPULATIONS, estimate: bool = False,
-              ablate_measure: Callable[[], float] | None = None, log: Callable[[str], None] = print,
-              engine: str = "population") -> dict:
-    log(f"device: {device_description(device)}; engine: {engine}")
+def run_bench(ds: Dataset, device: torch.device, engines: list[str], populations=POPULATIONS,
+              ablate_engine: str = "auto", ablate_measure: Callable[[], float] | None = None,
+              log: Callable[[str], None] = print) -> dict:
+    """Measure the reference loop and every engine in `engines` in one run; then ablate --all (measured by
+    `ablate_measure` when given, else estimated)."""
+    log(f"device: {device_description(device)}; engines: {', '.join(engines)}")
     ref = reference_rate(ds, device)
     log(f"reference loop (1 member, autograd + torch.optim, on {device.type}): {ref:,.0f} steps/s")
-    rows = []
-    for members in populations:
-        try:
-            rate = engine_rate(Config(), ds, members, device, engine=engine)
-        except (RuntimeError, MemoryError) as e:  # out of memory: stop growing the population
-            log(f"population {members}: skipped ({str(e).splitlines()[0]})")
-            break
-        rows.append({"members": members, "steps_per_s": rate, "ratio": rate / ref})
-        log(f"{engine}, {members:>5} members: {rate:>12,.0f} model-steps/s  = {rate / ref:8.1f} x reference")
-    single = single_run_seconds(ds, device, engine)
-    log(f"one 23-pass baseline run (1 member, evaluation every pass): {single:.1f} s (measured)")
-    if estimate or ablate_measure is None:
-        log("ablate --all --seeds 16, projected from measured step and evaluation times:")
-        estimate_fn = ablate_all_estimate_fused if engine == "fused" else ablate_all_estimate
-        ablate_s, estimated = estimate_fn(ds, device, 16, log), True
+    measured: dict[str, dict] = {}
+    for engine in engines:
+        rows = []
+        for members in populations:
+            try:
+                rate = engine_rate(engine, Config(), ds, members, device)
+            except (RuntimeError, MemoryError) as e:  # out of memory: stop growing the population
+                log(f"{engine}, {members} members: skipped ({str(e).splitlines()[0]})")
+                break
+            rows.append({"members": members, "steps_per_s": rate, "ratio": rate / ref})
+            log(f"{engine:<10} {members:>5} members: {rate:>12,.0f} member-steps/s = {rate / ref:8.1f} x reference")
+        single = single_run_seconds(engine, ds, device)
+        log(f"{engine:<10} one 23-pass baseline run (1 member, evaluation every pass): {single:.1f} s (measured)")
+        measured[engine] = {"populations": rows, "single_run_s": single}
+    for engine in engines[1:]:
+        for row, base in zip(measured[engine]["populations"], measured[engines[0]]["populations"]):
+            row[f"x_{engines[0]}"] = row["steps_per_s"] / base["steps_per_s"]
+    if ablate_measure is None:
+        log(f"ablate --all --seeds {SEEDS}, projected from measured step and evaluation times:")
+        ablate_s = ablate_all_estimate(ablate_engine, ds, device, SEEDS, log)
     else:
-        ablate_s, estimated = ablate_measure(), False
-    log(f"ablate --all --seeds 16 on both datasets: {ablate_s:,.0f} s ({'estimated' if estimated else 'measured'})")
+        log(f"ablate --all --seeds {SEEDS}: running it (engine {ablate_engine}) into a throw-away folder ...")
+        ablate_s = ablate_measure()
+    estimated = ablate_measure is None
+    log(f"ablate --all --seeds {SEEDS} on both datasets: {ablate_s:,.0f} s ({'estimated' if estimated else 'measured'})")
     return {
         **environment(device),
-        "engine": engine,
-        "reference_steps_per_s": ref,
-        "populations": rows,
-        "single_run_s": single,
-        "ablate_all_s": ablate_s,
-        "ablate_all_estimated": estimated,
         "threads": torch.get_num_threads(),
+        "reference_steps_per_s": ref,
+        "engines": measured,
+        "ablate_all": {"engine": ablate_engine, "seconds": ablate_s, "estimated": estimated,
+                       "presentations": ablate_all_presentations(len(ds.y_train))},
     }
+
+
+def usable_engines(device: torch.device) -> list[str]:
+    """Engines worth measuring on `device`: every lockstep engine that runs there (fused only on a GPU, where it
+    is compiled; on CPU it runs interpreted, which says nothing about speed)."""
+    names = [n for n in registry.NAMES if registry.get(n).lockstep and not registry.get(n).available(device)]
+    return [n for n in names if n != "fused" or device.type == "cuda"]
 
 
 def device_slug(device: torch.device) -> str:
@@ -214,17 +172,9 @@ def device_slug(device: torch.device) -> str:
     return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
-def default_engine(device: torch.device) -> str:
-    """The engine a device trains with by default: fused on a GPU, population on CPU."""
-    return "fused" if device.type == "cuda" else "population"
-
-
 def write_bench(result: dict, device: torch.device, out_dir: Path) -> list[Path]:
-    """results/bench/<device>.json (and .png) for the device's default engine, <device>-<engine>.* otherwise."""
+    """<out_dir>/<device>.json and .png (a throughput plot of every engine measured)."""
     slug = device_slug(device)
-    engine = result.get("engine", "population")
-    if engine != default_engine(device):
-        slug += f"-{engine}"
     json_path = Path(out_dir) / f"{slug}.json"
     atomic_write_json(json_path, result)
     png_path = Path(out_dir) / f"{slug}.png"
@@ -233,28 +183,26 @@ def write_bench(result: dict, device: torch.device, out_dir: Path) -> list[Path]
 
 
 def throughput_plot(result: dict) -> bytes:
-    import io
+    from matplotlib.figure import Figure
 
-    import matplotlib
+    from repro.report.png import figure_png
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    members = [r["members"] for r in result["populations"]]
-    rates = [r["steps_per_s"] for r in result["populations"]]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    engine = result.get("engine", "population")
-    ax.loglog(members, rates, "o-", label=f"{engine} engine" + (" (one kernel launch per pass)" if engine == "fused" else " (lockstep)"))
+    fig = Figure(figsize=(6, 4), dpi=120)
+    ax = fig.subplots()
+    for engine, e in result["engines"].items():
+        members = [r["members"] for r in e["populations"]]
+        rates = [r["steps_per_s"] for r in e["populations"]]
+        ax.loglog(members, rates, "o-", label=f"{engine} engine")
+        for m, r, row in zip(members, rates, e["populations"]):
+            ax.annotate(f"{row['ratio']:.0f}x", (m, r), textcoords="offset points", xytext=(4, 6), fontsize=8)
     ax.axhline(result["reference_steps_per_s"], color="gray", ls="--", label="reference loop (1 member)")
-    for m, r, row in zip(members, rates, result["populations"]):
-        ax.annotate(f"{row['ratio']:.0f}x", (m, r), textcoords="offset points", xytext=(4, 6), fontsize=8)
-    ax.set_xlabel("members trained in lockstep")
+    ax.set_xlabel("members trained together")
     ax.set_ylabel("presentations per second (all members)")
-    ax.set_title(f"Training throughput on {result['device']}", fontsize=10)
+    ab = result.get("ablate_all")
+    sub = (f"; ablate --all --seeds 16: {ab['seconds']:,.0f} s ({'estimated' if ab['estimated'] else 'measured'})"
+           if ab else "")
+    ax.set_title(f"Training throughput on {result['device']}{sub}", fontsize=9)
     ax.legend(fontsize=8)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)

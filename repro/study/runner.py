@@ -1,7 +1,10 @@
-"""Runs configurations over seeds and writes one record per run: the glue between CLI, engine and store.
+"""Runs configurations over seeds and writes one record per run: the glue between CLI, engines and store.
 
-A finished run (its record exists) is skipped unless `force`, so an interrupted job resumes where it
-stopped. Every record is written atomically the moment its population finishes.
+A finished run (its record exists and is whole) is skipped unless `force`. While a configuration trains, its
+population's state is saved after every pass (parameters, optimizer state, random-generator states,
+histories), so an interrupted job loses at most one pass and a rerun continues bit for bit. Every record is
+written atomically the moment its population finishes. Each run is locked while it trains (store.SeedLocks),
+so two processes on one folder never train the same run.
 """
 
 from __future__ import annotations
@@ -16,18 +19,23 @@ from typing import Callable, TextIO
 
 import torch
 
-from repro.config import Config
 from repro.data import Dataset
-from repro.engines.population_fc import population_class
-from repro.engines.fused import FusedGroup, FusedPopulation, unsupported_reason
-from repro.study.ladder import PlannedConfig
+from repro.engines import registry
 from repro.net.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
-from repro.net.model import forward
-from repro.net.model import outputs as output_values
-from repro.engines.reference import train_reference
-from repro.study.store import SCHEMA_VERSION, atomic_torch_save, atomic_write_json, checkpoint_path, environment, run_path
+from repro.study.ladder import PlannedConfig
+from repro.study.record import SCHEMA_VERSION, RunRecord
+from repro.study.store import (
+    SeedLocks,
+    atomic_torch_save,
+    atomic_write_json,
+    checkpoint_path,
+    environment,
+    load_state,
+    run_path,
+    state_path,
+)
 
-ENGINES = ("population", "fused", "reference")
+HISTORY_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
 
 
 class DeviceError(RuntimeError):
@@ -69,201 +77,319 @@ class Progress:
         self.window.append((now, self.done_presentations))
         (t0, d0), (t1, d1) = self.window[0], self.window[-1]
         rate = (d1 - d0) / max(t1 - t0, 1e-9)
-        left = (self.total_presentations - self.done_presentations) / max(rate, 1e-9)
+        left = max(self.total_presentations - self.done_presentations, 0) / max(rate, 1e-9)
         finite = test_errors[torch.isfinite(test_errors)]
         err = f"{100 * finite.mean():.2f}%" if len(finite) else "n/a"
         print(
             f"[{what}] pass {pass_index + 1}/{passes}  mean test error {err}  "
-            f"elapsed {_fmt(now - self.start)}  left ~{_fmt(left)}  ({rate:,.0f} presentations/s)",
+            f"elapsed {fmt_seconds(now - self.start)}  left ~{fmt_seconds(left)}  ({rate:,.0f} presentations/s)",
             file=self.stream,
             flush=True,
         )
 
 
-def _fmt(seconds: float) -> str:
+def fmt_seconds(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
 
 
-def presentations(cfg: Config, n_train: int, seeds: int) -> int:
-    return cfg.passes * n_train * seeds
+def presentations(passes: int, n_train: int, seeds: int) -> int:
+    return passes * n_train * seeds
 
 
-def _record(planned: PlannedConfig, ds: Dataset, seed: int, mode: str, history: dict[str, list[float]],
-            diverged_at: int | None, test_out: torch.Tensor | None, wall: float, members: int,
-            engine: str, device: torch.device) -> dict:
-    cfg = planned.config
-    final = {k: v[-1] for k, v in history.items()} if history["test_error"] else {}
-    if final:
-        final["train_mistakes"] = round(final["train_error"] * len(ds.y_train))
-        final["test_mistakes"] = round(final["test_error"] * len(ds.y_test))
-    if test_out is not None and diverged_at is None:
-        final["test_rejection_at_1pct"] = rejection_for_error(test_out, ds.y_test, REJECTION_TARGET)
-        final["test_rejection_curve"] = {
-            f"{t:g}": rejection_for_error(test_out, ds.y_test, t) for t in REJECTION_CURVE_ERRORS
-        }
-    return {
-        "schema": SCHEMA_VERSION,
-        "rung": planned.rung.name,
-        "label": planned.label,
-        "mode": mode,
-        "rung_title": planned.rung.title,
-        "dataset": ds.name,
-        "dataset_fingerprint": ds.fingerprint,
-        "seed": seed,
-        "config": cfg.to_dict(),
-        "config_digest": cfg.digest(),
-        "passes": cfg.passes,
-        "presentations": cfg.passes * len(ds.y_train),
-        "diverged_at_pass": diverged_at,
-        **history,
-        "final": final,
-        "engine": engine,
-        "population_members": members,
-        "wall_time_s": round(wall, 3),
-        **environment(device),
-    }
+# --- one member's history -------------------------------------------------------------------------------
+def is_divergent(train_loss: float, test_loss: float) -> bool:
+    """A member has diverged once a loss it reports is not a finite number (the one rule of every engine)."""
+    return not (math.isfinite(train_loss) and math.isfinite(test_loss))
 
 
+@dataclass
+class MemberHistory:
+    """Per-pass numbers of one member; they stop at the pass it diverged (`diverged_at`, 1-based)."""
+
+    values: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in HISTORY_KEYS})
+    diverged_at: int | None = None
+
+    def add(self, pass_index: int, train_loss: float, train_error: float, test_loss: float, test_error: float):
+        if self.diverged_at is not None:
+            return
+        if is_divergent(train_loss, test_loss):
+            self.diverged_at = pass_index + 1
+            return
+        for k, v in zip(HISTORY_KEYS, (train_loss, train_error, test_loss, test_error)):
+            self.values[k].append(v)
+
+    @property
+    def last_test_error(self) -> float:
+        return self.values["test_error"][-1] if self.diverged_at is None and self.values["test_error"] else math.nan
+
+
+@dataclass
+class MemberResult:
+    """What a finished member hands to the store."""
+
+    seed: int
+    history: MemberHistory
+    params: dict[str, torch.Tensor]
+    test_outputs: torch.Tensor | None  # (N_test, 10) output values after the last pass
+    extra_tests: dict[str, dict[str, float]]  # name -> {"error": .., "loss": ..} on extra test sets
+    wall_s: float
+    members: int
+
+
+# --- running one configuration ------------------------------------------------------------------------------
 def pending_seeds(planned: PlannedConfig, dataset: str, seeds: list[int], results_dir: Path, force: bool) -> list[int]:
     """The seeds of `planned` that have no record yet (all of them with `force`)."""
     digest = planned.config.digest()
     return [s for s in seeds if force or not run_path(results_dir, dataset, planned.label, digest, s).exists()]
 
 
-def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], results_dir: Path, *,
-                device: torch.device = torch.device("cpu"), mode: str = "cumulative", force: bool = False,
-                engine: str = "population", progress: Progress | None = None,
-                checkpoint_seeds: set[int] = frozenset({0})) -> list[Path]:
-    """Train `planned` on `ds` for every seed that has no record yet; return the record paths."""
+@dataclass
+class RunContext:
+    """What every configuration of a job shares."""
+
+    results_dir: Path
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    mode: str = "cumulative"
+    force: bool = False
+    engine: str = "auto"
+    progress: Progress | None = None
+    checkpoint_seeds: frozenset = frozenset({0})
+    locks: SeedLocks | None = None
+    log: Callable[[str], None] = field(default_factory=lambda: (lambda msg: print(msg, file=sys.stderr)))
+    busy: list = field(default_factory=list)  # (planned, dataset, seed) another process was training
+
+
+def claim_seeds(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunContext) -> list[int]:
+    """The pending seeds this process may train: it locks each one; seeds another process holds are noted in
+    ctx.busy and left to it."""
+    todo = pending_seeds(planned, ds.name, seeds, ctx.results_dir, ctx.force)
+    if ctx.locks is None:
+        return todo
+    mine = []
+    for s in todo:
+        path = run_path(ctx.results_dir, ds.name, planned.label, planned.config.digest(), s)
+        if ctx.locks.try_acquire(path):
+            if ctx.force or not path.exists():  # another process may have finished it since we looked
+                mine.append(s)
+            else:
+                ctx.locks.release(path)
+        else:
+            ctx.busy.append((planned, ds, s))
+    if len(mine) < len(todo):
+        others = [s for s in todo if s not in mine]
+        holders = sorted({ctx.locks.holder(run_path(ctx.results_dir, ds.name, planned.label, planned.config.digest(), s))
+                          for s in others})
+        ctx.log(f"{_what(planned, ds, others)}: being trained by another process (pid {', '.join(holders)}); "
+                f"left to it")
+    return mine
+
+
+def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunContext) -> list[Path]:
+    """Train `planned` on `ds` for every seed that has no record yet; return the paths of all its records."""
     cfg = planned.config
-    paths = _paths(planned, ds, seeds, results_dir)
-    todo = pending_seeds(planned, ds.name, seeds, results_dir, force)
-    if not todo:
-        return list(paths.values())
-    what = _what(planned, ds, todo)
-    if engine == "fused" and (why := unsupported_reason(cfg)):
-        print(f"{what}: {why}; running it on the population engine", file=sys.stderr)
-        engine = "population"
-    if engine in ("population", "fused"):
-        cls = FusedPopulation if engine == "fused" else population_class(cfg.architecture)
-        training = _Training(cls(cfg, todo, ds.x_train, ds.y_train, device=device), ds, what)
-        for p in range(cfg.passes):
-            training.pop.train_pass(p)
-            training.after_pass(p, progress)
-        results = training.results()
-    elif engine == "reference":
-        results = [_train_reference(cfg, ds, s, what, progress) for s in todo]
-    else:
-        raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
-    _write_records(planned, ds, todo, results, results_dir, mode, engine, device, checkpoint_seeds)
-    return list(paths.values())
+    todo = claim_seeds(planned, ds, seeds, ctx)
+    try:
+        if todo:
+            engine, note = registry.choose(ctx.engine, cfg, ctx.device)
+            if note:
+                ctx.log(f"{_what(planned, ds, todo)}: {note}")
+            if not engine.lockstep:
+                results = [_train_reference(planned, ds, s, ctx) for s in todo]
+            else:
+                pop = engine.population_class(cfg)(cfg, todo, ds.x_train, ds.y_train, device=ctx.device)
+                training = _Training(pop, ds, planned, engine.name, ctx)
+                for p in range(training.first_pass, cfg.passes):
+                    training.pop.train_pass(p)
+                    training.after_pass(p)
+                results = training.results()
+                training.forget_state()
+            _write_records(planned, ds, results, ctx, engine.name)
+    finally:
+        _release(planned, ds, todo, ctx)
+    return [run_path(ctx.results_dir, ds.name, planned.label, cfg.digest(), s) for s in seeds]
 
 
-def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], results_dir: Path, *,
-                 device: torch.device = torch.device("cpu"), mode: str = "cumulative", force: bool = False,
-                 progress: Progress | None = None, checkpoint_seeds: set[int] = frozenset({0})) -> None:
-    """The fused engine's way to run a whole job: every pending (config, dataset) population trained
-    together, one kernel launch per pass for all of them (a population drops out when its passes are done and
-    writes its records then). Configurations the kernel does not implement run one by one on the population
-    engine; populations with training sets of different sizes form separate groups."""
+def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext) -> None:
+    """The fused engine's way to run a whole job: every pending (config, dataset) population trained together,
+    one kernel launch per pass for all of them (a population drops out when its passes are done and writes its
+    records then). Configurations the kernel does not implement run one by one on their fallback engine;
+    populations with training sets of different sizes form separate groups."""
+    from repro.engines.fused import FusedGroup
+
     groups: dict[int, list[_Training]] = {}
     for planned, ds in jobs:
-        todo = pending_seeds(planned, ds.name, seeds, results_dir, force)
+        engine, _ = registry.choose("fused", planned.config, ctx.device)
+        if engine.name != "fused":
+            run_planned(planned, ds, seeds, ctx)  # says why, and trains it on its fallback engine
+            continue
+        todo = claim_seeds(planned, ds, seeds, ctx)
         if not todo:
             continue
-        if unsupported_reason(planned.config):
-            run_planned(planned, ds, seeds, results_dir, device=device, mode=mode, force=force, engine="fused",
-                        progress=progress, checkpoint_seeds=checkpoint_seeds)
-            continue
-        pop = FusedPopulation(planned.config, todo, ds.x_train, ds.y_train, device=device)
-        groups.setdefault(len(ds.y_train), []).append(_Training(pop, ds, _what(planned, ds, todo), planned))
+        pop = engine.population_class(planned.config)(planned.config, todo, ds.x_train, ds.y_train, device=ctx.device)
+        groups.setdefault(len(ds.y_train), []).append(_Training(pop, ds, planned, "fused", ctx))
     for trainings in groups.values():
-        group = FusedGroup([t.pop for t in trainings])
-        for p in range(max(t.pop.cfg.passes for t in trainings)):
-            active = [p < t.pop.cfg.passes for t in trainings]
-            group.train_pass([p if a else None for a in active])
-            for t, a in zip(trainings, active):
-                if not a:
-                    continue
-                t.after_pass(p, progress)
-                if p == t.pop.cfg.passes - 1:
-                    _write_records(t.planned, t.ds, t.pop.seeds, t.results(), results_dir, mode, "fused", device,
-                                   checkpoint_seeds)
+        try:
+            group = FusedGroup([t.pop for t in trainings])
+            for p in range(min(t.first_pass for t in trainings), max(t.pop.cfg.passes for t in trainings)):
+                active = [t.first_pass <= p < t.pop.cfg.passes for t in trainings]
+                group.train_pass([p if a else None for a in active])
+                for t, a in zip(trainings, active):
+                    if not a:
+                        continue
+                    t.after_pass(p)
+                    if p == t.pop.cfg.passes - 1:
+                        _write_records(t.planned, t.ds, t.results(), ctx, "fused")
+                        t.forget_state()
+                        _release(t.planned, t.ds, t.pop.seeds, ctx)
+        finally:
+            for t in trainings:
+                _release(t.planned, t.ds, t.pop.seeds, ctx)
 
 
-def _paths(planned: PlannedConfig, ds: Dataset, seeds: list[int], results_dir: Path) -> dict[int, Path]:
-    return {s: run_path(results_dir, ds.name, planned.label, planned.config.digest(), s) for s in seeds}
+def _release(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunContext) -> None:
+    if ctx.locks is not None:
+        for s in seeds:
+            ctx.locks.release(run_path(ctx.results_dir, ds.name, planned.label, planned.config.digest(), s))
 
 
 def _what(planned: PlannedConfig, ds: Dataset, todo: list[int]) -> str:
-    return f"{ds.name} | {planned.label} | {len(todo)} seed{'s' if len(todo) > 1 else ''}"
+    return f"{ds.name} | {planned.label} | {len(todo)} seed{'s' if len(todo) != 1 else ''}"
 
 
-def _write_records(planned: PlannedConfig, ds: Dataset, todo: list[int], results: list, results_dir: Path, mode: str,
-                   engine: str, device: torch.device, checkpoint_seeds: set[int]) -> None:
-    cfg, paths = planned.config, _paths(planned, ds, todo, results_dir)
-    for seed, (history, diverged_at, params, test_out, wall, members) in zip(todo, results):
-        atomic_write_json(paths[seed], _record(planned, ds, seed, mode, history, diverged_at, test_out, wall,
-                                               members, engine, device))
-        if seed in checkpoint_seeds and diverged_at is None:
-            atomic_torch_save(checkpoint_path(results_dir, ds.name, planned.label, cfg.digest(), seed),
-                              {"config": cfg.to_dict(), "dataset": ds.name, "seed": seed, "state_dict": params})
+def _write_records(planned: PlannedConfig, ds: Dataset, results: list[MemberResult], ctx: RunContext,
+                   engine: str) -> None:
+    cfg = planned.config
+    for r in results:
+        record = build_record(planned, ds, r, ctx.mode, engine, ctx.device)
+        atomic_write_json(run_path(ctx.results_dir, ds.name, planned.label, cfg.digest(), r.seed), record.to_json())
+        if r.seed in ctx.checkpoint_seeds and r.history.diverged_at is None:
+            atomic_torch_save(checkpoint_path(ctx.results_dir, ds.name, planned.label, cfg.digest(), r.seed),
+                              {"config": cfg.to_dict(), "dataset": ds.name, "seed": r.seed, "state_dict": r.params})
 
 
-def _empty_history() -> dict[str, list[float]]:
-    return {"train_loss": [], "train_error": [], "test_loss": [], "test_error": []}
+def build_record(planned: PlannedConfig, ds: Dataset, r: MemberResult, mode: str, engine: str,
+                 device: torch.device) -> RunRecord:
+    """The record of one finished run (schema: repro.study.record.RunRecord)."""
+    cfg, h = planned.config, r.history
+    final: dict = {k: v[-1] for k, v in h.values.items()} if h.values["test_error"] else {}
+    if final:
+        final["train_mistakes"] = round(final["train_error"] * len(ds.y_train))
+        final["test_mistakes"] = round(final["test_error"] * len(ds.y_test))
+    if r.test_outputs is not None and h.diverged_at is None:
+        final["test_rejection_at_1pct"] = rejection_for_error(r.test_outputs, ds.y_test, REJECTION_TARGET)
+        final["test_rejection_curve"] = {
+            f"{t:g}": rejection_for_error(r.test_outputs, ds.y_test, t) for t in REJECTION_CURVE_ERRORS
+        }
+    if h.diverged_at is None:
+        for name, numbers in r.extra_tests.items():
+            final[f"{name}_error"], final[f"{name}_loss"] = numbers["error"], numbers["loss"]
+    return RunRecord(
+        schema=SCHEMA_VERSION, rung=planned.rung.name, label=planned.label, mode=mode, rung_title=planned.rung.title,
+        dataset=ds.name, dataset_fingerprint=ds.fingerprint, seed=r.seed, config=cfg.to_dict(),
+        config_digest=cfg.digest(), passes=cfg.passes, presentations=cfg.passes * len(ds.y_train),
+        diverged_at_pass=h.diverged_at, **h.values, final=final, engine=engine, population_members=r.members,
+        wall_time_s=round(r.wall_s, 3), **environment(device),
+    )
+
+
+def _extra_tests(ds: Dataset) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Further test sets a dataset carries (mnist16: the full 10,000-digit MNIST test set), scored after the
+    last pass only."""
+    return dict(getattr(ds, "extra_tests", None) or {})
 
 
 class _Training:
-    """One population being trained: its per-member histories, evaluated after every pass."""
+    """One population being trained: its per-member histories, evaluated after every pass, and its state saved
+    after every pass (and restored at start when an earlier job was interrupted)."""
 
-    def __init__(self, pop, ds: Dataset, what: str, planned: PlannedConfig | None = None):
-        self.pop, self.ds, self.what, self.planned = pop, ds, what, planned
-        self.start = time.perf_counter()
-        self.histories = [_empty_history() for _ in pop.seeds]
-        self.diverged: list[int | None] = [None] * pop.members
+    def __init__(self, pop, ds: Dataset, planned: PlannedConfig, engine: str, ctx: RunContext):
+        self.pop, self.ds, self.planned, self.engine, self.ctx = pop, ds, planned, engine, ctx
+        self.what = _what(planned, ds, pop.seeds)
+        self.histories = [MemberHistory() for _ in pop.seeds]
         self.test_outputs: torch.Tensor | None = None
+        self.extra: list[dict[str, dict[str, float]]] = [{} for _ in pop.seeds]
+        self.wall_before, self.start, self.first_pass = 0.0, time.perf_counter(), 0
+        self.state_file = state_path(ctx.results_dir, ds.name, planned.label, planned.config.digest(), pop.seeds)
+        self._resume()
 
-    def after_pass(self, p: int, progress: Progress | None) -> None:
+    def _resume(self) -> None:
+        saved = load_state(self.state_file)
+        if saved is None or saved.get("engine") != self.engine or saved.get("seeds") != list(self.pop.seeds):
+            return
+        self.pop.load_state_dict(saved["engine_state"])
+        for h, (values, diverged) in zip(self.histories, saved["histories"]):
+            h.values, h.diverged_at = values, diverged
+        self.first_pass, self.wall_before = saved["passes_done"], saved["wall_s"]
+        self.ctx.log(f"[{self.what}] resuming after pass {self.first_pass} (state saved by an interrupted run)")
+        if self.ctx.progress:
+            self.ctx.progress.total_presentations -= self.first_pass * self.pop.members * self.pop.n_train
+
+    def after_pass(self, p: int) -> None:
         pop, ds, passes = self.pop, self.ds, self.pop.cfg.passes
+        last = p == passes - 1
         tr = pop.evaluate(ds.x_train, ds.y_train)
-        te = pop.evaluate(ds.x_test, ds.y_test, keep_outputs=p == passes - 1)  # last pass: for rejection
+        te = pop.evaluate(ds.x_test, ds.y_test, keep_outputs=last)  # last pass: for rejection
         if te.outputs is not None:
             self.test_outputs = te.outputs.cpu()
         for m, h in enumerate(self.histories):
-            if self.diverged[m] is not None:
-                continue  # a diverged member's numbers stop at the pass it diverged
-            values = (tr.loss[m].item(), tr.error[m].item(), te.loss[m].item(), te.error[m].item())
-            if not all(math.isfinite(v) for v in values[::2]):
-                self.diverged[m] = p + 1
-                continue
-            for key, v in zip(("train_loss", "train_error", "test_loss", "test_error"), values):
-                h[key].append(v)
-        if progress:
-            errs = torch.tensor([h["test_error"][-1] if self.diverged[m] is None else math.nan
-                                 for m, h in enumerate(self.histories)])
-            progress.pass_done(self.what, p, passes, errs, pop.members * pop.n_train)
+            h.add(p, tr.loss[m].item(), tr.error[m].item(), te.loss[m].item(), te.error[m].item())
+        if last:
+            for name, (x, y) in _extra_tests(ds).items():
+                ev = pop.evaluate(x, y)
+                for m in range(pop.members):
+                    self.extra[m][name] = {"error": ev.error[m].item(), "loss": ev.loss[m].item()}
+        else:
+            self._save_state(p)
+        if self.ctx.progress:
+            errs = torch.tensor([h.last_test_error for h in self.histories])
+            self.ctx.progress.pass_done(self.what, p, passes, errs, pop.members * pop.n_train)
 
-    def results(self) -> list[tuple]:
-        """Per member: history, diverged pass, parameters, last test outputs, wall time so far, population size."""
-        wall, pop = time.perf_counter() - self.start, self.pop
-        return [(self.histories[m], self.diverged[m], pop.member_params(m), self.test_outputs[m], wall, pop.members)
-                for m in range(pop.members)]
+    def _save_state(self, p: int) -> None:
+        atomic_torch_save(self.state_file, {
+            "engine": self.engine, "seeds": list(self.pop.seeds), "passes_done": p + 1,
+            "config_digest": self.planned.config.digest(), "engine_state": self.pop.state_dict(),
+            "histories": [(h.values, h.diverged_at) for h in self.histories], "wall_s": self.wall_s(),
+        })
+
+    def wall_s(self) -> float:
+        return self.wall_before + time.perf_counter() - self.start
+
+    def forget_state(self) -> None:
+        self.state_file.unlink(missing_ok=True)
+
+    def results(self) -> list[MemberResult]:
+        wall, pop = self.wall_s(), self.pop
+        return [MemberResult(s, self.histories[m], pop.member_params(m),
+                             None if self.test_outputs is None else self.test_outputs[m], self.extra[m], wall,
+                             pop.members)
+                for m, s in enumerate(pop.seeds)]
 
 
-def _train_reference(cfg: Config, ds: Dataset, seed: int, what: str, progress: Progress | None):
-    history = _empty_history()
+def _train_reference(planned: PlannedConfig, ds: Dataset, seed: int, ctx: RunContext) -> MemberResult:
+    """One seed through the plain reference loop, on the job's device (no per-pass state: it is the oracle)."""
+    from repro.engines.reference import train_reference
+    from repro.net.model import forward
+    from repro.net.model import outputs as output_values
+
+    cfg, what = planned.config, _what(planned, ds, [seed])
+    history = MemberHistory()
 
     def on_pass(p, metrics):
-        for key in history:
-            history[key].append(getattr(metrics, key))
-        if progress:
-            progress.pass_done(what, p, cfg.passes, torch.tensor([metrics.test_error]), len(ds.y_train))
+        history.add(p, metrics.train_loss, metrics.train_error, metrics.test_loss, metrics.test_error)
+        if ctx.progress:
+            ctx.progress.pass_done(what, p, cfg.passes, torch.tensor([history.last_test_error]), len(ds.y_train))
 
-    run = train_reference(cfg, ds.x_train, ds.y_train, ds.x_test, ds.y_test, seed, on_pass=on_pass)
-    params = {k: v.detach() for k, v in run.params.items()}
+    run = train_reference(cfg, ds.x_train, ds.y_train, ds.x_test, ds.y_test, seed, on_pass=on_pass,
+                          device=ctx.device)
+    params = {k: v.detach().cpu() for k, v in run.params.items()}
     with torch.no_grad():
         test_out = output_values(cfg, forward(params, ds.x_test, cfg))
-    diverged = next((i + 1 for i, v in enumerate(history["train_loss"]) if not math.isfinite(v)), None)
-    return history, diverged, params, test_out, run.wall_time_s, 1
+    extra = {}
+    if history.diverged_at is None:
+        from repro.engines.reference import evaluate
+
+        for name, (x, y) in _extra_tests(ds).items():
+            loss, err = evaluate(params, x, y, cfg)
+            extra[name] = {"error": err, "loss": loss}
+    return MemberResult(seed, history, params, test_out, extra, run.wall_time_s, 1)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
 import json
 import os
 import platform
@@ -18,7 +19,6 @@ from typing import Any
 
 import torch
 
-SCHEMA_VERSION = 1
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RESULTS_DIR = REPO_ROOT / "results"
 
@@ -124,3 +124,111 @@ def load_record(path: Path) -> dict[str, Any]:
 
 def iter_record_paths(results_dir: Path) -> list[Path]:
     return sorted((Path(results_dir) / "runs").glob("*/*.json"))
+
+
+# --- damaged records ----------------------------------------------------------------------------------
+def record_problem_in_file(path: Path) -> str | None:
+    """Why the record at `path` cannot be used (truncated, not JSON, missing or mistyped fields), or None."""
+    from repro.study.record import validate_file
+
+    return validate_file(path)
+
+
+def set_aside_damaged(results_dir: Path, log=lambda msg: None) -> list[Path]:
+    """Move every damaged record under runs/ to damaged/ (same sub-path, time-stamped), so its run counts as
+    not done and is trained again; each move is logged with the reason."""
+    import time
+
+    moved = []
+    for path in iter_record_paths(results_dir):
+        problem = record_problem_in_file(path)
+        if problem is None:
+            continue
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        dest = Path(results_dir) / "damaged" / path.parent.name / f"{path.stem}.{stamp}.json"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+        log(f"damaged record {path} ({problem}) moved to {dest}; its run will be trained again")
+        moved.append(dest)
+    return moved
+
+
+# --- one writer per run ----------------------------------------------------------------------------------
+class SeedLocks:
+    """Advisory locks (fcntl.flock), one per run (configuration x seed), held while the run trains.
+
+    A second process on the same results folder skips the seeds another process holds and trains the rest;
+    it never does the same work twice. The kernel releases a lock when its process dies (even by SIGKILL),
+    so a crashed job leaves nothing to clean up. Lock files live in locks/, apart from the records.
+    """
+
+    def __init__(self, results_dir: Path):
+        self.dir = Path(results_dir) / "locks"
+        self.held: dict[Path, int] = {}
+
+    def _path(self, record: Path) -> Path:
+        return self.dir / record.parent.name / (record.stem + ".lock")
+
+    def try_acquire(self, record: Path) -> bool:
+        import fcntl
+
+        path = self._path(record)
+        if path in self.held:
+            return True
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self.held[path] = fd
+        return True
+
+    def wait(self, record: Path) -> None:
+        """Block until no other process holds `record`'s lock (then release it at once)."""
+        import fcntl
+
+        path = self._path(record)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        finally:
+            os.close(fd)
+
+    def holder(self, record: Path) -> str:
+        try:
+            return self._path(record).read_text().strip() or "?"
+        except OSError:
+            return "?"
+
+    def release(self, record: Path) -> None:
+        path = self._path(record)
+        fd = self.held.pop(path, None)
+        if fd is not None:
+            os.close(fd)  # closing the descriptor releases the flock
+
+    def release_all(self) -> None:
+        for fd in self.held.values():
+            os.close(fd)
+        self.held.clear()
+
+
+# --- state after each pass, to resume a configuration mid-way ---------------------------------------------
+def state_path(results_dir: Path, dataset: str, label: str, digest: str, seeds: list[int]) -> Path:
+    """Where a running population's state after its last finished pass is kept (one file per seed set)."""
+    tag = hashlib.sha256(",".join(map(str, seeds)).encode()).hexdigest()[:8]
+    return Path(results_dir) / "state" / dataset / f"{safe_label(label)}-{digest}-{tag}.pt"
+
+
+def load_state(path: Path) -> dict | None:
+    """The saved state at `path`, or None (absent, or unreadable: then training starts from pass 1)."""
+    if not path.exists():
+        return None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)
+    except Exception:  # a damaged state file only costs the passes it held
+        return None

@@ -7,7 +7,6 @@ final training error and loss, and a plot shows mean and spread against the lear
 
 from __future__ import annotations
 
-import io
 import statistics
 from pathlib import Path
 from typing import Callable
@@ -16,7 +15,7 @@ import torch
 
 from repro.config import Config
 from repro.data import Dataset
-from repro.engines.population_fc import population_class
+from repro.engines import registry
 from repro.study.store import atomic_write_bytes, atomic_write_json, environment
 
 
@@ -26,7 +25,8 @@ def lr_sweep(cfg: Config, ds: Dataset, lrs: list[float], seeds: list[int], passe
     points = []
     for lr in lrs:
         run_cfg = cfg.replace(lr=lr, passes=passes)
-        pop = population_class(cfg.architecture)(run_cfg, seeds, ds.x_train, ds.y_train, device=device)
+        engine, _ = registry.choose("auto", run_cfg, device)
+        pop = engine.population_class(run_cfg)(run_cfg, seeds, ds.x_train, ds.y_train, device=device)
         for p in range(passes):
             pop.train_pass(p)
         ev = pop.evaluate(ds.x_train, ds.y_train)
@@ -46,15 +46,15 @@ def write_sweep(path: Path, label: str, cfg: Config, ds: Dataset, points: list[d
 
 
 def sweep_plot(record: dict) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import matplotlib.ticker
+    from matplotlib.figure import Figure
+
+    from repro.report.png import figure_png
 
     pts = record["points"]
     lrs = [p["lr"] for p in pts]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    fig = Figure(figsize=(6, 4), dpi=120)
+    ax = fig.subplots()
     for p in pts:
         ax.scatter([p["lr"]] * len(p["train_error"]), p["train_error"], s=10, color="gray", alpha=0.6, zorder=2)
     ax.plot(lrs, [statistics.mean(p["train_error"]) for p in pts], "o-", color="C0", zorder=3, label="mean over seeds")
@@ -68,7 +68,4 @@ def sweep_plot(record: dict) -> bytes:
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
-    plt.close(fig)
-    return buf.getvalue()
+    return figure_png(fig)

@@ -1,0 +1,76 @@
+"""A small Python API for notebooks: the functions the `repro` command line itself uses.
+
+    from repro import api
+    usps = api.load_dataset("usps")                        # 7,291 / 2,007 digits, verified by checksum
+    cfg = api.rung_config("dropout", passes=5)             # a rung of the ladder, with overrides
+    runs = api.train(cfg, usps, seeds=[0, 1], label="dropout-5")   # trains, writes records to the workspace
+    df = api.load_results()                                # every record of the workspace, one row per run
+    df.groupby(["dataset", "label"])["test_error"].agg(["mean", "std", "count"])
+
+Records go to the workspace (see repro.study.workspace) unless `results_dir` says otherwise; a run whose record
+exists is not trained again (`force=True` retrains).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+import pandas as pd
+import torch
+
+from repro.config import Config
+from repro.data import Dataset
+from repro.data import load_dataset as _load_dataset
+from repro.study.ladder import DEFAULT_LADDER_DIR, PlannedConfig, Rung, extra_rungs, load_rungs, plan
+from repro.study.runner import Progress, RunContext, run_planned
+from repro.study.store import iter_record_paths, load_record
+from repro.study.workspace import check_writable, default_workspace
+
+__all__ = ["load_dataset", "rung_config", "train", "load_results", "Config"]
+
+
+def load_dataset(name: str = "usps", data_dir: str | Path | None = None) -> Dataset:
+    """The prepared dataset `name` ("usps" or "mnist16"), as `repro data` prepares it."""
+    return _load_dataset(name, data_dir)
+
+
+def rung_config(rung: str = "baseline", ladder_dir: str | Path = DEFAULT_LADDER_DIR, **overrides: Any) -> Config:
+    """The configuration of a rung of the cumulative ladder (extra rungs too), with fields overridden."""
+    ladder_dir = Path(ladder_dir)
+    (planned,) = plan(load_rungs(ladder_dir), "cumulative", [rung], extra_rungs(ladder_dir))
+    return planned.config.replace(**overrides) if overrides else planned.config
+
+
+def train(cfg: Config, dataset: Dataset, seeds: Iterable[int] = (0,), label: str | None = None,
+          engine: str = "auto", device: str = "cpu", results_dir: str | Path | None = None,
+          force: bool = False, progress: bool = True) -> pd.DataFrame:
+    """Train `cfg` on `dataset` for each seed (as `repro train`/`ablate` do) and return their records as
+    `load_results` rows. `label` names the configuration in records and reports (default: the digest)."""
+    folder = check_writable(Path(results_dir) if results_dir is not None else default_workspace())
+    label = label or f"config-{cfg.digest()}"
+    planned = PlannedConfig(label, Rung(0, label, label, "", "user"), cfg)
+    seeds = list(seeds)
+    total = cfg.passes * len(dataset.y_train) * len(seeds)
+    ctx = RunContext(folder, torch.device(device), force=force, engine=engine,
+                     progress=Progress(total) if progress else None)
+    paths = run_planned(planned, dataset, seeds, ctx)
+    return records_frame([load_record(p) for p in paths])
+
+
+def load_results(results_dir: str | Path | None = None) -> pd.DataFrame:
+    """Every run record in a results folder (default: the workspace; `repro.study.workspace.STUDY_DIR` is the
+    committed study) as a DataFrame: one row per run, final metrics and config fields as columns."""
+    folder = Path(results_dir) if results_dir is not None else default_workspace()
+    return records_frame([load_record(p) for p in iter_record_paths(folder)])
+
+
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    rows = []
+    for rec in records:
+        row = {k: rec[k] for k in ("dataset", "label", "rung", "seed", "passes", "engine", "diverged_at_pass",
+                                   "wall_time_s", "config_digest") if k in rec}
+        row.update({k: v for k, v in rec.get("final", {}).items() if not isinstance(v, dict)})
+        row.update(rec.get("config", {}))
+        rows.append(row)
+    return pd.DataFrame(rows)

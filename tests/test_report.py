@@ -610,10 +610,11 @@ def test_an_empty_reference_is_not_a_passing_check(tmp_path):
 
 
 def test_report_modules_import_one_way():
-    """stats, references, records, png, tables, plots, compare, build: each imports only modules before it."""
+    """stats, references, records, png, tables, plots, compare, attribution, build: each imports only modules
+    before it."""
     import ast
 
-    order = ["stats", "references", "records", "png", "tables", "plots", "compare", "build"]
+    order = ["stats", "references", "records", "png", "tables", "plots", "compare", "attribution", "build"]
     folder = REPO / "repro" / "report"
     assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(order)
     for i, name in enumerate(order):
@@ -626,3 +627,26 @@ def test_report_modules_import_one_way():
                 elif node.module.startswith("repro.report."):
                     used.add(node.module.split(".")[2])
         assert used <= set(order[:i]), f"repro/report/{name}.py imports {sorted(used - set(order[:i]))}"
+
+
+def test_faithful_table_shows_the_loss_in_the_paper_convention_too():
+    """Our loss is (y - t)^2 per output and pattern; the paper's is read as half of it (tables.PAPER_LOSS_NOTE):
+    run rows get both, the paper's reported losses stand in its own convention only."""
+    from repro.report import tables
+    from repro.report.references import FAITHFUL_REFERENCES
+
+    recs = [dict(make_record("usps", "baseline", s, train_error=0.004 * (s + 1)), _file=f"usps/{s}.json")
+            for s in range(2)]
+    groups = group_records(recs)
+    df = tables.with_paper_loss(tables.build_table(groups, "usps", ["baseline"], ["baseline"], FAITHFUL_REFERENCES))
+    run, ref = df.iloc[0], df[df.label == PAPER.name].iloc[0]
+    assert run.train_loss_paper_mean == pytest.approx(run.train_loss_mean / 2)
+    assert run.test_loss_paper_std == pytest.approx(run.test_loss_std / 2)
+    assert (ref.train_loss_paper_mean, ref.test_loss_paper_mean) == (PAPER.train_loss, PAPER.test_loss)
+    assert pd.isna(ref.train_loss_mean) and pd.isna(ref.test_loss_mean)
+    text = tables.faithful_block(df)
+    header, rule, first = text.split("\n\n")[1].splitlines()[:3]
+    assert "train / test loss, ours" in header and "paper's convention (½ of ours)" in header
+    assert header.count("|") == rule.count("|") == first.count("|")
+    assert tables.PAPER_LOSS_NOTE in text and "2.50e-03 / 1.80e-02" in text
+    assert "paper's convention" not in tables.markdown_table(tables.build_table(groups, "usps", ["baseline"], ["baseline"]))

@@ -1,7 +1,7 @@
 """`repro report`: read every run record, check it, group the runs, and write tables, figures and a report.
 
 Module order (each imports only the ones above it): repro.report.stats, .references, .records, .png,
-.tables, .plots, .compare, then this module.
+.tables, .plots, .compare, .attribution, then this module.
 
 Two kinds of report, chosen by the caller (write_report's `study`):
 
@@ -9,9 +9,13 @@ Two kinds of report, chosen by the caller (write_report's `study`):
   its own report goes to <out_dir> (default <dir>/report/): report.md, tables/<dataset>.csv|tex,
   figures/*.png, and, with a reference folder, tables/comparison.csv and a section checking its runs
   against the reference (repro.report.compare). Nothing outside <out_dir> is written.
+  With factorial runs (labels `f:...`, `repro ablate --mode factorial`), also a section on what each change
+  buys whatever the order (repro.report.attribution), tables/{factorial,attribution,interactions}-<dataset>.csv
+  and figures/{attribution,interactions}_<dataset>.png; their rows stay out of the ladder's tables and figures.
 - the **committed study** (study=True; results/): results/results.md, <paper_dir>/tables, <paper_dir>/figures,
   and the generated blocks of <paper_dir>/paper.md, README.md (beside results/) and results/README.md (the
-  record schema).
+  record schema); with factorial runs, the same attribution files, a section of results.md and paper.md's
+  report:attribution block. Without factorial runs nothing about attribution is written.
 
 Outputs are byte-for-byte deterministic for the same inputs (no timestamps). Rules on damaged files,
 incompatible records and diverged runs: see repro.report.records; intervals: repro.report.stats.
@@ -24,8 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from repro.report import compare, plots, tables
+from repro.report import attribution, compare, plots, tables
 from repro.report.compare import Comparison
+from repro.report.png import styled_png
 from repro.report.records import (  # noqa: F401  (re-exported: the names callers know this module by)
     COMPAT_FIELDS, Group, Inputs, ReportError, comparison_label, group_records, label_order, load_records)
 from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES, REFERENCES  # noqa: F401
@@ -72,7 +77,7 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     report's text. Existing figures are left alone when make_figures=False.
     """
     from repro.config import ConfigError
-    from repro.study.ladder import DEFAULT_LADDER_DIR, load_rungs
+    from repro.study.ladder import DEFAULT_LADDER_DIR, factorial_subset, load_rungs
     from repro.study.store import atomic_write_bytes
 
     results_dir = Path(results_dir)
@@ -117,6 +122,9 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     faithful_top = faithful_ladder[-1].name if faithful_ladder else None
     faithful_groups = {k: g for k, g in groups.items() if k[0] == FAITHFUL_DATASET and k[1] in faithful}
     groups = {k: g for k, g in groups.items() if k[1] not in faithful or k[1] in ladder}
+    # A factorial's 2^n configurations get their own section (repro.report.attribution), not 2^n ladder rows.
+    factorial_groups = {k: g for k, g in groups.items() if factorial_subset(k[1]) is not None}
+    groups = {k: g for k, g in groups.items() if k not in factorial_groups}
     datasets = sorted({ds for ds, _ in groups}, key=lambda d: (d != "usps", d))
     order = {ds: label_order([lb for d, lb in groups if d == ds], ladder) for ds in datasets}
 
@@ -138,7 +146,8 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     faithful_frame = None
     if faithful_groups:
         f_order = label_order([lb for _, lb in faithful_groups], faithful)
-        faithful_frame = tables.build_table(faithful_groups, FAITHFUL_DATASET, f_order, faithful, FAITHFUL_REFERENCES)
+        faithful_frame = tables.with_paper_loss(
+            tables.build_table(faithful_groups, FAITHFUL_DATASET, f_order, faithful, FAITHFUL_REFERENCES))
         name = f"faithful-{FAITHFUL_DATASET}"
         put(table_dir / f"{name}.csv", tables.to_csv(faithful_frame).encode())
         put(table_dir / f"{name}.tex", tables.to_latex(faithful_frame, name).encode())
@@ -151,6 +160,29 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         comparison = compare.compare_groups(all_groups, reference)
         put(table_dir / "comparison.csv", tables.to_csv(comparison.table).encode())
         sections.append(compare.comparison_markdown(comparison))
+
+    atts, att_notes = [], []
+    for ds in sorted({ds for ds, _ in factorial_groups}, key=lambda d: (d != "usps", d)):
+        fac, why = attribution.find_factorial(factorial_groups, ds, ladder)
+        if fac is None:
+            att_notes.append(why)
+            note(why)
+            continue
+        att = attribution.attribute(fac)
+        atts.append(att)
+        put(table_dir / f"factorial-{ds}.csv", tables.to_csv(att.configuration_table()).encode())
+        put(table_dir / f"attribution-{ds}.csv", tables.to_csv(att.table()).encode())
+        put(table_dir / f"interactions-{ds}.csv", tables.to_csv(att.interaction_table()).encode())
+        if make_figures:
+            for name, png in attribution.make_figures(att, lambda draw: styled_png(draw, plots.STYLE)).items():
+                put(figure_dir / name, png)
+    att_figures = {att.dataset: {name: (figure_dir / name, caption)
+                                 for name, caption in attribution.captions(att.dataset).items()
+                                 if (figure_dir / name).is_file()} for att in atts}
+    if factorial_groups:
+        sections.append(attribution.section_markdown(
+            atts, {ds: {n: (_rel(p, text_path.parent), c) for n, (p, c) in figs.items()}
+                   for ds, figs in att_figures.items()}, att_notes))
 
     figures = (plots.make_figures(groups, order, ladder, results_dir, data_dir, warn=note, study=study)
                if make_figures else {})
@@ -172,13 +204,16 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
 
     figs = {name: (f"figures/{name}", fig.caption) for name, fig in figures.items()} or {
         p.name: (f"figures/{p.name}", plots.CAPTIONS.get(p.name, p.name))
-        for p in sorted((paper_dir / "figures").glob("*.png"))}
+        for p in sorted((paper_dir / "figures").glob("*.png")) if not attribution.is_attribution_figure(p.name)}
     blocks = [(paper_dir / "paper.md", "results", tables.paper_results_block(frames, figs)),
               (paper_dir / "paper.md", "faithful", tables.faithful_block(faithful_frame)),
               (results_dir.parent / "README.md", "headline",
                tables.headline_block(frames, order, {k: _rel(paper_dir / v, results_dir.parent)
                                                      for k, (v, _) in figs.items()},
                                      faithful_frame, faithful_top))]
+    if atts:
+        blocks.append((paper_dir / "paper.md", "attribution", attribution.paper_block(
+            atts, {ds: {n: (_rel(p, paper_dir), c) for n, (p, c) in figs.items()} for ds, figs in att_figures.items()})))
     for path, name, text in blocks:
         updated = refresh_block(path, name, text)
         if updated is not None:

@@ -65,6 +65,27 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[
     return df
 
 
+PAPER_LOSS_COLUMNS = ("train_loss_paper_mean", "train_loss_paper_std", "test_loss_paper_mean", "test_loss_paper_std")
+PAPER_LOSS_NOTE = (
+    "Loss, ours: (y − t)² averaged over the 10 outputs and the patterns; the paper's convention: ½ (y − t)² "
+    "averaged the same way (the energy ½ Σ (y − t)² of back-propagation in 1989; the paper calls its figures "
+    "MSE and gives no formula, so this reading is our assumption), i.e. half of ours. The paper's reported "
+    "losses are shown in its convention only.")
+
+
+def with_paper_loss(df: pd.DataFrame) -> pd.DataFrame:
+    """`df` with the losses also in the paper's convention (½ of ours, PAPER_LOSS_NOTE): run rows get half of
+    theirs; a reference row's reported losses move to those columns, and its columns in our convention stay
+    empty, since converting them would rest on the assumed convention."""
+    df = df.copy()
+    run = df.kind == "run"
+    for key in ("train_loss", "test_loss"):
+        df[f"{key}_paper_mean"] = (0.5 * df[f"{key}_mean"]).where(run, df[f"{key}_mean"])
+        df[f"{key}_paper_std"] = (0.5 * df[f"{key}_std"]).where(run, math.nan)
+        df.loc[~run, [f"{key}_mean", f"{key}_std"]] = math.nan
+    return df
+
+
 def to_csv(df: pd.DataFrame) -> str:
     return df.to_csv(index=False, float_format="%.6g", lineterminator="\n")
 
@@ -115,7 +136,13 @@ MD_HEADER = ("rung", "passes", "seeds", "train error % (min–max)", "test error
 
 
 def markdown_table(df: pd.DataFrame) -> str:
-    lines = ["| " + " | ".join(MD_HEADER) + " |", "|" + "|".join(["---"] + ["--:"] * 7 + ["---"]) + "|"]
+    """The table in Markdown; with the columns of with_paper_loss, a loss column in the paper's convention
+    follows ours."""
+    paper_loss = "test_loss_paper_mean" in df.columns
+    header = list(MD_HEADER)
+    if paper_loss:
+        header[5:6] = ["train / test loss, ours", "train / test loss, paper's convention (½ of ours)"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["--:"] * (len(header) - 2) + ["---"]) + "|"]
     for row in df.itertuples(index=False):
         name = f"`{row.label}`" if row.kind == "run" else f"*{row.label}*"
         cells = [
@@ -127,8 +154,12 @@ def markdown_table(df: pd.DataFrame) -> str:
             _pm(row.rejection_1pct_mean, row.rejection_1pct_std, 1),
             _delta(row), f"`{row.delta_vs}`" if row.delta_vs else "",
         ]
+        if paper_loss:
+            cells.insert(6, " / ".join(_sci(m, sd) for m, sd in (
+                (row.train_loss_paper_mean, row.train_loss_paper_std),
+                (row.test_loss_paper_mean, row.test_loss_paper_std))) if _ok(row.test_loss_paper_mean) else "")
         if row.kind == "run" and not _ok(row.test_error_mean):
-            cells[3:7] = ["n/a (no finished run)"] + [""] * 3
+            cells[3:len(header) - 2] = ["n/a (no finished run)"] + [""] * (len(header) - 6)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -318,4 +349,5 @@ def faithful_block(df: pd.DataFrame | None, heading: bool = False) -> str:
         "Rows of `ablations/faithful/` (cumulative: each rung adds one reading of the paper to the rung above; "
         "Δ against the rung above) and the comparison network `fc40`, next to the paper's own numbers "
         "(train/test error, train/test loss, rejection for 1% error).", "",
-        markdown_table(df), ""])
+        markdown_table(df), "",
+        *([PAPER_LOSS_NOTE, ""] if "test_loss_paper_mean" in df.columns else [])])

@@ -3,6 +3,23 @@
 A rung file holds a short `name`, a `title`, a one-line `rationale`, a `source`, and a `[patch]` table of
 only the config fields it changes. Rungs are cumulative: rung k = baseline + patches 1..k. Files in
 subfolders (ablations/extra/, ablations/faithful/) are not in the default ladder; extras are picked by name.
+
+Modes of `plan`:
+- cumulative: rung k = baseline + patches 1..k (labels: the rung names).
+- single: baseline + one patch (labels `single:<rung>`).
+- leave-one-out: the full ladder minus one patch (labels `minus:<rung>`, and `full`).
+- factorial: baseline + every subset of the changes (the rungs after the baseline, or those named in `only`):
+  2^k configurations, labelled `f:<rung>+<rung>...` with the rungs in ladder order, `f:baseline` for the
+  empty subset; the full subset keeps its explicit name, so labels do not change meaning when a rung is added.
+  `single` and `leave-one-out` configurations are members of the factorial (same Config, same digest).
+  Composition rules of the factorial:
+  1. a subset's patches are applied in ladder order;
+  2. no two changes may set the same config field (ConfigError otherwise), so a subset's configuration does
+     not depend on the order its patches are applied in, and each field has one value per subset;
+  3. a field a change does not set keeps the baseline's value: `adamw` brings its own lr (3e-4) and SGD keeps
+     0.03 without it; `lr-decay` sets only the schedule, so it decays whichever optimizer's lr the subset has
+     (0.03 -> 0.01 with SGD, 3e-4 -> 1e-4 with AdamW) over whichever number of passes it has (80 with `long`,
+     else 23); `long` sets `passes = 80` for every subset it is in.
 """
 
 from __future__ import annotations
@@ -16,7 +33,9 @@ from typing import Any
 from repro.config import Config, ConfigError, apply_patch, field_names
 
 DEFAULT_LADDER_DIR = Path(__file__).resolve().parents[2] / "ablations"
-MODES = ("cumulative", "single", "leave-one-out")
+MODES = ("cumulative", "single", "leave-one-out", "factorial")
+FACTORIAL_PREFIX = "f:"
+FACTORIAL_BASELINE = "baseline"  # the name of the empty subset in its label, `f:baseline`
 _FILE_RE = re.compile(r"^(\d+)-([\w.-]+)\.toml$")
 _KEYS = {"name", "title", "rationale", "source", "patch"}
 
@@ -36,7 +55,7 @@ class Rung:
 class PlannedConfig:
     """One configuration to run: the label its records carry and the config it trains."""
 
-    label: str  # rung name, or "single:<rung>" / "minus:<rung>" in the other modes
+    label: str  # rung name, or "single:<rung>" / "minus:<rung>" / "f:<rung>+<rung>" in the other modes
     rung: Rung
     config: Config
 
@@ -101,6 +120,8 @@ def plan(rungs: list[Rung], mode: str = "cumulative", only: list[str] | None = N
         unknown = [n for n in only if n not in by_name]
         if unknown:
             raise ConfigError(f"unknown rung(s) {unknown}; valid rungs: {', '.join(by_name)}")
+    if mode == "factorial":
+        return _factorial(rungs, only, extras, base)
     planned = []
     if mode == "cumulative":
         cfg = base
@@ -125,4 +146,60 @@ def plan(rungs: list[Rung], mode: str = "cumulative", only: list[str] | None = N
         planned = [p for p in planned if p.rung.name in only]
     else:
         planned = [p for p in planned if p.rung.name in default]
+    return planned
+
+
+def factorial_label(changes) -> str:
+    """`f:relu+adamw` for the subset (relu, adamw) (give it in ladder order); `f:baseline` for the empty one."""
+    changes = list(changes)
+    return FACTORIAL_PREFIX + ("+".join(changes) if changes else FACTORIAL_BASELINE)
+
+
+def factorial_subset(label: str) -> tuple[str, ...] | None:
+    """The changes a factorial label names (in its order), () for `f:baseline`; None for other labels."""
+    if not label.startswith(FACTORIAL_PREFIX):
+        return None
+    body = label[len(FACTORIAL_PREFIX):]
+    if body == FACTORIAL_BASELINE:
+        return ()
+    names = tuple(body.split("+"))
+    return names if all(names) else None
+
+
+def _factorial(rungs: list[Rung], only: list[str] | None, extras: list[Rung], base: Config) -> list[PlannedConfig]:
+    """Every subset of the changes (see the module's docstring for the rules), the empty subset first, then by
+    size, then in ladder order of the changes."""
+    from itertools import combinations
+
+    if only:
+        by_name = {r.name: r for r in rungs[1:] + extras}
+        factors = [by_name[n] for n in dict.fromkeys(only) if n != rungs[0].name]
+        order = {r.name: i for i, r in enumerate(rungs + extras)}
+        factors.sort(key=lambda r: order[r.name])
+    else:
+        factors = list(rungs[1:])
+    if not factors:
+        raise ConfigError("factorial mode needs at least one change besides the baseline")
+    setters: dict[str, str] = {}
+    for r in factors:
+        for key in r.patch:
+            if key in setters:
+                raise ConfigError(
+                    f"factorial mode: rungs '{setters[key]}' and '{r.name}' both set '{key}'; a subset's "
+                    "configuration would depend on the order of its patches (merge them into one rung)")
+            setters[key] = r.name
+    planned = []
+    for size in range(len(factors) + 1):
+        for subset in combinations(factors, size):
+            cfg, patch = base, {}
+            for r in subset:
+                cfg = apply_patch(cfg, r.patch, r.path)
+                patch.update(r.patch)
+            names = [r.name for r in subset]
+            label = factorial_label(names)
+            title = " + ".join([rungs[0].title] + names)
+            rung = Rung(len(planned), label, title,
+                        "factorial: the baseline with " + (", ".join(names) if names else "no change"),
+                        "; ".join(dict.fromkeys([rungs[0].source] + [r.source for r in subset])), patch)
+            planned.append(PlannedConfig(label, rung, cfg))
     return planned

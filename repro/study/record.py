@@ -50,11 +50,13 @@ class RunRecord:
     """One training run (schema 1). Field order is the JSON key order."""
 
     schema: int = field(metadata=_doc(f"record format version ({SCHEMA_VERSION})"))
-    rung: str = field(metadata=_doc("rung name from `ablations/` (`baseline` for `repro train`)"))
+    rung: str = field(metadata=_doc(
+        "rung name from `ablations/` (`baseline` for `repro train`; the label in factorial mode)"))
     label: str = field(metadata=_doc(
         "what the run is called in tables: the rung name in cumulative mode, `single:<rung>` or `minus:<rung>` in "
-        "the other modes, `baseline+<digest>` for `repro train` with overrides"))
-    mode: str = field(metadata=_doc("`cumulative`, `single` or `leave-one-out`"))
+        "single and leave-one-out modes, `f:<rung>+<rung>...` (`f:baseline` for no change) in factorial mode, "
+        "`baseline+<digest>` for `repro train` with overrides"))
+    mode: str = field(metadata=_doc("`cumulative`, `single`, `leave-one-out` or `factorial`"))
     rung_title: str = field(metadata=_doc("one-line title of the rung"))
     dataset: str = field(metadata=_doc("`usps` or `mnist16`"))
     dataset_fingerprint: str = field(metadata=_doc("hash of the raw files' checksums and the preparation parameters"))

@@ -171,7 +171,7 @@ def train(dataset, passes, sets, seeds, device, data_dir, results_dir, study, fo
 @click.option("--dataset", "datasets", type=click.Choice(DATASETS), multiple=True, help="Dataset(s) (default: usps, or both with --all).")
 @click.option("--rungs", default=None, help="Comma-separated rung names (ladder or extra rungs); default: the whole ladder.")
 @click.option("--mode", type=click.Choice(MODES), default="cumulative", show_default=True,
-              help="cumulative: rung k = baseline + patches 1..k; single: each patch alone; leave-one-out: full ladder minus one.")
+              help="cumulative: rung k = baseline + patches 1..k; single: each patch alone; leave-one-out: full ladder minus one; factorial: baseline + every subset of the changes (2^k configurations).")
 @click.option("--ladder-dir", type=click.Path(file_okay=False, exists=True), default=str(DEFAULT_LADDER_DIR), show_default=True)
 @click.option("--passes", type=click.IntRange(min=1), default=None, help="Override every rung's passes (quick checks).")
 @click.option("--dry-run", is_flag=True, help="Show the plan (seeds done and to do, estimated time), then stop.")
@@ -206,7 +206,7 @@ def _show_plan(planned, datasets, seeds, device, out, force, engine) -> None:
     dev = _device(device)
     rows = _plan_rows(planned, datasets, seeds, out, force)
     click.echo(f"results folder: {out}")
-    click.echo(f"{'dataset':<9}{'label':<22}{'passes':>7}{'done':>6}{'to do':>7}  {'seeds to do':<18}{'engine':<11}changes from baseline")
+    click.echo(f"{'dataset':<9}{'label':<42}{'passes':>7}{'done':>6}{'to do':>7}  {'seeds to do':<18}{'engine':<11}changes from baseline")
     left = 0
     by_engine: dict[str, int] = {}
     for r in rows:
@@ -214,7 +214,7 @@ def _show_plan(planned, datasets, seeds, device, out, force, engine) -> None:
         by_engine[chosen] = by_engine.get(chosen, 0) + r.presentations_left
         left += r.presentations_left
         diff = {k: v for k, v in r.planned.config.to_dict().items() if v != getattr(Config(), k)}
-        click.echo(f"{r.dataset:<9}{r.planned.label:<22}{r.planned.config.passes:>7}{len(r.done):>6}{len(r.todo):>7}  "
+        click.echo(f"{r.dataset:<9}{r.planned.label:<42}{r.planned.config.passes:>7}{len(r.done):>6}{len(r.todo):>7}  "
                    f"{_seed_ranges(r.todo):<18}{chosen:<11}{diff or ''}")
     done = sum(len(r.done) for r in rows)
     todo = sum(len(r.todo) for r in rows)
@@ -330,7 +330,7 @@ def _summarise(paths) -> None:
         if path.exists():
             rec = load_record(path)
             groups.setdefault((rec["dataset"], rec["label"]), []).append(rec)
-    click.echo(f"{'dataset':<9}{'label':<22}{'seeds':>6}{'train err %':>16}{'test err %':>16}{'wall s':>9}")
+    click.echo(f"{'dataset':<9}{'label':<42}{'seeds':>6}{'train err %':>16}{'test err %':>16}{'wall s':>9}")
     for (ds, label), recs in groups.items():
         ok = [r for r in recs if r["diverged_at_pass"] is None]
         def ms(key):
@@ -340,7 +340,7 @@ def _summarise(paths) -> None:
             return f"{statistics.mean(vals):.2f}" + (f"+-{statistics.stdev(vals):.2f}" if len(vals) > 1 else "")
         wall = max(r["wall_time_s"] for r in recs)
         div = f"  ({len(recs) - len(ok)} diverged)" if len(ok) < len(recs) else ""
-        click.echo(f"{ds:<9}{label:<22}{len(recs):>6}{ms('train_error'):>16}{ms('test_error'):>16}{wall:>9.1f}{div}")
+        click.echo(f"{ds:<9}{label:<42}{len(recs):>6}{ms('train_error'):>16}{ms('test_error'):>16}{wall:>9.1f}{div}")
 
 
 @main.command()

@@ -1,15 +1,14 @@
 """The lockstep engines against the plain reference loop: for every rung (and the extra rungs), a member
-trained inside a population ends where the reference loop, run alone with the same seed, ends. The fused
-engine's other tests are in test_fused.py."""
-
-import importlib.util
+trained inside a population ends where the reference loop, run alone with the same seed, ends. Every
+lockstep engine of the registry runs here where it is available and supports the rung; the fused engine's
+other tests are in test_fused.py."""
 
 import pytest
 import torch
 
 from repro.config import Config
+from repro.engines import registry
 from repro.engines.population import Population, to_engine, to_reference
-from repro.engines.fused import FusedPopulation
 from repro.study.ladder import extra_rungs, load_rungs, plan
 from repro.net.model import forward, init_params, run_generator
 from repro.engines.reference import evaluate, train_reference
@@ -29,21 +28,30 @@ CONFIGS = ladder_configs()
 
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
-NEEDS_TRITON = pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="the fused engine needs Triton")
-ENGINES = {"population": Population, "fused": FusedPopulation}
+LOCKSTEP = [name for name in registry.NAMES if registry.get(name).lockstep]
 
 
-@pytest.mark.parametrize("engine", ["population", pytest.param("fused", marks=NEEDS_TRITON)])
+def lockstep_class(name: str, cfg: Config, device: str) -> type:
+    """The registry's class for engine `name`, or a skip saying why it cannot run here."""
+    engine = registry.get(name)
+    why = engine.available(device) or engine.supports(cfg)
+    if why:
+        pytest.skip(why)
+    return engine.population_class(cfg)
+
+
+@pytest.mark.parametrize("engine", LOCKSTEP)
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("label", sorted(CONFIGS))
 def test_member_in_population_matches_reference_loop(label, device, engine, usps):
     """Every engine on every device (the fused kernel on CPU in Triton's interpreter, on CUDA compiled)."""
     cfg = CONFIGS[label]
+    cls = lockstep_class(engine, cfg, device)
     n = N_SUBSET_INTERPRETED if (engine, device) == ("fused", "cpu") else N_SUBSET
     x, y = usps.x_train[:n], usps.y_train[:n]
     seed = 11
     ref = train_reference(cfg, x, y, x, y, seed=seed)
-    pop = ENGINES[engine](cfg, [3, seed, 5], x, y, device=device)  # the member of interest sits between two others
+    pop = cls(cfg, [3, seed, 5], x, y, device=device)  # the member of interest sits between two others
     for p in range(cfg.passes):
         pop.train_pass(p)
     got = pop.member_params(1)

@@ -26,7 +26,7 @@ from repro.engines.fused import (  # noqa: E402
 )
 from repro.study.ladder import PlannedConfig, Rung  # noqa: E402
 from repro.engines.reference import train_reference  # noqa: E402
-from repro.study.runner import run_planned  # noqa: E402
+from repro.study.runner import RunContext, run_planned  # noqa: E402
 
 from .test_engine import CONFIGS, DEVICES  # noqa: E402
 
@@ -88,15 +88,15 @@ def test_runner_records_the_engine_and_falls_back_where_fused_cannot_run(usps, t
     ds = _small(usps, 40)
     rung = Rung(0, "baseline", "test", "", "test")
     fused = PlannedConfig("baseline", rung, Config(passes=2))
-    [path] = run_planned(fused, ds, [5], tmp_path / "a", engine="fused")
+    [path] = run_planned(fused, ds, [5], RunContext(tmp_path / "a", engine="fused"))
     rec = json.loads(path.read_text())
-    [path] = run_planned(fused, ds, [5], tmp_path / "b", engine="population")
+    [path] = run_planned(fused, ds, [5], RunContext(tmp_path / "b", engine="population"))
     plain = json.loads(path.read_text())
     assert rec["engine"] == "fused" and plain["engine"] == "population"
     for key in ("train_loss", "test_loss"):
         assert rec[key] == pytest.approx(plain[key], rel=1e-4)
     sdlm = PlannedConfig("sdlm", rung, Config(passes=1, optimizer="sdlm", lr=1e-3))
-    [path] = run_planned(sdlm, ds, [5], tmp_path / "c", engine="fused")
+    [path] = run_planned(sdlm, ds, [5], RunContext(tmp_path / "c", engine="fused"))
     assert json.loads(path.read_text())["engine"] == "population"
     assert "does not implement optimizer = 'sdlm'" in capsys.readouterr().err
 
@@ -148,7 +148,7 @@ def test_a_group_of_configs_and_datasets_trains_each_as_alone(usps, mnist16):
         assert g.step_count == a.step_count
         assert torch.equal(g.params.flat, a.params.flat), g.cfg
         if g.cfg.optimizer == "adamw":
-            assert torch.equal(g.exp_avg_sq, a.exp_avg_sq)
+            assert torch.equal(g.optimizer.exp_avg_sq, a.optimizer.exp_avg_sq)
 
 
 def test_run_together_writes_the_records_of_one_by_one_runs(usps, tmp_path):
@@ -161,9 +161,9 @@ def test_run_together_writes_the_records_of_one_by_one_runs(usps, tmp_path):
     jobs = [(PlannedConfig("a", rung, CONFIGS["baseline"].replace(passes=1)), ds),
             (PlannedConfig("b", rung, CONFIGS["dropout"].replace(passes=2)), ds),
             (PlannedConfig("c", rung, Config(passes=1, optimizer="sdlm", lr=1e-3)), ds)]
-    run_together(jobs, [0, 1], tmp_path / "together")
+    run_together(jobs, [0, 1], RunContext(tmp_path / "together", engine="fused"))
     for planned, _ in jobs:
-        alone = run_planned(planned, ds, [0, 1], tmp_path / "alone", engine="fused")
+        alone = run_planned(planned, ds, [0, 1], RunContext(tmp_path / "alone", engine="fused"))
         for path in alone:
             want = json.loads(path.read_text())
             got = json.loads((tmp_path / "together" / path.relative_to(tmp_path / "alone")).read_text())
@@ -182,8 +182,42 @@ def test_passes_out_of_order_are_refused(usps):
 
 
 def test_layout_matches_the_kernels_offsets():
+    """The kernel's constexpr copies are made from fused_layout, the host's one source."""
     from repro.engines import fused_kernel as kernel
+    from repro.engines import fused_layout as layout
 
     names = ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"]
     assert [FUSED_LAYOUT[n][0] for n in names] == [getattr(kernel, f"O_{n.upper()}").value for n in names]
     assert kernel.ROW.value == FUSED_ROW == sum(rows * cols for _, rows, cols in FUSED_LAYOUT.values())
+    assert kernel.N_INT.value == layout.N_INT and kernel.I_CONN.value == layout.I_CONN
+    assert kernel.MSE_GRAD_SCALE.value == 2.0 / 10.0 and kernel.SCALED_TANH_A.value == 1.7159
+
+
+def test_settings_the_kernel_does_not_implement_are_refused_on_the_host():
+    from repro.engines import fused_layout as layout
+
+    assert layout.code("optimizer", "adamw") == layout.OPT_ADAMW
+    with pytest.raises(ValueError, match="does not implement optimizer = 'sdlm'"):
+        layout.code("optimizer", "sdlm")
+
+
+def test_state_dict_continues_bit_for_bit(usps):
+    """2 passes straight == 1 pass, state saved, a new population loaded, 1 more pass; also with the next
+    pass's draws made ahead (as on a GPU), which the saved generator states must not include."""
+    import io
+
+    cfg = CONFIGS["dropout"]  # AdamW moments and a random stream that moves every pass
+    x, y = usps.x_train[:12], usps.y_train[:12]
+    straight = FusedPopulation(cfg, [0, 1], x, y)
+    for p in range(2):
+        straight.train_pass(p)
+    first = FusedPopulation(cfg, [0, 1], x, y)
+    FusedGroup([first], draw_ahead=True).train_pass([0])
+    buf = io.BytesIO()
+    torch.save(first.state_dict(), buf)
+    buf.seek(0)
+    resumed = FusedPopulation(cfg, [0, 1], x, y)
+    resumed.load_state_dict(torch.load(buf))
+    resumed.train_pass(1)
+    assert torch.equal(resumed.params.flat, straight.params.flat)
+    assert torch.equal(resumed.optimizer.exp_avg_sq, straight.optimizer.exp_avg_sq)

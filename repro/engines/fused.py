@@ -1,10 +1,11 @@
-"""The "fused" engine: engine.Population with each training pass run by one Triton kernel launch
+"""The "fused" engine: population.Population with each training pass run by one Triton kernel launch
 (fused_kernel.train_pass_kernel: one program per member loops over all of the pass's steps).
 
 Everything but the pass itself is inherited: initial weights, each member's random draws (the same
-generator calls, so the same shifts and dropout masks), evaluation and checkpoints. The kernel works on a
-padded copy of the parameters (FUSED_LAYOUT); before a pass the engine's tensors are packed into it and after
-the pass unpacked back, so `params.views` is current between passes, as with the plain engine.
+generator calls, so the same shifts and dropout masks), evaluation, checkpoints and state_dict. The kernel
+works on a padded copy of the parameters (fused_layout.LAYOUT); before a pass the engine's tensors are
+packed into it and after the pass unpacked back, so `params.views` is current between passes, as with the
+plain engine.
 
 On a CUDA device this is the fast path. Without one, the same kernel source runs in Triton's interpreter on
 the CPU, at about 75 member-steps/s on 2 cores (100x slower than the population engine at 1 member, 600x
@@ -13,27 +14,19 @@ at 16): it exists so that CI can check the kernel's arithmetic against the refer
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 
 import torch
 
 from repro.config import Config
+from repro.engines import fused_layout as layout
 from repro.engines.population import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views
 
-# name: (offset in a member's row, padded rows, padded columns); must match fused_kernel's O_* constants.
-# W3's rows are position*16 + map (maps padded 12 -> 16), not the engine's position*12 + map.
-FUSED_LAYOUT = {
-    "W1": (0, 32, 16),
-    "b1": (512, 64, 16),
-    "W2": (1536, 512, 16),
-    "b2": (9728, 16, 16),
-    "W3": (9984, 256, 32),
-    "b3": (18176, 1, 32),
-    "W4": (18208, 32, 16),
-    "b4": (18720, 1, 16),
-}
-FUSED_ROW = 18736
+# name: (offset in a member's row, padded rows, padded columns); the kernel reads the same definition.
+FUSED_LAYOUT = layout.LAYOUT
+FUSED_ROW = layout.ROW
 
 # Threads per member: 8 warps. Chosen from ptxas's resource report (`python -m repro.engines.kernel_check`): 4 warps
 # spill more registers to the stack, 16 halve the registers but leave one block per SM all the same. Not yet
@@ -41,17 +34,7 @@ FUSED_ROW = 18736
 NUM_WARPS = 8
 FP_FUSION = True  # let the GPU fuse multiply-adds (Triton's default until 3.9); results differ by rounding only
 
-SUPPORTED = {
-    "architecture": ("net1989",),
-    "hidden_activation": ("tanh", "scaled_tanh", "relu"),
-    "output": ("tanh_mse", "scaled_tanh_mse", "softmax_ce"),
-    "optimizer": ("sgd", "adamw"),
-}
-CODES = {  # the kernel's codes (fused_kernel: _act, _update and the output delta branch on them)
-    "tanh": 0, "scaled_tanh": 1, "relu": 2,
-    "tanh_mse": 0, "scaled_tanh_mse": 1, "softmax_ce": 2,
-    "sgd": 0, "adamw": 1,
-}
+SUPPORTED = {"architecture": ("net1989",), **{field: tuple(codes) for field, codes in layout.CODES.items()}}
 
 
 class FusedEngineError(RuntimeError):
@@ -64,6 +47,22 @@ def unsupported_reason(cfg: Config) -> str | None:
         value = getattr(cfg, field)
         if value not in allowed:
             return f"the fused engine does not implement {field} = {value!r} (it implements {', '.join(allowed)})"
+    return None
+
+
+def supports(cfg: Config) -> str | None:
+    """The registry's name for `unsupported_reason`."""
+    return unsupported_reason(cfg)
+
+
+def available(device: torch.device) -> str | None:
+    """Why the fused engine cannot run on `device` (no Triton, or a device Triton does not drive), or None.
+    On CPU it runs in Triton's interpreter: for checking the kernel, about 100x slower than the population
+    engine."""
+    if device.type not in ("cpu", "cuda"):
+        return f"the fused engine runs on CUDA (or, for checking, in Triton's CPU interpreter), not on {device.type}"
+    if importlib.util.find_spec("triton") is None:
+        return "the fused engine needs Triton (CUDA builds of PyTorch include it; `pip install triton` on CPU)"
     return None
 
 
@@ -148,6 +147,8 @@ class FusedPopulation(Population):
     (different rungs, datasets) in one launch per pass.
     """
 
+    ENGINE = "fused"
+
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu"):
         check_supported(cfg)
         super().__init__(cfg, seeds, x_train, y_train, device=device)
@@ -160,6 +161,7 @@ class FusedPopulation(Population):
         self.packed_avg_sq = torch.zeros(P, FUSED_ROW, device=dev)
         self.labels32 = self.labels.to(torch.int32)
         self._alone: FusedGroup | None = None
+        self._states_before_ahead: list[torch.Tensor] | None = None  # set while a group holds draws made ahead
 
     def train_pass(self, pass_index: int) -> None:
         if self._alone is None:
@@ -170,34 +172,50 @@ class FusedPopulation(Population):
         """Engine tensors (which callers may read or change between passes) -> the kernel's padded copies."""
         pack(self.params.views, self.packed)
         if self.cfg.optimizer == "adamw":
-            pack(flat_views(self.exp_avg, self.members), self.packed_avg)
-            pack(flat_views(self.exp_avg_sq, self.members), self.packed_avg_sq)
+            pack(flat_views(self.optimizer.exp_avg, self.members), self.packed_avg)
+            pack(flat_views(self.optimizer.exp_avg_sq, self.members), self.packed_avg_sq)
 
     def unpack_state(self) -> None:
         unpack(self.packed, self.params.views)
         if self.cfg.optimizer == "adamw":
-            unpack(self.packed_avg, flat_views(self.exp_avg, self.members))
-            unpack(self.packed_avg_sq, flat_views(self.exp_avg_sq, self.members))
+            unpack(self.packed_avg, flat_views(self.optimizer.exp_avg, self.members))
+            unpack(self.packed_avg_sq, flat_views(self.optimizer.exp_avg_sq, self.members))
+
+    def _generator_states(self) -> list[torch.Tensor]:
+        """As Population's, but from before any draws a FusedGroup made ahead for the next pass, so that a
+        population loaded from this state draws that pass again, identically."""
+        return self._states_before_ahead or super()._generator_states()
+
+    def load_state_dict(self, d: dict) -> None:
+        """As Population's; draws made ahead by this population's own group are dropped (load into a
+        population that no other FusedGroup holds)."""
+        super().load_state_dict(d)
+        self._alone, self._states_before_ahead = None, None
 
     def member_tables(self, pass_index: int, draws, keep_row0: int, label_base: int, conn_index: int):
         """This population's rows of the kernel's per-member tables for one pass.
 
         draws: this pass's (image rows (P, N), dropout scales (P, N, 192) or None) from `_draw_pass`, drawn
         from each member's generator exactly as Population draws them. Returns them, and per member: imeta
-        (P, 6) int32, fmeta (P, 6) float32, AdamW step sizes and bias corrections (P, N) float32 (computed in
-        double, as engine._update computes them, then rounded to float32).
+        (P, N_INT) int32, fmeta (P, N_FLOAT) float32 (columns: fused_layout), AdamW step sizes and bias corrections (P, N) float32 (computed in
+        double, as repro.optim.AdamW computes them, then rounded to float32).
         """
         cfg, P, N = self.cfg, self.members, self.n_train
         rows, scale = draws
         lr = cfg.lr_at_pass(pass_index)
         b1, b2 = cfg.adam_beta1, cfg.adam_beta2
         keep_rows = torch.arange(keep_row0, keep_row0 + P) if scale is not None else torch.full((P,), -1)
-        imeta = torch.stack([
-            torch.full((P,), CODES[cfg.hidden_activation]), torch.full((P,), CODES[cfg.output]),
-            torch.full((P,), CODES[cfg.optimizer]), keep_rows, torch.full((P,), label_base),
-            torch.full((P,), conn_index)], dim=1).to(torch.int32)
-        fmeta = torch.tensor([lr, 1.0 - lr * cfg.weight_decay, 1.0 - b1, b2, 1.0 - b2, cfg.adam_eps],
-                             dtype=torch.float64).float().expand(P, 6)
+        imeta = torch.zeros(P, layout.N_INT, dtype=torch.int32)
+        imeta[:, layout.I_ACT] = layout.code("hidden_activation", cfg.hidden_activation)
+        imeta[:, layout.I_OUT] = layout.code("output", cfg.output)
+        imeta[:, layout.I_OPT] = layout.code("optimizer", cfg.optimizer)
+        imeta[:, layout.I_KEEP_ROW] = keep_rows
+        imeta[:, layout.I_LABEL_BASE] = label_base
+        imeta[:, layout.I_CONN] = conn_index
+        settings = torch.zeros(layout.N_FLOAT, dtype=torch.float64)
+        settings[[layout.F_LR, layout.F_DECAY, layout.F_ONE_MINUS_B1, layout.F_B2, layout.F_ONE_MINUS_B2, layout.F_EPS]] = \
+            torch.tensor([lr, 1.0 - lr * cfg.weight_decay, 1.0 - b1, b2, 1.0 - b2, cfg.adam_eps], dtype=torch.float64)
+        fmeta = settings.float().expand(P, layout.N_FLOAT)
         t = torch.arange(self.step_count + 1, self.step_count + N + 1, dtype=torch.float64)
         step_size = (lr / (1.0 - b1**t)).float().expand(P, N)
         bc2 = ((1.0 - b2**t) ** 0.5).float().expand(P, N)
@@ -235,6 +253,7 @@ class FusedGroup:
         if i not in self._ahead:
             return self.pops[i]._draw_pass()
         drawn_for, draws = self._ahead.pop(i)
+        self.pops[i]._states_before_ahead = None
         if drawn_for != pass_index:  # the generator has moved on: training on would break the random stream
             raise RuntimeError(f"population {i}: pass {drawn_for} was drawn ahead, but pass {pass_index} was asked for")
         return draws
@@ -274,6 +293,7 @@ class FusedGroup:
         )
         for i, (pop, k) in enumerate(zip(self.pops, pass_indices)):
             if self.draw_ahead and k is not None and k + 1 < pop.cfg.passes:
+                pop._states_before_ahead = pop._generator_states()
                 self._ahead[i] = (k + 1, pop._draw_pass())  # while the GPU trains (the launch is asynchronous)
         start = 0
         for pop in pops:

@@ -7,8 +7,8 @@ registers; the weights live in a per-member slice of global memory that stays in
 persistent-kernel design of the speed issue, written in Triton so that the same source also runs on CPU in
 Triton's interpreter, where the tests check it against the reference loop.
 
-It computes what engine.Population.step computes (same layer maths, same order of updates), in a padded
-layout (engine_fused.FUSED_LAYOUT) whose padding entries are zero and stay zero. Every dot product is
+It computes what population.Population.step computes (same layer maths, same order of updates), in a padded
+layout (fused_layout.LAYOUT) whose padding entries are zero and stay zero. Every dot product is
 IEEE fp32 (never TF32), so results match the CPU paths to float32 rounding, not bit for bit.
 
 Shapes, per member (padded sizes in brackets where they differ from the net's):
@@ -21,19 +21,26 @@ Shapes, per member (padded sizes in brackets where they differ from the net's):
 import triton
 import triton.language as tl
 
-# Offsets of each tensor inside one member's row of the fused parameter buffer (see engine_fused).
-O_W1 = tl.constexpr(0)
-O_B1 = tl.constexpr(512)
-O_W2 = tl.constexpr(1536)
-O_B2 = tl.constexpr(9728)
-O_W3 = tl.constexpr(9984)
-O_B3 = tl.constexpr(18176)
-O_W4 = tl.constexpr(18208)
-O_B4 = tl.constexpr(18720)
-ROW = tl.constexpr(18736)
+from repro.engines import fused_layout as L
 
-# Each member's settings come as codes in a per-member table (engine_fused.CODES, member_tables):
-# activation and output 0 tanh, 1 scaled tanh, 2 ReLU / softmax cross-entropy; optimizer 0 SGD, 1 AdamW.
+# The layout, settings columns, codes and constants come from fused_layout (shared with the host code);
+# a jitted function can read globals only as tl.constexpr, hence these copies.
+O_W1, O_B1, O_W2, O_B2, O_W3, O_B3, O_W4, O_B4 = (tl.constexpr(L.OFFSET[n]) for n in L.PADDED)
+ROW = tl.constexpr(L.ROW)
+I_ACT, I_OUT, I_OPT = tl.constexpr(L.I_ACT), tl.constexpr(L.I_OUT), tl.constexpr(L.I_OPT)
+I_KEEP_ROW, I_LABEL_BASE, I_CONN = tl.constexpr(L.I_KEEP_ROW), tl.constexpr(L.I_LABEL_BASE), tl.constexpr(L.I_CONN)
+N_INT = tl.constexpr(L.N_INT)
+F_LR, F_DECAY, F_ONE_MINUS_B1 = tl.constexpr(L.F_LR), tl.constexpr(L.F_DECAY), tl.constexpr(L.F_ONE_MINUS_B1)
+F_B2, F_ONE_MINUS_B2, F_EPS = tl.constexpr(L.F_B2), tl.constexpr(L.F_ONE_MINUS_B2), tl.constexpr(L.F_EPS)
+N_FLOAT = tl.constexpr(L.N_FLOAT)
+ACT_TANH, ACT_SCALED_TANH = tl.constexpr(L.ACT_TANH), tl.constexpr(L.ACT_SCALED_TANH)
+OUT_SOFTMAX_CE = tl.constexpr(L.OUT_SOFTMAX_CE)
+OPT_SGD = tl.constexpr(L.OPT_SGD)
+SCALED_TANH_A, SCALED_TANH_S = tl.constexpr(L.SCALED_TANH_A), tl.constexpr(L.SCALED_TANH_S)
+MSE_GRAD_SCALE = tl.constexpr(L.MSE_GRAD_SCALE)
+
+# Each member's settings come as codes in a per-member table (fused_layout.CODES, fused.member_tables); the
+# host refuses any value the kernel does not implement, so a branch's last case needs no check.
 
 
 @triton.jit
@@ -48,44 +55,48 @@ def _tanh(x):
 # datasets) share one launch; a member's branch is uniform across its program, so no thread diverges.
 @triton.jit
 def _act(a, code):
-    if code == 0:
+    if code == ACT_TANH:
         r = _tanh(a)
-    elif code == 1:
-        r = 1.7159 * _tanh(a * 0.6666666666666666)
-    else:
+    elif code == ACT_SCALED_TANH:
+        r = SCALED_TANH_A * _tanh(a * SCALED_TANH_S)
+    else:  # ACT_RELU
         r = tl.maximum(a, 0.0)
     return r
 
 
 @triton.jit
 def _act_grad(h, code):
-    """Derivative of the activation in terms of its output h (as engine._act_grad)."""
-    if code == 0:
+    """Derivative of the activation in terms of its output h (as activations.ACTIVATIONS' grad_from_output)."""
+    if code == ACT_TANH:
         r = 1.0 - h * h
-    elif code == 1:
-        r = (1.7159 - h * h / 1.7159) * 0.6666666666666666
-    else:
+    elif code == ACT_SCALED_TANH:
+        r = (SCALED_TANH_A - h * h / SCALED_TANH_A) * SCALED_TANH_S
+    else:  # ACT_RELU
         r = tl.where(h > 0, 1.0, 0.0)
     return r
 
 
 @triton.jit
-def _update(w_ptr, m_ptr, v_ptr, offs, w, g, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt):
-    """One optimizer step on one tensor, as engine.Population._update computes it."""
-    if opt == 0:
+def _update(bufs, offset, offs, w, g, hyper):
+    """One optimizer step on one tensor, as repro.optim computes it. bufs: one member's rows of the
+    parameters and the two AdamW moments; the tensor sits at offset + offs in each. hyper: the optimizer's
+    code, lr, AdamW's decay factor, step size, bias correction, 1 - beta1, beta2, 1 - beta2, eps."""
+    w_ptr, m_ptr, v_ptr = bufs
+    opt, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps = hyper
+    if opt == OPT_SGD:
         w = w - lr * g
-    else:  # AdamW as torch.optim.AdamW's single-tensor path
+    else:  # OPT_ADAMW, as torch.optim.AdamW's single-tensor path
         w = w * decay
-        m = tl.load(m_ptr + offs)
-        v = tl.load(v_ptr + offs)
+        m = tl.load(m_ptr + offset + offs)
+        v = tl.load(v_ptr + offset + offs)
         # Small tensors are held by several threads at once; every copy is read before any is written back.
         tl.debug_barrier()
         m = m + one_minus_b1 * (g - m)  # lerp(m, g, 1 - beta1)
         v = v * b2 + one_minus_b2 * g * g
-        tl.store(m_ptr + offs, m)
-        tl.store(v_ptr + offs, v)
+        tl.store(m_ptr + offset + offs, m)
+        tl.store(v_ptr + offset + offs, v)
         w = w - step_size * (m / (tl.sqrt(v) / bc2 + eps))
-    tl.store(w_ptr + offs, w)
+    tl.store(w_ptr + offset + offs, w)
 
 
 @triton.jit
@@ -107,23 +118,24 @@ def train_pass_kernel(
     n_steps,
 ):
     member = tl.program_id(0).to(tl.int64)
-    act = tl.load(imeta_ptr + member * 6 + 0)
-    out = tl.load(imeta_ptr + member * 6 + 1)
-    opt = tl.load(imeta_ptr + member * 6 + 2)
-    keep_row = tl.load(imeta_ptr + member * 6 + 3).to(tl.int64)
-    label_base = tl.load(imeta_ptr + member * 6 + 4).to(tl.int64)
-    conn_base = conn_ptr + tl.load(imeta_ptr + member * 6 + 5).to(tl.int64) * (512 * 16)
-    lr = tl.load(fmeta_ptr + member * 6 + 0)
-    decay = tl.load(fmeta_ptr + member * 6 + 1)
-    one_minus_b1 = tl.load(fmeta_ptr + member * 6 + 2)
-    b2 = tl.load(fmeta_ptr + member * 6 + 3)
-    one_minus_b2 = tl.load(fmeta_ptr + member * 6 + 4)
-    eps = tl.load(fmeta_ptr + member * 6 + 5)
+    ints = imeta_ptr + member * N_INT
+    floats = fmeta_ptr + member * N_FLOAT
+    act = tl.load(ints + I_ACT)
+    out = tl.load(ints + I_OUT)
+    opt = tl.load(ints + I_OPT)
+    keep_row = tl.load(ints + I_KEEP_ROW).to(tl.int64)
+    label_base = tl.load(ints + I_LABEL_BASE).to(tl.int64)
+    conn_base = conn_ptr + tl.load(ints + I_CONN).to(tl.int64) * (512 * 16)
+    lr = tl.load(floats + F_LR)
+    decay = tl.load(floats + F_DECAY)
+    one_minus_b1 = tl.load(floats + F_ONE_MINUS_B1)
+    b2 = tl.load(floats + F_B2)
+    one_minus_b2 = tl.load(floats + F_ONE_MINUS_B2)
+    eps = tl.load(floats + F_EPS)
     keep_maps = tl.where(keep_row >= 0, 12, 0)  # how many maps' scales to read: none without dropout
     keep_base = keep_ptr + tl.maximum(keep_row, 0) * n_steps * 192
     wp = params_ptr + member * ROW
-    mp = exp_avg_ptr + member * ROW
-    vp = exp_avg_sq_ptr + member * ROW
+    bufs = (wp, exp_avg_ptr + member * ROW, exp_avg_sq_ptr + member * ROW)
     h1pad = h1pad_ptr + member * (144 * 12)
     dp2s = dp2_ptr + member * (16 * 300)
 
@@ -174,14 +186,14 @@ def train_pass_kernel(
 
         # ---- output delta: d loss / d pre
         valid = c16 < 10
-        if out == 2:
+        if out == OUT_SOFTMAX_CE:
             z = tl.where(valid, pre, float("-inf"))
             e = tl.exp(z - tl.max(z, axis=0))
             d4 = e / tl.sum(e, axis=0) - tl.where(c16 == label, 1.0, 0.0)
         else:
             target = tl.where(c16 == label, 1.0, -1.0)
             y = _act(pre, out)  # output 0 is tanh, 1 scaled tanh: the same codes as the hidden activations
-            d4 = (y - target) * 0.2 * _act_grad(y, out)
+            d4 = (y - target) * MSE_GRAD_SCALE * _act_grad(y, out)
         d4 = tl.where(valid, d4, 0.0)
 
         # ---- backward. Weight gradients are formed at the update below, from the deltas and layer inputs,
@@ -207,14 +219,15 @@ def train_pass_kernel(
         # ---- update every tensor from the gradients of the weights this step read
         step_size = tl.load(step_size_ptr + member * n_steps + s)  # AdamW members only use these
         bc2 = tl.load(bc2_ptr + member * n_steps + s)
-        _update(wp + O_W1, mp + O_W1, vp + O_W1, off_w1, w1, g_w1, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
-        _update(wp + O_B1, mp + O_B1, vp + O_B1, off_b1, b1, d1, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
+        hyper = (opt, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps)
+        _update(bufs, O_W1, off_w1, w1, g_w1, hyper)
+        _update(bufs, O_B1, off_b1, b1, d1, hyper)
         # W2 and W3 are read a third time for their update: nothing has written them yet in this step (each
         # entry is read and written back by the same thread).
-        _update(wp + O_W2, mp + O_W2, vp + O_W2, off_w2, tl.load(wp + O_W2 + off_w2), g_w2, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
-        _update(wp + O_B2, mp + O_B2, vp + O_B2, off_b2, b2v, d2, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
-        _update(wp + O_W3, mp + O_W3, vp + O_W3, off_w3, tl.load(wp + O_W3 + off_w3), g_w3, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
-        _update(wp + O_B3, mp + O_B3, vp + O_B3, c32, b3, d3, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
-        _update(wp + O_W4, mp + O_W4, vp + O_W4, off_w4, w4, g_w4, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
-        _update(wp + O_B4, mp + O_B4, vp + O_B4, c16, b4, d4, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, opt)
+        _update(bufs, O_W2, off_w2, tl.load(wp + O_W2 + off_w2), g_w2, hyper)
+        _update(bufs, O_B2, off_b2, b2v, d2, hyper)
+        _update(bufs, O_W3, off_w3, tl.load(wp + O_W3 + off_w3), g_w3, hyper)
+        _update(bufs, O_B3, c32, b3, d3, hyper)
+        _update(bufs, O_W4, off_w4, w4, g_w4, hyper)
+        _update(bufs, O_B4, c16, b4, d4, hyper)
         tl.debug_barrier()  # every thread's stores land before the next step's loads

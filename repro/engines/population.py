@@ -23,11 +23,21 @@ import torch
 import torch.nn.functional as F
 
 from repro.config import Config
+from repro.optim import flat_optimizer
+from repro.engines.layers import (
+    act_backward,
+    gather_patches,
+    linear,
+    linear_backward,
+    linear_invariant,
+    output_delta,
+    scatter_patches,
+)
+from repro.net import activations
+from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import (
     BACKGROUND,
     PAD,
-    SCALED_TANH_A,
-    SCALED_TANH_S,
     draw_pass_randomness,
     h2_scheme,
     init_params,
@@ -127,23 +137,6 @@ class FlatParams:
         self.views = flat_views(self.flat, members, shapes)
 
 
-def _act(name: str, a: torch.Tensor) -> torch.Tensor:
-    if name == "tanh":
-        return torch.tanh(a)
-    if name == "scaled_tanh":
-        return torch.tanh(a * SCALED_TANH_S).mul_(SCALED_TANH_A)
-    return torch.relu(a)
-
-
-def _act_grad(name: str, h: torch.Tensor) -> torch.Tensor:
-    """Derivative of the activation, written in terms of its output h."""
-    if name == "tanh":
-        return 1.0 - h * h
-    if name == "scaled_tanh":  # A*S*(1 - tanh^2) with tanh = h/A
-        return (SCALED_TANH_A - h * h / SCALED_TANH_A) * SCALED_TANH_S
-    return (h > 0).to(h.dtype)
-
-
 @dataclass
 class EvalResult:
     loss: torch.Tensor  # (P,) mean loss over the split
@@ -154,36 +147,34 @@ class EvalResult:
 class Population:
     """P members of one config, each with its own seed, trained in lockstep on one dataset.
 
-    This class computes the 1989 net; engine_fc.FCPopulation reuses everything but the layer maths for the
-    paper's fully connected comparison network (SHAPES, the layout conversions, step and evaluate).
+    This class computes the 1989 net; population_fc.FCPopulation reuses everything but the layer maths
+    (SHAPES, the layout conversions, `_forward`, `_backward`, `_eval_pre`) for the paper's fully connected
+    comparison network.
     """
 
     SHAPES = SHAPES
+    ENGINE = "population"  # the registry's name, recorded in state_dict
+    OUTPUT_BIAS = "b4"  # the output layer's bias: its gradient buffer holds d loss / d pre
+    EVAL_CHUNK: int | None = 2048  # images per evaluation chunk (bounds memory); None: the whole split at once
 
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu"):
         set_float_mode()
         self.cfg, self.seeds, self.device = cfg, list(seeds), torch.device(device)
         P = self.members = len(self.seeds)
         self.n_train = len(x_train)
+        self.hidden = activations.get(cfg.hidden_activation)
         self.generators = [run_generator(s) for s in self.seeds]
         self.params = FlatParams(P, self.device, self.SHAPES)
         for m, gen in enumerate(self.generators):  # same init draws as the reference loop
             for k, v in self._to_engine(init_params(cfg, gen)).items():
                 self.params.views[k][m] = v
         self.grads = FlatParams(P, self.device, self.SHAPES)
-        if cfg.optimizer == "sdlm":  # see sdlm.py: this step's curvature, its running average, squared weights
+        self.optimizer = flat_optimizer(cfg, self.params.flat)
+        self.curv = self.w_sq = None
+        if self.optimizer.needs_curvature:  # see sdlm.py: this step's curvature, and the squared weights
             self.curv = FlatParams(P, self.device, self.SHAPES)
-            self.h_avg = torch.zeros_like(self.params.flat)
             self.w_sq = FlatParams(P, self.device, self.SHAPES)
-            self.ddh1_padded = torch.zeros(P, 144, 12, device=self.device)
-        if cfg.optimizer == "adamw":
-            self.exp_avg = torch.zeros_like(self.params.flat)
-            self.exp_avg_sq = torch.zeros_like(self.params.flat)
         self.step_count = 0
-        self.mask = h2_mask(cfg.h2_scheme).to(self.device)
-        self.h1_patches = H1_PATCHES.to(self.device)
-        self.h2_patches = H2_PATCHES.reshape(-1).to(self.device)
-        self.h1_interior = H1_INTERIOR.to(self.device)
         # Training images, padded and flattened; with shifts, one copy per possible (dy, dx).
         s = cfg.shift
         offsets = [(dy, dx) for dy in range(-s, s + 1) for dx in range(-s, s + 1)]  # row-major, as _pass_inputs codes them
@@ -192,9 +183,19 @@ class Population:
         self.images = padded.reshape(len(versions) * self.n_train, 400).to(self.device)  # (S*N, 400)
         self.targets = (torch.nn.functional.one_hot(y_train, 10).float() * 2 - 1).to(self.device)  # (N, 10)
         self.labels = y_train.to(self.device)
-        # Scratch: H1 planes padded with background; only the interior is rewritten each step.
+        self._init_layers()
+
+    def _init_layers(self) -> None:
+        """Index tables and scratch buffers of the layer maths."""
+        P = self.members
+        self.mask = h2_mask(self.cfg.h2_scheme).to(self.device)
+        self.h1_patches = H1_PATCHES.to(self.device)
+        self.h2_patches = H2_PATCHES.reshape(-1).to(self.device)
+        self.h1_interior = H1_INTERIOR.to(self.device)
+        # H1 planes padded with background; only the interior is rewritten each step.
         self.h1_padded = torch.full((P, 144, 12), BACKGROUND, device=self.device)
-        self.dh1_padded = torch.zeros(P, 144, 12, device=self.device)
+        # gradient (and, for SDLM, curvature) summed back onto the padded H1 planes
+        self.scratch = [torch.zeros(P, 144, 12, device=self.device) for _ in range(2)]
 
     def _to_engine(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return to_engine(params, self.cfg.h2_scheme)
@@ -227,114 +228,80 @@ class Population:
 
     # --- one step for all members --------------------------------------------------------------------
     def step(self, rows: torch.Tensor, i: int, keep_scale: torch.Tensor | None, lr: float) -> None:
-        cfg, v, g = self.cfg, self.params.views, self.grads.views
-        act = cfg.hidden_activation
-        P = self.members
-        # forward
-        x = self.images.index_select(0, rows)  # (P, 400)
-        p1 = x[:, self.h1_patches]  # (P, 64, 25)
-        h1 = _act(act, torch.baddbmm(v["b1"], p1, v["W1"]))  # (P, 64, 12)
-        self.h1_padded[:, self.h1_interior] = h1
-        p2 = self.h1_padded[:, self.h2_patches].view(P, 16, 300)  # (P, 16, 25*12)
-        h2 = _act(act, torch.baddbmm(v["b2"], p2, v["W2"])).view(P, 1, 192)
-        h2_in = h2 if keep_scale is None else h2 * keep_scale.unsqueeze(1)
-        # (P,1,192)@(P,192,30) as multiply-and-sum: bmm gives a member different rounding depending on its
-        # place in the batch for this shape, and a member's numbers must not depend on its neighbours.
-        h3 = _act(act, (h2_in.transpose(1, 2) * v["W3"]).sum(1, keepdim=True) + v["b3"])  # (P, 1, 30)
-        pre = torch.baddbmm(v["b4"], h3, v["W4"])  # (P, 1, 10)
-        # backward: d loss / d pre, written straight into the output bias gradient
-        sdlm = cfg.optimizer == "sdlm"
-        self._output_delta(pre, i, g["b4"], self.curv.views["b4"] if sdlm else None)
-        da4 = g["b4"]
-        f3, f2, f1 = _act_grad(act, h3), _act_grad(act, h2).view(P, 16, 12), _act_grad(act, h1)
-        torch.bmm(h3.transpose(1, 2), da4, out=g["W4"])
-        torch.mul(torch.bmm(da4, v["W4"].transpose(1, 2)), f3, out=g["b3"])
-        da3 = g["b3"]
-        torch.bmm(h2_in.transpose(1, 2), da3, out=g["W3"])
-        dh2 = torch.bmm(da3, v["W3"].transpose(1, 2))  # (P, 1, 192)
-        if keep_scale is not None:
-            dh2 = dh2 * keep_scale.unsqueeze(1)
-        torch.mul(dh2.view(P, 16, 12), f2, out=g["b2"])
-        da2 = g["b2"]
-        torch.bmm(p2.transpose(1, 2), da2, out=g["W2"])
-        g["W2"].mul_(self.mask)  # connections the scheme leaves out do not exist: no gradient
-        dp2 = torch.bmm(da2, v["W2"].transpose(1, 2)).view(P, 400, 12)
-        self.dh1_padded.zero_()
-        self.dh1_padded.index_add_(1, self.h2_patches, dp2)
-        torch.mul(self.dh1_padded[:, self.h1_interior], f1, out=g["b1"])
-        torch.bmm(p1.transpose(1, 2), g["b1"], out=g["W1"])
-        if sdlm:
-            self._curvature(p1, p2, h2_in, h3, f1, f2, f3, keep_scale)
-        self._update(lr)
-
-    def _output_delta(self, pre: torch.Tensor, i: int, delta: torch.Tensor, curvature: torch.Tensor | None) -> None:
-        """d loss / d pre of pattern i into `delta`; with SDLM also the output's Gauss-Newton d2L/dpre^2."""
-        cfg = self.cfg
-        if cfg.output_activation:
-            y = _act(cfg.output_activation, pre)
-            f = _act_grad(cfg.output_activation, y)
-            torch.mul((y - self.targets[i]) * (2.0 / 10.0), f, out=delta)
-            if curvature is not None:  # (2/10) f'(pre)^2
-                torch.mul(f * f, 2.0 / 10.0, out=curvature)
-        else:
-            prob = torch.softmax(pre, dim=-1)
-            if curvature is not None:  # diagonal of the cross-entropy Gauss-Newton matrix: p (1 - p)
-                torch.mul(prob, 1.0 - prob, out=curvature)
-            prob[:, :, self.labels[i]] -= 1.0
-            delta.copy_(prob)
-
-    def _curvature(self, p1, p2, h2_in, h3, f1, f2, f3, keep_scale) -> None:
-        """SDLM's second backward pass (see sdlm.py): the backward above with squared weights, squared
-        inputs and squared activation derivatives, into self.curv; curv.views["b4"] is already set."""
-        c, P = self.curv.views, self.members
-        torch.mul(self.params.flat, self.params.flat, out=self.w_sq.flat)  # every weight squared, in one op
-        wsq = self.w_sq.views
-        dd4 = c["b4"]
-        torch.bmm((h3 * h3).transpose(1, 2), dd4, out=c["W4"])
-        torch.mul(torch.bmm(dd4, wsq["W4"].transpose(1, 2)), f3 * f3, out=c["b3"])
-        dd3 = c["b3"]
-        torch.bmm((h2_in * h2_in).transpose(1, 2), dd3, out=c["W3"])
-        ddh2 = torch.bmm(dd3, wsq["W3"].transpose(1, 2))  # (P, 1, 192)
-        if keep_scale is not None:
-            ddh2 = ddh2 * (keep_scale * keep_scale).unsqueeze(1)
-        torch.mul(ddh2.view(P, 16, 12), f2 * f2, out=c["b2"])
-        dd2 = c["b2"]
-        torch.bmm((p2 * p2).transpose(1, 2), dd2, out=c["W2"])
-        c["W2"].mul_(self.mask)  # masked connections do not exist: their h stays 0
-        ddp2 = torch.bmm(dd2, wsq["W2"].transpose(1, 2)).view(P, 400, 12)  # masked W2 are 0, so are their squares
-        self.ddh1_padded.zero_()
-        self.ddh1_padded.index_add_(1, self.h2_patches, ddp2)
-        torch.mul(self.ddh1_padded[:, self.h1_interior], f1 * f1, out=c["b1"])
-        torch.bmm((p1 * p1).transpose(1, 2), c["b1"], out=c["W1"])
-
-    def _update(self, lr: float) -> None:
-        w, grad, cfg = self.params.flat, self.grads.flat, self.cfg
+        """Pattern i for every member: rows (P,) its (shifted) image rows, keep_scale (P, 192) or None."""
+        pre, inputs, hidden = self._forward(rows, keep_scale)
+        derivs = [self.hidden.grad_from_output(h) for h in hidden]
+        g, out = self.grads.views, self.OUTPUT_BIAS
+        curv = None if self.curv is None else self.curv.views
+        output_delta(self.cfg, pre, self.targets[i], self.labels[i], g[out], None if curv is None else curv[out])
+        self._backward(self.params.views, g, inputs, derivs, keep_scale, self.scratch[0])
+        if curv is not None:  # SDLM's curvature: the same backward with everything squared (see sdlm.py)
+            torch.mul(self.params.flat, self.params.flat, out=self.w_sq.flat)  # every weight squared, in one op
+            sq = lambda t: None if t is None else t * t  # noqa: E731
+            self._backward(self.w_sq.views, curv, [sq(t) for t in inputs], [sq(f) for f in derivs], sq(keep_scale),
+                           self.scratch[1])
         self.step_count += 1
-        if cfg.optimizer == "sgd":
-            w.sub_(grad, alpha=lr)
-            return
-        if cfg.optimizer == "sdlm":  # as sdlm.SDLM: h from the first pattern, then a running average
-            if self.step_count == 1:
-                self.h_avg.copy_(self.curv.flat)
-            else:
-                self.h_avg.lerp_(self.curv.flat, cfg.sdlm_gamma)
-            w.addcdiv_(grad, self.h_avg + cfg.sdlm_mu, value=-lr)
-            return
-        # AdamW exactly as torch.optim.AdamW (single-tensor path) computes it
-        b1, b2, t = cfg.adam_beta1, cfg.adam_beta2, self.step_count
-        w.mul_(1.0 - lr * cfg.weight_decay)
-        self.exp_avg.lerp_(grad, 1.0 - b1)
-        self.exp_avg_sq.mul_(b2).addcmul_(grad, grad, value=1.0 - b2)
-        denom = (self.exp_avg_sq.sqrt() / (1.0 - b2**t) ** 0.5).add_(cfg.adam_eps)
-        w.addcdiv_(self.exp_avg, denom, value=-lr / (1.0 - b1**t))
+        self.optimizer.step(self.params.flat, self.grads.flat, lr, self.step_count,
+                            None if self.curv is None else self.curv.flat)
+
+    def _forward(self, rows: torch.Tensor, keep_scale: torch.Tensor | None):
+        """-> pre (P, 1, 10); the layers' inputs (p1, p2, h3's input, the output layer's input); the hidden
+        activations (h1 (P, 64, 12), h2 (P, 16, 12), h3 (P, 1, 30)), shaped like their deltas."""
+        v, P = self.params.views, self.members
+        x = self.images.index_select(0, rows)  # (P, 400)
+        p1 = gather_patches(x, self.h1_patches)  # (P, 64, 25)
+        h1 = self.hidden.forward(linear(p1, v["W1"], v["b1"]))  # (P, 64, 12)
+        self.h1_padded[:, self.h1_interior] = h1
+        p2 = gather_patches(self.h1_padded, self.h2_patches).view(P, 16, 300)  # (P, 16, 25*12)
+        h2 = self.hidden.forward(linear(p2, v["W2"], v["b2"]))  # (P, 16, 12)
+        h2_in = h2.view(P, 1, 192) if keep_scale is None else h2.view(P, 1, 192) * keep_scale.unsqueeze(1)
+        h3 = self.hidden.forward(linear_invariant(h2_in, v["W3"], v["b3"]))  # (P, 1, 30)
+        pre = linear(h3, v["W4"], v["b4"])  # (P, 1, 10)
+        return pre, (p1, p2, h2_in, h3), (h1, h2, h3)
+
+    def _backward(self, w, g, inputs, derivs, keep, scratch: torch.Tensor) -> None:
+        """From the output delta in g["b4"] down to H1, into g (a FlatParams' views). With w, inputs, derivs
+        and keep (dropout scales (P, 192) or None) squared, g receives SDLM's curvature instead."""
+        P = self.members
+        p1, p2, h2_in, h3 = inputs
+        f1, f2, f3 = derivs
+        dh3 = linear_backward(h3, g["b4"], w["W4"], g["W4"])  # (P, 1, 30)
+        da3 = act_backward(dh3, f3, g["b3"])
+        dh2 = linear_backward(h2_in, da3, w["W3"], g["W3"])  # (P, 1, 192)
+        if keep is not None:
+            dh2 = dh2 * keep.unsqueeze(1)
+        da2 = act_backward(dh2, f2, g["b2"])  # (P, 16, 12)
+        dp2 = linear_backward(p2, da2, w["W2"], g["W2"]).view(P, 400, 12)  # masked W2 are 0, so are their squares
+        g["W2"].mul_(self.mask)  # connections the scheme leaves out do not exist: no gradient, no curvature
+        dh1 = scatter_patches(dp2, self.h2_patches, scratch)[:, self.h1_interior]  # (P, 64, 12)
+        da1 = act_backward(dh1, f1, g["b1"])
+        linear_backward(p1, da1, None, g["W1"])
 
     # --- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor, keep_outputs: bool = False) -> EvalResult:
-        """Every member on a whole split, batched over images (in chunks that bound memory)."""
-        v, cfg, P = self.params.views, self.cfg, self.members
-        act = cfg.hidden_activation
+        """Every member on a whole split, batched over images (in chunks that bound memory).
+
+        A member's numbers do not depend on its population: errors by metrics.is_wrong on the output values,
+        the loss an exact sum of the per-pattern losses (metrics.exact_sum), float64.
+        """
         x, y = x.to(self.device), y.to(self.device)
+        chunk = self.EVAL_CHUNK or max(len(x), 1)
+        losses, wrong, outs = [], torch.zeros(self.members, dtype=torch.int64, device=self.device), []
+        for start in range(0, len(x), chunk):
+            xb, yb = x[start : start + chunk], y[start : start + chunk]
+            out, loss = self._outputs_and_losses(self._eval_pre(xb), yb)
+            losses.append(loss)
+            wrong += is_wrong(out, yb).sum(dim=1)
+            if keep_outputs:
+                outs.append(out)
+        n = len(x)
+        mean_loss = (exact_sum(torch.cat(losses, dim=1)) / n).to(self.device)
+        return EvalResult(mean_loss, wrong.double() / n, torch.cat(outs, dim=1) if keep_outputs else None)
+
+    def _eval_pre(self, xb: torch.Tensor) -> torch.Tensor:
+        """Images (B, 16, 16) -> every member's output pre-activations (P, B, 10)."""
+        v, P, act = self.params.views, self.members, self.hidden.forward
         # Evaluation has a batch, so other ops win than in a step (measured on 2 CPU cores): H1 as one
         # gather + matmul for all members at once, H2 as one dense (masked) convolution per member, which
         # beats a grouped convolution over members by about 5x.
@@ -342,39 +309,77 @@ class Population:
         w2 = v["W2"].view(P, 5, 5, 12, 12).permute(0, 4, 3, 1, 2).contiguous()  # (P, out, in, 5, 5)
         b1 = v["b1"].view(P, 8, 8, 12).permute(0, 3, 1, 2)  # (P, 12, 8, 8)
         b2 = v["b2"].transpose(1, 2).reshape(P, 12, 4, 4)
-        chunk = 2048
-        losses, wrong, outs = torch.zeros(P, device=self.device), torch.zeros(P, device=self.device), []
-        for start in range(0, len(x), chunk):
-            xb, yb = x[start : start + chunk], y[start : start + chunk]
-            B = len(xb)
-            p1 = pad_background(xb).reshape(B, 400)[:, self.h1_patches]  # (B, 64, 25)
-            a1 = (p1.reshape(B * 64, 25) @ w1).view(B, 8, 8, P, 12).permute(3, 0, 4, 1, 2)  # (P, B, 12, 8, 8)
-            h1 = pad_background(_act(act, a1 + b1.unsqueeze(1)))  # (P, B, 12, 12, 12)
-            h2 = torch.stack([F.conv2d(h1[m], w2[m], stride=2) for m in range(P)])  # (P, B, 12, 4, 4)
-            h2 = _act(act, h2 + b2.unsqueeze(1)).permute(0, 1, 3, 4, 2).reshape(P, B, 192)  # position-major
-            h3 = _act(act, torch.baddbmm(v["b3"], h2, v["W3"]))
-            pre = torch.baddbmm(v["b4"], h3, v["W4"])  # (P, B, 10)
-            out, loss_sum = self._outputs_and_loss(pre, yb)
-            losses += loss_sum
-            wrong += (pre.argmax(dim=2) != yb).float().sum(dim=1)
-            if keep_outputs:
-                outs.append(out)
-        n = len(x)
-        return EvalResult(losses / n, wrong / n, torch.cat(outs, dim=1) if keep_outputs else None)
+        B = len(xb)
+        p1 = pad_background(xb).reshape(B, 400)[:, self.h1_patches]  # (B, 64, 25)
+        a1 = (p1.reshape(B * 64, 25) @ w1).view(B, 8, 8, P, 12).permute(3, 0, 4, 1, 2)  # (P, B, 12, 8, 8)
+        h1 = pad_background(act(a1 + b1.unsqueeze(1)))  # (P, B, 12, 12, 12)
+        h2 = torch.stack([F.conv2d(h1[m], w2[m], stride=2) for m in range(P)])  # (P, B, 12, 4, 4)
+        h2 = act(h2 + b2.unsqueeze(1)).permute(0, 1, 3, 4, 2).reshape(P, B, 192)  # position-major
+        h3 = act(linear(h2, v["W3"], v["b3"]))  # (P, B, 30)
+        return linear(h3, v["W4"], v["b4"])  # (P, B, 10)
 
-    def _outputs_and_loss(self, pre: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """pre (P, B, 10), labels (B,) -> output values (P, B, 10) and each member's summed loss (P,)."""
+    def _outputs_and_losses(self, pre: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """pre (P, B, 10), labels (B,) -> output values (P, B, 10) and per-pattern losses (P, B)."""
         cfg, P, B = self.cfg, pre.shape[0], pre.shape[1]
         if cfg.output_activation:
-            out = _act(cfg.output_activation, pre)
+            out = activations.get(cfg.output_activation).forward(pre)
             target = F.one_hot(y, 10).float() * 2 - 1
-            return out, ((out - target) ** 2).mean(dim=2).sum(dim=1)
+            return out, ((out - target) ** 2).mean(dim=2)
         logp = torch.log_softmax(pre, dim=2)
-        return torch.softmax(pre, dim=2), -logp.gather(2, y.view(1, B, 1).expand(P, B, 1)).sum(dim=(1, 2))
+        return torch.softmax(pre, dim=2), -logp.gather(2, y.view(1, B, 1).expand(P, B, 1)).squeeze(2)
 
+    # --- members and state ----------------------------------------------------------------------------
     def member_params(self, m: int) -> dict[str, torch.Tensor]:
         """Paper-named parameters of member m (for checkpoints and tests)."""
         return self._to_reference({k: t[m].detach().cpu() for k, t in self.params.views.items()})
 
     def _to_reference(self, p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return to_reference(p, self.cfg.h2_scheme)
+
+    def _generator_states(self) -> list[torch.Tensor]:
+        return [g.get_state() for g in self.generators]
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue training bit for bit from here (between passes): the flat
+        parameters (on the CPU), the optimizer's buffers, the step count and each member's random stream."""
+        return {
+            "engine": self.ENGINE,
+            "seeds": list(self.seeds),
+            "config_digest": self.cfg.digest(),
+            "params": self.params.flat.detach().cpu().clone(),
+            "optimizer": {k: v.cpu() for k, v in self.optimizer.state_dict().items()},
+            "step_count": self.step_count,
+            "generators": self._generator_states(),
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        """Inverse of `state_dict`, into a population built with the same config, seeds and training set."""
+        if (d.get("engine"), list(d["seeds"]), d["config_digest"]) != (self.ENGINE, self.seeds, self.cfg.digest()):
+            raise ValueError(f"state of the {d.get('engine')} engine, seeds {d['seeds']}, config {d['config_digest']} does "
+                             f"not fit this {self.ENGINE} engine of seeds {self.seeds}, config {self.cfg.digest()}")
+        if d["params"].shape != self.params.flat.shape:
+            raise ValueError(f"state params have shape {tuple(d['params'].shape)}, expected {tuple(self.params.flat.shape)}")
+        self.params.flat.copy_(d["params"])
+        self.optimizer.load_state_dict(d["optimizer"])
+        self.step_count = int(d["step_count"])
+        for g, s in zip(self.generators, d["generators"], strict=True):
+            g.set_state(s)
+
+
+def supports(cfg: Config) -> str | None:
+    """Why the population engine cannot train `cfg` (never: it implements every option), or None."""
+    return None
+
+
+def available(device: torch.device) -> str | None:
+    """Why the population engine cannot run on `device`, or None (it runs wherever torch does)."""
+    return None
+
+
+def population_class(architecture: str) -> type[Population]:
+    """The lockstep engine class of an architecture."""
+    if architecture == "fc40":
+        from repro.engines.population_fc import FCPopulation
+
+        return FCPopulation
+    return Population

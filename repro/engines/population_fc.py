@@ -1,6 +1,7 @@
 """Lockstep engine for the paper's comparison network (architecture "fc40"): 256 inputs, one fully connected
 hidden layer of 40 units, 10 outputs (10,690 connections). Everything but the layer maths (seeds, draws,
-shifted images, optimizers, output loss) is the 1989 engine's; see engine.Population.
+shifted images, optimizers, the step's outline, output loss, evaluation's scoring, state) is the 1989
+engine's; see population.Population.
 
 Layout (P = members): W1 (P, 256, 40) [pixel, unit], b1 (P, 1, 40), W2 (P, 40, 10), b2 (P, 1, 10).
 """
@@ -9,7 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from repro.engines.population import PAD, EvalResult, Population, _act, _act_grad
+from repro.engines.layers import act_backward, linear, linear_backward, linear_invariant
+from repro.engines.population import PAD, Population
+from repro.engines.population import population_class as population_class  # noqa: F401  (re-exported)
 
 FC_SHAPES = {"W1": (256, 40), "b1": (1, 40), "W2": (40, 10), "b2": (1, 10)}
 _iy, _ix = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")
@@ -18,10 +21,12 @@ PIXELS = ((_iy + PAD) * 20 + (_ix + PAD)).reshape(256)  # the 16x16 image inside
 
 class FCPopulation(Population):
     SHAPES = FC_SHAPES
+    OUTPUT_BIAS = "b2"
+    EVAL_CHUNK = None  # the whole split in one matmul
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def _init_layers(self) -> None:
         self.pixels = PIXELS.to(self.device)
+        self.scratch = [None, None]
 
     def _to_engine(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return {"W1": params["H.weight"].T, "b1": params["H.bias"].reshape(1, -1),
@@ -31,37 +36,23 @@ class FCPopulation(Population):
         return {"H.weight": p["W1"].T.clone(), "H.bias": p["b1"].reshape(-1).clone(),
                 "out.weight": p["W2"].T.clone(), "out.bias": p["b2"].reshape(10).clone()}
 
-    def step(self, rows: torch.Tensor, i: int, keep_scale: torch.Tensor | None, lr: float) -> None:
-        cfg, v, g = self.cfg, self.params.views, self.grads.views
-        act = cfg.hidden_activation
+    def _forward(self, rows: torch.Tensor, keep_scale: torch.Tensor | None):
+        """-> pre (P, 1, 10); the layers' inputs (pixels (P, 1, 256), h); the hidden activation h (P, 1, 40)."""
+        v = self.params.views
         x = self.images.index_select(0, rows)[:, self.pixels].unsqueeze(1)  # (P, 1, 256)
-        # multiply-and-sum rather than bmm for (1,256)@(256,40): batch-invariant rounding (see engine.py)
-        h = _act(act, (x.transpose(1, 2) * v["W1"]).sum(1, keepdim=True) + v["b1"])  # (P, 1, 40)
-        pre = torch.baddbmm(v["b2"], h, v["W2"])  # (P, 1, 10)
-        sdlm = cfg.optimizer == "sdlm"
-        self._output_delta(pre, i, g["b2"], self.curv.views["b2"] if sdlm else None)
-        fh = _act_grad(act, h)
-        torch.bmm(h.transpose(1, 2), g["b2"], out=g["W2"])
-        torch.mul(torch.bmm(g["b2"], v["W2"].transpose(1, 2)), fh, out=g["b1"])
-        torch.bmm(x.transpose(1, 2), g["b1"], out=g["W1"])
-        if sdlm:  # the same backward with squared weights, inputs and derivatives (see sdlm.py)
-            c = self.curv.views
-            torch.bmm((h * h).transpose(1, 2), c["b2"], out=c["W2"])
-            torch.mul(torch.bmm(c["b2"], (v["W2"] * v["W2"]).transpose(1, 2)), fh * fh, out=c["b1"])
-            torch.bmm((x * x).transpose(1, 2), c["b1"], out=c["W1"])
-        self._update(lr)
+        h = self.hidden.forward(linear_invariant(x, v["W1"], v["b1"]))  # (P, 1, 40)
+        pre = linear(h, v["W2"], v["b2"])  # (P, 1, 10)
+        return pre, (x, h), (h,)
 
-    @torch.no_grad()
-    def evaluate(self, x: torch.Tensor, y: torch.Tensor, keep_outputs: bool = False) -> EvalResult:
-        v, act = self.params.views, self.cfg.hidden_activation
-        x, y = x.to(self.device).reshape(len(x), 256), y.to(self.device)
-        h = _act(act, torch.matmul(x, v["W1"]) + v["b1"])  # (P, N, 40)
-        pre = torch.baddbmm(v["b2"], h, v["W2"])  # (P, N, 10)
-        out, loss_sum = self._outputs_and_loss(pre, y)
-        n = len(x)
-        wrong = (pre.argmax(dim=2) != y).float().sum(dim=1)
-        return EvalResult(loss_sum / n, wrong / n, out if keep_outputs else None)
+    def _backward(self, w, g, inputs, derivs, keep, scratch) -> None:
+        """From the output delta in g["b2"] to the hidden layer (squared operands: SDLM's curvature)."""
+        x, h = inputs
+        (fh,) = derivs
+        dh = linear_backward(h, g["b2"], w["W2"], g["W2"])  # (P, 1, 40)
+        da1 = act_backward(dh, fh, g["b1"])
+        linear_backward(x, da1, None, g["W1"])
 
-
-def population_class(architecture: str) -> type[Population]:
-    return FCPopulation if architecture == "fc40" else Population
+    def _eval_pre(self, xb: torch.Tensor) -> torch.Tensor:
+        v = self.params.views
+        h = self.hidden.forward(torch.matmul(xb.reshape(len(xb), 256), v["W1"]) + v["b1"])  # (P, B, 40)
+        return linear(h, v["W2"], v["b2"])  # (P, B, 10)

@@ -14,8 +14,11 @@ from typing import Callable
 import torch
 
 from repro.config import Config
-from repro.net.model import draw_pass_randomness, forward, init_params, loss_per_example, run_generator, set_float_mode, shift_images
-from repro.net.sdlm import SDLM, gauss_newton_diagonal
+from repro.net.metrics import exact_sum, is_wrong
+from repro.net.model import (draw_pass_randomness, forward, init_params, loss_per_example, outputs, run_generator,
+                             set_float_mode, shift_images)
+from repro.net.sdlm import gauss_newton_diagonal
+from repro.optim import reference_optimizer
 
 
 @dataclass
@@ -36,21 +39,17 @@ class TrainedRun:
 
 @torch.no_grad()
 def evaluate(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, cfg: Config) -> tuple[float, float]:
-    """(mean loss, error fraction) over a whole split, in one batched forward pass."""
+    """(mean loss, error fraction) over a whole split, in one batched forward pass; errors by
+    metrics.is_wrong on the output values, the loss an exact sum of the per-pattern losses."""
     pre = forward(params, x, cfg)
-    loss = loss_per_example(cfg, pre, y).mean().item()
-    error = (pre.argmax(dim=1) != y).float().mean().item()
+    loss = float(exact_sum(loss_per_example(cfg, pre, y).unsqueeze(0))[0]) / len(y)
+    error = is_wrong(outputs(cfg, pre), y).double().mean().item()
     return loss, error
 
 
 def make_optimizer(cfg: Config, params: list[torch.Tensor]) -> torch.optim.Optimizer:
-    if cfg.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr)
-    if cfg.optimizer == "sdlm":  # its step() takes this pattern's curvature, see train_reference
-        return SDLM(params, lr=cfg.lr, mu=cfg.sdlm_mu, gamma=cfg.sdlm_gamma)
-    return torch.optim.AdamW(
-        params, lr=cfg.lr, betas=(cfg.adam_beta1, cfg.adam_beta2), eps=cfg.adam_eps, weight_decay=cfg.weight_decay
-    )
+    """torch.optim's optimizer of cfg.optimizer (sdlm.SDLM for "sdlm"); an unknown name is a ValueError."""
+    return reference_optimizer(cfg, params)
 
 
 def train_reference(
@@ -105,3 +104,12 @@ def train_reference(
             on_pass(pass_index, metrics)
     run.wall_time_s = time.perf_counter() - start
     return run
+
+
+def supports(cfg: Config) -> str | None:
+    """Why the reference loop cannot train `cfg` (never: it is the definition), or None."""
+    return None
+
+
+def available(device: torch.device) -> str | None:
+    return None

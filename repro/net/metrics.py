@@ -8,8 +8,9 @@ class. (An argmax of the pre-activations would break such ties by unit order, an
 the first index; neither is what the net said.)
 
 Losses are summed exactly (math.fsum over the float32 per-pattern losses, rounded once to float64), so a
-member's reported loss does not depend on how many members share its population, on their order, on how
-the examples are chunked, or on the number of threads.
+member's reported loss does not depend on how many members share its population, on their order, or on
+the number of threads. (Per-pattern outputs of a batched evaluation may still depend on its batch shape, so
+each engine evaluates in fixed chunks.)
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@
     out  10 units, fully connected to H3
 
 Parameter names follow the paper's layers (H1, H2, H3, out) and are also the checkpoint keys. This file is
-the readable definition used by the reference loop; the engine (engine.py) computes the same function for
-many members at once and is tested against it.
+the readable definition used by the reference loop; the lockstep engines (repro/engines) compute the same
+function for many members at once and are tested against it.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from repro.config import Config
+from repro.net.activations import activation
 
 PAD = 2  # 5x5 kernels centred near the border need 2 pixels of background on each side
 BACKGROUND = -1.0
@@ -34,9 +35,6 @@ H2_SCHEMES: dict[str, tuple[tuple[int, ...], ...]] = {
     # combinations of features (the spirit of LeNet-5's later, hand-made C3 table) rather than 3.
     "cyclic": tuple(tuple((j + k) % 12 for k in range(8)) for j in range(12)),
 }
-
-SCALED_TANH_A = 1.7159  # LeCun et al. (1998), "Efficient BackProp": f(a) = 1.7159 tanh(2a/3)
-SCALED_TANH_S = 2.0 / 3.0
 
 
 @dataclass(frozen=True)
@@ -143,16 +141,6 @@ def draw_pass_randomness(
     return shifts, keep
 
 
-def activation(name: str, a: torch.Tensor) -> torch.Tensor:
-    if name == "tanh":
-        return torch.tanh(a)
-    if name == "scaled_tanh":
-        return SCALED_TANH_A * torch.tanh(SCALED_TANH_S * a)
-    if name == "relu":
-        return torch.relu(a)
-    raise ValueError(f"unknown activation {name!r}")
-
-
 def pad_background(x: torch.Tensor) -> torch.Tensor:
     """Pad the last two dims by PAD pixels of background (-1)."""
     return F.pad(x, (PAD, PAD, PAD, PAD), mode="constant", value=BACKGROUND)
@@ -170,29 +158,60 @@ def shift_images(x: torch.Tensor, dy: int, dx: int, mode: str) -> torch.Tensor:
     return out
 
 
-def forward(
+@dataclass
+class Layers:
+    """One forward pass, layer by layer (B patterns). Each layer's input xk and pre-activation ak:
+    1989 net: x0 (B, 1, 20, 20) padded image, a1 (B, 12, 8, 8), x1 (B, 96, 12, 12) the 8 H1 maps each H2
+    map reads (padded), a2 (B, 12, 4, 4), x2 (B, 192) H3's input (after dropout), a3 (B, 30), x3 (B, 30),
+    a4 (B, 10). fc40: x0 (B, 256), a1 (B, 40), x1 (B, 40), a2 (B, 10); the rest None."""
+
+    x0: torch.Tensor
+    a1: torch.Tensor
+    x1: torch.Tensor
+    a2: torch.Tensor
+    x2: torch.Tensor | None = None
+    a3: torch.Tensor | None = None
+    x3: torch.Tensor | None = None
+    a4: torch.Tensor | None = None
+
+    @property
+    def pre(self) -> torch.Tensor:
+        """(B, 10) output pre-activations."""
+        return self.a2 if self.a4 is None else self.a4
+
+
+def forward_layers(
     params: dict[str, torch.Tensor], x: torch.Tensor, cfg: Config, keep: torch.Tensor | None = None
-) -> torch.Tensor:
-    """x: (B, 16, 16) images -> (B, 10) output pre-activations.
+) -> Layers:
+    """x: (B, 16, 16) images -> every layer's input and pre-activation (see Layers).
 
     keep: optional (B, 192) 0/1 dropout mask on the input of H3 (already drawn by the caller, so that the
     reference loop and the engine consume identical random numbers); kept units are scaled by 1/(1-p).
     """
     act = cfg.hidden_activation
     if cfg.architecture == "fc40":  # the comparison network: one fully connected hidden layer of 40 units
-        h = activation(act, x.flatten(1) @ params["H.weight"].T + params["H.bias"])  # (B, 40)
-        return h @ params["out.weight"].T + params["out.bias"]  # (B, 10)
-    x = pad_background(x.unsqueeze(1))  # (B, 1, 20, 20)
-    h1 = activation(act, F.conv2d(x, params["H1.weight"], stride=2) + params["H1.bias"])  # (B, 12, 8, 8)
-    h1 = pad_background(h1)  # (B, 12, 12, 12)
+        x0 = x.flatten(1)  # (B, 256)
+        a1 = x0 @ params["H.weight"].T + params["H.bias"]
+        x1 = activation(act, a1)  # (B, 40)
+        return Layers(x0, a1, x1, x1 @ params["out.weight"].T + params["out.bias"])  # a2 (B, 10)
+    x0 = pad_background(x.unsqueeze(1))  # (B, 1, 20, 20)
+    a1 = F.conv2d(x0, params["H1.weight"], stride=2) + params["H1.bias"]  # (B, 12, 8, 8)
     # Gather, for each H2 map, the 8 H1 maps it reads, then one grouped convolution (group j = H2 map j).
-    scheme = h2_scheme(cfg.h2_scheme).flatten()  # (96,)
-    h2 = F.conv2d(h1[:, scheme], params["H2.weight"], stride=2, groups=12) + params["H2.bias"]  # (B, 12, 4, 4)
-    h2 = activation(act, h2).flatten(1)  # (B, 192), map-major
+    x1 = pad_background(activation(act, a1))[:, h2_scheme(cfg.h2_scheme).flatten()]  # (B, 96, 12, 12)
+    a2 = F.conv2d(x1, params["H2.weight"], stride=2, groups=12) + params["H2.bias"]  # (B, 12, 4, 4)
+    x2 = activation(act, a2).flatten(1)  # (B, 192), map-major
     if keep is not None:
-        h2 = h2 * keep / (1.0 - cfg.dropout)
-    h3 = activation(act, h2 @ params["H3.weight"].T + params["H3.bias"])  # (B, 30)
-    return h3 @ params["out.weight"].T + params["out.bias"]  # (B, 10)
+        x2 = x2 * keep / (1.0 - cfg.dropout)
+    a3 = x2 @ params["H3.weight"].T + params["H3.bias"]  # (B, 30)
+    x3 = activation(act, a3)
+    return Layers(x0, a1, x1, a2, x2, a3, x3, x3 @ params["out.weight"].T + params["out.bias"])  # a4 (B, 10)
+
+
+def forward(
+    params: dict[str, torch.Tensor], x: torch.Tensor, cfg: Config, keep: torch.Tensor | None = None
+) -> torch.Tensor:
+    """x: (B, 16, 16) images -> (B, 10) output pre-activations (keep: as forward_layers)."""
+    return forward_layers(params, x, cfg, keep).pre
 
 
 def outputs(cfg: Config, pre: torch.Tensor) -> torch.Tensor:

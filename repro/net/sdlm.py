@@ -33,31 +33,26 @@ With the loss averaged over 10 outputs, gradients and h are 10x smaller than wit
 where h << mu the step is ~ lr/mu * g, so lr for SDLM is far smaller than for SGD: short sweeps on usps
 training error picked SDLM_LR below (the faithful ladder's sweep is in ablations/faithful/03-paper.toml).
 
-This file is the readable version (paper layout, one pattern) used by the reference loop; engine.py computes
-the same h for many members at once and is tested against it.
+This file is the readable version (paper layout, one pattern) used by the reference loop; the population
+engine computes the same h for many members at once and is tested against it.
 """
 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch.nn.grad import conv2d_input, conv2d_weight
 
 from repro.config import Config
-from repro.net.model import SCALED_TANH_A, SCALED_TANH_S, activation, h2_scheme, pad_background
+from repro.net import activations
+from repro.net.loss import MSE_GRAD_SCALE
+from repro.net.model import forward_layers, h2_scheme
 
 SDLM_LR = 1e-3  # suggested lr (eta) for optimizer="sdlm" with the default mu and gamma; Config.lr stays SGD's
 
 
 def activation_grad(name: str, a: torch.Tensor) -> torch.Tensor:
     """f'(a) for the hidden activation, from the pre-activation a."""
-    if name == "tanh":
-        return 1.0 - torch.tanh(a) ** 2
-    if name == "scaled_tanh":
-        return SCALED_TANH_A * SCALED_TANH_S * (1.0 - torch.tanh(SCALED_TANH_S * a) ** 2)
-    if name == "relu":
-        return (a > 0).to(a.dtype)
-    raise ValueError(f"unknown activation {name!r}")
+    return activations.get(name).grad_from_pre(a)
 
 
 @torch.no_grad()
@@ -73,17 +68,9 @@ def gauss_newton_diagonal(
         return _fc40_gauss_newton_diagonal(params, x, cfg)
     W1, W2, W3, W4 = (params[f"{n}.weight"] for n in ("H1", "H2", "H3", "out"))
     scheme = h2_scheme(cfg.h2_scheme)
-    # forward, as model.forward, keeping each layer's input and pre-activation
-    x0 = pad_background(x.unsqueeze(1))  # (1, 1, 20, 20)
-    a1 = F.conv2d(x0, W1, stride=2) + params["H1.bias"]  # (1, 12, 8, 8)
-    x1 = pad_background(activation(act, a1))[:, scheme.flatten()]  # (1, 96, 12, 12): the 8 inputs of each H2 map
-    a2 = F.conv2d(x1, W2, stride=2, groups=12) + params["H2.bias"]  # (1, 12, 4, 4)
-    x2 = activation(act, a2).flatten(1)  # (1, 192)
+    f = forward_layers(params, x, cfg, keep)  # each layer's input and pre-activation
+    x0, a1, x1, a2, x2, a3, x3, a4 = f.x0, f.a1, f.x1, f.a2, f.x2, f.a3, f.x3, f.a4
     drop = 1.0 if keep is None else keep / (1.0 - cfg.dropout)  # dropout factor on the H3 inputs
-    x2 = x2 * drop
-    a3 = x2 @ W3.T + params["H3.bias"]  # (1, 30)
-    x3 = activation(act, a3)
-    a4 = x3 @ W4.T + params["out.bias"]  # (1, 10)
 
     h = {}
     # output layer
@@ -112,17 +99,16 @@ def gauss_newton_diagonal(
 def _output_curvature(cfg: Config, a: torch.Tensor) -> torch.Tensor:
     """d2L/da^2 of the output units (Gauss-Newton), for squared error or softmax cross-entropy."""
     if cfg.output_activation:
-        return (2.0 / 10.0) * activation_grad(cfg.output_activation, a) ** 2
+        return MSE_GRAD_SCALE * activation_grad(cfg.output_activation, a) ** 2
     p = torch.softmax(a, dim=-1)
     return p * (1.0 - p)
 
 
 def _fc40_gauss_newton_diagonal(params: dict[str, torch.Tensor], x: torch.Tensor, cfg: Config) -> dict[str, torch.Tensor]:
     """The same recursion for the fully connected comparison network (256 -> 40 -> 10)."""
-    x0 = x.flatten(1)  # (1, 256)
-    a1 = x0 @ params["H.weight"].T + params["H.bias"]
-    x1 = activation(cfg.hidden_activation, a1)
-    d2 = _output_curvature(cfg, x1 @ params["out.weight"].T + params["out.bias"])  # (1, 10)
+    f = forward_layers(params, x, cfg)
+    x0, a1, x1 = f.x0, f.a1, f.x1
+    d2 = _output_curvature(cfg, f.a2)  # (1, 10)
     d1 = activation_grad(cfg.hidden_activation, a1) ** 2 * (d2 @ params["out.weight"] ** 2)  # (1, 40)
     h = {"out.weight": d2.T @ x1**2, "out.bias": d2[0], "H.weight": d1.T @ x0**2, "H.bias": d1[0]}
     return {k: h[k] for k in params}

@@ -1,0 +1,322 @@
+"""Native CPU engine: all seeds of a config trained in lockstep at batch size 1 by a plain C kernel
+(`native/kernel.c`), eight members per AVX2 register (one member per SIMD lane), threads over groups of 8.
+
+Each member computes exactly what the reference loop computes for it (tested against it at the lockstep
+engines' tolerances), and its numbers do not depend on its neighbours, its place in the population or the
+number of threads (bit for bit): every lane runs the same instructions on its own data.
+
+Random draws are the `population` engine's: this engine holds a `Population` (or `FCPopulation`) for its
+per-member generators, initial weights, shifted-image table and per-pass draws (`_draw_pass`), and hands
+the drawn rows and dropout scales to the kernel.
+
+The kernel is compiled on first use with the system C compiler ($CC, else cc or gcc) into a cache folder
+(`$LECUN1989_NATIVE_CACHE`, else `$XDG_CACHE_HOME/lecun1989/native`, else `~/.cache/lecun1989/native`),
+named by a hash of the source, the flags, the compiler's version and the CPU's feature flags, and written
+atomically (so concurrent first uses are safe). Without a compiler, importing still works: `available()`
+returns the reason and the engine cannot be built.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+from repro.config import Config
+from repro.engines.population import EvalResult
+from repro.engines.population import population_class as _lockstep_class
+from repro.net.metrics import exact_sum, is_wrong
+from repro.net.model import h2_scheme, pad_background, set_float_mode
+
+LANES = 8
+SOURCE = Path(__file__).with_name("native") / "kernel.c"
+FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared",
+         "-pthread", "-std=gnu11")
+
+# option value -> the kernel's code; anything else is refused (see `supports`)
+ARCHITECTURES = {"net1989": 0, "fc40": 1}
+ACTIVATIONS = {"tanh": 0, "scaled_tanh": 1, "relu": 2}
+OUTPUTS = {"tanh_mse": 0, "scaled_tanh_mse": 1, "softmax_ce": 2}
+OPTIMIZERS = {"sgd": 0, "adamw": 1, "sdlm": 2}
+INITS = ("sqrt_fan_in", "fan_in")  # initial weights come from init_params; the kernel never sees them
+LR_SCHEDULES = ("constant", "linear")  # lr comes from cfg.lr_at_pass, once per pass
+SHIFT_MODES = ("wrap", "pad")  # shifted images come from the population's table
+H2_SCHEMES = ("block", "cyclic")
+
+# Parameter layout of one member: the reference tensors, flattened in this order (see kernel.c).
+LAYOUTS = {
+    "net1989": {"H1.weight": (12, 1, 5, 5), "H1.bias": (12, 8, 8), "H2.weight": (12, 8, 5, 5), "H2.bias": (12, 4, 4),
+                "H3.weight": (30, 192), "H3.bias": (30,), "out.weight": (10, 30), "out.bias": (10,)},
+    "fc40": {"H.weight": (40, 256), "H.bias": (40,), "out.weight": (10, 40), "out.bias": (10,)},
+}
+NPARAM = {arch: sum(torch.Size(s).numel() for s in shapes.values()) for arch, shapes in LAYOUTS.items()}
+
+
+class _Spec(ctypes.Structure):
+    _fields_ = [("arch", ctypes.c_int32), ("act", ctypes.c_int32), ("out", ctypes.c_int32), ("opt", ctypes.c_int32),
+                ("nparam", ctypes.c_int32), ("scheme", ctypes.c_int32 * 96),
+                ("lr", ctypes.c_double), ("weight_decay", ctypes.c_double), ("beta1", ctypes.c_double),
+                ("beta2", ctypes.c_double), ("eps", ctypes.c_double), ("sdlm_gamma", ctypes.c_double),
+                ("sdlm_mu", ctypes.c_double), ("dropout", ctypes.c_double), ("step", ctypes.c_int64)]
+
+
+# --- building and loading the kernel ---------------------------------------------------------------
+
+_lib: ctypes.CDLL | None = None
+_why_not: str | None = None
+
+
+def _compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("LECUN1989_NATIVE_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "lecun1989" / "native"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build(cc: str) -> Path:
+    src = SOURCE.read_bytes()
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout.splitlines()[:1]
+    key = hashlib.sha256(b"\0".join([src, " ".join(FLAGS).encode(), "".join(version).encode(),
+                                     _cpu_flags().encode(), platform.machine().encode()])).hexdigest()[:20]
+    name = f"kernel-{key}.so"
+    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"lecun1989-native-{os.getuid()}"):
+        if (folder / name).exists():
+            return folder / name
+        try:  # an unwritable cache folder falls back to a private folder under the temp dir
+            folder.mkdir(parents=True, exist_ok=True)
+            if os.access(folder, os.W_OK):
+                break
+        except OSError:
+            continue
+    else:
+        raise RuntimeError(f"no writable folder for the compiled kernel (tried {cache_dir()})")
+    out = folder / name
+    fd, tmp = tempfile.mkstemp(prefix=".kernel-", suffix=".so", dir=out.parent)
+    os.close(fd)
+    try:
+        proc = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True, timeout=300)
+        if proc.returncode != 0:
+            raise RuntimeError(f"compiling {SOURCE.name} failed:\n{proc.stderr.strip()[-2000:]}")
+        os.replace(tmp, out)  # atomic: a concurrent reader sees the old name absent or the whole file
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return out
+
+
+def _load() -> ctypes.CDLL | None:
+    global _lib, _why_not
+    if _lib is not None or _why_not is not None:
+        return _lib
+    if platform.system() == "Windows":
+        _why_not = "the native engine is built for POSIX systems only"
+        return None
+    cc = _compiler()
+    if cc is None:
+        _why_not = "no C compiler found ($CC, cc or gcc) to build the native engine's kernel"
+        return None
+    try:
+        lib = ctypes.CDLL(str(_build(cc)))
+    except Exception as e:  # noqa: BLE001 - any build or load failure makes the engine unavailable, with the reason
+        _why_not = f"the native engine's kernel could not be built or loaded: {e}"
+        return None
+    if lib.native_abi_version() != 2 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
+        _why_not = "the native engine's kernel does not match this Python module (ABI mismatch)"
+        return None
+    p, i32, i64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
+    lib.native_train.argtypes = [p, p, p, p, i32, p, p, p, p, i32, i32]
+    lib.native_train.restype = ctypes.c_int
+    lib.native_eval.argtypes = [p, p, p, i32, p, p, i32, p, p, i32]
+    lib.native_eval.restype = ctypes.c_int
+    _lib = lib
+    return lib
+
+
+def available(device: torch.device | str | None = None) -> str | None:
+    """None when the native engine can run here (on `device`, default the CPU), else the reason it cannot.
+    Builds the kernel on first call if needed."""
+    if device is not None and torch.device(device).type != "cpu":
+        return f"the native engine runs on the CPU only, not on {torch.device(device).type}"
+    _load()
+    return _why_not
+
+
+def supports(cfg: Config) -> str | None:
+    """None when the native engine implements every option of `cfg`, else why not."""
+    checks = [("architecture", ARCHITECTURES), ("hidden_activation", ACTIVATIONS), ("output", OUTPUTS),
+              ("optimizer", OPTIMIZERS), ("init", INITS), ("lr_schedule", LR_SCHEDULES), ("shift_mode", SHIFT_MODES),
+              ("h2_scheme", H2_SCHEMES)]
+    for name, valid in checks:
+        value = getattr(cfg, name)
+        if value not in valid:
+            return f"the native engine does not implement {name}={value!r} (it has: {', '.join(valid)})"
+    if cfg.architecture == "fc40" and cfg.dropout > 0:
+        return "dropout acts on the input of H3, which architecture 'fc40' does not have"
+    return None
+
+
+# --- the engine ------------------------------------------------------------------------------------
+
+class NativePopulation:
+    """P members of one config, each with its own seed, trained in lockstep by the C kernel (CPU only).
+
+    Interface as `Population`: train_pass, evaluate, member_params, plus state_dict / load_state_dict.
+    `threads` defaults to torch.get_num_threads().
+    """
+
+    def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu",
+                 threads: int | None = None):
+        if torch.device(device).type != "cpu":
+            raise ValueError(f"the native engine runs on the CPU only, not on {device!r}")
+        if why := supports(cfg):
+            raise ValueError(why)
+        lib = _load()
+        if lib is None:
+            raise RuntimeError(f"native engine unavailable: {_why_not}")
+        set_float_mode()
+        self._lib = lib
+        self.cfg, self.seeds, self.device = cfg, list(seeds), torch.device("cpu")
+        self.members = len(self.seeds)
+        self.n_train = len(x_train)
+        self.threads = threads
+        # generators, initial weights, shifted-image table and per-pass draws: the population engine's
+        self._pop = _lockstep_class(cfg.architecture)(cfg, self.seeds, x_train, y_train, device="cpu")
+        self.generators = self._pop.generators
+        self.layout = LAYOUTS[cfg.architecture]
+        self.nparam = NPARAM[cfg.architecture]
+        self.groups = (self.members + LANES - 1) // LANES
+        self.params = torch.zeros(self.groups, self.nparam, LANES)
+        for m in range(self.members):
+            p = self._pop.member_params(m)
+            self.params[m // LANES, :, m % LANES] = torch.cat([p[k].reshape(-1) for k in self.layout])
+        # the kernel holds the weights and optimizer state from here on; the population keeps its draws
+        for name in ("params", "grads", "optimizer", "curv", "w_sq", "scratch", "h1_padded"):
+            setattr(self._pop, name, None)
+        self.state1 = torch.zeros_like(self.params) if cfg.optimizer in ("adamw", "sdlm") else None
+        self.state2 = torch.zeros_like(self.params) if cfg.optimizer == "adamw" else None
+        self.step_count = 0
+        self.labels = y_train.to(torch.int64).contiguous()
+        self._spec = self._make_spec()
+
+    def _make_spec(self) -> _Spec:
+        cfg = self.cfg
+        s = _Spec()
+        s.arch, s.act = ARCHITECTURES[cfg.architecture], ACTIVATIONS[cfg.hidden_activation]
+        s.out, s.opt = OUTPUTS[cfg.output], OPTIMIZERS[cfg.optimizer]
+        s.nparam = self.nparam
+        for r, i in enumerate(h2_scheme(cfg.h2_scheme).flatten().tolist()):
+            s.scheme[r] = i
+        s.lr, s.weight_decay = cfg.lr, cfg.weight_decay
+        s.beta1, s.beta2, s.eps = cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps
+        s.sdlm_gamma, s.sdlm_mu, s.dropout = cfg.sdlm_gamma, cfg.sdlm_mu, cfg.dropout
+        return s
+
+    def _threads(self) -> int:
+        return max(1, int(self.threads if self.threads is not None else torch.get_num_threads()))
+
+    @staticmethod
+    def _ptr(t: torch.Tensor | None) -> int | None:
+        return None if t is None else t.data_ptr()
+
+    # --- training -----------------------------------------------------------------------------------
+    def train_pass(self, pass_index: int) -> None:
+        rows, scale = self._pop._draw_pass()  # each member's own generator, in the reference loop's order
+        rows = rows.contiguous()
+        scale = None if scale is None else scale.contiguous()
+        self._spec.lr = self.cfg.lr_at_pass(pass_index)
+        self._spec.step = self.step_count
+        rc = self._lib.native_train(ctypes.byref(self._spec), self.params.data_ptr(), self._ptr(self.state1),
+                                    self._ptr(self.state2), self.members, self._pop.images.data_ptr(),
+                                    rows.data_ptr(), self._ptr(scale), self.labels.data_ptr(), self.n_train,
+                                    self._threads())
+        if rc != 0:
+            raise RuntimeError(f"native kernel failed in training (code {rc})")
+        self.step_count += self.n_train
+
+    # --- evaluation ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor, keep_outputs: bool = False) -> EvalResult:
+        """Every member on a whole split: per-pattern float32 losses summed exactly, errors by `is_wrong`."""
+        n, P = len(x), self.members
+        images = pad_background(x.to(torch.float32).reshape(n, 16, 16)).reshape(n, 400).contiguous()
+        labels = y.to(torch.int64).contiguous()
+        outs = torch.empty(P, n, 10)
+        losses = torch.empty(P, n)
+        wide = torch.empty_like(self.params)
+        rc = self._lib.native_eval(ctypes.byref(self._spec), self.params.data_ptr(), wide.data_ptr(), P,
+                                   images.data_ptr(), labels.data_ptr(), n, outs.data_ptr(), losses.data_ptr(),
+                                   self._threads())
+        if rc != 0:
+            raise RuntimeError(f"native kernel failed in evaluation (code {rc})")
+        loss = exact_sum(losses) / n
+        error = is_wrong(outs, labels).sum(dim=1).to(torch.float64) / n
+        return EvalResult(loss, error, outs if keep_outputs else None)
+
+    # --- parameters and state -----------------------------------------------------------------------
+    def member_params(self, m: int) -> dict[str, torch.Tensor]:
+        """Paper-named parameters of member m (for checkpoints and tests)."""
+        flat = self.params[m // LANES, :, m % LANES]
+        out, offset = {}, 0
+        for name, shape in self.layout.items():
+            k = torch.Size(shape).numel()
+            out[name] = flat[offset : offset + k].reshape(shape).clone()
+            offset += k
+        return out
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue training bit for bit after a pass."""
+        return {
+            "engine": "native",
+            "config_digest": self.cfg.digest(),
+            "seeds": list(self.seeds),
+            "params": self.params.clone(),
+            "state1": None if self.state1 is None else self.state1.clone(),
+            "state2": None if self.state2 is None else self.state2.clone(),
+            "step_count": self.step_count,
+            "generators": [g.get_state() for g in self.generators],
+        }
+
+    def load_state_dict(self, d: dict) -> None:
+        if d.get("engine") != "native" or d["config_digest"] != self.cfg.digest() or list(d["seeds"]) != self.seeds:
+            raise ValueError("state_dict is not from a native engine with this config and these seeds")
+        if d["params"].shape != self.params.shape:
+            raise ValueError(f"state_dict params have shape {tuple(d['params'].shape)}, expected {tuple(self.params.shape)}")
+        self.params.copy_(d["params"])
+        for mine, theirs in ((self.state1, d["state1"]), (self.state2, d["state2"])):
+            if (mine is None) != (theirs is None):
+                raise ValueError("state_dict optimizer state does not match this config's optimizer")
+            if mine is not None:
+                mine.copy_(theirs)
+        self.step_count = int(d["step_count"])
+        for g, state in zip(self.generators, d["generators"], strict=True):
+            g.set_state(state)
+
+
+def population_class(cfg: Config | None = None) -> type[NativePopulation]:
+    """The engine class (one class for every architecture)."""
+    return NativePopulation

@@ -1,0 +1,804 @@
+/* Members-in-lanes CPU kernel for the 1989 net and the fc40 comparison net.
+ *
+ * Eight members share one group: every number of the net is an 8-float vector (gcc vector extension,
+ * one AVX2 register), lane l holding member l of the group. Every lane runs the same instructions with
+ * its own data, and no operation mixes lanes, so a member's numbers never depend on its neighbours, on its
+ * lane, on its group or on the number of threads. Groups train independently; threads take whole groups
+ * (training) or (group, pattern range) pieces (evaluation).
+ *
+ * Parameter layout of one member (float offsets, "NP" floats in all): the reference tensors flattened in
+ * the order of model.init_params' names, H2 compact (12 maps x 8 read maps x 25 taps, as H2.weight):
+ *   net1989: W1 [12][25] | b1 [12][64] | W2 [12][8][25] | b2 [12][16] | W3 [30][192] | b3 [30] | W4 [10][30] | b4 [10]
+ *   fc40:    W1 [40][256] | b1 [40] | W2 [10][40] | b2 [10]
+ * A group's block is [NP][8] (parameter-major, lane-minor); blocks of all groups follow each other.
+ * Optimizer state (AdamW moments, SDLM's running curvature) uses the same layout.
+ *
+ * Per step: forward, output delta (and SDLM's output curvature), then per layer from the top: the lower
+ * layer's delta with the old weights, then each weight's gradient (and curvature) and its update in the
+ * same loop, so gradients are never stored.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_MXCSR 1
+#endif
+
+typedef float v8 __attribute__((vector_size(32), aligned(32)));
+typedef int32_t v8i __attribute__((vector_size(32), aligned(32)));
+#define LANES 8
+#define INLINE static inline __attribute__((always_inline))
+
+enum { ARCH_NET1989 = 0, ARCH_FC40 = 1 };
+enum { ACT_TANH = 0, ACT_SCALED_TANH = 1, ACT_RELU = 2 };
+enum { OUT_TANH_MSE = 0, OUT_SCALED_TANH_MSE = 1, OUT_SOFTMAX_CE = 2 };
+enum { OPT_SGD = 0, OPT_ADAMW = 1, OPT_SDLM = 2 };
+
+/* Offsets (in v8 units within a group block). */
+enum { N_W1 = 0, N_B1 = 300, N_W2 = 1068, N_B2 = 3468, N_W3 = 3660, N_B3 = 9420, N_W4 = 9450, N_B4 = 9750, N_NP = 9760 };
+enum { F_W1 = 0, F_B1 = 10240, F_W2 = 10280, F_B2 = 10680, F_NP = 10690 };
+
+typedef struct {
+    int32_t arch, act, out, opt;
+    int32_t nparam;     /* floats per member: N_NP or F_NP */
+    int32_t scheme[96]; /* H1 map read by (H2 map j, slot k) at [j*8 + k] */
+    /* hyperparameters as Python holds them (double); each scalar an update uses is derived in double and
+     * rounded to float once, as torch does with Python scalars applied to float32 tensors */
+    double lr, weight_decay, beta1, beta2, eps, sdlm_gamma, sdlm_mu, dropout;
+    int64_t step;       /* optimizer steps taken before this call */
+} Spec;
+
+static const float SCALED_A = 1.7159f;
+static const float SCALED_S = (float)(2.0 / 3.0);
+
+INLINE v8 splat(float a) { return (v8){a, a, a, a, a, a, a, a}; }
+INLINE v8 sel(v8i m, v8 a, v8 b) { return (v8)((m & (v8i)a) | (~m & (v8i)b)); }
+
+INLINE v8 vsqrt(v8 x) {
+#ifdef __AVX__
+    return (v8)_mm256_sqrt_ps((__m256)x);
+#else
+    v8 r;
+    for (int l = 0; l < LANES; l++) r[l] = sqrtf(x[l]);
+    return r;
+#endif
+}
+
+/* exp(t) for t in [0, 40] (Cephes expf: range reduction by ln 2, degree-6 polynomial, 2^n in the exponent). */
+INLINE v8 vexp_pos(v8 t) {
+    v8 fx = t * 1.44269504088896341f + 0.5f;
+    v8i n = __builtin_convertvector(fx, v8i); /* truncation = floor for t >= 0 */
+    v8 fn = __builtin_convertvector(n, v8);
+    v8 r = t - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    v8 r2 = r * r;
+    v8 y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
+            1.6666665459e-1f) * r + 5.0000001201e-1f;
+    y = y * r2 + r + 1.0f;
+    return (v8)((v8i)y + (n << 23));
+}
+
+/* tanh (Cephes tanhf): odd polynomial below |x| = 0.625, 1 - 2/(exp(2|x|) + 1) above; NaN stays NaN
+ * (it takes the polynomial branch), and |x| >= ~9.01 gives exactly +-1 as float32 tanh does. */
+INLINE v8 vtanh(v8 x) {
+    v8i sign = (v8i)x & (int32_t)0x80000000;
+    v8 a = (v8)((v8i)x & (int32_t)0x7fffffff);
+    v8 z = x * x;
+    v8 p = (((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
+           3.33332819422e-1f;
+    p = p * z * x + x;
+    v8 t = a + a;
+    t = sel(t > 40.0f, splat(40.0f), t);
+    v8 e = vexp_pos(t);
+    v8 r = 1.0f - 2.0f / (e + 1.0f);
+    r = (v8)((v8i)r | sign);
+    return sel(a >= 0.625f, r, p);
+}
+
+INLINE v8 act_f(int act, v8 a) {
+    if (act == ACT_TANH) return vtanh(a);
+    if (act == ACT_SCALED_TANH) return vtanh(a * SCALED_S) * SCALED_A;
+    return sel(a > 0.0f, a, splat(0.0f));
+}
+
+/* derivative of the activation from its output h */
+INLINE v8 act_d(int act, v8 h) {
+    if (act == ACT_TANH) return 1.0f - h * h;
+    if (act == ACT_SCALED_TANH) return (SCALED_A - h * h / SCALED_A) * SCALED_S;
+    return sel(h > 0.0f, splat(1.0f), splat(0.0f));
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* optimizer */
+
+typedef struct {
+    float lr;
+    /* adamw */
+    float decay, lerp1, beta2, one_minus_beta2, bc2_sqrt, eps, step_size;
+    /* sdlm */
+    float gamma, mu;
+    int first;
+} Upd;
+
+static void make_upd(const Spec *s, int64_t t, Upd *u) { /* t: this step's count, from 1 */
+    memset(u, 0, sizeof *u);
+    u->lr = (float)s->lr;
+    if (s->opt == OPT_ADAMW) { /* as torch.optim.AdamW (single tensor) */
+        double lr = s->lr, b1 = s->beta1, b2 = s->beta2;
+        u->decay = (float)(1.0 - lr * s->weight_decay);
+        u->lerp1 = (float)(1.0 - b1);
+        u->beta2 = (float)b2;
+        u->one_minus_beta2 = (float)(1.0 - b2);
+        u->bc2_sqrt = (float)pow(1.0 - pow(b2, (double)t), 0.5);
+        u->step_size = (float)(lr / (1.0 - pow(b1, (double)t)));
+        u->eps = (float)s->eps;
+    } else if (s->opt == OPT_SDLM) {
+        u->gamma = (float)s->sdlm_gamma;
+        u->mu = (float)s->sdlm_mu;
+        u->first = t == 1;
+    }
+}
+
+/* A value the compiler must round where it stands (no fusing into a neighbouring add). */
+INLINE v8 rounded(v8 a) {
+    __asm__("" : "+x"(a));
+    return a;
+}
+
+/* One parameter of 8 members: gradient g, curvature c (SDLM only). Each formula rounds as the torch ops
+ * the population engine and the reference loop use: add with alpha and lerp fuse (fma); mul_, sqrt, div and
+ * add_ round on their own; addcmul is self + (value*t1)*t2 and addcdiv self + (value*t1)/t2. */
+INLINE void upd(const Upd *u, int opt, v8 *w, v8 *s1, v8 *s2, v8 g, v8 c) {
+    if (opt == OPT_SGD) {
+        *w = *w - u->lr * g;
+    } else if (opt == OPT_ADAMW) {
+        v8 p = rounded(*w * u->decay);
+        v8 m = *s1, v = *s2;
+        m = m + u->lerp1 * (g - m);
+        v = rounded(v * u->beta2);
+        v = v + (u->one_minus_beta2 * g) * g;
+        *s1 = m;
+        *s2 = v;
+        v8 denom = rounded(vsqrt(v) / u->bc2_sqrt) + u->eps;
+        *w = p + (-u->step_size * m) / denom;
+    } else {
+        v8 h = u->first ? c : *s1 + u->gamma * (c - *s1);
+        *s1 = h;
+        *w = *w + (-u->lr * g) / (h + u->mu);
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* work space of one thread */
+
+typedef struct {
+    v8 x[400];      /* padded 20x20 input */
+    v8 h1p[12 * 144]; /* H1 planes padded to 12x12 with background */
+    v8 h2[192], h2in[192], keep[192];
+    v8 h3[40];      /* H3 (30) or fc40's hidden layer (40) */
+    v8 pre[10], d4[10], c4[10];
+    v8 d3[40], c3[40];
+    v8 d2[192], c2[192];
+    v8 d1[768], c1[768];
+} Work;
+
+static Work *work_new(void) {
+    Work *w = aligned_alloc(64, (sizeof(Work) + 63) / 64 * 64);
+    if (!w) return NULL;
+    memset(w, 0, sizeof *w);
+    for (int i = 0; i < 12 * 144; i++) w->h1p[i] = splat(-1.0f);
+    return w;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* forward, net1989 */
+
+INLINE void fwd_h1(const v8 *P, const v8 *x, v8 *h1p, int act) {
+    const v8 *W1 = P + N_W1, *b1 = P + N_B1;
+    for (int m = 0; m < 12; m++) {
+        const v8 *w = W1 + m * 25;
+        for (int oy = 0; oy < 8; oy++) {
+            v8 acc[8];
+            for (int ox = 0; ox < 8; ox++) acc[ox] = splat(0.0f);
+            for (int ky = 0; ky < 5; ky++) {
+                const v8 *xr = x + (2 * oy + ky) * 20;
+#pragma GCC unroll 5
+                for (int kx = 0; kx < 5; kx++) {
+                    v8 wv = w[ky * 5 + kx];
+#pragma GCC unroll 8
+                    for (int ox = 0; ox < 8; ox++) acc[ox] += wv * xr[2 * ox + kx];
+                }
+            }
+            v8 *dst = h1p + m * 144 + (oy + 2) * 12 + 2;
+#pragma GCC unroll 8
+            for (int ox = 0; ox < 8; ox++) dst[ox] = act_f(act, acc[ox] + b1[m * 64 + oy * 8 + ox]);
+        }
+    }
+}
+
+INLINE void fwd_h2(const v8 *P, const int32_t *scheme, const v8 *h1p, v8 *h2, int act) {
+    const v8 *W2 = P + N_W2, *b2 = P + N_B2;
+    for (int j = 0; j < 12; j++) {
+        for (int half = 0; half < 2; half++) {
+            v8 acc[8];
+            for (int q = 0; q < 8; q++) acc[q] = splat(0.0f);
+            for (int k = 0; k < 8; k++) {
+                const v8 *hp = h1p + scheme[j * 8 + k] * 144 + half * 4 * 12; /* rows 4*half.. */
+                const v8 *w = W2 + (j * 8 + k) * 25;
+                for (int ky = 0; ky < 5; ky++) {
+#pragma GCC unroll 5
+                    for (int kx = 0; kx < 5; kx++) {
+                        v8 wv = w[ky * 5 + kx];
+#pragma GCC unroll 2
+                        for (int r = 0; r < 2; r++)
+#pragma GCC unroll 4
+                            for (int ox = 0; ox < 4; ox++) acc[r * 4 + ox] += wv * hp[(2 * r + ky) * 12 + 2 * ox + kx];
+                    }
+                }
+            }
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) h2[j * 16 + half * 8 + q] = act_f(act, acc[q] + b2[j * 16 + half * 8 + q]);
+        }
+    }
+}
+
+/* H3 (30 units over 192 inputs) then the output pre-activations */
+INLINE void fwd_top(const v8 *P, const v8 *h2in, v8 *h3, v8 *pre, int act) {
+    const v8 *W3 = P + N_W3, *b3 = P + N_B3, *W4 = P + N_W4, *b4 = P + N_B4;
+    for (int u0 = 0; u0 < 30; u0 += 10) {
+        v8 acc[10];
+        for (int u = 0; u < 10; u++) acc[u] = splat(0.0f);
+        for (int q = 0; q < 192; q++) {
+            v8 hv = h2in[q];
+#pragma GCC unroll 10
+            for (int u = 0; u < 10; u++) acc[u] += W3[(u0 + u) * 192 + q] * hv;
+        }
+#pragma GCC unroll 10
+        for (int u = 0; u < 10; u++) h3[u0 + u] = act_f(act, acc[u] + b3[u0 + u]);
+    }
+    v8 acc[10];
+    for (int o = 0; o < 10; o++) acc[o] = splat(0.0f);
+    for (int u = 0; u < 30; u++) {
+        v8 hv = h3[u];
+#pragma GCC unroll 10
+        for (int o = 0; o < 10; o++) acc[o] += W4[o * 30 + u] * hv;
+    }
+    for (int o = 0; o < 10; o++) pre[o] = acc[o] + b4[o];
+}
+
+/* fc40: 256 inputs (the 16x16 interior of the padded image) -> 40 -> 10 */
+INLINE void fwd_fc(const v8 *P, const v8 *x, v8 *h, v8 *pre, int act) {
+    const v8 *W1 = P + F_W1, *b1 = P + F_B1, *W2 = P + F_W2, *b2 = P + F_B2;
+    for (int u0 = 0; u0 < 40; u0 += 10) {
+        v8 acc[10];
+        for (int u = 0; u < 10; u++) acc[u] = splat(0.0f);
+        for (int iy = 0; iy < 16; iy++) {
+            const v8 *xr = x + (iy + 2) * 20 + 2;
+            for (int ix = 0; ix < 16; ix++) {
+                v8 xv = xr[ix];
+#pragma GCC unroll 10
+                for (int u = 0; u < 10; u++) acc[u] += W1[(u0 + u) * 256 + iy * 16 + ix] * xv;
+            }
+        }
+#pragma GCC unroll 10
+        for (int u = 0; u < 10; u++) h[u0 + u] = act_f(act, acc[u] + b1[u0 + u]);
+    }
+    v8 acc[10];
+    for (int o = 0; o < 10; o++) acc[o] = splat(0.0f);
+    for (int u = 0; u < 40; u++) {
+        v8 hv = h[u];
+#pragma GCC unroll 10
+        for (int o = 0; o < 10; o++) acc[o] += W2[o * 40 + u] * hv;
+    }
+    for (int o = 0; o < 10; o++) pre[o] = acc[o] + b2[o];
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* output layer: d loss / d pre (and SDLM's d2 loss / d pre^2) of 8 lanes, label y */
+
+INLINE void output_delta(int outk, int sdlm, const v8 *pre, int64_t label, v8 *d, v8 *c) {
+    if (outk != OUT_SOFTMAX_CE) {
+        int a = outk == OUT_TANH_MSE ? ACT_TANH : ACT_SCALED_TANH;
+        for (int o = 0; o < 10; o++) {
+            v8 y = act_f(a, pre[o]);
+            v8 f = act_d(a, y);
+            float t = o == label ? 1.0f : -1.0f;
+            d[o] = (y - t) * 0.2f * f;
+            if (sdlm) c[o] = f * f * 0.2f;
+        }
+        return;
+    }
+    for (int l = 0; l < LANES; l++) {
+        float mx = pre[0][l];
+        for (int o = 1; o < 10; o++) mx = pre[o][l] > mx ? pre[o][l] : mx;
+        float e[10], sum = 0.0f;
+        for (int o = 0; o < 10; o++) {
+            e[o] = expf(pre[o][l] - mx);
+            sum += e[o];
+        }
+        for (int o = 0; o < 10; o++) {
+            float p = e[o] / sum;
+            if (sdlm) c[o][l] = p * (1.0f - p);
+            d[o][l] = o == label ? p - 1.0f : p;
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* one training step of one group, net1989 */
+
+INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, v8 *S2, Work *w, int64_t label,
+                     int dropout) {
+    const int act = s->act, sdlm = opt == OPT_SDLM;
+    const int32_t *scheme = s->scheme;
+    v8 *s1 = S1, *s2 = S2;
+#define ST1(k) (s1 ? s1 + (k) : NULL)
+#define ST2(k) (s2 ? s2 + (k) : NULL)
+    static const v8 zero8;
+    fwd_h1(P, w->x, w->h1p, act);
+    fwd_h2(P, scheme, w->h1p, w->h2, act);
+    if (dropout)
+        for (int q = 0; q < 192; q++) w->h2in[q] = w->h2[q] * w->keep[q];
+    else
+        memcpy(w->h2in, w->h2, sizeof w->h2);
+    fwd_top(P, w->h2in, w->h3, w->pre, act);
+    output_delta(s->out, sdlm, w->pre, label, w->d4, w->c4);
+
+    /* --- output layer: H3's delta with the old W4, then W4, b4 */
+    v8 *W4 = P + N_W4;
+    for (int uu = 0; uu < 30; uu++) {
+        v8 g = splat(0.0f), c = splat(0.0f);
+        for (int o = 0; o < 10; o++) {
+            g += W4[o * 30 + uu] * w->d4[o];
+            if (sdlm) c += (W4[o * 30 + uu] * W4[o * 30 + uu]) * w->c4[o];
+        }
+        v8 f = act_d(act, w->h3[uu]);
+        w->d3[uu] = g * f;
+        if (sdlm) w->c3[uu] = c * (f * f);
+    }
+    for (int o = 0; o < 10; o++) {
+        for (int uu = 0; uu < 30; uu++) {
+            v8 h = w->h3[uu];
+            int k = N_W4 + o * 30 + uu;
+            upd(u, opt, P + k, ST1(k), ST2(k), w->d4[o] * h, sdlm ? w->c4[o] * (h * h) : zero8);
+        }
+        int k = N_B4 + o;
+        upd(u, opt, P + k, ST1(k), ST2(k), w->d4[o], sdlm ? w->c4[o] : zero8);
+    }
+
+    /* --- H3: H2's delta with the old W3 while updating W3 (q blocks of 8) */
+    v8 *W3 = P + N_W3;
+    for (int q0 = 0; q0 < 192; q0 += 8) {
+        v8 dh[8], ch[8];
+        for (int q = 0; q < 8; q++) dh[q] = ch[q] = splat(0.0f);
+        for (int uu = 0; uu < 30; uu++) {
+            v8 d = w->d3[uu], cc = sdlm ? w->c3[uu] : zero8;
+#pragma GCC unroll 8
+            for (int q = 0; q < 8; q++) {
+                int k = N_W3 + uu * 192 + q0 + q;
+                v8 wv = W3[uu * 192 + q0 + q];
+                dh[q] += wv * d;
+                if (sdlm) ch[q] += (wv * wv) * cc;
+                v8 x = w->h2in[q0 + q];
+                upd(u, opt, P + k, ST1(k), ST2(k), d * x, sdlm ? cc * (x * x) : zero8);
+            }
+        }
+#pragma GCC unroll 8
+        for (int q = 0; q < 8; q++) {
+            v8 f = act_d(act, w->h2[q0 + q]);
+            v8 kp = dropout ? w->keep[q0 + q] : splat(1.0f);
+            w->d2[q0 + q] = dropout ? dh[q] * kp * f : dh[q] * f;
+            if (sdlm) w->c2[q0 + q] = (dropout ? ch[q] * (kp * kp) : ch[q]) * (f * f);
+        }
+    }
+    for (int uu = 0; uu < 30; uu++) {
+        int k = N_B3 + uu;
+        upd(u, opt, P + k, ST1(k), ST2(k), w->d3[uu], sdlm ? w->c3[uu] : zero8);
+    }
+
+    /* --- H2: H1's delta with the old W2 (a gather over the H2 units each H1 unit feeds) */
+    const v8 *W2 = P + N_W2;
+    for (int i = 0; i < 12; i++) {
+        int readers[8], nr = 0;
+        for (int r = 0; r < 96; r++)
+            if (scheme[r] == i && nr < 8) readers[nr++] = r;
+        for (int y = 0; y < 8; y++) {
+            const int yy = y + 2;
+            v8 acc[8], cacc[8];
+            for (int x = 0; x < 8; x++) acc[x] = cacc[x] = splat(0.0f);
+            for (int t = 0; t < nr; t++) {
+                const int r = readers[t], j = r >> 3;
+                const v8 *wr0 = W2 + r * 25;
+                const v8 *d = w->d2 + j * 16, *cd = w->c2 + j * 16;
+                for (int oy = 0; oy < 4; oy++) {
+                    const int ky = yy - 2 * oy;
+                    if (ky < 0 || ky > 4) continue;
+                    const v8 *wr = wr0 + ky * 5;
+#pragma GCC unroll 4
+                    for (int ox = 0; ox < 4; ox++) {
+                        v8 dv = d[oy * 4 + ox];
+                        v8 cv = sdlm ? cd[oy * 4 + ox] : zero8;
+#pragma GCC unroll 5
+                        for (int kx = 0; kx < 5; kx++) {
+                            const int x = 2 * ox + kx - 2;
+                            if (x < 0 || x > 7) continue;
+                            acc[x] += wr[kx] * dv;
+                            if (sdlm) cacc[x] += (wr[kx] * wr[kx]) * cv;
+                        }
+                    }
+                }
+            }
+#pragma GCC unroll 8
+            for (int x = 0; x < 8; x++) {
+                v8 f = act_d(act, w->h1p[i * 144 + yy * 12 + x + 2]);
+                w->d1[i * 64 + y * 8 + x] = acc[x] * f;
+                if (sdlm) w->c1[i * 64 + y * 8 + x] = cacc[x] * (f * f);
+            }
+        }
+    }
+    /* W2's gradient (and curvature) and update */
+    for (int r = 0; r < 96; r++) {
+        const v8 *hp = w->h1p + scheme[r] * 144;
+        const v8 *d = w->d2 + (r >> 3) * 16, *cd = w->c2 + (r >> 3) * 16;
+        for (int ky = 0; ky < 5; ky++) {
+            v8 g[2][5], c[2][5]; /* two partial sums (even and odd oy): twice the independent chains */
+            for (int kx = 0; kx < 5; kx++) g[0][kx] = g[1][kx] = c[0][kx] = c[1][kx] = splat(0.0f);
+#pragma GCC unroll 4
+            for (int oy = 0; oy < 4; oy++) {
+                const v8 *row = hp + (2 * oy + ky) * 12;
+#pragma GCC unroll 4
+                for (int ox = 0; ox < 4; ox++) {
+                    v8 dv = d[oy * 4 + ox];
+                    v8 cv = sdlm ? cd[oy * 4 + ox] : zero8;
+#pragma GCC unroll 5
+                    for (int kx = 0; kx < 5; kx++) {
+                        v8 hv = row[2 * ox + kx];
+                        g[oy & 1][kx] += dv * hv;
+                        if (sdlm) c[oy & 1][kx] += cv * (hv * hv);
+                    }
+                }
+            }
+#pragma GCC unroll 5
+            for (int kx = 0; kx < 5; kx++) {
+                int k = N_W2 + r * 25 + ky * 5 + kx;
+                upd(u, opt, P + k, ST1(k), ST2(k), g[0][kx] + g[1][kx], c[0][kx] + c[1][kx]);
+            }
+        }
+    }
+    for (int q = 0; q < 192; q++) {
+        int k = N_B2 + q;
+        upd(u, opt, P + k, ST1(k), ST2(k), w->d2[q], sdlm ? w->c2[q] : zero8);
+    }
+
+    /* --- H1: W1's gradient and update, b1 */
+    for (int m = 0; m < 12; m++) {
+        const v8 *d = w->d1 + m * 64, *cd = w->c1 + m * 64;
+        for (int ky = 0; ky < 5; ky++) {
+            v8 g[2][5], c[2][5]; /* two partial sums (even and odd ox) */
+            for (int kx = 0; kx < 5; kx++) g[0][kx] = g[1][kx] = c[0][kx] = c[1][kx] = splat(0.0f);
+            for (int oy = 0; oy < 8; oy++) {
+                const v8 *row = w->x + (2 * oy + ky) * 20;
+#pragma GCC unroll 8
+                for (int ox = 0; ox < 8; ox++) {
+                    v8 dv = d[oy * 8 + ox];
+                    v8 cv = sdlm ? cd[oy * 8 + ox] : zero8;
+#pragma GCC unroll 5
+                    for (int kx = 0; kx < 5; kx++) {
+                        v8 xv = row[2 * ox + kx];
+                        g[ox & 1][kx] += dv * xv;
+                        if (sdlm) c[ox & 1][kx] += cv * (xv * xv);
+                    }
+                }
+            }
+#pragma GCC unroll 5
+            for (int kx = 0; kx < 5; kx++) {
+                int k = N_W1 + m * 25 + ky * 5 + kx;
+                upd(u, opt, P + k, ST1(k), ST2(k), g[0][kx] + g[1][kx], c[0][kx] + c[1][kx]);
+            }
+        }
+    }
+    for (int q = 0; q < 768; q++) {
+        int k = N_B1 + q;
+        upd(u, opt, P + k, ST1(k), ST2(k), w->d1[q], sdlm ? w->c1[q] : zero8);
+    }
+}
+
+/* one training step of one group, fc40 */
+INLINE void step_fc(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, v8 *S2, Work *w, int64_t label) {
+    const int act = s->act, sdlm = opt == OPT_SDLM;
+    v8 *s1 = S1, *s2 = S2;
+    static const v8 zero8;
+    v8 *h = w->h3;
+    fwd_fc(P, w->x, h, w->pre, act);
+    output_delta(s->out, sdlm, w->pre, label, w->d4, w->c4);
+    v8 *W2 = P + F_W2;
+    for (int uu = 0; uu < 40; uu++) {
+        v8 g = splat(0.0f), c = splat(0.0f);
+        for (int o = 0; o < 10; o++) {
+            g += W2[o * 40 + uu] * w->d4[o];
+            if (sdlm) c += (W2[o * 40 + uu] * W2[o * 40 + uu]) * w->c4[o];
+        }
+        v8 f = act_d(act, h[uu]);
+        w->d3[uu] = g * f;
+        if (sdlm) w->c3[uu] = c * (f * f);
+    }
+    for (int o = 0; o < 10; o++) {
+        for (int uu = 0; uu < 40; uu++) {
+            int k = F_W2 + o * 40 + uu;
+            upd(u, opt, P + k, ST1(k), ST2(k), w->d4[o] * h[uu], sdlm ? w->c4[o] * (h[uu] * h[uu]) : zero8);
+        }
+        int k = F_B2 + o;
+        upd(u, opt, P + k, ST1(k), ST2(k), w->d4[o], sdlm ? w->c4[o] : zero8);
+    }
+    for (int uu = 0; uu < 40; uu++) {
+        v8 d = w->d3[uu], cc = sdlm ? w->c3[uu] : zero8;
+        for (int iy = 0; iy < 16; iy++) {
+            const v8 *xr = w->x + (iy + 2) * 20 + 2;
+#pragma GCC unroll 16
+            for (int ix = 0; ix < 16; ix++) {
+                int k = F_W1 + uu * 256 + iy * 16 + ix;
+                v8 xv = xr[ix];
+                upd(u, opt, P + k, ST1(k), ST2(k), d * xv, sdlm ? cc * (xv * xv) : zero8);
+            }
+        }
+        int k = F_B1 + uu;
+        upd(u, opt, P + k, ST1(k), ST2(k), d, cc);
+    }
+#undef ST1
+#undef ST2
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* threads */
+
+typedef struct {
+    int (*fn)(void *ctx, int64_t task, Work *w);
+    void *ctx;
+    int64_t ntasks;
+    int64_t next; /* atomic */
+    int failed;   /* atomic */
+} Pool;
+
+static void *pool_worker(void *arg) {
+    Pool *p = arg;
+#ifdef HAVE_MXCSR
+    unsigned int csr = _mm_getcsr();
+    _mm_setcsr(csr | 0x8040); /* flush denormals to zero (FTZ + DAZ), as torch.set_flush_denormal(True) */
+#endif
+    Work *w = work_new();
+    if (!w) {
+        __atomic_store_n(&p->failed, 1, __ATOMIC_SEQ_CST);
+    } else {
+        for (;;) {
+            int64_t t = __atomic_fetch_add(&p->next, 1, __ATOMIC_SEQ_CST);
+            if (t >= p->ntasks) break;
+            if (p->fn(p->ctx, t, w)) __atomic_store_n(&p->failed, 1, __ATOMIC_SEQ_CST);
+        }
+        free(w);
+    }
+#ifdef HAVE_MXCSR
+    _mm_setcsr(csr);
+#endif
+    return NULL;
+}
+
+static int pool_run(int (*fn)(void *, int64_t, Work *), void *ctx, int64_t ntasks, int nthreads) {
+    Pool p = {fn, ctx, ntasks, 0, 0};
+    if (nthreads < 1) nthreads = 1;
+    if (nthreads > ntasks) nthreads = (int)ntasks;
+    if (nthreads > 256) nthreads = 256;
+    pthread_t th[256];
+    int started = 0;
+    for (int t = 1; t < nthreads; t++) {
+        if (pthread_create(&th[started], NULL, pool_worker, &p) == 0) started++;
+    }
+    pool_worker(&p); /* the calling thread works too */
+    for (int t = 0; t < started; t++) pthread_join(th[t], NULL);
+    return p.failed ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* training: one pass, every group */
+
+typedef struct {
+    const Spec *s;
+    float *params, *st1, *st2;
+    int32_t members, n;
+    const float *images;  /* (rows, 400) padded images */
+    const int64_t *rows;  /* (members, n) image row of each member's step */
+    const float *keep;    /* (members, n, 192) dropout scales in position-major order, or NULL */
+    const int64_t *labels; /* (n,) */
+} TrainCtx;
+
+#define TRAIN_VARIANT(NAME, OPT)                                                                          \
+    static void NAME(const TrainCtx *c, int64_t g, Work *w) {                                            \
+        const Spec *s = c->s;                                                                            \
+        const int64_t np = s->nparam;                                                                    \
+        v8 *P = (v8 *)c->params + g * np;                                                                \
+        v8 *S1 = c->st1 ? (v8 *)c->st1 + g * np : NULL;                                                  \
+        v8 *S2 = c->st2 ? (v8 *)c->st2 + g * np : NULL;                                                  \
+        const int64_t m0 = g * LANES;                                                                    \
+        int valid = (int)(c->members - m0 < LANES ? c->members - m0 : LANES);                             \
+        const int dropout = c->keep != NULL && s->arch == ARCH_NET1989;                                  \
+        float *xs = (float *)w->x, *ks = (float *)w->keep;                                               \
+        for (int64_t i = 0; i < c->n; i++) {                                                             \
+            for (int l = 0; l < LANES; l++) {                                                            \
+                int64_t row = l < valid ? c->rows[(m0 + l) * c->n + i] : 0;                              \
+                const float *src = c->images + row * 400;                                                \
+                for (int p = 0; p < 400; p++) xs[p * LANES + l] = src[p];                                \
+                if (dropout) {                                                                           \
+                    if (l < valid) {                                                                     \
+                        const float *kp = c->keep + ((m0 + l) * c->n + i) * 192;                         \
+                        for (int j = 0; j < 12; j++)                                                     \
+                            for (int q = 0; q < 16; q++) ks[(j * 16 + q) * LANES + l] = kp[q * 12 + j];  \
+                    } else {                                                                             \
+                        for (int q = 0; q < 192; q++) ks[q * LANES + l] = 1.0f;                          \
+                    }                                                                                    \
+                }                                                                                        \
+            }                                                                                            \
+            Upd u;                                                                                       \
+            make_upd(s, s->step + i + 1, &u);                                                            \
+            if (s->arch == ARCH_NET1989)                                                                 \
+                step_net(s, &u, OPT, P, S1, S2, w, c->labels[i], dropout);                               \
+            else                                                                                         \
+                step_fc(s, &u, OPT, P, S1, S2, w, c->labels[i]);                                         \
+        }                                                                                                \
+    }
+
+TRAIN_VARIANT(train_group_sgd, OPT_SGD)
+TRAIN_VARIANT(train_group_adamw, OPT_ADAMW)
+TRAIN_VARIANT(train_group_sdlm, OPT_SDLM)
+
+static int train_task(void *ctx, int64_t g, Work *w) {
+    const TrainCtx *c = ctx;
+    switch (c->s->opt) {
+    case OPT_SGD: train_group_sgd(c, g, w); return 0;
+    case OPT_ADAMW: train_group_adamw(c, g, w); return 0;
+    case OPT_SDLM: train_group_sdlm(c, g, w); return 0;
+    }
+    return 1;
+}
+
+static int spec_ok(const Spec *s) {
+    if (s->arch == ARCH_NET1989 && s->nparam != N_NP * 1) return 0;
+    if (s->arch == ARCH_FC40 && s->nparam != F_NP) return 0;
+    if (s->arch != ARCH_NET1989 && s->arch != ARCH_FC40) return 0;
+    if (s->act < 0 || s->act > 2 || s->out < 0 || s->out > 2 || s->opt < 0 || s->opt > 2) return 0;
+    if (s->arch == ARCH_NET1989)
+        for (int r = 0; r < 96; r++)
+            if (s->scheme[r] < 0 || s->scheme[r] > 11) return 0;
+    return 1;
+}
+
+int native_abi_version(void) { return 2; }
+int native_sizeof_spec(void) { return (int)sizeof(Spec); }
+
+int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t members, const float *images,
+                 const int64_t *rows, const float *keep, const int64_t *labels, int32_t n, int32_t nthreads) {
+    if (!spec_ok(s)) return -2;
+    if ((s->opt == OPT_ADAMW && (!st1 || !st2)) || (s->opt == OPT_SDLM && !st1)) return -3;
+    TrainCtx c = {s, params, st1, st2, members, n, images, rows, keep, labels};
+    int64_t groups = (members + LANES - 1) / LANES;
+#ifdef HAVE_MXCSR
+    unsigned int csr = _mm_getcsr();
+#endif
+    int rc = pool_run(train_task, &c, groups, nthreads);
+#ifdef HAVE_MXCSR
+    _mm_setcsr(csr);
+#endif
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* evaluation: every member on every pattern. In a group of Pg < 8 members, the lanes hold R = 8 / Pg
+ * copies of the members, each copy on other patterns (lane l: member l % Pg, copy l / Pg). */
+
+typedef struct {
+    const Spec *s;
+    const float *params;   /* (groups, NP, 8) */
+    const float *wide;     /* (groups, NP, 8) lanes filled with copies for partial groups */
+    int32_t members, n;
+    const float *images;   /* (n, 400) padded */
+    const int64_t *labels;
+    float *outs;           /* (members, n, 10) output values */
+    float *losses;         /* (members, n) */
+    int64_t chunk;         /* iterations per task */
+    int64_t tasks_per_group;
+} EvalCtx;
+
+static int eval_task(void *ctx, int64_t task, Work *w) {
+    const EvalCtx *c = ctx;
+    const Spec *s = c->s;
+    const int64_t np = s->nparam;
+    const int64_t g = task / c->tasks_per_group, part = task % c->tasks_per_group;
+    const int64_t m0 = g * LANES;
+    const int pg = (int)(c->members - m0 < LANES ? c->members - m0 : LANES);
+    const int reps = LANES / pg;
+    const v8 *P = (const v8 *)c->wide + g * np;
+    const int64_t iters = (c->n + reps - 1) / reps;
+    const int64_t it0 = part * c->chunk, it1 = it0 + c->chunk < iters ? it0 + c->chunk : iters;
+    float *xs = (float *)w->x;
+    for (int64_t it = it0; it < it1; it++) {
+        int64_t pat[LANES];
+        for (int l = 0; l < LANES; l++) {
+            int64_t p = l < reps * pg ? it * reps + l / pg : -1;
+            pat[l] = p < c->n ? p : -1;
+            const float *src = c->images + (pat[l] < 0 ? 0 : pat[l]) * 400;
+            for (int q = 0; q < 400; q++) xs[q * LANES + l] = src[q];
+        }
+        if (s->arch == ARCH_NET1989) {
+            fwd_h1(P, w->x, w->h1p, s->act);
+            fwd_h2(P, s->scheme, w->h1p, w->h2, s->act);
+            fwd_top(P, w->h2, w->h3, w->pre, s->act);
+        } else {
+            fwd_fc(P, w->x, w->h3, w->pre, s->act);
+        }
+        v8 y[10];
+        if (s->out != OUT_SOFTMAX_CE) {
+            int a = s->out == OUT_TANH_MSE ? ACT_TANH : ACT_SCALED_TANH;
+            for (int o = 0; o < 10; o++) y[o] = act_f(a, w->pre[o]);
+        }
+        for (int l = 0; l < LANES; l++) {
+            if (pat[l] < 0) continue;
+            const int64_t m = m0 + l % pg, p = pat[l];
+            const int64_t lab = c->labels[p];
+            float *out = c->outs + (m * c->n + p) * 10;
+            float loss;
+            if (s->out != OUT_SOFTMAX_CE) {
+                float sum = 0.0f;
+                for (int o = 0; o < 10; o++) {
+                    float d = y[o][l] - (o == lab ? 1.0f : -1.0f);
+                    out[o] = y[o][l];
+                    sum += d * d;
+                }
+                loss = sum / 10.0f;
+            } else {
+                float mx = w->pre[0][l];
+                for (int o = 1; o < 10; o++) mx = w->pre[o][l] > mx ? w->pre[o][l] : mx;
+                float e[10], sum = 0.0f;
+                for (int o = 0; o < 10; o++) {
+                    e[o] = expf(w->pre[o][l] - mx);
+                    sum += e[o];
+                }
+                for (int o = 0; o < 10; o++) out[o] = e[o] / sum;
+                loss = logf(sum) - (w->pre[lab][l] - mx);
+            }
+            c->losses[m * c->n + p] = loss;
+        }
+    }
+    return 0;
+}
+
+int native_eval(const Spec *s, const float *params, float *wide, int32_t members, const float *images,
+                const int64_t *labels, int32_t n, float *outs, float *losses, int32_t nthreads) {
+    if (!spec_ok(s)) return -2;
+    const int64_t np = s->nparam, groups = (members + LANES - 1) / LANES;
+    /* lanes of each group: members l % pg (copies for partial groups) */
+    for (int64_t g = 0; g < groups; g++) {
+        const int64_t m0 = g * LANES;
+        const int pg = (int)(members - m0 < LANES ? members - m0 : LANES);
+        const float *src = params + g * np * LANES;
+        float *dst = wide + g * np * LANES;
+        for (int64_t k = 0; k < np; k++)
+            for (int l = 0; l < LANES; l++) dst[k * LANES + l] = src[k * LANES + l % pg];
+    }
+    /* tasks: pieces of about 256 iterations, at least as many tasks as threads */
+    int64_t max_iters = n; /* a group of one member has the most iterations: n / 8; others up to n */
+    (void)max_iters;
+    int64_t chunk = 256;
+    int64_t iters_full = n; /* full group: one pattern per iteration */
+    int64_t per_group = (iters_full + chunk - 1) / chunk;
+    if (per_group < 1) per_group = 1;
+    EvalCtx c = {s, params, wide, members, n, images, labels, outs, losses, chunk, per_group};
+#ifdef HAVE_MXCSR
+    unsigned int csr = _mm_getcsr();
+#endif
+    int rc = pool_run(eval_task, &c, groups * per_group, nthreads);
+#ifdef HAVE_MXCSR
+    _mm_setcsr(csr);
+#endif
+    return rc;
+}

@@ -28,7 +28,7 @@ def is_wrong(outputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """(..., N, 10) output values and (N,) labels -> (..., N) bool: not strictly the label's output on top."""
     own = outputs.gather(-1, labels.expand(outputs.shape[:-1]).unsqueeze(-1))  # (..., N, 1)
     rivals = outputs.masked_fill(torch.nn.functional.one_hot(labels, outputs.shape[-1]).bool(), -math.inf)
-    return rivals.max(dim=-1).values >= own.squeeze(-1)
+    return ~(own.squeeze(-1) > rivals.max(dim=-1).values)  # NaN outputs compare false: wrong
 
 
 def exact_sum(values: torch.Tensor) -> torch.Tensor:

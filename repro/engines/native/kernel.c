@@ -101,7 +101,7 @@ INLINE v8 vtanh(v8 x) {
 INLINE v8 act_f(int act, v8 a) {
     if (act == ACT_TANH) return vtanh(a);
     if (act == ACT_SCALED_TANH) return vtanh(a * SCALED_S) * SCALED_A;
-    return sel(a > 0.0f, a, splat(0.0f));
+    return sel(a <= 0.0f, splat(0.0f), a); /* NaN passes, as torch.relu: a diverged member must show it */
 }
 
 /* derivative of the activation from its output h */

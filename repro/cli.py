@@ -422,9 +422,11 @@ def _checked(folder: Path) -> Path:
               help="Comma-separated engines to measure (default: every engine usable on the device but the "
                    "reference loop, which is always measured; fused only on a GPU).")
 @click.option("--estimate", is_flag=True, help="Project the ablate --all time from measured rates instead of running it.")
+@click.option("--keep-runs", type=click.Path(file_okay=False), default=None,
+              help="Keep the records of the measured ablate --all in this new folder (default: a throw-away folder).")
 @click.option("--results-dir", type=click.Path(), default=None, help=RESULTS_DIR_HELP + " Figures go to <folder>/bench/<device>.json and .png.")
 @click.option("--study", is_flag=True, help=STUDY_HELP)
-def bench(dataset, device, data_dir, populations, engines, estimate, results_dir, study) -> None:
+def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, results_dir, study) -> None:
     """Speed of every engine as ratios against the plain reference loop, measured in the same run."""
     import tempfile
 
@@ -445,10 +447,14 @@ def bench(dataset, device, data_dir, populations, engines, estimate, results_dir
     ds = _load(dataset, data_dir)
     sizes = [int(p) for p in populations.split(",") if p.strip()]
 
-    def measure_ablate() -> float:  # the real command, into a throw-away results folder
+    if keep_runs and Path(keep_runs).exists() and any(Path(keep_runs).iterdir()):
+        _fail(click.UsageError(f"--keep-runs {keep_runs}: the folder is not empty (a timed run must train everything)"))
+
+    def measure_ablate() -> float:  # the real command, from nothing, into a fresh results folder
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            _run_all(plan(load_rungs()), list(DATASETS), 16, device, data_dir, Path(tmp), False, "auto", "cumulative")
+            _run_all(plan(load_rungs()), list(DATASETS), 16, device, data_dir, Path(keep_runs or tmp), False, "auto",
+                     "cumulative")
             return time.perf_counter() - t0
 
     try:

@@ -80,10 +80,10 @@ def test_train_reference_engine_equals_population(run, tmp_path):
     assert abs(ra["test_error"][0] - rb["test_error"][0]) <= 3 / 2007
 
 
-def test_ablate_dry_run(run):
-    r = run("ablate", "--all", "--dry-run")
-    assert r.exit_code == 0
-    assert "total: 224 runs, 50,862,016 presentations" in r.output
+def test_ablate_dry_run(run, tmp_path):
+    r = run("ablate", "--all", "--dry-run", "--results-dir", tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "total: 224 runs: 0 done, 224 to do (50,862,016 presentations)" in r.output
 
 
 def test_ablate_unknown_rung(run):
@@ -110,15 +110,15 @@ def test_device_auto_says_what_it_chose(run, tmp_path):
 
 def test_sweep_writes_record_and_plot(run, tmp_path):
     r = run("sweep", "--rung", "baseline", "--lrs", "0.01,0.03", "--seeds", 2, "--passes", 1, "--device", "cpu",
-            "--out-dir", tmp_path)
+            "--results-dir", tmp_path)
     assert r.exit_code == 0, r.output
-    rec = json.loads((tmp_path / "usps-baseline-lr.json").read_text())
+    rec = json.loads((tmp_path / "sweeps" / "usps-baseline-lr.json").read_text())
     assert [p["lr"] for p in rec["points"]] == [0.01, 0.03] and rec["judged_on"] == "training-set error"
     assert all(len(p["train_error"]) == 2 for p in rec["points"])
-    assert (tmp_path / "usps-baseline-lr.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "sweeps" / "usps-baseline-lr.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_bench_refuses_the_interpreted_fused_engine(run):
-    r = run("bench", "--device", "cpu", "--engine", "fused")
+    r = run("bench", "--device", "cpu", "--engines", "fused")
     assert r.exit_code != 0
     assert "Triton's interpreter" in r.output and "bench it on a GPU" in r.output

@@ -116,3 +116,29 @@ def test_an_interrupted_configuration_resumes_bit_for_bit(tmp_path):
     for a, b in zip(got, want):
         assert _numbers(a) == _numbers(b), a.name
     assert not list((broken / "state").glob("*/*.pt"))  # a finished configuration leaves no state behind
+
+
+@pytest.mark.parametrize("engine", ["native", "population"])
+def test_a_members_record_is_the_same_alone_and_in_a_group_of_four(tmp_path, usps, engine):
+    """Every recorded number of seed 2, trained alone and with seeds 0-3 (so resumed or split runs write the
+    records of one process)."""
+    import torch
+
+    from repro.engines import registry
+    from repro.study.ladder import load_rungs, plan
+    from repro.study.runner import RunContext, run_planned
+
+    if why := registry.get(engine).available("cpu"):
+        pytest.fail(f"the {engine} engine must run in CI: {why}")
+    small = type(usps)(usps.name, usps.x_train[:400], usps.y_train[:400], usps.x_test[:300], usps.y_test[:300],
+                       usps.fingerprint)
+    (planned,) = [p for p in plan(load_rungs()) if p.label == "dropout"]
+    planned = type(planned)(planned.label, planned.rung, planned.config.replace(passes=2))
+    records = {}
+    for name, seeds, threads in (("alone", [2], 1), ("group", [0, 1, 2, 3], 2)):
+        torch.set_num_threads(threads)
+        (path,) = [p for p in run_planned(planned, small, seeds, RunContext(tmp_path / name, engine=engine))
+                   if p.name.endswith("s002.json")]
+        records[name] = _numbers(path)
+    torch.set_num_threads(2)
+    assert records["alone"] == records["group"]

@@ -118,8 +118,14 @@ def set_float_mode() -> None:
     Why: with AdamW, the moment estimates of parameters whose gradient is exactly zero (dead ReLU units)
     decay geometrically into the denormal range (< 1.2e-38), where CPU arithmetic is 10-100x slower; a
     23-pass run then crawls. Values that small change no result we report.
+
+    On CUDA, convolutions and matmuls must not use TF32 (10-bit mantissas; cuDNN allows it by default in
+    this torch): evaluation would then differ from the CPU's float32 by far more than the equivalence tests
+    allow.
     """
     torch.set_flush_denormal(True)
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def run_generator(seed: int) -> torch.Generator:

@@ -9,9 +9,9 @@
 #
 # Steps, most important first, each with its own time limit so that one slow step cannot use up the loan:
 #   1. the equivalence tests on CUDA: fused and population engines, every rung, against the reference loop;
-#   2. `repro bench --engine fused --estimate`: reference loop and fused engine, same run, same GPU;
+#   2. `repro bench --engines fused,population --estimate`: reference loop and both engines, same run, same GPU;
 #   3. `repro ablate --all --seeds 16 --engine fused`, timed: the measured figure for the 60 s target;
-#   4. `repro bench --engine population` (its first figures on a GPU), with fewer population sizes.
+#   4. `repro report --check` on those runs: every configuration against the committed CPU study.
 set -uo pipefail
 OUT="${OUT:-/tmp/gpu-check}"
 mkdir -p "$OUT"
@@ -27,6 +27,6 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
   echo "$name: exit ${PIPESTATUS[0]}, $((SECONDS - t0)) s" | tee -a "$OUT/gpu.txt"
 }
 step test-cuda 150 python3 -m pytest -q -k cuda tests/test_fused.py tests/test_engine.py
-step bench-fused 180 python3 -m repro.cli bench --device cuda --engine fused --estimate --out-dir "$OUT/bench"
+step bench 240 python3 -m repro.cli bench --device cuda --engines fused,population --estimate --results-dir "$OUT"
 step ablate-fused 150 python3 -m repro.cli ablate --all --seeds 16 --engine fused --device cuda --results-dir "$OUT/ablate"
-step bench-population 90 python3 -m repro.cli bench --device cuda --engine population --populations 1,16,256 --estimate --out-dir "$OUT/bench"
+step check 60 python3 -m repro.cli report --check --no-figures --results-dir "$OUT/ablate"

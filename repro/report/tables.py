@@ -20,6 +20,7 @@ COLUMNS = (
     "kind", "label", "title", "passes", "seeds", "diverged",
     "train_error_mean", "train_error_std", "train_error_min", "train_error_max",
     "test_error_mean", "test_error_std", "test_error_min", "test_error_max",
+    "test10k_error_mean", "test10k_error_std",
     "train_loss_mean", "train_loss_std", "test_loss_mean", "test_loss_std", "rejection_1pct_mean", "rejection_1pct_std",
     "delta_vs", "delta_test_error", "delta_ci_low", "delta_ci_high", "delta_df", "source",
 )
@@ -39,6 +40,9 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[
         for key in ("train_loss", "test_loss"):
             s = summarize(g.values(key))
             row[f"{key}_mean"], row[f"{key}_std"] = s.mean, s.std
+        if g.ok and all("test10k_error" in r["final"] for r in g.ok):  # mnist16: the full MNIST test set too
+            s = summarize(g.values("test10k_error", 100.0))
+            row["test10k_error_mean"], row["test10k_error_std"] = s.mean, s.std
         rej = summarize(g.values("test_rejection_at_1pct", 100.0))
         row["rejection_1pct_mean"], row["rejection_1pct_std"] = rej.mean, rej.std
         vs = comparison_label(label, order, ladder)
@@ -139,9 +143,12 @@ def markdown_table(df: pd.DataFrame) -> str:
     """The table in Markdown; with the columns of with_paper_loss, a loss column in the paper's convention
     follows ours."""
     paper_loss = "test_loss_paper_mean" in df.columns
+    full_test = bool(df["test10k_error_mean"].notna().any())
     header = list(MD_HEADER)
     if paper_loss:
         header[5:6] = ["train / test loss, ours", "train / test loss, paper's convention (½ of ours)"]
+    if full_test:
+        header.insert(5, "test error %, all 10,000 MNIST test digits")
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["--:"] * (len(header) - 2) + ["---"]) + "|"]
     for row in df.itertuples(index=False):
         name = f"`{row.label}`" if row.kind == "run" else f"*{row.label}*"
@@ -154,8 +161,10 @@ def markdown_table(df: pd.DataFrame) -> str:
             _pm(row.rejection_1pct_mean, row.rejection_1pct_std, 1),
             _delta(row), f"`{row.delta_vs}`" if row.delta_vs else "",
         ]
+        if full_test:
+            cells.insert(5, _pm(row.test10k_error_mean, row.test10k_error_std))
         if paper_loss:
-            cells.insert(6, " / ".join(_sci(m, sd) for m, sd in (
+            cells.insert(6 + full_test, " / ".join(_sci(m, sd) for m, sd in (
                 (row.train_loss_paper_mean, row.train_loss_paper_std),
                 (row.test_loss_paper_mean, row.test_loss_paper_std))) if _ok(row.test_loss_paper_mean) else "")
         if row.kind == "run" and not _ok(row.test_error_mean):

@@ -110,3 +110,35 @@ def test_one_divergent_member_does_not_stop_the_others(tmp_path, usps, monkeypat
     assert a["diverged_at_pass"] == 1 and a["test_error"] == []
     assert b["diverged_at_pass"] is None and len(b["test_error"]) == 2
     assert not (tmp_path / "checkpoints" / "usps" / paths[0].name.replace(".json", ".pt")).exists()
+
+
+def test_the_reference_engine_trains_on_the_jobs_device(tmp_path, usps, monkeypatch):
+    """It used to call train_reference without the device: `--engine reference --device cuda` trained on the
+    CPU while its record said cuda."""
+    import repro.engines.reference as reference
+
+    seen = []
+    real = reference.train_reference
+
+    def spy(*args, **kwargs):
+        seen.append(kwargs.get("device"))
+        return real(*args, **{**kwargs, "device": "cpu"})  # run it here whatever was asked
+
+    monkeypatch.setattr(reference, "train_reference", spy)
+    small = type(usps)(usps.name, usps.x_train[:50], usps.y_train[:50], usps.x_test[:50], usps.y_test[:50], usps.fingerprint)
+    planned = PlannedConfig("baseline", Rung(0, "baseline", "t", "r", "s"), Config(passes=1))
+    marker = torch.device("meta")  # a device no engine would pick by itself
+    run_planned(planned, small, [0], RunContext(tmp_path, device=marker, engine="reference"))
+    assert seen == [marker]
+
+
+def test_every_engine_decides_divergence_by_the_same_rule():
+    """A non-finite test loss with a finite training loss is a divergence (the reference path used to look at
+    the training loss only)."""
+    from repro.study.runner import MemberHistory, is_divergent
+
+    assert is_divergent(0.1, float("nan")) and is_divergent(float("inf"), 0.1) and not is_divergent(0.1, 0.2)
+    h = MemberHistory()
+    h.add(0, 0.1, 0.05, 0.2, 0.06)
+    h.add(1, 0.1, 0.05, float("nan"), 0.06)
+    assert h.diverged_at == 2 and h.values["test_loss"] == [0.2]

@@ -204,7 +204,8 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
 
     figs = {name: (f"figures/{name}", fig.caption) for name, fig in figures.items()} or {
         p.name: (f"figures/{p.name}", plots.CAPTIONS.get(p.name, p.name))
-        for p in sorted((paper_dir / "figures").glob("*.png")) if not attribution.is_attribution_figure(p.name)}
+        for p in sorted((paper_dir / "figures").glob("*.png"), key=_figure_order)
+        if not attribution.is_attribution_figure(p.name)}
     blocks = [(paper_dir / "paper.md", "results", tables.paper_results_block(frames, figs)),
               (paper_dir / "paper.md", "faithful", tables.faithful_block(faithful_frame)),
               (results_dir.parent / "README.md", "headline",
@@ -258,6 +259,13 @@ def refresh_block(path: Path, name: str, text: str) -> str | None:
     head, rest = doc.split(start, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{start}\n{text.strip()}\n{end}{tail}"
+
+
+def _figure_order(path: Path) -> tuple[int, str]:
+    """The order make_figures gives (that of plots.CAPTIONS), so a report without figures lists the existing
+    ones as a report with figures does."""
+    names = list(plots.CAPTIONS)
+    return (names.index(path.name) if path.name in names else len(names), path.name)
 
 
 def _rel(path: Path, start: Path) -> str:

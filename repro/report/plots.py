@@ -252,8 +252,8 @@ def ladder_figure(groups: dict[tuple[str, str], Group], order: dict[str, list[st
                         ax.plot([x], [edge], ls="none", marker="v" if below else "^", ms=6, color="black", zorder=5,
                                 clip_on=False)
                         ax.annotate(f"mean {'−' if below else '+'} std = {end:.1f}".replace("-", "−"), (x, edge), textcoords="offset points",
-                                    xytext=(6, 4 if below else -4), ha="left", va="bottom" if below else "top",
-                                    fontsize=7)
+                                    xytext=(3, 4 if below else -4), ha="left", va="bottom" if below else "top",
+                                    fontsize=7, rotation=90)  # upright, beside its own bar: neighbours never overlap
                 if g.n_diverged:
                     ax.annotate(f"{g.n_diverged} div.", (x, v.max()), textcoords="offset points",
                                 xytext=(0, 6), ha="center", fontsize=7, color=color)

@@ -39,3 +39,11 @@ def mnist16():
 @pytest.fixture(autouse=True)
 def _two_threads():
     torch.set_num_threads(2)  # like CI; keeps timings comparable
+
+
+def interruptible() -> None:
+    """preexec_fn for a child that a test interrupts with SIGINT: a shell runs background jobs with SIGINT
+    ignored, the child would inherit that, and Python then installs no KeyboardInterrupt handler."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -18,7 +18,7 @@ from repro.config import Config
 from repro.study.ladder import PlannedConfig, Rung
 from repro.study.runner import RunContext, run_planned
 
-from .conftest import data_dir
+from .conftest import data_dir, interruptible
 
 ABLATE = ["ablate", "--rungs", "baseline,relu,adamw", "--passes", "1", "--seeds", "2", "--device", "cpu"]
 
@@ -26,6 +26,7 @@ ABLATE = ["ablate", "--rungs", "baseline,relu,adamw", "--passes", "1", "--seeds"
 def _start(results: Path) -> subprocess.Popen:
     env = {**os.environ, "REPRO_DATA_DIR": str(data_dir()), "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen([sys.executable, "-m", "repro.cli", *ABLATE, "--results-dir", str(results)],
+                            preexec_fn=interruptible,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import data_dir
+from .conftest import data_dir, interruptible
 
 QUICK = ["--seeds", "2", "--passes", "1", "--device", "cpu"]
 VOLATILE = ("wall_time_s", "created", "git_commit", "population_members", "device")  # not numbers of the run
@@ -94,6 +94,7 @@ def test_an_interrupted_configuration_resumes_bit_for_bit(tmp_path):
     broken = tmp_path / "broken"
     env = {**os.environ, "REPRO_DATA_DIR": str(data_dir()), "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "repro.cli", *args, "--results-dir", str(broken)], env=env,
+                            preexec_fn=interruptible,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.time() + 300

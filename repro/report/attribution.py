@@ -435,10 +435,14 @@ def _waterfall(att: Attribution) -> Figure:
                     fontsize=7)
     lo, hi = min(tops), max(tops)
     pad = 0.15 * (hi - lo) if hi > lo else 0.5
-    ax.set_ylim(max(0.0, lo - pad), hi + 1.6 * pad)
+    # The running sum is an error only at its two ends: between them it may leave [0, 100] (large contributions
+    # of opposite sign), and the axis must then show it rather than cut the bars off at 0.
+    ax.set_ylim(lo - pad if lo < 0 else max(0.0, lo - pad), hi + 1.6 * pad)
+    if lo < 0:
+        ax.axhline(0.0, color="0.3", lw=0.8)
     ax.set_xticks(range(n + 2), ["baseline"] + [e.change for e in effects] + ["full recipe"], rotation=20)
-    ax.set_ylabel("final test error (%)")
-    ax.set_title(f"{att.dataset}: Shapley contributions, baseline to full recipe (axis cut)")
+    ax.set_ylabel("test error (%): baseline + contributions so far")
+    ax.set_title(f"{att.dataset}: Shapley contributions, baseline to full recipe")
     ax.grid(axis="x", visible=False)
     return fig
 

@@ -23,7 +23,7 @@ from repro.data import Dataset
 from repro.engines import registry
 from repro.net.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
 from repro.study.ladder import PlannedConfig
-from repro.study.record import SCHEMA_VERSION, RunRecord
+from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord
 from repro.study.store import (
     SeedLocks,
     atomic_torch_save,
@@ -34,9 +34,6 @@ from repro.study.store import (
     run_path,
     state_path,
 )
-
-HISTORY_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
-
 
 class DeviceError(RuntimeError):
     pass
@@ -91,10 +88,6 @@ class Progress:
 def fmt_seconds(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}h{seconds // 60 % 60:02d}m" if seconds >= 3600 else f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def presentations(passes: int, n_train: int, seeds: int) -> int:
-    return passes * n_train * seeds
 
 
 # --- one member's history -------------------------------------------------------------------------------

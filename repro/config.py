@@ -21,6 +21,7 @@ H2_SCHEMES = ("block", "cyclic")  # see model.H2_SCHEMES; kept in sync by a test
 OPTIMIZERS = ("sgd", "adamw", "sdlm")
 LR_SCHEDULES = ("constant", "linear")
 SHIFT_MODES = ("wrap", "pad")
+SDLM_CURVATURES = ("running", "per_pass")
 
 
 class ConfigError(ValueError):
@@ -36,6 +37,7 @@ class Config:
     # the paper's scaled tanh on the outputs too, so targets +-1 lie in its quasi-linear range
     init: str = "sqrt_fan_in"  # paper's text: U(+-2.4/F); earlier repros read U(+-2.4/sqrt(F))
     init_scale: float = 2.4  # paper
+    target: float = 1.0  # paper: targets "within the quasi-linear range"; +-1 (earlier repros); squared error only
     output_bias_init: float = -1.0  # not in paper: 9 of 10 targets are -1 (earlier repros' choice)
     h2_scheme: str = "block"  # not in paper: which 8 of 12 H1 maps each H2 map reads
     # --- training ----------------------------------------------------------------------------------
@@ -49,6 +51,11 @@ class Config:
     # "sdlm" (the paper's diagonal-Hessian Newton method; see repro/sdlm.py): step lr / (sdlm_mu + h_kk)
     sdlm_mu: float = 0.02  # LeCun et al. 1998 (LeNet-5) used mu = 0.02; the 1989 paper gives no value
     sdlm_gamma: float = 0.01  # not in any paper: memory of the running average of h (~100 patterns)
+    # how h is kept: "running": updated at every step from the current pattern, h := the first pattern's;
+    # "per_pass": LeNet-5's way, re-estimated before each pass as the mean over sdlm_estimate_patterns
+    # training patterns at the current weights, then held fixed through the pass
+    sdlm_curvature: str = "running"
+    sdlm_estimate_patterns: int = 500  # LeNet-5 (LeCun et al. 1998): "re-estimated on 500 patterns"
     lr_schedule: str = "constant"  # "linear": from lr (first pass) to lr*lr_final_factor (last pass)
     lr_final_factor: float = 1.0 / 3.0
     dropout: float = 0.0  # drop probability on the input of H3 (training only)
@@ -88,7 +95,7 @@ class Config:
 
 
 ARCHITECTURES = ("net1989", "fc40")
-LATER_FIELDS = ("architecture",)  # append fields added from now on; see Config.digest
+LATER_FIELDS = ("architecture", "target", "sdlm_curvature", "sdlm_estimate_patterns")  # append fields added from now on; see Config.digest
 
 _CHOICES = {
     "architecture": ARCHITECTURES,
@@ -99,6 +106,7 @@ _CHOICES = {
     "optimizer": OPTIMIZERS,
     "lr_schedule": LR_SCHEDULES,
     "shift_mode": SHIFT_MODES,
+    "sdlm_curvature": SDLM_CURVATURES,
 }
 
 # (low, high, low_inclusive, high_inclusive) for numeric fields
@@ -115,6 +123,8 @@ _RANGES = {
     "lr_final_factor": (0.0, None, False, True),
     "dropout": (0.0, 1.0, True, False),
     "shift": (0, 4, True, True),
+    "target": (0.0, None, False, True),
+    "sdlm_estimate_patterns": (1, None, True, True),
 }
 
 
@@ -157,6 +167,8 @@ def apply_patch(base: Config, patch: dict[str, Any], source: str = "patch") -> C
     cfg = dataclasses.replace(base, **clean)
     if cfg.architecture == "fc40" and cfg.dropout > 0:
         raise ConfigError(f"{source}: dropout acts on the input of H3, which architecture 'fc40' does not have")
+    if cfg.output == "softmax_ce" and cfg.target != 1.0:
+        raise ConfigError(f"{source}: 'target' sets the squared-error targets +-target; output 'softmax_ce' has none")
     return cfg
 
 

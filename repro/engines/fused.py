@@ -47,6 +47,10 @@ def unsupported_reason(cfg: Config) -> str | None:
         value = getattr(cfg, field)
         if value not in allowed:
             return f"the fused engine does not implement {field} = {value!r} (it implements {', '.join(allowed)})"
+    if cfg.target != 1.0:
+        return f"the fused engine does not implement target = {cfg.target!r} (it implements 1.0)"
+    if cfg.optimizer == "sdlm" and cfg.sdlm_curvature != "running":
+        return f"the fused engine does not implement sdlm_curvature = {cfg.sdlm_curvature!r} (it implements 'running')"
     return None
 
 

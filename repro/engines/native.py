@@ -177,6 +177,10 @@ def supports(cfg: Config) -> str | None:
             return f"the native engine does not implement {name}={value!r} (it has: {', '.join(valid)})"
     if cfg.architecture == "fc40" and cfg.dropout > 0:
         return "dropout acts on the input of H3, which architecture 'fc40' does not have"
+    if cfg.target != 1.0:
+        return f"the native engine does not implement target = {cfg.target!r} (it implements 1.0)"
+    if cfg.optimizer == "sdlm" and cfg.sdlm_curvature != "running":
+        return f"the native engine does not implement sdlm_curvature = {cfg.sdlm_curvature!r} (it implements 'running')"
     return None
 
 

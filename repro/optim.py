@@ -59,20 +59,26 @@ class AdamW:
 
 
 class SDLM:
-    """w <- w - lr g / (mu + h), h the running average of the curvature (see sdlm.py): h := the first step's
-    curvature, then h <- (1 - gamma) h + gamma curvature."""
+    """w <- w - lr g / (mu + h) (see sdlm.py). "running": h := the first step's curvature, then
+    h <- (1 - gamma) h + gamma curvature at every step. "per_pass": h is given by `set_curvature` before each
+    pass and held fixed (step() takes no curvature)."""
 
     needs_curvature = True
 
     def __init__(self, cfg: Config, w: torch.Tensor):
         self.mu, self.gamma = cfg.sdlm_mu, cfg.sdlm_gamma
+        self.curvature_each_step = cfg.sdlm_curvature == "running"
         self.h = torch.zeros_like(w)
 
+    def set_curvature(self, h: torch.Tensor) -> None:
+        self.h.copy_(h)
+
     def step(self, w: torch.Tensor, grad: torch.Tensor, lr: float, t: int, curvature: torch.Tensor | None = None) -> None:
-        if t == 1:
-            self.h.copy_(curvature)
-        else:
-            self.h.lerp_(curvature, self.gamma)
+        if self.curvature_each_step:
+            if t == 1:
+                self.h.copy_(curvature)
+            else:
+                self.h.lerp_(curvature, self.gamma)
         w.addcdiv_(grad, self.h + self.mu, value=-lr)
 
     def state_dict(self) -> dict[str, torch.Tensor]:

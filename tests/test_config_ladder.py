@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from repro.config import Config, ConfigError, apply_patch
 from repro.study.ladder import load_rungs, plan, read_rung
@@ -26,6 +27,10 @@ def test_defaults_are_the_1989_procedure():
         ({"dropout": 1.0}, ["out of range", "< 1.0"]),
         ({"passes": 0}, ["out of range"]),
         ({"optimizer": "lbfgs"}, ["valid values", "sgd", "adamw"]),
+        ({"output": "softmax_ce", "target": 0.8}, ["'target'", "softmax_ce"]),
+        ({"target": 0.0}, ["out of range"]),
+        ({"sdlm_curvature": "lenet"}, ["valid values", "running", "per_pass"]),
+        ({"sdlm_estimate_patterns": 0}, ["out of range"]),
     ],
 )
 def test_bad_patches_are_clear_errors(patch, words):
@@ -113,3 +118,13 @@ def test_unknown_rung_name_lists_choices():
     with pytest.raises(ConfigError) as e:
         plan(load_rungs(), only=["baseline", "nope"])
     assert "nope" in str(e.value) and "dropout" in str(e.value)
+
+
+def test_target_scales_the_squared_error_targets():
+    from repro.net.model import loss_per_example
+
+    pre = torch.tensor([[0.3, -0.2] + [0.1] * 8])
+    cfg = Config(output="scaled_tanh_mse", target=0.8)
+    y = 1.7159 * torch.tanh(pre * 2 / 3)
+    want = ((y - torch.tensor([-0.8, 0.8] + [-0.8] * 8)) ** 2).mean()
+    torch.testing.assert_close(loss_per_example(cfg, pre, torch.tensor([1]))[0], want)

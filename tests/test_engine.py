@@ -74,7 +74,8 @@ def test_the_ladder_covers_every_mechanism():
 
 
 @pytest.mark.parametrize("patch", [{"hidden_activation": "scaled_tanh"}, {"shift": 1, "shift_mode": "pad", "dropout": 0.5}, {"init": "fan_in", "lr": 0.1}, {"h2_scheme": "cyclic"},
-    {"hidden_activation": "scaled_tanh", "output": "scaled_tanh_mse", "optimizer": "sdlm", "lr": 1e-3, "init": "fan_in"}])
+    {"hidden_activation": "scaled_tanh", "output": "scaled_tanh_mse", "optimizer": "sdlm", "lr": 1e-3, "init": "fan_in"},
+    {"target": 0.8}])
 def test_options_outside_the_ladder_match_too(patch, usps):
     cfg = Config(passes=1).replace(**patch)
     x, y = usps.x_train[:200], usps.y_train[:200]

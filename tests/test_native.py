@@ -25,11 +25,17 @@ pytestmark = pytest.mark.skipif(native._compiler() is None, reason="no C compile
 FC40_PATCHES = [{}, {"optimizer": "adamw", "lr": 3e-4, "hidden_activation": "relu", "shift": 1},
                 {"optimizer": "sdlm", "lr": 1e-3, "hidden_activation": "scaled_tanh", "output": "scaled_tanh_mse",
                  "init": "fan_in"},
-                {"output": "softmax_ce", "optimizer": "sdlm", "lr": 1e-3}]
+                {"output": "softmax_ce", "optimizer": "sdlm", "lr": 1e-3},
+                {"optimizer": "sdlm", "lr": 1e-3, "sdlm_curvature": "per_pass", "sdlm_estimate_patterns": 100,
+                 "target": 0.8}]
 OUTSIDE_THE_LADDER = [{"hidden_activation": "scaled_tanh"}, {"shift": 1, "shift_mode": "pad", "dropout": 0.5},
                       {"init": "fan_in", "lr": 0.1}, {"h2_scheme": "cyclic"},
                       {"hidden_activation": "scaled_tanh", "output": "scaled_tanh_mse", "optimizer": "sdlm", "lr": 1e-3,
-                       "init": "fan_in"}]
+                       "init": "fan_in"},
+                      {"hidden_activation": "scaled_tanh", "output": "scaled_tanh_mse", "optimizer": "sdlm", "lr": 1e-3,
+                       "init": "fan_in", "sdlm_curvature": "per_pass", "sdlm_estimate_patterns": 150, "shift": 1,
+                       "dropout": 0.25},
+                      {"target": 0.8, "output": "scaled_tanh_mse"}]
 
 
 def test_the_kernel_builds_here():

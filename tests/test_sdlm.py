@@ -131,6 +131,9 @@ EQUIV = {
     "relu+softmax_ce+linear": {"hidden_activation": "relu", "output": "softmax_ce", "lr_schedule": "linear"},
     "dropout+shift+scaled_tanh": {"dropout": 0.25, "shift": 1, "hidden_activation": "scaled_tanh"},
     "cyclic+gamma": {"h2_scheme": "cyclic", "sdlm_gamma": 0.1, "sdlm_mu": 0.05},
+    "per_pass": {"sdlm_curvature": "per_pass", "sdlm_estimate_patterns": 40},
+    "per_pass+dropout+shift+window wraps": {"sdlm_curvature": "per_pass", "sdlm_estimate_patterns": 100,
+                                            "dropout": 0.25, "shift": 1},
 }
 
 
@@ -177,3 +180,40 @@ def test_sdlm_reference_step_is_the_formula():
     opt.step([torch.tensor([0.0, 0.4])])
     h = torch.tensor([0.75 * 0.08, 0.25 * 0.4])
     torch.testing.assert_close(opt.state[w]["h"], h)
+
+
+def test_per_pass_curvature_is_the_window_mean_held_through_the_pass(usps):
+    """LeNet-5's variant: before each pass h := the mean of hnew over that pass's window (walking through the
+    training set), computed at the weights the pass starts from, and no step changes it."""
+    from repro.net.sdlm import curvature_window, estimate_curvature, gauss_newton_diagonal
+
+    assert curvature_window(0, 7, 3).tolist() == [0, 1, 2]
+    assert curvature_window(2, 7, 3).tolist() == [6, 0, 1]
+    cfg = SDLM.replace(passes=2, sdlm_curvature="per_pass", sdlm_estimate_patterns=30)
+    x, y = usps.x_train[:80], usps.y_train[:80]
+    pop = Population(cfg, [4], x, y)
+    pop.train_pass(0)
+    start = pop.member_params(0)  # the weights pass 1 starts from
+    pop.estimate_curvature(1)
+    h_before = pop.optimizer.h.clone()
+    pop.optimizer.step = _keeps_h(pop.optimizer.step, pop.optimizer)  # every step of the pass leaves h alone
+    for i in range(5):
+        pop.step(torch.zeros(1, dtype=torch.int64) + i, i, None, cfg.lr)
+    assert torch.equal(pop.optimizer.h, h_before)
+    params = {k: v.clone() for k, v in start.items()}
+    hand = [gauss_newton_diagonal(params, x[i : i + 1], cfg) for i in range(30, 60)]
+    want = {k: torch.stack([h[k] for h in hand]).mean(0) for k in params}
+    got = to_reference({k: t[0] for k, t in _views(pop, h_before).items()}, cfg.h2_scheme)
+    for name in params:
+        torch.testing.assert_close(got[name], want[name], atol=1e-9, rtol=1e-4, msg=name)
+    ref = estimate_curvature(params, x, cfg, 1)
+    for name in params:
+        torch.testing.assert_close(ref[name], want[name], atol=1e-9, rtol=1e-5, msg=f"reference {name}")
+
+
+def _keeps_h(step, opt):
+    def checked(*args, **kwargs):
+        before = opt.h.clone()
+        step(*args, **kwargs)
+        assert torch.equal(opt.h, before), "a per-pass SDLM step changed h"
+    return checked

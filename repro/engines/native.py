@@ -34,6 +34,7 @@ from repro.engines.population import EvalResult
 from repro.engines.population import population_class as _lockstep_class
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
+from repro.net.sdlm import curvature_window
 
 LANES = 8
 SOURCE = Path(__file__).with_name("native") / "kernel.c"
@@ -45,6 +46,7 @@ ARCHITECTURES = {"net1989": 0, "fc40": 1}
 ACTIVATIONS = {"tanh": 0, "scaled_tanh": 1, "relu": 2}
 OUTPUTS = {"tanh_mse": 0, "scaled_tanh_mse": 1, "softmax_ce": 2}
 OPTIMIZERS = {"sgd": 0, "adamw": 1, "sdlm": 2}
+SDLM_FIXED, SDLM_ESTIMATE = 3, 4  # kernel.c's two calls of SDLM with per-pass curvature
 INITS = ("sqrt_fan_in", "fan_in")  # initial weights come from init_params; the kernel never sees them
 LR_SCHEDULES = ("constant", "linear")  # lr comes from cfg.lr_at_pass, once per pass
 SHIFT_MODES = ("wrap", "pad")  # shifted images come from the population's table
@@ -64,7 +66,8 @@ class _Spec(ctypes.Structure):
                 ("nparam", ctypes.c_int32), ("scheme", ctypes.c_int32 * 96),
                 ("lr", ctypes.c_double), ("weight_decay", ctypes.c_double), ("beta1", ctypes.c_double),
                 ("beta2", ctypes.c_double), ("eps", ctypes.c_double), ("sdlm_gamma", ctypes.c_double),
-                ("sdlm_mu", ctypes.c_double), ("dropout", ctypes.c_double), ("step", ctypes.c_int64)]
+                ("sdlm_mu", ctypes.c_double), ("dropout", ctypes.c_double), ("target", ctypes.c_double),
+                ("step", ctypes.c_int64)]
 
 
 # --- building and loading the kernel ---------------------------------------------------------------
@@ -145,7 +148,7 @@ def _load() -> ctypes.CDLL | None:
     except Exception as e:  # noqa: BLE001 - any build or load failure makes the engine unavailable, with the reason
         _why_not = f"the native engine's kernel could not be built or loaded: {e}"
         return None
-    if lib.native_abi_version() != 2 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
+    if lib.native_abi_version() != 3 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
         _why_not = "the native engine's kernel does not match this Python module (ABI mismatch)"
         return None
     p, i32, i64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
@@ -177,10 +180,6 @@ def supports(cfg: Config) -> str | None:
             return f"the native engine does not implement {name}={value!r} (it has: {', '.join(valid)})"
     if cfg.architecture == "fc40" and cfg.dropout > 0:
         return "dropout acts on the input of H3, which architecture 'fc40' does not have"
-    if cfg.target != 1.0:
-        return f"the native engine does not implement target = {cfg.target!r} (it implements 1.0)"
-    if cfg.optimizer == "sdlm" and cfg.sdlm_curvature != "running":
-        return f"the native engine does not implement sdlm_curvature = {cfg.sdlm_curvature!r} (it implements 'running')"
     return None
 
 
@@ -225,6 +224,7 @@ class NativePopulation:
         self.state2 = torch.zeros_like(self.params) if cfg.optimizer == "adamw" else None
         self.step_count = 0
         self.labels = y_train.to(torch.int64).contiguous()
+        self._per_pass_curvature = cfg.optimizer == "sdlm" and cfg.sdlm_curvature == "per_pass"
         self._spec = self._make_spec()
 
     def _make_spec(self) -> _Spec:
@@ -237,7 +237,9 @@ class NativePopulation:
             s.scheme[r] = i
         s.lr, s.weight_decay = cfg.lr, cfg.weight_decay
         s.beta1, s.beta2, s.eps = cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps
-        s.sdlm_gamma, s.sdlm_mu, s.dropout = cfg.sdlm_gamma, cfg.sdlm_mu, cfg.dropout
+        s.sdlm_gamma, s.sdlm_mu, s.dropout, s.target = cfg.sdlm_gamma, cfg.sdlm_mu, cfg.dropout, cfg.target
+        if self._per_pass_curvature:
+            s.opt = SDLM_FIXED
         return s
 
     def _threads(self) -> int:
@@ -249,6 +251,8 @@ class NativePopulation:
 
     # --- training -----------------------------------------------------------------------------------
     def train_pass(self, pass_index: int) -> None:
+        if self._per_pass_curvature:
+            self._estimate_curvature(pass_index)
         rows, scale = self._pop._draw_pass()  # each member's own generator, in the reference loop's order
         rows = rows.contiguous()
         scale = None if scale is None else scale.contiguous()
@@ -261,6 +265,24 @@ class NativePopulation:
         if rc != 0:
             raise RuntimeError(f"native kernel failed in training (code {rc})")
         self.step_count += self.n_train
+
+    def _estimate_curvature(self, pass_index: int) -> None:
+        """SDLM "per_pass": state1 := the mean curvature over the pass's window of patterns (sdlm.py), by one
+        kernel call that adds each pattern's curvature into state1 and leaves the weights alone."""
+        k, n, s = self.cfg.sdlm_estimate_patterns, self.n_train, self.cfg.shift
+        window = curvature_window(pass_index, n, k)
+        unshifted = (s * (2 * s + 1) + s) * n  # first row of the (0, 0) shift's copy of the images
+        rows = (window + unshifted).expand(self.members, k).contiguous()
+        labels = self.labels[window].contiguous()
+        spec = _Spec.from_buffer_copy(self._spec)
+        spec.opt = SDLM_ESTIMATE
+        self.state1.zero_()
+        rc = self._lib.native_train(ctypes.byref(spec), self.params.data_ptr(), self.state1.data_ptr(), None,
+                                    self.members, self._pop.images.data_ptr(), rows.data_ptr(), None,
+                                    labels.data_ptr(), k, self._threads())
+        if rc != 0:
+            raise RuntimeError(f"native kernel failed estimating the curvature (code {rc})")
+        self.state1.div_(k)
 
     # --- evaluation ---------------------------------------------------------------------------------
     @torch.no_grad()

@@ -35,6 +35,8 @@ from repro.engines.layers import (
 )
 from repro.net import activations
 from repro.net.metrics import exact_sum, is_wrong
+from repro.net.loss import squared_error_targets
+from repro.net.sdlm import curvature_window
 from repro.net.model import (
     BACKGROUND,
     PAD,
@@ -181,7 +183,7 @@ class Population:
         versions = [shift_images(x_train, dy, dx, cfg.shift_mode) for dy, dx in offsets]
         padded = torch.nn.functional.pad(torch.stack(versions), (PAD,) * 4, value=BACKGROUND)
         self.images = padded.reshape(len(versions) * self.n_train, 400).to(self.device)  # (S*N, 400)
-        self.targets = (torch.nn.functional.one_hot(y_train, 10).float() * 2 - 1).to(self.device)  # (N, 10)
+        self.targets = squared_error_targets(y_train, cfg.target).to(self.device)  # (N, 10)
         self.labels = y_train.to(self.device)
         self._init_layers()
 
@@ -221,10 +223,30 @@ class Population:
         return torch.stack(rows), torch.stack(keeps) if keeps else None
 
     def train_pass(self, pass_index: int) -> None:
+        if self.curv is not None and not self.optimizer.curvature_each_step:
+            self.estimate_curvature(pass_index)
         rows, scale = self._pass_inputs()
         lr = self.cfg.lr_at_pass(pass_index)
         for i in range(self.n_train):
             self.step(rows[:, i], i, None if scale is None else scale[:, i], lr)
+
+    def estimate_curvature(self, pass_index: int) -> None:
+        """SDLM "per_pass": h := the mean curvature over the pass's window of patterns (sdlm.curvature_window),
+        unshifted and without dropout, at the current weights (see sdlm.py)."""
+        k = self.cfg.sdlm_estimate_patterns
+        s = self.cfg.shift
+        unshifted = (s * (2 * s + 1) + s) * self.n_train  # first row of the (0, 0) shift's copy of the images
+        torch.mul(self.params.flat, self.params.flat, out=self.w_sq.flat)
+        total = torch.zeros_like(self.curv.flat)
+        g, curv, out = self.grads.views, self.curv.views, self.OUTPUT_BIAS
+        for j in curvature_window(pass_index, self.n_train, k).tolist():
+            rows = torch.full((self.members,), unshifted + j, dtype=torch.int64, device=self.device)
+            pre, inputs, hidden = self._forward(rows, None)
+            derivs = [self.hidden.grad_from_output(h) for h in hidden]
+            output_delta(self.cfg, pre, self.targets[j], self.labels[j], g[out], curv[out])
+            self._curvature_backward(inputs, derivs, None)
+            total += self.curv.flat
+        self.optimizer.set_curvature(total.div_(k))
 
     # --- one step for all members --------------------------------------------------------------------
     def step(self, rows: torch.Tensor, i: int, keep_scale: torch.Tensor | None, lr: float) -> None:
@@ -232,17 +254,23 @@ class Population:
         pre, inputs, hidden = self._forward(rows, keep_scale)
         derivs = [self.hidden.grad_from_output(h) for h in hidden]
         g, out = self.grads.views, self.OUTPUT_BIAS
-        curv = None if self.curv is None else self.curv.views
+        each_step = self.curv is not None and self.optimizer.curvature_each_step
+        curv = self.curv.views if each_step else None
         output_delta(self.cfg, pre, self.targets[i], self.labels[i], g[out], None if curv is None else curv[out])
         self._backward(self.params.views, g, inputs, derivs, keep_scale, self.scratch[0])
-        if curv is not None:  # SDLM's curvature: the same backward with everything squared (see sdlm.py)
+        if each_step:
             torch.mul(self.params.flat, self.params.flat, out=self.w_sq.flat)  # every weight squared, in one op
-            sq = lambda t: None if t is None else t * t  # noqa: E731
-            self._backward(self.w_sq.views, curv, [sq(t) for t in inputs], [sq(f) for f in derivs], sq(keep_scale),
-                           self.scratch[1])
+            self._curvature_backward(inputs, derivs, keep_scale)
         self.step_count += 1
         self.optimizer.step(self.params.flat, self.grads.flat, lr, self.step_count,
-                            None if self.curv is None else self.curv.flat)
+                            self.curv.flat if each_step else None)
+
+    def _curvature_backward(self, inputs, derivs, keep_scale) -> None:
+        """SDLM's curvature into self.curv, from the output's in curv[OUTPUT_BIAS]: the same backward with
+        everything squared (see sdlm.py); self.w_sq must hold the squared weights."""
+        sq = lambda t: None if t is None else t * t  # noqa: E731
+        self._backward(self.w_sq.views, self.curv.views, [sq(t) for t in inputs], [sq(f) for f in derivs],
+                       sq(keep_scale), self.scratch[1])
 
     def _forward(self, rows: torch.Tensor, keep_scale: torch.Tensor | None):
         """-> pre (P, 1, 10); the layers' inputs (p1, p2, h3's input, the output layer's input); the hidden
@@ -323,7 +351,7 @@ class Population:
         cfg, P, B = self.cfg, pre.shape[0], pre.shape[1]
         if cfg.output_activation:
             out = activations.get(cfg.output_activation).forward(pre)
-            target = F.one_hot(y, 10).float() * 2 - 1
+            target = squared_error_targets(y, cfg.target)
             return out, ((out - target) ** 2).mean(dim=2)
         logp = torch.log_softmax(pre, dim=2)
         return torch.softmax(pre, dim=2), -logp.gather(2, y.view(1, B, 1).expand(P, B, 1)).squeeze(2)

@@ -17,7 +17,7 @@ from repro.config import Config
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import (draw_pass_randomness, forward, init_params, loss_per_example, outputs, run_generator,
                              set_float_mode, shift_images)
-from repro.net.sdlm import gauss_newton_diagonal
+from repro.net.sdlm import estimate_curvature, gauss_newton_diagonal
 from repro.optim import reference_optimizer
 
 
@@ -77,6 +77,10 @@ def train_reference(
     for pass_index in range(cfg.passes):
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr_at_pass(pass_index)
+        per_pass_curvature = cfg.optimizer == "sdlm" and cfg.sdlm_curvature == "per_pass"
+        if per_pass_curvature:  # LeNet-5's way: h from a window of patterns, fixed through the pass
+            h = estimate_curvature(params, x_train, cfg, pass_index)
+            optimizer.set_curvature([h[k] for k in params])
         shifts, keep = draw_pass_randomness(gen, n, cfg)
         for i in range(n):  # constant order: the order of the training file
             x = x_train[i : i + 1]
@@ -87,7 +91,9 @@ def train_reference(
             loss = loss_per_example(cfg, pre, y_train[i : i + 1]).sum()
             optimizer.zero_grad()
             loss.backward()
-            if cfg.optimizer == "sdlm":  # the paper's diagonal Newton step needs this pattern's curvature too
+            if per_pass_curvature:
+                optimizer.step()
+            elif cfg.optimizer == "sdlm":  # the paper's diagonal Newton step needs this pattern's curvature too
                 curvature = gauss_newton_diagonal(params, x, cfg, keep_i)
                 optimizer.step([curvature[k] for k in params])
             else:

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 
 from repro.config import Config
 from repro.net.activations import activation
+from repro.net.loss import squared_error_targets
 
 PAD = 2  # 5x5 kernels centred near the border need 2 pixels of background on each side
 BACKGROUND = -1.0
@@ -228,8 +229,8 @@ def outputs(cfg: Config, pre: torch.Tensor) -> torch.Tensor:
 
 
 def loss_per_example(cfg: Config, pre: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """(B,) loss: squared error averaged over the 10 outputs (targets +-1), or softmax cross-entropy."""
+    """(B,) loss: squared error averaged over the 10 outputs (targets +-cfg.target), or softmax cross-entropy."""
     if cfg.output_activation:
-        target = F.one_hot(labels, 10).to(pre.dtype) * 2.0 - 1.0
+        target = squared_error_targets(labels, cfg.target).to(pre.dtype)
         return ((activation(cfg.output_activation, pre) - target) ** 2).mean(dim=-1)
     return F.cross_entropy(pre, labels, reduction="none")

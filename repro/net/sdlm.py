@@ -11,10 +11,17 @@ of the Hessian of the loss:
 
     h_k <- (1 - gamma) h_k + gamma * hnew_k     gamma = cfg.sdlm_gamma,   h_k := hnew_k at the first step
 
-Variant implemented (the papers leave it open; LeNet-5 re-estimated h on 500 patterns before each pass):
-h is updated at *every* step from the *current* pattern, at the current weights, before the update of that
-step, and it is initialised from the first pattern (not from zero, which would make the first steps
-lr/mu times the gradient). hnew comes from a second backward pass over the same forward activations that
+Two ways of keeping h (Config.sdlm_curvature; the 1989 paper leaves it open):
+- "running" (default): h is updated at *every* step from the *current* pattern, at the current weights,
+  before the update of that step, and it is initialised from the first pattern (not from zero, which would
+  make the first steps lr/mu times the gradient).
+- "per_pass" (LeNet-5, LeCun et al. 1998: "re-estimated on 500 patterns before each training pass"): before
+  each pass, h := the mean of hnew over k = cfg.sdlm_estimate_patterns training patterns at the current
+  weights, then h is held fixed through the pass (gamma is unused). Which k patterns is not given; here pass p
+  uses training patterns p*k .. p*k + k - 1 (modulo the set's size; `curvature_window`), so the estimates
+  walk through the whole set, need no random draw, and are the same in every engine. The estimate sees the
+  patterns as stored: no shift and no dropout (it measures the net, not a noisy presentation of it); the sum
+  is taken in float32 in pattern order, then divided by k. hnew comes from a second backward pass over the same forward activations that
 propagates second derivatives with squared weights and squared activation derivatives, dropping
 off-diagonal terms (the Gauss-Newton / "positive" approximation):
 
@@ -114,20 +121,48 @@ def _fc40_gauss_newton_diagonal(params: dict[str, torch.Tensor], x: torch.Tensor
     return {k: h[k] for k in params}
 
 
+def curvature_window(pass_index: int, n_train: int, k: int) -> torch.Tensor:
+    """Indices of the k training patterns whose mean curvature is h for pass `pass_index` ("per_pass")."""
+    return (torch.arange(k, dtype=torch.int64) + pass_index * k) % n_train
+
+
+@torch.no_grad()
+def estimate_curvature(params: dict[str, torch.Tensor], x_train: torch.Tensor, cfg: Config,
+                       pass_index: int) -> dict[str, torch.Tensor]:
+    """h for pass `pass_index` under "per_pass": the mean of hnew over the pass's curvature window."""
+    window = curvature_window(pass_index, len(x_train), cfg.sdlm_estimate_patterns)
+    total = None
+    for i in window.tolist():  # in order: the float32 sum every engine takes
+        hnew = gauss_newton_diagonal(params, x_train[i : i + 1], cfg)
+        total = hnew if total is None else {k: total[k] + hnew[k] for k in total}
+    return {k: v / len(window) for k, v in total.items()}
+
+
 class SDLM(torch.optim.Optimizer):
-    """w <- w - lr * grad / (mu + h), with h the running average of the curvature handed to `step`."""
+    """w <- w - lr * grad / (mu + h): h the running average of the curvature handed to `step`, or, after
+    `set_curvature` ("per_pass"), the given h, held fixed (step() without curvature)."""
 
     def __init__(self, params, lr: float, mu: float, gamma: float):
         super().__init__(params, dict(lr=lr, mu=mu, gamma=gamma))
 
     @torch.no_grad()
-    def step(self, curvature: list[torch.Tensor]) -> None:  # type: ignore[override]
-        """curvature: hnew for each parameter, in the order the parameters were given."""
+    def set_curvature(self, h: list[torch.Tensor]) -> None:
+        """h for each parameter, in the order the parameters were given, used as is by later steps."""
         (group,) = self.param_groups
-        for p, hnew in zip(group["params"], curvature, strict=True):
+        for p, hp in zip(group["params"], h, strict=True):
+            self.state[p]["h"] = hp.clone()
+
+    @torch.no_grad()
+    def step(self, curvature: list[torch.Tensor] | None = None) -> None:  # type: ignore[override]
+        """curvature: hnew for each parameter, in the order the parameters were given; None keeps h."""
+        (group,) = self.param_groups
+        for i, p in enumerate(group["params"]):
             state = self.state[p]
-            if "h" not in state:
-                state["h"] = hnew.clone()  # initialised from the first pattern
+            if curvature is None:
+                if "h" not in state:
+                    raise RuntimeError("SDLM.step() without curvature needs set_curvature() first")
+            elif "h" not in state:
+                state["h"] = curvature[i].clone()  # initialised from the first pattern
             else:
-                state["h"].lerp_(hnew, group["gamma"])  # (1 - gamma) h + gamma hnew
+                state["h"].lerp_(curvature[i], group["gamma"])  # (1 - gamma) h + gamma hnew
             p.addcdiv_(p.grad, state["h"] + group["mu"], value=-group["lr"])

@@ -35,7 +35,10 @@ typedef int32_t v8i __attribute__((vector_size(32), aligned(32)));
 enum { ARCH_NET1989 = 0, ARCH_FC40 = 1 };
 enum { ACT_TANH = 0, ACT_SCALED_TANH = 1, ACT_RELU = 2 };
 enum { OUT_TANH_MSE = 0, OUT_SCALED_TANH_MSE = 1, OUT_SOFTMAX_CE = 2 };
-enum { OPT_SGD = 0, OPT_ADAMW = 1, OPT_SDLM = 2 };
+/* SDLM with per-pass curvature ("per_pass", see sdlm.py) is two calls a pass: ESTIMATE adds each pattern's
+ * curvature into the state (the caller zeroes it before and divides after) and leaves the weights alone;
+ * FIXED then trains the pass with that h and computes no curvature. */
+enum { OPT_SGD = 0, OPT_ADAMW = 1, OPT_SDLM = 2, OPT_SDLM_FIXED = 3, OPT_SDLM_ESTIMATE = 4 };
 
 /* Offsets (in v8 units within a group block). */
 enum { N_W1 = 0, N_B1 = 300, N_W2 = 1068, N_B2 = 3468, N_W3 = 3660, N_B3 = 9420, N_W4 = 9450, N_B4 = 9750, N_NP = 9760 };
@@ -48,6 +51,7 @@ typedef struct {
     /* hyperparameters as Python holds them (double); each scalar an update uses is derived in double and
      * rounded to float once, as torch does with Python scalars applied to float32 tensors */
     double lr, weight_decay, beta1, beta2, eps, sdlm_gamma, sdlm_mu, dropout;
+    double target;      /* squared-error targets: +target for the label, -target elsewhere */
     int64_t step;       /* optimizer steps taken before this call */
 } Spec;
 
@@ -135,7 +139,7 @@ static void make_upd(const Spec *s, int64_t t, Upd *u) { /* t: this step's count
         u->bc2_sqrt = (float)pow(1.0 - pow(b2, (double)t), 0.5);
         u->step_size = (float)(lr / (1.0 - pow(b1, (double)t)));
         u->eps = (float)s->eps;
-    } else if (s->opt == OPT_SDLM) {
+    } else if (s->opt == OPT_SDLM || s->opt == OPT_SDLM_FIXED) {
         u->gamma = (float)s->sdlm_gamma;
         u->mu = (float)s->sdlm_mu;
         u->first = t == 1;
@@ -164,10 +168,14 @@ INLINE void upd(const Upd *u, int opt, v8 *w, v8 *s1, v8 *s2, v8 g, v8 c) {
         *s2 = v;
         v8 denom = rounded(vsqrt(v) / u->bc2_sqrt) + u->eps;
         *w = p + (-u->step_size * m) / denom;
-    } else {
+    } else if (opt == OPT_SDLM) {
         v8 h = u->first ? c : *s1 + u->gamma * (c - *s1);
         *s1 = h;
         *w = *w + (-u->lr * g) / (h + u->mu);
+    } else if (opt == OPT_SDLM_FIXED) {
+        *w = *w + (-u->lr * g) / (*s1 + u->mu);
+    } else { /* OPT_SDLM_ESTIMATE */
+        *s1 = *s1 + c;
     }
 }
 
@@ -299,13 +307,13 @@ INLINE void fwd_fc(const v8 *P, const v8 *x, v8 *h, v8 *pre, int act) {
 /* ---------------------------------------------------------------------------------------------- */
 /* output layer: d loss / d pre (and SDLM's d2 loss / d pre^2) of 8 lanes, label y */
 
-INLINE void output_delta(int outk, int sdlm, const v8 *pre, int64_t label, v8 *d, v8 *c) {
+INLINE void output_delta(int outk, int sdlm, float target, const v8 *pre, int64_t label, v8 *d, v8 *c) {
     if (outk != OUT_SOFTMAX_CE) {
         int a = outk == OUT_TANH_MSE ? ACT_TANH : ACT_SCALED_TANH;
         for (int o = 0; o < 10; o++) {
             v8 y = act_f(a, pre[o]);
             v8 f = act_d(a, y);
-            float t = o == label ? 1.0f : -1.0f;
+            float t = o == label ? target : -target;
             d[o] = (y - t) * 0.2f * f;
             if (sdlm) c[o] = f * f * 0.2f;
         }
@@ -332,7 +340,7 @@ INLINE void output_delta(int outk, int sdlm, const v8 *pre, int64_t label, v8 *d
 
 INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, v8 *S2, Work *w, int64_t label,
                      int dropout) {
-    const int act = s->act, sdlm = opt == OPT_SDLM;
+    const int act = s->act, sdlm = opt == OPT_SDLM || opt == OPT_SDLM_ESTIMATE;
     const int32_t *scheme = s->scheme;
     v8 *s1 = S1, *s2 = S2;
 #define ST1(k) (s1 ? s1 + (k) : NULL)
@@ -345,7 +353,7 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, 
     else
         memcpy(w->h2in, w->h2, sizeof w->h2);
     fwd_top(P, w->h2in, w->h3, w->pre, act);
-    output_delta(s->out, sdlm, w->pre, label, w->d4, w->c4);
+    output_delta(s->out, sdlm, (float)s->target, w->pre, label, w->d4, w->c4);
 
     /* --- output layer: H3's delta with the old W4, then W4, b4 */
     v8 *W4 = P + N_W4;
@@ -508,12 +516,12 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, 
 
 /* one training step of one group, fc40 */
 INLINE void step_fc(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, v8 *S2, Work *w, int64_t label) {
-    const int act = s->act, sdlm = opt == OPT_SDLM;
+    const int act = s->act, sdlm = opt == OPT_SDLM || opt == OPT_SDLM_ESTIMATE;
     v8 *s1 = S1, *s2 = S2;
     static const v8 zero8;
     v8 *h = w->h3;
     fwd_fc(P, w->x, h, w->pre, act);
-    output_delta(s->out, sdlm, w->pre, label, w->d4, w->c4);
+    output_delta(s->out, sdlm, (float)s->target, w->pre, label, w->d4, w->c4);
     v8 *W2 = P + F_W2;
     for (int uu = 0; uu < 40; uu++) {
         v8 g = splat(0.0f), c = splat(0.0f);
@@ -651,6 +659,8 @@ typedef struct {
 TRAIN_VARIANT(train_group_sgd, OPT_SGD)
 TRAIN_VARIANT(train_group_adamw, OPT_ADAMW)
 TRAIN_VARIANT(train_group_sdlm, OPT_SDLM)
+TRAIN_VARIANT(train_group_sdlm_fixed, OPT_SDLM_FIXED)
+TRAIN_VARIANT(train_group_sdlm_estimate, OPT_SDLM_ESTIMATE)
 
 static int train_task(void *ctx, int64_t g, Work *w) {
     const TrainCtx *c = ctx;
@@ -658,6 +668,8 @@ static int train_task(void *ctx, int64_t g, Work *w) {
     case OPT_SGD: train_group_sgd(c, g, w); return 0;
     case OPT_ADAMW: train_group_adamw(c, g, w); return 0;
     case OPT_SDLM: train_group_sdlm(c, g, w); return 0;
+    case OPT_SDLM_FIXED: train_group_sdlm_fixed(c, g, w); return 0;
+    case OPT_SDLM_ESTIMATE: train_group_sdlm_estimate(c, g, w); return 0;
     }
     return 1;
 }
@@ -666,20 +678,20 @@ static int spec_ok(const Spec *s) {
     if (s->arch == ARCH_NET1989 && s->nparam != N_NP * 1) return 0;
     if (s->arch == ARCH_FC40 && s->nparam != F_NP) return 0;
     if (s->arch != ARCH_NET1989 && s->arch != ARCH_FC40) return 0;
-    if (s->act < 0 || s->act > 2 || s->out < 0 || s->out > 2 || s->opt < 0 || s->opt > 2) return 0;
+    if (s->act < 0 || s->act > 2 || s->out < 0 || s->out > 2 || s->opt < 0 || s->opt > 4) return 0;
     if (s->arch == ARCH_NET1989)
         for (int r = 0; r < 96; r++)
             if (s->scheme[r] < 0 || s->scheme[r] > 11) return 0;
     return 1;
 }
 
-int native_abi_version(void) { return 2; }
+int native_abi_version(void) { return 3; }
 int native_sizeof_spec(void) { return (int)sizeof(Spec); }
 
 int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t members, const float *images,
                  const int64_t *rows, const float *keep, const int64_t *labels, int32_t n, int32_t nthreads) {
     if (!spec_ok(s)) return -2;
-    if ((s->opt == OPT_ADAMW && (!st1 || !st2)) || (s->opt == OPT_SDLM && !st1)) return -3;
+    if ((s->opt == OPT_ADAMW && (!st1 || !st2)) || (s->opt >= OPT_SDLM && !st1)) return -3;
     TrainCtx c = {s, params, st1, st2, members, n, images, rows, keep, labels};
     int64_t groups = (members + LANES - 1) / LANES;
 #ifdef HAVE_MXCSR
@@ -750,7 +762,7 @@ static int eval_task(void *ctx, int64_t task, Work *w) {
             if (s->out != OUT_SOFTMAX_CE) {
                 float sum = 0.0f;
                 for (int o = 0; o < 10; o++) {
-                    float d = y[o][l] - (o == lab ? 1.0f : -1.0f);
+                    float d = y[o][l] - (o == lab ? (float)s->target : -(float)s->target);
                     out[o] = y[o][l];
                     sum += d * d;
                 }

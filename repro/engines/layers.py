@@ -55,7 +55,7 @@ def scatter_patches(grad_patches: torch.Tensor, index: torch.Tensor, out: torch.
 def output_delta(cfg: Config, pre: torch.Tensor, target: torch.Tensor, label: torch.Tensor,
                  delta: torch.Tensor, curvature: torch.Tensor | None) -> None:
     """pre (P, 1, 10) -> d loss / d pre into `delta`; with `curvature`, also the output's Gauss-Newton
-    d2L/dpre^2 (see sdlm.py). target (10,) in +-1 for squared error; label () for cross-entropy."""
+    d2L/dpre^2 (see sdlm.py). target (10,) in +-cfg.target for squared error; label () for cross-entropy."""
     if cfg.output_activation:
         act = activations.get(cfg.output_activation)
         y = act.forward(pre)

@@ -11,7 +11,8 @@ import click
 from repro.config import Config, ConfigError, apply_patch, field_names
 from repro.data import DATASETS, MNIST_ORDERS, DataError, dataset_spec, load_dataset, summary
 from repro.engines.fused import FusedEngineError
-from repro.study.ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan
+from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
+                                 plan)
 from repro.engines import registry
 from repro.engines.registry import NAMES as ENGINE_NAMES
 from repro.study.plan import bench_throughput, estimate_text, make_plan
@@ -171,19 +172,21 @@ def train(dataset, passes, sets, seeds, device, data_dir, results_dir, study, fo
 @click.option("--dataset", "datasets", type=click.Choice(DATASETS), multiple=True, help="Dataset(s) (default: usps, or both with --all).")
 @click.option("--rungs", default=None, help="Comma-separated rung names (ladder or extra rungs); default: the whole ladder.")
 @click.option("--mode", type=click.Choice(MODES), default="cumulative", show_default=True,
-              help="cumulative: rung k = baseline + patches 1..k; single: each patch alone; leave-one-out: full ladder minus one; factorial: baseline + every subset of the changes (2^k configurations).")
+              help="cumulative: rung k = baseline + patches 1..k; single: each patch alone; leave-one-out: full ladder minus one; factorial: baseline + every subset of the changes (2^k configurations); guesses: one rung (--on) and each file of the ladder's guesses/ folder on top of it, judged on training data by `repro report`.")
+@click.option("--on", "on_rung", default=None, help="--mode guesses: the rung the guesses are measured on (default: the ladder's last).")
 @click.option("--ladder-dir", type=click.Path(file_okay=False, exists=True), default=str(DEFAULT_LADDER_DIR), show_default=True)
 @click.option("--passes", type=click.IntRange(min=1), default=None, help="Override every rung's passes (quick checks).")
 @click.option("--dry-run", is_flag=True, help="Show the plan (seeds done and to do, estimated time), then stop.")
 @with_run_options
-def ablate(run_all, datasets, rungs, mode, ladder_dir, passes, dry_run, seeds, device, data_dir, results_dir, study,
-           force, engine):
+def ablate(run_all, datasets, rungs, mode, on_rung, ladder_dir, passes, dry_run, seeds, device, data_dir, results_dir,
+           study, force, engine):
     """Run the ablation ladder: each rung over many seeds, on one or both datasets."""
     try:
         ladder = load_rungs(Path(ladder_dir))
         extras = extra_rungs(Path(ladder_dir))
         only = [r.strip() for r in rungs.split(",") if r.strip()] if rungs else None
-        planned = plan(ladder, mode, only, extras)
+        guesses = guess_rungs(Path(ladder_dir)) if mode == "guesses" else None
+        planned = plan(ladder, mode, only, extras, guesses=guesses, on=on_rung)
         if passes is not None:
             planned = [PlannedConfig(p.label, p.rung, p.config.replace(passes=passes)) for p in planned]
     except ConfigError as e:

@@ -1,7 +1,7 @@
 """`repro report`: read every run record, check it, group the runs, and write tables, figures and a report.
 
 Module order (each imports only the ones above it): repro.report.stats, .references, .records, .png,
-.tables, .plots, .compare, .attribution, then this module.
+.tables, .plots, .compare, .attribution, .guesses, then this module.
 
 Two kinds of report, chosen by the caller (write_report's `study`):
 
@@ -12,10 +12,13 @@ Two kinds of report, chosen by the caller (write_report's `study`):
   With factorial runs (labels `f:...`, `repro ablate --mode factorial`), also a section on what each change
   buys whatever the order (repro.report.attribution), tables/{factorial,attribution,interactions}-<dataset>.csv
   and figures/{attribution,interactions}_<dataset>.png; their rows stay out of the ladder's tables and figures.
+  With guess runs (labels `guess:<rung>+<guess>`, `repro ablate --mode guesses`), a section judging each on
+  training data (repro.report.guesses) and tables/guesses.csv; their rows too stay out of the ladder's.
 - the **committed study** (study=True; results/): results/results.md, <paper_dir>/tables, <paper_dir>/figures,
   and the generated blocks of <paper_dir>/paper.md, README.md (beside results/) and results/README.md (the
   record schema); with factorial runs, the same attribution files, a section of results.md and paper.md's
-  report:attribution block. Without factorial runs nothing about attribution is written.
+  report:attribution block (and, with guess runs, the guesses section, table and paper.md's report:guesses
+  block). Without factorial runs nothing about attribution is written.
 
 Outputs are byte-for-byte deterministic for the same inputs (no timestamps). Rules on damaged files,
 incompatible records and diverged runs: see repro.report.records; intervals: repro.report.stats.
@@ -28,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from repro.report import attribution, compare, plots, tables
+from repro.report import attribution, compare, guesses, plots, tables
 from repro.report.compare import Comparison
 from repro.report.png import styled_png
 from repro.report.records import (  # noqa: F401  (re-exported: the names callers know this module by)
@@ -125,6 +128,9 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     # A factorial's 2^n configurations get their own section (repro.report.attribution), not 2^n ladder rows.
     factorial_groups = {k: g for k, g in groups.items() if factorial_subset(k[1]) is not None}
     groups = {k: g for k, g in groups.items() if k not in factorial_groups}
+    # Guesses (labels `guess:...`, `repro ablate --mode guesses`) are judged in their own table.
+    guess_groups = guesses.guess_groups(groups)
+    groups = {k: g for k, g in groups.items() if k not in guess_groups}
     datasets = sorted({ds for ds, _ in groups}, key=lambda d: (d != "usps", d))
     order = {ds: label_order([lb for d, lb in groups if d == ds], ladder) for ds in datasets}
 
@@ -160,6 +166,12 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         comparison = compare.compare_groups(all_groups, reference)
         put(table_dir / "comparison.csv", tables.to_csv(comparison.table).encode())
         sections.append(compare.comparison_markdown(comparison))
+
+    guess_table = None
+    if guess_groups:
+        guess_table = guesses.build_table(guess_groups, all_groups)
+        put(table_dir / "guesses.csv", tables.to_csv(guess_table).encode())
+        sections.append(guesses.section_markdown(guess_table))
 
     atts, att_notes = [], []
     for ds in sorted({ds for ds, _ in factorial_groups}, key=lambda d: (d != "usps", d)):
@@ -212,6 +224,8 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
                tables.headline_block(frames, order, {k: _rel(paper_dir / v, results_dir.parent)
                                                      for k, (v, _) in figs.items()},
                                      faithful_frame, faithful_top))]
+    if guess_table is not None:
+        blocks.append((paper_dir / "paper.md", "guesses", guesses.section_markdown(guess_table, "")))
     if atts:
         blocks.append((paper_dir / "paper.md", "attribution", attribution.paper_block(
             atts, {ds: {n: (_rel(p, paper_dir), c) for n, (p, c) in figs.items()} for ds, figs in att_figures.items()})))

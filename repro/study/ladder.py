@@ -20,6 +20,10 @@ Modes of `plan`:
      0.03 without it; `lr-decay` sets only the schedule, so it decays whichever optimizer's lr the subset has
      (0.03 -> 0.01 with SGD, 3e-4 -> 1e-4 with AdamW) over whichever number of passes it has (80 with `long`,
      else 23); `long` sets `passes = 80` for every subset it is in.
+- guesses: the configuration of one rung (`on`, default the ladder's last) and, for each file of the ladder's
+  `guesses/` folder, that configuration with the file's patch on top (labels `guess:<on>+<name>`). A guess
+  file is a rung file whose patch is another reading of something the paper leaves open; the report judges
+  each on training error and loss only (repro.report.guesses) and never looks at the test set to do so.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ from typing import Any
 from repro.config import Config, ConfigError, apply_patch, field_names
 
 DEFAULT_LADDER_DIR = Path(__file__).resolve().parents[2] / "ablations"
-MODES = ("cumulative", "single", "leave-one-out", "factorial")
+MODES = ("cumulative", "single", "leave-one-out", "factorial", "guesses")
+GUESS_PREFIX = "guess:"
 FACTORIAL_PREFIX = "f:"
 FACTORIAL_BASELINE = "baseline"  # the name of the empty subset in its label, `f:baseline`
 _FILE_RE = re.compile(r"^(\d+)-([\w.-]+)\.toml$")
@@ -105,15 +110,51 @@ def load_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
 
 
 def extra_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
-    extra = Path(directory) / "extra"
-    return [read_rung(p, int(_FILE_RE.match(p.name).group(1))) for p in sorted(extra.glob("*.toml"))] if extra.is_dir() else []
+    return _side_rungs(Path(directory) / "extra")
+
+
+def guess_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
+    """The files of the ladder's guesses/ folder (mode "guesses"), in prefix order."""
+    return _side_rungs(Path(directory) / "guesses")
+
+
+def _side_rungs(folder: Path) -> list[Rung]:
+    rungs = []
+    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
+        m = _FILE_RE.match(path.name)
+        if not m:
+            raise ConfigError(f"{path}: rung files are named NN-name.toml (numeric prefix, then a name)")
+        rungs.append(read_rung(path, int(m.group(1))))
+    names = [r.name for r in rungs]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{folder}: rung name(s) used twice: {sorted({n for n in names if names.count(n) > 1})}")
+    return rungs
+
+
+def guess_label(on: str, name: str) -> str:
+    """`guess:paper+cyclic-h2`: guess `name` on top of rung `on`."""
+    return f"{GUESS_PREFIX}{on}+{name}"
+
+
+def guess_parts(label: str) -> tuple[str, str] | None:
+    """(on, name) of a guess label; None for other labels."""
+    if not label.startswith(GUESS_PREFIX) or "+" not in label:
+        return None
+    on, name = label[len(GUESS_PREFIX):].split("+", 1)
+    return (on, name) if on and name else None
 
 
 def plan(rungs: list[Rung], mode: str = "cumulative", only: list[str] | None = None,
-         extras: list[Rung] | None = None, base: Config = Config()) -> list[PlannedConfig]:
-    """The configurations a ladder run trains. `only` selects rungs by name (ladder or extra rungs)."""
+         extras: list[Rung] | None = None, base: Config = Config(), guesses: list[Rung] | None = None,
+         on: str | None = None) -> list[PlannedConfig]:
+    """The configurations a ladder run trains. `only` selects rungs by name (ladder or extra rungs; in mode
+    "guesses", guess files). `guesses` and `on` are for mode "guesses" only."""
     if mode not in MODES:
         raise ConfigError(f"unknown mode {mode!r}; valid modes: {', '.join(MODES)}")
+    if mode == "guesses":
+        return _guesses(rungs, guesses or [], on, only, base)
+    if on is not None:
+        raise ConfigError("`on` names the rung that guesses are measured on: it is for mode 'guesses' only")
     extras = extras or []
     by_name = {r.name: r for r in rungs + extras}
     if only:
@@ -202,4 +243,31 @@ def _factorial(rungs: list[Rung], only: list[str] | None, extras: list[Rung], ba
                         "factorial: the baseline with " + (", ".join(names) if names else "no change"),
                         "; ".join(dict.fromkeys([rungs[0].source] + [r.source for r in subset])), patch)
             planned.append(PlannedConfig(label, rung, cfg))
+    return planned
+
+
+def _guesses(rungs: list[Rung], guesses: list[Rung], on: str | None, only: list[str] | None,
+             base: Config) -> list[PlannedConfig]:
+    """Rung `on` (cumulative) and each guess's patch on top of it."""
+    if not guesses:
+        raise ConfigError("mode 'guesses' needs guess files (NN-name.toml) in the ladder's guesses/ folder")
+    on = on or rungs[-1].name
+    names = [r.name for r in rungs]
+    if on not in names:
+        raise ConfigError(f"unknown rung {on!r} to measure guesses on; valid rungs: {', '.join(names)}")
+    if only:
+        unknown = [n for n in only if n not in {g.name for g in guesses}]
+        if unknown:
+            raise ConfigError(f"unknown guess(es) {unknown}; valid guesses: {', '.join(g.name for g in guesses)}")
+    cfg = base
+    for r in rungs[: names.index(on) + 1]:
+        cfg = apply_patch(cfg, r.patch, r.path)
+    planned = [PlannedConfig(on, rungs[names.index(on)], cfg)]
+    for g in guesses:
+        if only and g.name not in only:
+            continue
+        changed = apply_patch(cfg, g.patch, g.path)
+        if changed == cfg:
+            raise ConfigError(f"{g.path}: its patch leaves rung {on!r} unchanged; a guess must change something")
+        planned.append(PlannedConfig(guess_label(on, g.name), g, changed))
     return planned

@@ -107,4 +107,4 @@ def test_report_judges_guesses_on_training_data_only(tmp_path, ladder):
     ladder_rows = pd.read_csv(tmp_path / "paper" / "tables" / "usps.csv")["label"].tolist()
     assert not any(str(lb).startswith("guess:") for lb in ladder_rows)
     text = (tmp_path / "results" / "results.md").read_text()
-    assert "## Guesses judged on training data" in text and "Better by the rule: `better`." in text
+    assert "## Guesses judged on training data" in text and "Better by the rule: on `baseline`: `better`." in text

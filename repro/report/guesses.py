@@ -54,9 +54,10 @@ def build_table(groups: dict[tuple[str, str], Group], all_groups: dict[tuple[str
 
 
 def _row(ds: str, on: str, name: str, g: Group, base: Group | None) -> dict:
-    cfg, changes = g.first["config"], {}
-    if base is not None:
-        changes = {k: v for k, v in cfg.items() if base.first["config"].get(k) != v}
+    cfg, changes = _config(g), {}
+    if base is not None:  # records written before a field existed hold its default: compare full configs
+        base_cfg = _config(base)
+        changes = {k: v for k, v in cfg.items() if base_cfg[k] != v}
     err, loss = summarize(g.values("train_error", 100.0)), summarize(g.values("train_loss"))
     row = {"dataset": ds, "measured on": on, "guess": name,
            "changes": ", ".join(f"{k} = {v}" for k, v in changes.items()), "seeds": err.n,
@@ -66,13 +67,19 @@ def _row(ds: str, on: str, name: str, g: Group, base: Group | None) -> dict:
                     "verdict": f"no runs of {on!r} to compare with"})
         return row
     d_err = welch_interval(base.values("train_error", 100.0), g.values("train_error", 100.0), RULE_LEVEL)
-    comparable = cfg.get("target", 1.0) == base.first["config"].get("target", 1.0)
+    comparable = cfg["target"] == base_cfg["target"]
     d_loss = welch_interval(base.values("train_loss"), g.values("train_loss"), RULE_LEVEL) if comparable else None
     row["Δ train error, pp [99% CI]"] = f"{d_err.diff:+.3f} [{d_err.low:+.3f}, {d_err.high:+.3f}]"
     row["Δ train loss [99% CI]"] = ("not compared (other targets)" if d_loss is None else
                                     f"{d_loss.diff:+.2e} [{d_loss.low:+.2e}, {d_loss.high:+.2e}]")
     row["verdict"] = verdict(d_err, d_loss)
     return row
+
+
+def _config(g: Group) -> dict:
+    from repro.config import config_from_dict
+
+    return config_from_dict(g.first["config"], source=f"record of {g.label}").to_dict()
 
 
 def verdict(d_err, d_loss) -> str:
@@ -106,8 +113,11 @@ def section_markdown(table: pd.DataFrame, heading: str = "## Guesses judged on t
              "Each row is one rung (`measured on`) with one other reading of something the paper leaves open "
              "(`ablations/faithful/guesses/`, `repro ablate --ladder-dir ablations/faithful --mode guesses`); "
              "Δ is the guess minus the rung, over seeds. " + RULE_TEXT, "", _markdown(table)]
-    better = table[table["verdict"] == BETTER]
-    lines += ["", "Better by the rule: " + (", ".join(f"`{g}`" for g in better["guess"]) if len(better) else "none") + "."]
+    per_rung = []
+    for on, rows in table.groupby("measured on", sort=False):
+        better = [f"`{g}`" for g in rows.loc[rows["verdict"] == BETTER, "guess"]]
+        per_rung.append(f"on `{on}`: {', '.join(better) if better else 'none'}")
+    lines += ["", "Better by the rule: " + "; ".join(per_rung) + "."]
     return "\n".join(lines)
 
 

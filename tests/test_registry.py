@@ -34,8 +34,8 @@ def test_unknown_engine_is_an_error_listing_the_valid_names():
 def test_an_explicit_engine_that_does_not_support_a_config_falls_back_to_population_saying_why():
     if registry.get("fused").available("cpu"):
         pytest.skip("needs Triton")
-    engine, note = registry.choose("fused", SDLM, "cpu")
-    assert engine.name == "population" and "does not implement optimizer = 'sdlm'" in note
+    engine, note = registry.choose("fused", SDLM.replace(sdlm_curvature="per_pass"), "cpu")
+    assert engine.name == "population" and "does not implement sdlm_curvature = 'per_pass'" in note
     engine, note = registry.choose("fused", Config(), "cpu")
     assert engine.name == "fused" and note is None
 

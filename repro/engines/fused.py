@@ -3,13 +3,22 @@
 
 Everything but the pass itself is inherited: initial weights, each member's random draws (the same
 generator calls, so the same shifts and dropout masks), evaluation, checkpoints and state_dict. The kernel
-works on a padded copy of the parameters (fused_layout.LAYOUT); before a pass the engine's tensors are
+works on a padded copy of the parameters (fused_layout.LAYOUTS); before a pass the engine's tensors are
 packed into it and after the pass unpacked back, so `params.views` is current between passes, as with the
-plain engine.
+plain engine. Both architectures (the 1989 net and fc40) and every optimizer (SGD, AdamW, SDLM) run in the
+same kernel, so one launch trains members of every configuration of both ladders: a FusedPopulation built
+for an fc40 config is a FusedFCPopulation (population_fc.FCPopulation's layer maths for everything off the
+kernel: evaluation, layouts).
+
+Host cost per pass (on a GPU the kernel is short, so this matters): each member's draws are made in
+worker threads (one generator each, the same calls as Population's), dropout masks travel as bits that the
+kernel unpacks, reorders and scales, and on CUDA the per-pass tables go from pinned memory with
+non-blocking copies.
 
 On a CUDA device this is the fast path. Without one, the same kernel source runs in Triton's interpreter on
-the CPU, at about 75 member-steps/s on 2 cores (100x slower than the population engine at 1 member, 600x
-at 16): it exists so that CI can check the kernel's arithmetic against the reference loop without a GPU.
+the CPU, at a few dozen member-steps/s on 2 cores (SGD; SDLM about half that), hundreds of times slower than
+the population engine: it exists so that CI can check the kernel's arithmetic against the reference loop
+without a GPU.
 """
 
 from __future__ import annotations
@@ -17,16 +26,24 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import torch
 
 from repro.config import Config
 from repro.engines import fused_layout as layout
 from repro.engines.population import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views
+from repro.engines.population_fc import FC_SHAPES, FCPopulation
+from repro.net.model import draw_pass_randomness
 
-# name: (offset in a member's row, padded rows, padded columns); the kernel reads the same definition.
+# name: (offset in a member's row, padded rows, padded columns), per architecture; the kernel reads the same
+# definition. FUSED_LAYOUT: the 1989 net's.
+FUSED_LAYOUTS = layout.LAYOUTS
 FUSED_LAYOUT = layout.LAYOUT
 FUSED_ROW = layout.ROW
+ENGINE_SHAPES = {"net1989": SHAPES, "fc40": FC_SHAPES}
 
 # Threads per member: 8 warps. Chosen from ptxas's resource report (`python -m repro.engines.kernel_check`): 4 warps
 # spill more registers to the stack, 16 halve the registers but leave one block per SM all the same. Not yet
@@ -34,7 +51,7 @@ FUSED_ROW = layout.ROW
 NUM_WARPS = 8
 FP_FUSION = True  # let the GPU fuse multiply-adds (Triton's default until 3.9); results differ by rounding only
 
-SUPPORTED = {"architecture": ("net1989",), **{field: tuple(codes) for field, codes in layout.CODES.items()}}
+SUPPORTED = {field: tuple(codes) for field, codes in layout.CODES.items()}
 
 
 class FusedEngineError(RuntimeError):
@@ -47,8 +64,6 @@ def unsupported_reason(cfg: Config) -> str | None:
         value = getattr(cfg, field)
         if value not in allowed:
             return f"the fused engine does not implement {field} = {value!r} (it implements {', '.join(allowed)})"
-    if cfg.target != 1.0:
-        return f"the fused engine does not implement target = {cfg.target!r} (it implements 1.0)"
     if cfg.optimizer == "sdlm" and cfg.sdlm_curvature != "running":
         return f"the fused engine does not implement sdlm_curvature = {cfg.sdlm_curvature!r} (it implements 'running')"
     return None
@@ -104,86 +119,133 @@ def load_kernel(device: torch.device):
     return fused_kernel.train_pass_kernel
 
 
-def _region(buf: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Tensor `name` in the rows of `buf` (P, FUSED_ROW): its whole padded region, and the part holding the
-    engine's entries, as (P, rows, cols) of the engine layout once reshaped."""
-    offset, rows, cols = FUSED_LAYOUT[name]
+def _region(buf: torch.Tensor, name: str, arch: str = "net1989") -> tuple[torch.Tensor, torch.Tensor]:
+    """Tensor `name` of architecture `arch` in the rows of `buf` (P, FUSED_ROW): its whole padded region, and
+    the part holding the engine's entries, as (P, rows, cols) of the engine layout once reshaped."""
+    offset, rows, cols = FUSED_LAYOUTS[arch][name]
     region = buf[:, offset : offset + rows * cols]
-    if name == "W3":  # engine rows position*12 + map; here position*16 + map, maps padded 12 -> 16
-        return region, region.view(len(buf), 16, 16, cols)[:, :, :12, : SHAPES["W3"][1]]
-    r, c = SHAPES[name]
+    r, c = ENGINE_SHAPES[arch][name]
+    if (arch, name) == ("net1989", "W3"):  # engine rows position*12 + map; here position*16 + map, maps padded 12 -> 16
+        return region, region.view(len(buf), 16, 16, cols)[:, :, :12, :c]
     return region, region.view(len(buf), rows, cols)[:, :r, :c]
 
 
-def pack(views: dict[str, torch.Tensor], out: torch.Tensor) -> None:
+def pack(views: dict[str, torch.Tensor], out: torch.Tensor, arch: str = "net1989") -> None:
     """Engine-layout tensors (P, rows, cols) -> rows of `out` (P, FUSED_ROW), zero-padded."""
-    for name in FUSED_LAYOUT:
-        region, real = _region(out, name)
+    for name in FUSED_LAYOUTS[arch]:
+        region, real = _region(out, name, arch)
         region.zero_()
         real.copy_(views[name].view(real.shape))
 
 
-def unpack(packed: torch.Tensor, views: dict[str, torch.Tensor]) -> None:
+def unpack(packed: torch.Tensor, views: dict[str, torch.Tensor], arch: str = "net1989") -> None:
     """Inverse of `pack`: rows of `packed` -> the engine-layout tensors, in place."""
-    for name in FUSED_LAYOUT:
-        views[name].copy_(_region(packed, name)[1].reshape(views[name].shape))
+    for name in FUSED_LAYOUTS[arch]:
+        views[name].copy_(_region(packed, name, arch)[1].reshape(views[name].shape))
 
 
 def _index_tables() -> dict[str, torch.Tensor]:
     """The kernel's fixed gather tables (int32), built from the engine's patch indices."""
-    idx1 = torch.zeros(64, 32, dtype=torch.int32)
-    idx1[:, :25] = H1_PATCHES
-    k = torch.arange(300)
-    idx2 = torch.zeros(16, 512, dtype=torch.int32)
-    idx2[:, :300] = H2_PATCHES[:, k // 12] * 12 + k % 12  # entry tap*12 + map of position pos
-    # For each H1 unit: which (H2 position, tap) pairs read it; at most 3x3 = 9 with 5x5 kernels at stride 2.
-    back = torch.full((64, 16), -1, dtype=torch.int32)
+    idx1 = torch.zeros(layout.H1_UNITS, 32, dtype=torch.int32)
+    idx1[:, : layout.H1_TAPS] = H1_PATCHES
+    # H2's patch entries (tap*12 + H1 map, as W2's rows) of each position, into the H1 scratch; the padding
+    # entries past the 300 real ones read its zero, so the kernel's gathers need no mask.
+    rows = layout.PADDED["net1989"]["W2"][0]
+    k = torch.arange(layout.H2_ENTRIES)
+    idx2 = torch.full((layout.H2_POSITIONS, rows), layout.H1_ZERO, dtype=torch.int32)
+    idx2[:, : layout.H2_ENTRIES] = H2_PATCHES[:, k // 12] * 12 + k % 12
+    # For each H1 unit: which (H2 position, tap) pairs read it (at most H1_READERS), as offsets into the dp2
+    # scratch (16, rows), in ascending order as the population engine's index_add sums them; [reader, unit],
+    # so that one reader's gather is contiguous; -1 past a unit's last reader.
+    back = torch.full((layout.H1_READERS, layout.H1_UNITS), -1, dtype=torch.int32)
     for q, plane_index in enumerate(H1_INTERIOR.tolist()):
         pos, tap = (H2_PATCHES == plane_index).nonzero(as_tuple=True)
-        back[q, : len(pos)] = (pos * 300 + tap * 12).to(torch.int32)
+        back[: len(pos), q] = (pos * rows + tap * 12).to(torch.int32)
     return {"idx1": idx1, "idx2": idx2, "back": back, "interior": H1_INTERIOR.to(torch.int32)}
+
+
+_draw_pool: ThreadPoolExecutor | None = None
+
+
+def _draw_workers() -> ThreadPoolExecutor:
+    """Threads for the members' draws: torch.rand releases the GIL, and each member has its own generator."""
+    global _draw_pool
+    if _draw_pool is None:
+        _draw_pool = ThreadPoolExecutor(max_workers=min(16, os.cpu_count() or 1), thread_name_prefix="fused-draws")
+    return _draw_pool
+
+
+def keep_bits(keep: torch.Tensor) -> np.ndarray:
+    """Dropout masks (n, 192) of 0/1 as draw_pass_randomness gives them (reference order) -> (n, KEEP_BYTES)
+    uint8: bit b of byte j is entry 8j + b."""
+    return np.packbits(keep.numpy() != 0, axis=1, bitorder="little")
+
+
+def keep_scale(cfg: Config) -> float:
+    """The scale of a kept H3 input, rounded to float32 exactly as Population._draw_pass rounds it (the same
+    torch division); 1.0 without dropout."""
+    return float((torch.ones(1) / (1.0 - cfg.dropout))[0]) if cfg.dropout > 0 else 1.0
 
 
 class FusedPopulation(Population):
     """Population whose training passes run in the fused kernel; same results to float32 rounding.
 
     `train_pass` launches the kernel for this population alone; FusedGroup trains several populations
-    (different rungs, datasets) in one launch per pass.
+    (different rungs, architectures, datasets) in one launch per pass. Built for an fc40 config it is a
+    FusedFCPopulation (the registry names this one class for the fused engine).
     """
 
     ENGINE = "fused"
+    ARCH = "net1989"
+
+    def __new__(cls, cfg: Config | None = None, *args, **kwargs):
+        if cls is FusedPopulation and cfg is not None and cfg.architecture == "fc40":
+            cls = FusedFCPopulation
+        return super().__new__(cls)
 
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu"):
         check_supported(cfg)
         super().__init__(cfg, seeds, x_train, y_train, device=device)
         self.kernel = load_kernel(self.device)
         P, dev = self.members, self.device
-        self.conn = torch.zeros(512, 16, device=dev)
-        self.conn[:300, :12] = self.mask
+        self.conn = self._connections().to(dev)
         self.packed = torch.zeros(P, FUSED_ROW, device=dev)
-        self.packed_avg = torch.zeros(P, FUSED_ROW, device=dev)  # AdamW moments (stay zero for SGD)
-        self.packed_avg_sq = torch.zeros(P, FUSED_ROW, device=dev)
+        self.packed_avg = torch.zeros(P, FUSED_ROW, device=dev)  # AdamW's first moment or SDLM's h
+        self.packed_avg_sq = torch.zeros(P, FUSED_ROW, device=dev)  # AdamW's second moment
         self.labels32 = self.labels.to(torch.int32)
         self._alone: FusedGroup | None = None
         self._states_before_ahead: list[torch.Tensor] | None = None  # set while a group holds draws made ahead
+
+    def _connections(self) -> torch.Tensor:
+        """(W2's padded rows, 16) 0/1: which H2 connections exist (the kernel masks W2's gradient with it)."""
+        conn = torch.zeros(layout.PADDED["net1989"]["W2"], device=self.mask.device)
+        conn[: layout.H2_ENTRIES, : layout.MAPS] = self.mask
+        return conn
 
     def train_pass(self, pass_index: int) -> None:
         if self._alone is None:
             self._alone = FusedGroup([self])
         self._alone.train_pass([pass_index])
 
+    def _optimizer_buffers(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """(the optimizer's flat buffer, the kernel's padded copy) pairs: AdamW's moments, or SDLM's h."""
+        opt = self.optimizer
+        if self.cfg.optimizer == "adamw":
+            return [(opt.exp_avg, self.packed_avg), (opt.exp_avg_sq, self.packed_avg_sq)]
+        if self.cfg.optimizer == "sdlm":
+            return [(opt.h, self.packed_avg)]
+        return []
+
     def pack_state(self) -> None:
         """Engine tensors (which callers may read or change between passes) -> the kernel's padded copies."""
-        pack(self.params.views, self.packed)
-        if self.cfg.optimizer == "adamw":
-            pack(flat_views(self.optimizer.exp_avg, self.members), self.packed_avg)
-            pack(flat_views(self.optimizer.exp_avg_sq, self.members), self.packed_avg_sq)
+        pack(self.params.views, self.packed, self.ARCH)
+        for flat, packed in self._optimizer_buffers():
+            pack(flat_views(flat, self.members, self.SHAPES), packed, self.ARCH)
 
     def unpack_state(self) -> None:
-        unpack(self.packed, self.params.views)
-        if self.cfg.optimizer == "adamw":
-            unpack(self.packed_avg, flat_views(self.optimizer.exp_avg, self.members))
-            unpack(self.packed_avg_sq, flat_views(self.optimizer.exp_avg_sq, self.members))
+        unpack(self.packed, self.params.views, self.ARCH)
+        for flat, packed in self._optimizer_buffers():
+            unpack(packed, flat_views(flat, self.members, self.SHAPES), self.ARCH)
 
     def _generator_states(self) -> list[torch.Tensor]:
         """As Population's, but from before any draws a FusedGroup made ahead for the next pass, so that a
@@ -196,42 +258,88 @@ class FusedPopulation(Population):
         super().load_state_dict(d)
         self._alone, self._states_before_ahead = None, None
 
-    def member_tables(self, pass_index: int, draws, keep_row0: int, label_base: int, conn_index: int):
-        """This population's rows of the kernel's per-member tables for one pass.
+    def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One pass's draws from each member's generator, with the same calls as Population._draw_pass (so the
+        same numbers), made in worker threads: image rows (P, N) int32 and dropout masks as bits
+        (P, N, KEEP_BYTES) uint8 in the reference's order (keep_bits), or None. In pinned memory on CUDA, so
+        that they go to the GPU by non-blocking copies."""
+        N, cfg, P = self.n_train, self.cfg, self.members
+        pin = self.device.type == "cuda"
+        rows = torch.empty(P, N, dtype=torch.int32, pin_memory=pin)
+        bits = torch.empty(P, N, layout.KEEP_BYTES, dtype=torch.uint8, pin_memory=pin) if cfg.dropout > 0 else None
+        side = 2 * cfg.shift + 1
 
-        draws: this pass's (image rows (P, N), dropout scales (P, N, 192) or None) from `_draw_pass`, drawn
-        from each member's generator exactly as Population draws them. Returns them, and per member: imeta
-        (P, N_INT) int32, fmeta (P, N_FLOAT) float32 (columns: fused_layout), AdamW step sizes and bias corrections (P, N) float32 (computed in
-        double, as repro.optim.AdamW computes them, then rounded to float32).
-        """
+        def draw(m: int) -> None:
+            shifts, keep = draw_pass_randomness(self.generators[m], N, cfg)
+            code = 0 if shifts is None else (shifts[:, 0] + cfg.shift) * side + (shifts[:, 1] + cfg.shift)
+            rows[m] = code * N + torch.arange(N)
+            if keep is not None:
+                bits[m] = torch.from_numpy(keep_bits(keep))
+
+        if P == 1:
+            draw(0)
+        else:
+            list(_draw_workers().map(draw, range(P)))
+        return rows, bits
+
+    def member_tables(self, pass_index: int, keep_row0: int, label_base: int, conn_index: int,
+                      schedule_row: int):
+        """This population's rows of the kernel's per-member tables for one pass: imeta (P, N_INT) int32 and
+        fmeta (P, N_FLOAT) float32 (columns: fused_layout), and for AdamW its row of the per-step tables,
+        step size and bias correction (2, N) float32 (computed in double, as repro.optim.AdamW computes them,
+        then rounded to float32), else None. keep_row0: its first member's row in the table of dropout bits."""
         cfg, P, N = self.cfg, self.members, self.n_train
-        rows, scale = draws
         lr = cfg.lr_at_pass(pass_index)
         b1, b2 = cfg.adam_beta1, cfg.adam_beta2
-        keep_rows = torch.arange(keep_row0, keep_row0 + P) if scale is not None else torch.full((P,), -1)
+        adamw = cfg.optimizer == "adamw"
         imeta = torch.zeros(P, layout.N_INT, dtype=torch.int32)
+        imeta[:, layout.I_ARCH] = layout.code("architecture", cfg.architecture)
         imeta[:, layout.I_ACT] = layout.code("hidden_activation", cfg.hidden_activation)
         imeta[:, layout.I_OUT] = layout.code("output", cfg.output)
         imeta[:, layout.I_OPT] = layout.code("optimizer", cfg.optimizer)
-        imeta[:, layout.I_KEEP_ROW] = keep_rows
+        imeta[:, layout.I_KEEP_ROW] = torch.arange(keep_row0, keep_row0 + P) if cfg.dropout > 0 else -1
         imeta[:, layout.I_LABEL_BASE] = label_base
         imeta[:, layout.I_CONN] = conn_index
+        imeta[:, layout.I_FRESH] = int(self.step_count == 0)
+        imeta[:, layout.I_SCHEDULE] = schedule_row if adamw else -1
         settings = torch.zeros(layout.N_FLOAT, dtype=torch.float64)
-        settings[[layout.F_LR, layout.F_DECAY, layout.F_ONE_MINUS_B1, layout.F_B2, layout.F_ONE_MINUS_B2, layout.F_EPS]] = \
-            torch.tensor([lr, 1.0 - lr * cfg.weight_decay, 1.0 - b1, b2, 1.0 - b2, cfg.adam_eps], dtype=torch.float64)
+        settings[layout.F_LR] = lr
+        settings[layout.F_DECAY] = 1.0 - lr * cfg.weight_decay
+        settings[layout.F_ONE_MINUS_B1] = 1.0 - b1
+        settings[layout.F_B2] = b2
+        settings[layout.F_ONE_MINUS_B2] = 1.0 - b2
+        settings[layout.F_EPS] = cfg.adam_eps
+        settings[layout.F_SDLM_MU] = cfg.sdlm_mu
+        settings[layout.F_SDLM_GAMMA] = cfg.sdlm_gamma
+        settings[layout.F_KEEP_SCALE] = keep_scale(cfg)
+        settings[layout.F_TARGET] = cfg.target
         fmeta = settings.float().expand(P, layout.N_FLOAT)
-        t = torch.arange(self.step_count + 1, self.step_count + N + 1, dtype=torch.float64)
-        step_size = (lr / (1.0 - b1**t)).float().expand(P, N)
-        bc2 = ((1.0 - b2**t) ** 0.5).float().expand(P, N)
-        return rows, scale, imeta, fmeta, step_size, bc2
+        schedule = None
+        if adamw:
+            t = torch.arange(self.step_count + 1, self.step_count + N + 1, dtype=torch.float64)
+            schedule = torch.stack([lr / (1.0 - b1**t), (1.0 - b2**t) ** 0.5]).float()
+        return imeta, fmeta, schedule
+
+
+class FusedFCPopulation(FusedPopulation, FCPopulation):
+    """The fused engine for the fully connected comparison net (fc40): FCPopulation's layer maths off the
+    kernel (evaluation, layouts), the kernel's fc40 path for training."""
+
+    ARCH = "fc40"
+
+    def _connections(self) -> torch.Tensor:
+        return torch.zeros(layout.PADDED["net1989"]["W2"])  # fc40 has no H2: a placeholder, never read
 
 
 class FusedGroup:
     """Several fused populations (any supported configs, any datasets of the same size) trained by one kernel
     launch per pass: one program per member of every population. Members do not interact, so a member's
-    numbers are the same alone or in a group (tested)."""
+    numbers are the same alone or in a group (tested).
 
-    def __init__(self, pops: list[FusedPopulation], draw_ahead: bool | None = None):
+    time_kernel: measure each launch's kernel time (CUDA events on a GPU; the launch's wall time in the
+    interpreter), read by `kernel_seconds` after the pass."""
+
+    def __init__(self, pops: list[FusedPopulation], draw_ahead: bool | None = None, time_kernel: bool = False):
         if len({(p.n_train, p.device) for p in pops}) != 1:
             raise ValueError("a fused group needs populations with the same number of training images, on one device")
         self.pops, self.device, self.n_train = pops, pops[0].device, pops[0].n_train
@@ -252,6 +360,9 @@ class FusedGroup:
         # nothing to overlap: the interpreter runs a launch to its end.
         self.draw_ahead = self.device.type == "cuda" if draw_ahead is None else draw_ahead
         self._ahead: dict[int, tuple[int, tuple]] = {}  # population -> (pass index, its draws on the CPU)
+        self.time_kernel = time_kernel
+        self._timing: tuple | None = None
+        self._scratch: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def _draws(self, i: int, pass_index: int):
         if i not in self._ahead:
@@ -262,43 +373,73 @@ class FusedGroup:
             raise RuntimeError(f"population {i}: pass {drawn_for} was drawn ahead, but pass {pass_index} was asked for")
         return draws
 
+    def _scratch_for(self, members: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 1989 net's per-member scratch: H1 planes with background borders (as h1_padded; only the
+        interior is ever written), then zeros (fused_layout.H1_ZERO); d loss / d H2 patches. Kept between passes."""
+        if members not in self._scratch:
+            h1 = torch.full((members, layout.H1_SCRATCH), -1.0, device=self.device)
+            h1[:, layout.H1_ZERO :] = 0.0
+            self._scratch[members] = (h1, torch.zeros(members, layout.DP2_SCRATCH, device=self.device))
+        return self._scratch[members]
+
+    def _to_device(self, t: torch.Tensor) -> torch.Tensor:
+        """A host table -> the device; on CUDA from pinned memory, without blocking."""
+        if self.device.type != "cuda":
+            return t.contiguous()
+        if not t.is_pinned():
+            t = t.contiguous().pin_memory()
+        return t.to(self.device, non_blocking=True)
+
     def train_pass(self, pass_indices: list[int | None]) -> None:
         """Train population i through its pass pass_indices[i] (None: leave it out of this launch). A
         population's passes must come in order (0, 1, 2, ...): the next one's draws are made ahead."""
         N, dev = self.n_train, self.device
-        parts, keeps, keep_rows = [], [], 0
-        for i, (pop, k) in enumerate(zip(self.pops, pass_indices)):
-            if k is None:
-                continue
-            pop.pack_state()
-            rows, scale, imeta, fmeta, step_size, bc2 = pop.member_tables(k, self._draws(i, k), keep_rows, i * N, i)
-            if scale is not None:
-                keeps.append(scale)
-                keep_rows += pop.members
-            parts.append((pop, rows + self.image_base[i], imeta, fmeta, step_size, bc2))
-        if not parts:
+        active = [(i, pop, k) for i, (pop, k) in enumerate(zip(self.pops, pass_indices)) if k is not None]
+        if not active:
             return
-        pops = [p[0] for p in parts]
-        cat = lambda xs: torch.cat(xs).contiguous()  # noqa: E731
-        params = cat([p.packed for p in pops])
-        avg, avg_sq = cat([p.packed_avg for p in pops]), cat([p.packed_avg_sq for p in pops])
-        members = len(params)
-        h1_scratch = torch.full((members, 144 * 12), -1.0, device=dev)  # background borders, as h1_padded
-        dp2_scratch = torch.zeros(members, 16 * 300, device=dev)
-        keep = cat(keeps).to(dev) if keeps else dp2_scratch  # without dropout members: a placeholder, never read
+        imetas, fmetas, schedules, rows_parts, bits_parts = [], [], [], [], []
+        keep_rows = 0
+        for i, pop, k in active:
+            pop.pack_state()
+            rows, bits = self._draws(i, k)
+            imeta, fmeta, schedule = pop.member_tables(k, keep_rows, i * N, i, len(schedules))
+            if bits is not None:
+                bits_parts.append(bits)
+                keep_rows += pop.members
+            if schedule is not None:
+                schedules.append(schedule)
+            imetas.append(imeta)
+            fmetas.append(fmeta)
+            rows_parts.append((rows, self.image_base[i]))
+        pops = [pop for _, pop, _ in active]
+        members = sum(p.members for p in pops)
+        params = torch.cat([p.packed for p in pops])
+        avg, avg_sq = torch.cat([p.packed_avg for p in pops]), torch.cat([p.packed_avg_sq for p in pops])
+        # Per-pass tables: each population's part copied into its slice of one device tensor (no host cat).
+        rows_dev = torch.empty(members, N, dtype=torch.int32, device=dev)
+        keep_dev = torch.empty(max(keep_rows, 1), N if keep_rows else 1, layout.KEEP_BYTES, dtype=torch.uint8, device=dev)
+        start = keep_start = 0
+        for (rows, base), pop in zip(rows_parts, pops):
+            rows_dev[start : start + pop.members].copy_(rows, non_blocking=True)
+            if base:
+                rows_dev[start : start + pop.members] += base
+            start += pop.members
+        for bits in bits_parts:
+            keep_dev[keep_start : keep_start + len(bits)].copy_(bits, non_blocking=True)
+            keep_start += len(bits)
+        schedule = torch.stack(schedules) if schedules else torch.ones(1, 2, N)  # (AdamW populations, 2, N)
+        step_size, bc2 = (self._to_device(schedule[:, j].clone()) for j in range(2))
+        h1_scratch, dp2_scratch = self._scratch_for(members)
+        timing = self._start_timing()
         self.kernel[(members,)](
             params, avg, avg_sq, h1_scratch, dp2_scratch,
-            self.images, cat([p[1].to(dev) for p in parts]).to(torch.int32), keep, self.labels, self.conn,
+            self.images, rows_dev, keep_dev, self.labels, self.conn,
             self.tables["idx1"], self.tables["idx2"], self.tables["back"], self.tables["interior"],
-            cat([p[2] for p in parts]).to(dev), cat([p[3] for p in parts]).to(dev),
-            cat([p[4] for p in parts]).to(dev), cat([p[5] for p in parts]).to(dev),
+            self._to_device(torch.cat(imetas)), self._to_device(torch.cat(fmetas)), step_size, bc2,
             N,
             num_warps=NUM_WARPS, enable_fp_fusion=FP_FUSION,
         )
-        for i, (pop, k) in enumerate(zip(self.pops, pass_indices)):
-            if self.draw_ahead and k is not None and k + 1 < pop.cfg.passes:
-                pop._states_before_ahead = pop._generator_states()
-                self._ahead[i] = (k + 1, pop._draw_pass())  # while the GPU trains (the launch is asynchronous)
+        self._stop_timing(timing)
         start = 0
         for pop in pops:
             end = start + pop.members
@@ -308,3 +449,37 @@ class FusedGroup:
             pop.step_count += N
             pop.unpack_state()
             start = end
+        for i, pop, k in active:
+            if self.draw_ahead and k + 1 < pop.cfg.passes:
+                pop._states_before_ahead = pop._generator_states()
+                self._ahead[i] = (k + 1, pop._draw_pass())  # while the GPU trains (the launch is asynchronous)
+
+    def _start_timing(self):
+        if not self.time_kernel:
+            return None
+        if self.device.type == "cuda":
+            start = torch.cuda.Event(enable_timing=True)
+            start.record()
+            return start
+        return time.perf_counter()
+
+    def _stop_timing(self, start) -> None:
+        if start is None:
+            return
+        if self.device.type == "cuda":
+            end = torch.cuda.Event(enable_timing=True)
+            end.record()
+            self._timing = (start, end)
+        else:
+            self._timing = (start, time.perf_counter())
+
+    @property
+    def kernel_seconds(self) -> float:
+        """The last launch's kernel time (waits for it on a GPU); needs time_kernel=True."""
+        if self._timing is None:
+            raise RuntimeError("no launch was timed: build the group with time_kernel=True")
+        start, end = self._timing
+        if self.device.type == "cuda":
+            end.synchronize()
+            return start.elapsed_time(end) / 1000.0
+        return end - start

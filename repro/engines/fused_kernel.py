@@ -7,15 +7,20 @@ registers; the weights live in a per-member slice of global memory that stays in
 persistent-kernel design of the speed issue, written in Triton so that the same source also runs on CPU in
 Triton's interpreter, where the tests check it against the reference loop.
 
-It computes what population.Population.step computes (same layer maths, same order of updates), in a padded
-layout (fused_layout.LAYOUT) whose padding entries are zero and stay zero. Every dot product is
-IEEE fp32 (never TF32), so results match the CPU paths to float32 rounding, not bit for bit.
+It computes what population.Population.step computes (and population_fc.FCPopulation's for architecture
+fc40): same layer maths, same order of updates, SGD, AdamW or SDLM, in a padded layout (fused_layout.LAYOUTS)
+whose padding entries are zero and stay zero (updates store only the real entries). Every dot product is
+IEEE fp32 (never TF32), so results match the CPU paths to float32 rounding, not bit for bit. Every setting,
+the architecture included, is a per-member runtime value, so one launch trains members of any configuration.
 
 Shapes, per member (padded sizes in brackets where they differ from the net's):
+  net1989
     p1  (64, 25 [32])   H1 input patches          W1 (25 [32], 12 [16])   b1 (64, 12 [16])
-    p2  (16, 300 [512]) H2 input patches          W2 (300 [512], 12 [16]) b2 (16, 12 [16])
+    p2  (16, 300 [320]) H2 input patches, in 5 chunks of 64 entries       W2 (300 [320], 12 [16]) b2 (16, 12 [16])
     h2  (16 pos, 12 [16] maps), flattened pos-major W3 (16*16 [256], 30 [32])  b3 (30 [32])
     W4  (30 [32], 10 [16])                        b4 (10 [16])
+  fc40
+    x   (256,) the 16x16 image                    W1 (256, 40 [64])  b1 (40 [64])  W2 (40 [64], 10 [16])  b2 (10 [16])
 """
 
 import triton
@@ -23,27 +28,65 @@ import triton.language as tl
 
 from repro.engines import fused_layout as L
 
-# The layout, settings columns, codes and constants come from fused_layout (shared with the host code);
+
+# Helpers are jitted (and inlined) for the GPU. In Triton's CPU interpreter every call of a jitted function
+# re-patches the language module (about 1 ms, more than the rest of a call's work), so there they run as plain
+# Python functions, with plain ints for constants: the same source and arithmetic, about 3x faster tests.
+INTERPRETED = triton.knobs.runtime.interpret
+helper = (lambda fn: fn) if INTERPRETED else triton.jit
+const = (lambda v: v) if INTERPRETED else tl.constexpr
+
+
+# The layout, sizes, settings columns, codes and constants come from fused_layout (shared with the host code);
 # a jitted function can read globals only as tl.constexpr, hence these copies.
-O_W1, O_B1, O_W2, O_B2, O_W3, O_B3, O_W4, O_B4 = (tl.constexpr(L.OFFSET[n]) for n in L.PADDED)
-ROW = tl.constexpr(L.ROW)
-I_ACT, I_OUT, I_OPT = tl.constexpr(L.I_ACT), tl.constexpr(L.I_OUT), tl.constexpr(L.I_OPT)
-I_KEEP_ROW, I_LABEL_BASE, I_CONN = tl.constexpr(L.I_KEEP_ROW), tl.constexpr(L.I_LABEL_BASE), tl.constexpr(L.I_CONN)
-N_INT = tl.constexpr(L.N_INT)
-F_LR, F_DECAY, F_ONE_MINUS_B1 = tl.constexpr(L.F_LR), tl.constexpr(L.F_DECAY), tl.constexpr(L.F_ONE_MINUS_B1)
-F_B2, F_ONE_MINUS_B2, F_EPS = tl.constexpr(L.F_B2), tl.constexpr(L.F_ONE_MINUS_B2), tl.constexpr(L.F_EPS)
-N_FLOAT = tl.constexpr(L.N_FLOAT)
-ACT_TANH, ACT_SCALED_TANH = tl.constexpr(L.ACT_TANH), tl.constexpr(L.ACT_SCALED_TANH)
-OUT_SOFTMAX_CE = tl.constexpr(L.OUT_SOFTMAX_CE)
-OPT_SGD = tl.constexpr(L.OPT_SGD)
-SCALED_TANH_A, SCALED_TANH_S = tl.constexpr(L.SCALED_TANH_A), tl.constexpr(L.SCALED_TANH_S)
-MSE_GRAD_SCALE = tl.constexpr(L.MSE_GRAD_SCALE)
+def _offset(arch: str, name: str):
+    return const(L.OFFSETS[arch][name])
+
+
+O_W1, O_B1, O_W2, O_B2 = (_offset("net1989", n) for n in ("W1", "b1", "W2", "b2"))
+O_W3, O_B3, O_W4, O_B4 = (_offset("net1989", n) for n in ("W3", "b3", "W4", "b4"))
+FC_W1, FC_B1, FC_W2, FC_B2 = (_offset("fc40", n) for n in ("W1", "b1", "W2", "b2"))
+ROW = const(L.ROW)
+# padded sizes (powers of two, as tl.arange needs)
+TAPS_P = const(L.PADDED["net1989"]["W1"][0])  # 32: H1's 25 taps
+MAPS_P = const(L.PADDED["net1989"]["W1"][1])  # 16: 12 maps
+H3_P = const(L.PADDED["net1989"]["W3"][1])  # 32: H3's 30 units
+H3_IN_P = const(L.PADDED["net1989"]["W3"][0])  # 256: H2's 16 positions x 16 padded maps
+OUT_P = const(L.PADDED["net1989"]["W4"][1])  # 16: 10 outputs
+FC_HIDDEN_P = const(L.PADDED["fc40"]["W1"][1])  # 64: fc40's 40 hidden units
+# real sizes
+IMAGE, PAD, SIDE, PADDED_SIDE = const(L.IMAGE), const(L.PAD), const(L.SIDE), const(L.PADDED_SIDE)
+MAPS, H1_TAPS, H1_UNITS = const(L.MAPS), const(L.H1_TAPS), const(L.H1_UNITS)
+H1_ZERO, H1_SCRATCH, DP2_SCRATCH = const(L.H1_ZERO), const(L.H1_SCRATCH), const(L.DP2_SCRATCH)
+H2_ENTRIES, H2_POSITIONS = const(L.H2_ENTRIES), const(L.H2_POSITIONS)
+H2_CHUNK, H2_CHUNKS, H2_ROWS = const(L.H2_CHUNK), const(L.H2_CHUNKS), const(L.H2_CHUNKS * L.H2_CHUNK)
+H1_READERS, KEEP_BYTES = const(L.H1_READERS), const(L.KEEP_BYTES)
+H3_UNITS, OUTPUTS = const(L.H3_UNITS), const(L.OUTPUTS)
+FC_INPUTS, FC_HIDDEN = const(L.FC_INPUTS), const(L.FC_HIDDEN)
+# settings tables
+I_ARCH, I_ACT, I_OUT, I_OPT = const(L.I_ARCH), const(L.I_ACT), const(L.I_OUT), const(L.I_OPT)
+I_KEEP_ROW, I_LABEL_BASE = const(L.I_KEEP_ROW), const(L.I_LABEL_BASE)
+I_CONN, I_FRESH, I_SCHEDULE = const(L.I_CONN), const(L.I_FRESH), const(L.I_SCHEDULE)
+N_INT = const(L.N_INT)
+F_LR, F_DECAY, F_ONE_MINUS_B1 = const(L.F_LR), const(L.F_DECAY), const(L.F_ONE_MINUS_B1)
+F_B2, F_ONE_MINUS_B2, F_EPS = const(L.F_B2), const(L.F_ONE_MINUS_B2), const(L.F_EPS)
+F_SDLM_MU, F_SDLM_GAMMA, F_KEEP_SCALE = const(L.F_SDLM_MU), const(L.F_SDLM_GAMMA), const(L.F_KEEP_SCALE)
+F_TARGET = const(L.F_TARGET)
+N_FLOAT = const(L.N_FLOAT)
+# codes
+ARCH_FC40 = const(L.ARCH_FC40)
+ACT_TANH, ACT_SCALED_TANH = const(L.ACT_TANH), const(L.ACT_SCALED_TANH)
+OUT_SOFTMAX_CE = const(L.OUT_SOFTMAX_CE)
+OPT_SGD, OPT_ADAMW, OPT_SDLM = const(L.OPT_SGD), const(L.OPT_ADAMW), const(L.OPT_SDLM)
+# constants of the net
+SCALED_TANH_A, SCALED_TANH_S = const(L.SCALED_TANH_A), const(L.SCALED_TANH_S)
+MSE_GRAD_SCALE = const(L.MSE_GRAD_SCALE)
 
 # Each member's settings come as codes in a per-member table (fused_layout.CODES, fused.member_tables); the
 # host refuses any value the kernel does not implement, so a branch's last case needs no check.
 
 
-@triton.jit
+@helper
 def _tanh(x):
     # tanh from exp (portable across backends and the interpreter); exp(-2|x|) never overflows.
     e = tl.exp(-2.0 * tl.abs(x))
@@ -53,7 +96,7 @@ def _tanh(x):
 
 # Settings are runtime values, one set per member, so that members of different configurations (rungs,
 # datasets) share one launch; a member's branch is uniform across its program, so no thread diverges.
-@triton.jit
+@helper
 def _act(a, code):
     if code == ACT_TANH:
         r = _tanh(a)
@@ -64,7 +107,7 @@ def _act(a, code):
     return r
 
 
-@triton.jit
+@helper
 def _act_grad(h, code):
     """Derivative of the activation in terms of its output h (as activations.ACTIVATIONS' grad_from_output)."""
     if code == ACT_TANH:
@@ -76,158 +119,341 @@ def _act_grad(h, code):
     return r
 
 
-@triton.jit
-def _update(bufs, offset, offs, w, g, hyper):
-    """One optimizer step on one tensor, as repro.optim computes it. bufs: one member's rows of the
-    parameters and the two AdamW moments; the tensor sits at offset + offs in each. hyper: the optimizer's
-    code, lr, AdamW's decay factor, step size, bias correction, 1 - beta1, beta2, 1 - beta2, eps."""
+@helper
+def _output_delta(pre, label, out, target):
+    """pre (OUT_P,) -> d loss / d pre and the output's Gauss-Newton d2 loss / d pre^2 (SDLM's curvature, see
+    sdlm.py), as layers.output_delta computes them; zero on the padding outputs. target: the squared-error
+    targets' magnitude."""
+    c = tl.arange(0, OUT_P)
+    valid = c < OUTPUTS
+    if out == OUT_SOFTMAX_CE:
+        z = tl.where(valid, pre, float("-inf"))
+        e = tl.exp(z - tl.max(z, axis=0))
+        p = e / tl.sum(e, axis=0)
+        d = p - tl.where(c == label, 1.0, 0.0)
+        curv = p * (1.0 - p)
+    else:
+        t = tl.where(c == label, target, -target)
+        y = _act(pre, out)  # output 0 is tanh, 1 scaled tanh: the same codes as the hidden activations
+        f = _act_grad(y, out)
+        d = (y - t) * MSE_GRAD_SCALE * f
+        curv = f * f * MSE_GRAD_SCALE
+    return tl.where(valid, d, 0.0), tl.where(valid, curv, 0.0)
+
+
+@helper
+def _update(bufs, offset, offs, real, w, g, hyper, COPIES: tl.constexpr):
+    """One optimizer step on the real entries (mask `real`) of one tensor, as repro.optim computes it. bufs:
+    one member's rows of the parameters and of the two optimizer buffers (AdamW's moments; SDLM's h in the
+    first); the tensor sits at offset + offs in each. w: its entries as this thread loaded them in this step
+    (before a barrier, or in the layout of this store: no thread reads an entry another has written back).
+    COPIES: the tensor is small enough that several threads may hold copies of an entry, so a read-modify-write
+    of a buffer needs a barrier between its reads and writes. hyper: the optimizer's code, lr, AdamW's decay
+    factor, step size, bias correction, 1 - beta1, beta2, 1 - beta2, eps, and SDLM's mu."""
     w_ptr, m_ptr, v_ptr = bufs
-    opt, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps = hyper
+    opt, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, mu = hyper
     if opt == OPT_SGD:
         w = w - lr * g
-    else:  # OPT_ADAMW, as torch.optim.AdamW's single-tensor path
+    elif opt == OPT_ADAMW:  # as torch.optim.AdamW's single-tensor path
         w = w * decay
-        m = tl.load(m_ptr + offset + offs)
-        v = tl.load(v_ptr + offset + offs)
-        # Small tensors are held by several threads at once; every copy is read before any is written back.
-        tl.debug_barrier()
+        m = tl.load(m_ptr + offset + offs, mask=real)
+        v = tl.load(v_ptr + offset + offs, mask=real)
+        if COPIES:  # every copy is read before any is written back
+            tl.debug_barrier()
         m = m + one_minus_b1 * (g - m)  # lerp(m, g, 1 - beta1)
         v = v * b2 + one_minus_b2 * g * g
-        tl.store(m_ptr + offset + offs, m)
-        tl.store(v_ptr + offset + offs, v)
+        tl.store(m_ptr + offset + offs, m, mask=real)
+        tl.store(v_ptr + offset + offs, v, mask=real)
         w = w - step_size * (m / (tl.sqrt(v) / bc2 + eps))
-    tl.store(w_ptr + offset + offs, w)
+    else:  # OPT_SDLM: h, this step's running curvature, was stored by _running_curvature
+        h = tl.load(m_ptr + offset + offs, mask=real)
+        w = w - lr * (g / (h + mu))  # addcdiv(w, g, h + mu, value=-lr)
+    tl.store(w_ptr + offset + offs, w, mask=real)
 
 
-@triton.jit
-def train_pass_kernel(
-    params_ptr, exp_avg_ptr, exp_avg_sq_ptr,  # (P, ROW) each; the moments only matter for AdamW members
-    h1pad_ptr, dp2_ptr,  # scratch (P, 144*12) with background borders, (P, 16*300)
-    images_ptr,  # (R, 400) padded, flattened training images of every population (shifted versions too)
-    rows_ptr,  # (P, n_steps) int32: the image row each member sees at each step
-    keep_ptr,  # (K, n_steps, 192) dropout scales in engine order (position-major), for members with dropout
-    labels_ptr,  # (L,) int32: every population's training labels, one after another
-    conn_ptr,  # (C, 512, 16) float 0/1: which H2 connections exist, per H2 scheme
-    idx1_ptr,  # (64, 32) int32: H1 patch taps into a 400-pixel image (padding taps 0, masked)
-    idx2_ptr,  # (16, 512) int32: H2 patch entries into the (144*12) padded H1 scratch
-    back_ptr,  # (64, 16) int32: for each H1 unit, offsets pos*300 + tap*12 of the dp2 entries that read it, -1 after
-    interior_ptr,  # (64,) int32: where each H1 unit sits in its padded 12x12 plane
-    imeta_ptr,  # (P, 6) int32 per member: activation, output, optimizer, keep row (-1: none), label base, conn index
-    fmeta_ptr,  # (P, 6) float per member: lr, AdamW's decay factor, 1 - beta1, beta2, 1 - beta2, eps
-    step_size_ptr, bc2_ptr,  # (P, n_steps) AdamW's per-step bias corrections (unused for SGD members)
-    n_steps,
+@helper
+def _running_curvature(h_ptr, offset, offs, real, hnew, fresh, gamma, COPIES: tl.constexpr):
+    """SDLM's h of one tensor (real entries): h := hnew at the first step ever, then h <- h + gamma (hnew - h)
+    (torch.lerp's formula for gamma < 0.5), as optim.SDLM keeps it."""
+    h = tl.load(h_ptr + offset + offs, mask=real)
+    if COPIES:  # every copy is read before any is written back
+        tl.debug_barrier()
+    h = tl.where(fresh, hnew, h + gamma * (hnew - h))
+    tl.store(h_ptr + offset + offs, h, mask=real)
+
+
+@helper
+def _h2_patches(h1pad, idx2_at, c: tl.constexpr):
+    """Chunk c of H2's input patches, entries c*H2_CHUNK... of every position -> (16, H2_CHUNK), gathered from
+    the padded H1 planes; entries past the 300 real ones read the scratch's zero (see fused._index_tables).
+    idx2_at: (16, H2_CHUNK) pointers to chunk 0 of the index table."""
+    return tl.load(h1pad + tl.load(idx2_at + c * H2_CHUNK))
+
+
+@helper
+def _net1989_deltas(wp, dp2s, back_ptr, offs, top, f1, f2, f3, keep, SQUARED: tl.constexpr):
+    """The backward pass from the output delta `top` (OUT_P,) down to H1: the deltas d3 (H3_P,), d2 (16, MAPS_P)
+    and d1 (64, MAPS_P), with this step's (not yet updated) weights. f1, f2, f3: the hidden layers' activation
+    derivatives; keep: the dropout scales of the H3 inputs (1 without dropout).
+
+    SQUARED: the weights enter squared (the caller squares f1, f2, f3, keep and passes the output curvature as
+    `top`): SDLM's curvature recursion of sdlm.py, as the population engine's second `_backward` computes it."""
+    off_w3, off_w4, w2_at, off_p2, real_maps = offs
+    w4 = tl.load(wp + O_W4 + off_w4)
+    w3 = tl.load(wp + O_W3 + off_w3)
+    if SQUARED:
+        w4 = w4 * w4
+        w3 = w3 * w3
+    d3 = tl.sum(w4 * top[None, :], axis=1) * f3  # (H3_P,)
+    dh2 = tl.reshape(tl.sum(w3 * d3[None, :], axis=1), (H2_POSITIONS, MAPS_P))
+    d2 = dh2 * keep * f2  # (16, MAPS_P)
+    # d loss / d H2's input patches, chunk by chunk, into the member's scratch (16, H2_ROWS): H1's units are
+    # summed from it below, by a gather (deterministic) rather than a scatter-add. (Entries past the 300 real
+    # ones come from W2's zero padding rows: zero, and never read.)
+    dp2_at = dp2s + off_p2
+    for c in tl.static_range(H2_CHUNKS):
+        w2 = tl.load(w2_at + c * H2_CHUNK * MAPS_P)
+        if SQUARED:
+            w2 = w2 * w2
+        tl.store(dp2_at + c * H2_CHUNK, tl.dot(d2, tl.trans(w2), input_precision="ieee"))
+    tl.debug_barrier()  # the scratch is complete before H1's units gather from it
+    # Each H1 unit sums the (position, tap) entries that read it, reader by reader: one (64, MAPS_P) gather
+    # per reader accumulated in registers (a reduction over an axis split across every warp would cost a
+    # shared-memory round trip with barriers for each of its steps). back (H1_READERS, 64): -1 past a unit's
+    # last reader; the sum runs in the population engine's order.
+    back = back_ptr + tl.arange(0, H1_UNITS)  # reader r's row of the table: back + r * H1_UNITS
+    dp2_maps = dp2s + tl.arange(0, MAPS_P)[None, :]
+    dh1 = tl.zeros((H1_UNITS, MAPS_P), dtype=tl.float32)
+    for r in tl.static_range(H1_READERS):
+        at = tl.load(back + r * H1_UNITS)[:, None]
+        dh1 += tl.load(dp2_maps + at, mask=(at >= 0) & real_maps, other=0.0)
+    d1 = dh1 * f1  # (64, MAPS_P)
+    return d3, d2, d1
+
+
+@helper
+def _net1989_pass(
+    wp, bufs, h1pad, dp2s, images_ptr, rows, keep_base, keep_row, keep_scale, labels, conn_base,
+    idx1_ptr, idx2_ptr, back_ptr, interior_ptr, schedule, settings, n_steps,
 ):
-    member = tl.program_id(0).to(tl.int64)
-    ints = imeta_ptr + member * N_INT
-    floats = fmeta_ptr + member * N_FLOAT
-    act = tl.load(ints + I_ACT)
-    out = tl.load(ints + I_OUT)
-    opt = tl.load(ints + I_OPT)
-    keep_row = tl.load(ints + I_KEEP_ROW).to(tl.int64)
-    label_base = tl.load(ints + I_LABEL_BASE).to(tl.int64)
-    conn_base = conn_ptr + tl.load(ints + I_CONN).to(tl.int64) * (512 * 16)
-    lr = tl.load(floats + F_LR)
-    decay = tl.load(floats + F_DECAY)
-    one_minus_b1 = tl.load(floats + F_ONE_MINUS_B1)
-    b2 = tl.load(floats + F_B2)
-    one_minus_b2 = tl.load(floats + F_ONE_MINUS_B2)
-    eps = tl.load(floats + F_EPS)
-    keep_maps = tl.where(keep_row >= 0, 12, 0)  # how many maps' scales to read: none without dropout
-    keep_base = keep_ptr + tl.maximum(keep_row, 0) * n_steps * 192
-    wp = params_ptr + member * ROW
-    bufs = (wp, exp_avg_ptr + member * ROW, exp_avg_sq_ptr + member * ROW)
-    h1pad = h1pad_ptr + member * (144 * 12)
-    dp2s = dp2_ptr + member * (16 * 300)
-
-    r64 = tl.arange(0, 64)
-    r16 = tl.arange(0, 16)
-    c16 = tl.arange(0, 16)
-    c32 = tl.arange(0, 32)
-    k512 = tl.arange(0, 512)
-    r256 = tl.arange(0, 256)
-    # Offsets of each padded tensor (loads need no masks: padding entries are stored zeros).
-    off_w1 = c32[:, None] * 16 + c16[None, :]  # (32, 16)
-    off_b1 = r64[:, None] * 16 + c16[None, :]  # (64, 16)
-    off_w2 = k512[:, None] * 16 + c16[None, :]  # (512, 16)
-    off_b2 = r16[:, None] * 16 + c16[None, :]  # (16, 16)
-    off_w3 = r256[:, None] * 32 + c32[None, :]  # (256, 32)
-    off_w4 = c32[:, None] * 16 + c16[None, :]  # (32, 16)
+    """Every step of one pass of one member of the 1989 net (see the module docstring for the shapes)."""
+    act, out, opt, fresh_pass, lr, decay, one_minus_b1, b2, one_minus_b2, eps, mu, gamma, target = settings
+    step_size_ptr, bc2_ptr = schedule
+    r16 = tl.arange(0, H2_POSITIONS)
+    r64 = tl.arange(0, H1_UNITS)
+    c16 = tl.arange(0, MAPS_P)
+    c32 = tl.arange(0, TAPS_P)
+    o16 = tl.arange(0, OUT_P)
+    h32 = tl.arange(0, H3_P)
+    k64 = tl.arange(0, H2_CHUNK)
+    # Offsets of each padded tensor (loads need no masks: padding entries are stored zeros), and which entries
+    # are real: only those are updated (the padding stays zero and is never written).
+    real_maps = c16[None, :] < MAPS
+    off_w1 = c32[:, None] * MAPS_P + c16[None, :]
+    real_w1 = (c32[:, None] < H1_TAPS) & real_maps
+    off_b1 = r64[:, None] * MAPS_P + c16[None, :]
+    off_w2c = k64[:, None] * MAPS_P + c16[None, :]  # one chunk of W2's rows
+    off_b2 = r16[:, None] * MAPS_P + c16[None, :]
+    off_w3 = tl.arange(0, H3_IN_P)[:, None] * H3_P + h32[None, :]
+    real_w3 = ((tl.arange(0, H3_IN_P)[:, None] % MAPS_P) < MAPS) & (h32[None, :] < H3_UNITS)
+    real_b3 = h32 < H3_UNITS
+    off_w4 = h32[:, None] * OUT_P + o16[None, :]
+    real_w4 = (h32[:, None] < H3_UNITS) & (o16[None, :] < OUTPUTS)
+    real_b4 = o16 < OUTPUTS
+    off_p2 = r16[:, None] * H2_ROWS + k64[None, :]  # (16, H2_CHUNK): H2 patch entries, chunk 0
+    idx2_at = idx2_ptr + off_p2
+    w2_at = wp + O_W2 + off_w2c  # chunk c: w2_at + c * H2_CHUNK * MAPS_P
+    offs = (off_w3, off_w4, w2_at, off_p2, real_maps)
+    # The dropout bit of H2 unit [position, map] is H3 input map*16 + position in the reference's order.
+    keep_bit = c16[None, :] * H2_POSITIONS + r16[:, None]
+    keep_read = c16[None, :] < tl.where(keep_row >= 0, MAPS, 0)  # members without dropout read nothing: scale 1
     # Index tables are loaded where used, inside the loop, rather than held: they are L1 hits, and holding
     # them (with the weights) would push the kernel past its register budget into local-memory spills.
     interior = tl.load(interior_ptr + r64)
+    # H2's chunks are summed from separate accumulators, each started from this zero: Triton folds
+    # `x + dot(a, b)` (a dot from a literal zero) into dot(a, b, x), which would chain the chunks back into one
+    # dependent sequence of 300 multiply-adds; a zero read from memory (the H1 scratch's) it cannot fold.
+    chunk_acc = tl.zeros((H2_POSITIONS, MAPS_P), tl.float32) + tl.load(h1pad + H1_ZERO)
 
     for s in range(n_steps):
-        row = tl.load(rows_ptr + member * n_steps + s).to(tl.int64)
-        label = tl.load(labels_ptr + label_base + s)
+        row = tl.load(rows + s).to(tl.int64)
+        label = tl.load(labels + s)
         w1 = tl.load(wp + O_W1 + off_w1)
         b1 = tl.load(wp + O_B1 + off_b1)
         b2v = tl.load(wp + O_B2 + off_b2)
-        b3 = tl.load(wp + O_B3 + c32)
+        b3 = tl.load(wp + O_B3 + h32)
         w4 = tl.load(wp + O_W4 + off_w4)
-        b4 = tl.load(wp + O_B4 + c16)
+        b4 = tl.load(wp + O_B4 + o16)
 
         # ---- forward
-        idx1 = tl.load(idx1_ptr + r64[:, None] * 32 + c32[None, :])
-        p1 = tl.load(images_ptr + row * 400 + idx1, mask=c32[None, :] < 25, other=0.0)  # (64, 32)
-        h1 = _act(tl.dot(p1, w1, input_precision="ieee") + b1, act)  # (64, 16)
-        tl.store(h1pad + interior[:, None] * 12 + c16[None, :], h1, mask=c16[None, :] < 12)
+        idx1 = tl.load(idx1_ptr + r64[:, None] * TAPS_P + c32[None, :])
+        p1 = tl.load(images_ptr + row * IMAGE + idx1, mask=c32[None, :] < H1_TAPS, other=0.0)  # (64, TAPS_P)
+        h1 = _act(tl.dot(p1, w1, input_precision="ieee") + b1, act)  # (64, MAPS_P)
+        tl.store(h1pad + interior[:, None] * MAPS + c16[None, :], h1, mask=real_maps)
         tl.debug_barrier()  # H1 is complete before any thread gathers H2's patches from it
-        idx2 = tl.load(idx2_ptr + r16[:, None] * 512 + k512[None, :])
-        p2 = tl.load(h1pad + idx2, mask=k512[None, :] < 300, other=0.0)  # (16, 512)
-        # W2 and W3 (8,192 entries each, padded) are read where used, not held through the step (registers)
-        h2 = _act(tl.dot(p2, tl.load(wp + O_W2 + off_w2), input_precision="ieee") + b2v, act)  # (16, 16) [position, map]
-        # A member without dropout gets scales of exactly 1 (masked loads), so one code path serves both.
-        keep = tl.load(keep_base + s * 192 + r16[:, None] * 12 + c16[None, :], mask=c16[None, :] < keep_maps,
-                       other=1.0)
-        h2in = h2 * keep
-        h2f = tl.reshape(h2in, (256,))
-        h3 = _act(tl.sum(h2f[:, None] * tl.load(wp + O_W3 + off_w3), axis=0) + b3, act)  # (32,)
-        pre = tl.sum(h3[:, None] * w4, axis=0) + b4  # (16,)
+        # H2 over its 300 real entries in chunks, each its own dot (a separate accumulator): short independent
+        # chains of multiply-adds instead of one over 512 padded entries. W2 is read where used, not held
+        # through the step (registers).
+        a2 = b2v
+        for c in tl.static_range(H2_CHUNKS):
+            w2 = tl.load(w2_at + c * H2_CHUNK * MAPS_P)
+            a2 += tl.dot(_h2_patches(h1pad, idx2_at, c), w2, chunk_acc, input_precision="ieee")
+        h2 = _act(a2, act)  # (16, MAPS_P) [position, map]
+        bits = tl.load(keep_base + s * KEEP_BYTES + (keep_bit >> 3), mask=keep_read, other=255).to(tl.int32)
+        keep = tl.where(((bits >> (keep_bit & 7)) & 1) != 0, keep_scale, 0.0)  # 0 or 1/(1-p); 1 without dropout
+        h2f = tl.reshape(h2 * keep, (H3_IN_P,))
+        h3 = _act(tl.sum(h2f[:, None] * tl.load(wp + O_W3 + off_w3), axis=0) + b3, act)  # (H3_P,)
+        pre = tl.sum(h3[:, None] * w4, axis=0) + b4  # (OUT_P,)
+        d4, c4 = _output_delta(pre, label, out, target)
+        f1 = _act_grad(h1, act)
+        f2 = _act_grad(h2, act)
+        f3 = _act_grad(h3, act)
+        # AdamW members only use these
+        step_size = tl.load(step_size_ptr + s)
+        bc2 = tl.load(bc2_ptr + s)
+        hyper = (opt, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, mu)
 
-        # ---- output delta: d loss / d pre
-        valid = c16 < 10
-        if out == OUT_SOFTMAX_CE:
-            z = tl.where(valid, pre, float("-inf"))
-            e = tl.exp(z - tl.max(z, axis=0))
-            d4 = e / tl.sum(e, axis=0) - tl.where(c16 == label, 1.0, 0.0)
-        else:
-            target = tl.where(c16 == label, 1.0, -1.0)
-            y = _act(pre, out)  # output 0 is tanh, 1 scaled tanh: the same codes as the hidden activations
-            d4 = (y - target) * MSE_GRAD_SCALE * _act_grad(y, out)
-        d4 = tl.where(valid, d4, 0.0)
+        # ---- SDLM: this step's curvature (at this step's weights, before their update) into the running h.
+        # Each tensor's curvature is its gradient's formula with squared layer inputs and the curvature deltas.
+        if opt == OPT_SDLM:
+            fresh = fresh_pass & (s == 0)
+            c3, c2, c1 = _net1989_deltas(wp, dp2s, back_ptr, offs, c4, f1 * f1, f2 * f2, f3 * f3, keep * keep, True)
+            h_ptr = bufs[1]
+            _running_curvature(h_ptr, O_W1, off_w1, real_w1, tl.dot(tl.trans(p1 * p1), c1, input_precision="ieee"),
+                               fresh, gamma, True)
+            _running_curvature(h_ptr, O_B1, off_b1, real_maps, c1, fresh, gamma, False)
+            for c in tl.static_range(H2_CHUNKS):
+                p2 = _h2_patches(h1pad, idx2_at, c)
+                off_w2 = c * H2_CHUNK * MAPS_P + off_w2c
+                real_w2 = (off_w2c < (H2_ENTRIES - c * H2_CHUNK) * MAPS_P) & real_maps
+                hw2 = tl.dot(tl.trans(p2 * p2), c2, input_precision="ieee") * tl.load(conn_base + off_w2)
+                _running_curvature(h_ptr, O_W2, off_w2, real_w2, hw2, fresh, gamma, False)
+            _running_curvature(h_ptr, O_B2, off_b2, real_maps, c2, fresh, gamma, True)
+            _running_curvature(h_ptr, O_W3, off_w3, real_w3, (h2f * h2f)[:, None] * c3[None, :], fresh, gamma, False)
+            _running_curvature(h_ptr, O_B3, h32, real_b3, c3, fresh, gamma, True)
+            _running_curvature(h_ptr, O_W4, off_w4, real_w4, (h3 * h3)[:, None] * c4[None, :], fresh, gamma, True)
+            _running_curvature(h_ptr, O_B4, o16, real_b4, c4, fresh, gamma, True)
+            tl.debug_barrier()  # h is stored, and the scratch read, before the backward below reuses it
 
-        # ---- backward. Weight gradients are formed at the update below, from the deltas and layer inputs,
-        # so that no big gradient tensor is held across the barrier.
-        d3 = tl.sum(w4 * d4[None, :], axis=1) * _act_grad(h3, act)  # (32,)
-        dh2 = tl.reshape(tl.sum(tl.load(wp + O_W3 + off_w3) * d3[None, :], axis=1), (16, 16))
-        d2 = dh2 * keep * _act_grad(h2, act)  # (16, 16)
-        dp2 = tl.dot(d2, tl.trans(tl.load(wp + O_W2 + off_w2)), input_precision="ieee")  # (16, 512)
-        tl.store(dp2s + r16[:, None] * 300 + k512[None, :], dp2, mask=k512[None, :] < 300)
-        tl.debug_barrier()  # dp2 is complete before it is summed back onto H1 (a gather: deterministic)
-        back = tl.load(back_ptr + r64[:, None] * 16 + c16[None, :])  # (64, 16)
-        back3 = back[:, :, None] + c16[None, None, :]  # (64, 16, 16) [unit, reader, map]
-        back3_mask = (back[:, :, None] >= 0) & (c16[None, None, :] < 12)
-        dh1 = tl.sum(tl.load(dp2s + back3, mask=back3_mask, other=0.0), axis=1)  # (64, 16)
-        d1 = dh1 * _act_grad(h1, act)
-        g_w1 = tl.dot(tl.trans(p1), d1, input_precision="ieee")  # (32, 16)
-        # H2's patches again from the scratch copy of H1 (unchanged until the next step) instead of holding them
-        p2 = tl.load(h1pad + tl.load(idx2_ptr + r16[:, None] * 512 + k512[None, :]), mask=k512[None, :] < 300, other=0.0)
-        g_w2 = tl.dot(tl.trans(p2), d2, input_precision="ieee") * tl.load(conn_base + off_w2)  # absent connections: no gradient
-        g_w3 = h2f[:, None] * d3[None, :]
-        g_w4 = h3[:, None] * d4[None, :]
-
-        # ---- update every tensor from the gradients of the weights this step read
-        step_size = tl.load(step_size_ptr + member * n_steps + s)  # AdamW members only use these
-        bc2 = tl.load(bc2_ptr + member * n_steps + s)
-        hyper = (opt, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps)
-        _update(bufs, O_W1, off_w1, w1, g_w1, hyper)
-        _update(bufs, O_B1, off_b1, b1, d1, hyper)
-        # W2 and W3 are read a third time for their update: nothing has written them yet in this step (each
-        # entry is read and written back by the same thread).
-        _update(bufs, O_W2, off_w2, tl.load(wp + O_W2 + off_w2), g_w2, hyper)
-        _update(bufs, O_B2, off_b2, b2v, d2, hyper)
-        _update(bufs, O_W3, off_w3, tl.load(wp + O_W3 + off_w3), g_w3, hyper)
-        _update(bufs, O_B3, c32, b3, d3, hyper)
-        _update(bufs, O_W4, off_w4, w4, g_w4, hyper)
-        _update(bufs, O_B4, c16, b4, d4, hyper)
+        # ---- backward, then each tensor's gradient (from its layer's input and delta) and update
+        d3, d2, d1 = _net1989_deltas(wp, dp2s, back_ptr, offs, d4, f1, f2, f3, keep, False)
+        _update(bufs, O_W1, off_w1, real_w1, w1, tl.dot(tl.trans(p1), d1, input_precision="ieee"), hyper, True)
+        _update(bufs, O_B1, off_b1, real_maps, b1, d1, hyper, False)
+        for c in tl.static_range(H2_CHUNKS):
+            # H2's patches again from the scratch copy of H1 (unchanged until the next step) instead of held;
+            # W2 read a third time: nothing has written it in this step (each entry is read and written back
+            # by the same thread, after the barrier that ended the backward's reads).
+            p2 = _h2_patches(h1pad, idx2_at, c)
+            off_w2 = c * H2_CHUNK * MAPS_P + off_w2c
+            real_w2 = (off_w2c < (H2_ENTRIES - c * H2_CHUNK) * MAPS_P) & real_maps
+            g_w2 = tl.dot(tl.trans(p2), d2, input_precision="ieee") * tl.load(conn_base + off_w2)  # absent: no gradient
+            _update(bufs, O_W2, off_w2, real_w2, tl.load(w2_at + c * H2_CHUNK * MAPS_P), g_w2, hyper, False)
+        _update(bufs, O_B2, off_b2, real_maps, b2v, d2, hyper, True)
+        _update(bufs, O_W3, off_w3, real_w3, tl.load(wp + O_W3 + off_w3), h2f[:, None] * d3[None, :], hyper, False)
+        _update(bufs, O_B3, h32, real_b3, b3, d3, hyper, True)
+        _update(bufs, O_W4, off_w4, real_w4, w4, h3[:, None] * d4[None, :], hyper, True)
+        _update(bufs, O_B4, o16, real_b4, b4, d4, hyper, True)
         tl.debug_barrier()  # every thread's stores land before the next step's loads
+
+
+@helper
+def _fc40_pass(wp, bufs, images_ptr, rows, labels, schedule, settings, n_steps):
+    """Every step of one pass of one member of the fully connected comparison net (256 -> 40 -> 10), as
+    population_fc.FCPopulation computes it."""
+    act, out, opt, fresh_pass, lr, decay, one_minus_b1, b2, one_minus_b2, eps, mu, gamma, target = settings
+    step_size_ptr, bc2_ptr = schedule
+    i256 = tl.arange(0, FC_INPUTS)
+    u64 = tl.arange(0, FC_HIDDEN_P)
+    o16 = tl.arange(0, OUT_P)
+    pixels = (i256 // SIDE + PAD) * PADDED_SIDE + (i256 % SIDE + PAD)  # the image inside its padded copy
+    off_w1 = i256[:, None] * FC_HIDDEN_P + u64[None, :]
+    real_w1 = (i256[:, None] < FC_INPUTS) & (u64[None, :] < FC_HIDDEN)
+    real_b1 = u64 < FC_HIDDEN
+    off_w2 = u64[:, None] * OUT_P + o16[None, :]
+    real_w2 = (u64[:, None] < FC_HIDDEN) & (o16[None, :] < OUTPUTS)
+    real_b2 = o16 < OUTPUTS
+
+    for s in range(n_steps):
+        row = tl.load(rows + s).to(tl.int64)
+        label = tl.load(labels + s)
+        x = tl.load(images_ptr + row * IMAGE + pixels)  # (256,)
+        b1 = tl.load(wp + FC_B1 + u64)
+        w2 = tl.load(wp + FC_W2 + off_w2)
+        bias2 = tl.load(wp + FC_B2 + o16)
+        # padding hidden units have zero weights and bias, so activation 0 (every activation maps 0 to 0)
+        h = _act(tl.sum(x[:, None] * tl.load(wp + FC_W1 + off_w1), axis=0) + b1, act)  # (FC_HIDDEN_P,)
+        pre = tl.sum(h[:, None] * w2, axis=0) + bias2  # (OUT_P,)
+        d2, c2 = _output_delta(pre, label, out, target)
+        fh = _act_grad(h, act)
+        step_size = tl.load(step_size_ptr + s)
+        bc2 = tl.load(bc2_ptr + s)
+        hyper = (opt, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, mu)
+        if opt == OPT_SDLM:  # curvature at this step's weights into the running h, as for the 1989 net
+            fresh = fresh_pass & (s == 0)
+            h_ptr = bufs[1]
+            c1 = tl.sum(w2 * w2 * c2[None, :], axis=1) * (fh * fh)
+            _running_curvature(h_ptr, FC_W1, off_w1, real_w1, (x * x)[:, None] * c1[None, :], fresh, gamma, False)
+            _running_curvature(h_ptr, FC_B1, u64, real_b1, c1, fresh, gamma, True)
+            _running_curvature(h_ptr, FC_W2, off_w2, real_w2, (h * h)[:, None] * c2[None, :], fresh, gamma, False)
+            _running_curvature(h_ptr, FC_B2, o16, real_b2, c2, fresh, gamma, True)
+        d1 = tl.sum(w2 * d2[None, :], axis=1) * fh  # (FC_HIDDEN_P,)
+        tl.debug_barrier()  # every read of this step's weights (and h) is done before any update is stored
+        _update(bufs, FC_W1, off_w1, real_w1, tl.load(wp + FC_W1 + off_w1), x[:, None] * d1[None, :], hyper, False)
+        _update(bufs, FC_B1, u64, real_b1, b1, d1, hyper, True)
+        _update(bufs, FC_W2, off_w2, real_w2, w2, h[:, None] * d2[None, :], hyper, False)
+        _update(bufs, FC_B2, o16, real_b2, bias2, d2, hyper, True)
+        tl.debug_barrier()  # every thread's stores land before the next step's loads
+
+
+@triton.jit(do_not_specialize=["n_steps"])
+def train_pass_kernel(
+    params_ptr, moment1_ptr, moment2_ptr,  # (P, ROW) each: parameters; AdamW's two moments, or SDLM's h in the first
+    h1pad_ptr, dp2_ptr,  # net1989 scratch (P, H1_SCRATCH): H1 planes, background borders, then zeros; (P, DP2_SCRATCH)
+    images_ptr,  # (R, 400) padded, flattened training images of every population (shifted versions too)
+    rows_ptr,  # (P, n_steps) int32: the image row each member sees at each step
+    keep_ptr,  # (K, n_steps, KEEP_BYTES) uint8: dropout masks as bits (reference order), members with dropout
+    labels_ptr,  # (L,) int32: every population's training labels, one after another
+    conn_ptr,  # (C, 320, 16) float 0/1: which H2 connections exist, per H2 scheme
+    idx1_ptr,  # (64, 32) int32: H1 patch taps into a 400-pixel image (padding taps 0, masked)
+    idx2_ptr,  # (16, 320) int32: H2 patch entries into the H1 scratch (past the 300 real ones: its zero)
+    back_ptr,  # (H1_READERS, 64) int32: for each H1 unit, offsets pos*320 + tap*12 of the dp2 entries that read it, -1 after
+    interior_ptr,  # (64,) int32: where each H1 unit sits in its padded 12x12 plane
+    imeta_ptr,  # (P, N_INT) int32 per member: fused_layout's I_* columns
+    fmeta_ptr,  # (P, N_FLOAT) float per member: fused_layout's F_* columns
+    step_size_ptr, bc2_ptr,  # (S, n_steps) AdamW's per-step bias corrections, one row per AdamW population
+    n_steps,
+    ONLY_ARCH: tl.constexpr = -1, ONLY_OPT: tl.constexpr = -1,
+):
+    # ONLY_ARCH, ONLY_OPT >= 0 compile one path alone (kernel_check's per-path figures); what runs is the
+    # default: every path, each member's chosen by its settings at run time.
+    member = tl.program_id(0).to(tl.int64)
+    ints = imeta_ptr + member * N_INT
+    floats = fmeta_ptr + member * N_FLOAT
+    if ONLY_ARCH >= 0:
+        arch = ONLY_ARCH
+    else:
+        arch = tl.load(ints + I_ARCH)
+    if ONLY_OPT >= 0:
+        opt = ONLY_OPT
+    else:
+        opt = tl.load(ints + I_OPT)
+    keep_row = tl.load(ints + I_KEEP_ROW).to(tl.int64)
+    schedule_row = tl.maximum(tl.load(ints + I_SCHEDULE), 0).to(tl.int64)  # -1 (not AdamW): row 0, unused
+    settings = (tl.load(ints + I_ACT), tl.load(ints + I_OUT), opt, tl.load(ints + I_FRESH) != 0,
+                tl.load(floats + F_LR), tl.load(floats + F_DECAY), tl.load(floats + F_ONE_MINUS_B1),
+                tl.load(floats + F_B2), tl.load(floats + F_ONE_MINUS_B2), tl.load(floats + F_EPS),
+                tl.load(floats + F_SDLM_MU), tl.load(floats + F_SDLM_GAMMA), tl.load(floats + F_TARGET))
+    schedule = (step_size_ptr + schedule_row * n_steps, bc2_ptr + schedule_row * n_steps)
+    wp = params_ptr + member * ROW
+    bufs = (wp, moment1_ptr + member * ROW, moment2_ptr + member * ROW)
+    rows = rows_ptr + member * n_steps
+    labels = labels_ptr + tl.load(ints + I_LABEL_BASE).to(tl.int64)
+    if arch == ARCH_FC40:
+        _fc40_pass(wp, bufs, images_ptr, rows, labels, schedule, settings, n_steps)
+    else:
+        _net1989_pass(
+            wp, bufs, h1pad_ptr + member * H1_SCRATCH, dp2_ptr + member * DP2_SCRATCH,
+            images_ptr, rows, keep_ptr + tl.maximum(keep_row, 0) * n_steps * KEEP_BYTES, keep_row,
+            tl.load(floats + F_KEEP_SCALE), labels, conn_ptr + tl.load(ints + I_CONN).to(tl.int64) * (H2_ROWS * MAPS_P),
+            idx1_ptr, idx2_ptr, back_ptr, interior_ptr, schedule, settings, n_steps,
+        )

@@ -9,7 +9,9 @@ real command into a throw-away folder, or with `estimate=True` projected from me
 as such).
 
 Every engine is timed the same way: a warm-up pass over a few images (which also loads or compiles a
-kernel), then one pass over the first n training images, n chosen to take about TARGET_SECONDS.
+kernel), then one pass over the first n training images, n chosen to take about TARGET_SECONDS. The fused
+engine's timed pass makes its own draws and no others (a real run makes the next pass's while the GPU trains),
+and its kernel time is measured by CUDA events beside the wall time, so the two show the host's share.
 """
 
 from __future__ import annotations
@@ -50,24 +52,52 @@ def reference_rate(ds: Dataset, device: torch.device = torch.device("cpu"), step
     return steps / (time.perf_counter() - t0)
 
 
-def engine_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
-                seconds: float = TARGET_SECONDS) -> float:
-    """Member-steps per second of one population of `engine` training `cfg` (timed after a warm-up pass)."""
+def fused_pass_seconds(cfg: Config, ds: Dataset, members: int, n: int, device: torch.device) -> tuple[float, float]:
+    """(wall, kernel) seconds of one fused pass over the first n images: the pass's own draws, tables and
+    copies in the wall time, and no draws for a next pass (FusedGroup draws ahead on a GPU by default); the
+    kernel's time by CUDA events (on CPU, the interpreted launch's)."""
+    from repro.engines.fused import FusedGroup, FusedPopulation
+
+    pop = FusedPopulation(cfg, list(range(members)), ds.x_train[:n], ds.y_train[:n], device=device)
+    group = FusedGroup([pop], draw_ahead=False, time_kernel=True)
+    _sync(device)
+    t0 = time.perf_counter()
+    group.train_pass([0])
+    _sync(device)
+    return time.perf_counter() - t0, group.kernel_seconds
+
+
+def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
+                 seconds: float = TARGET_SECONDS) -> dict[str, float]:
+    """Member-steps per second of one population of `engine` training `cfg` (timed after a warm-up pass):
+    {"steps_per_s": wall-clock rate}, and for the fused engine "kernel_steps_per_s" (the kernel alone)."""
     cls = registry.get(engine).population_class(cfg)
 
-    def timed_pass(n: int) -> float:
+    def timed_pass(n: int) -> tuple[float, float | None]:
+        if engine == "fused":
+            return fused_pass_seconds(cfg, ds, members, n, device)
         pop = cls(cfg, list(range(members)), ds.x_train[:n], ds.y_train[:n], device=device)
         _sync(device)
         t0 = time.perf_counter()
         pop.train_pass(0)
         _sync(device)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, None
 
     warm_n = 32
     timed_pass(warm_n)  # loads or compiles the kernel
-    per_step = timed_pass(warm_n) / warm_n
+    per_step = timed_pass(warm_n)[0] / warm_n
     n = max(warm_n, min(len(ds.y_train), int(seconds / max(per_step, 1e-9))))
-    return members * n / timed_pass(n)
+    wall, kernel = timed_pass(n)
+    rates = {"steps_per_s": members * n / wall}
+    if kernel is not None:
+        rates["kernel_steps_per_s"] = members * n / kernel
+    return rates
+
+
+def engine_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
+                seconds: float = TARGET_SECONDS) -> float:
+    """Member-steps per second (wall clock) of one population of `engine` training `cfg`."""
+    return engine_rates(engine, cfg, ds, members, device, seconds)["steps_per_s"]
 
 
 def single_run_seconds(engine: str, ds: Dataset, device: torch.device) -> float:
@@ -130,12 +160,16 @@ def run_bench(ds: Dataset, device: torch.device, engines: list[str], populations
         rows = []
         for members in populations:
             try:
-                rate = engine_rate(engine, Config(), ds, members, device)
+                rates = engine_rates(engine, Config(), ds, members, device)
             except (RuntimeError, MemoryError) as e:  # out of memory: stop growing the population
                 log(f"{engine}, {members} members: skipped ({str(e).splitlines()[0]})")
                 break
-            rows.append({"members": members, "steps_per_s": rate, "ratio": rate / ref})
-            log(f"{engine:<10} {members:>5} members: {rate:>12,.0f} member-steps/s = {rate / ref:8.1f} x reference")
+            rate = rates["steps_per_s"]
+            rows.append({"members": members, **rates, "ratio": rate / ref})
+            kernel = rates.get("kernel_steps_per_s")
+            note = ("" if kernel is None else
+                    f" (kernel alone {kernel:,.0f}/s: the kernel is {100 * rate / kernel:.0f}% of the wall time)")
+            log(f"{engine:<10} {members:>5} members: {rate:>12,.0f} member-steps/s = {rate / ref:8.1f} x reference{note}")
         single = single_run_seconds(engine, ds, device)
         log(f"{engine:<10} one 23-pass baseline run (1 member, evaluation every pass): {single:.1f} s (measured)")
         measured[engine] = {"populations": rows, "single_run_s": single}

@@ -55,8 +55,9 @@ class RunRecord:
     label: str = field(metadata=_doc(
         "what the run is called in tables: the rung name in cumulative mode, `single:<rung>` or `minus:<rung>` in "
         "single and leave-one-out modes, `f:<rung>+<rung>...` (`f:baseline` for no change) in factorial mode, "
-        "`baseline+<digest>` for `repro train` with overrides"))
-    mode: str = field(metadata=_doc("`cumulative`, `single`, `leave-one-out` or `factorial`"))
+        "`guess:<rung>+<guess>` in guesses mode (file names: `:` and `+` become `_`), `baseline+<digest>` for "
+        "`repro train` with overrides"))
+    mode: str = field(metadata=_doc("`cumulative`, `single`, `leave-one-out`, `factorial` or `guesses`"))
     rung_title: str = field(metadata=_doc("one-line title of the rung"))
     dataset: str = field(metadata=_doc("`usps` or `mnist16`"))
     dataset_fingerprint: str = field(metadata=_doc("hash of the raw files' checksums and the preparation parameters"))

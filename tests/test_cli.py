@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from repro.cli import main
 
-from .conftest import data_dir
+from .conftest import REPO, data_dir
 
 
 @pytest.fixture
@@ -84,6 +84,17 @@ def test_ablate_dry_run(run, tmp_path):
     r = run("ablate", "--all", "--dry-run", "--results-dir", tmp_path)
     assert r.exit_code == 0, r.output
     assert "total: 224 runs: 0 done, 224 to do (50,862,016 presentations)" in r.output
+
+
+def test_ablate_guesses_dry_run(run, tmp_path):
+    faithful = str(REPO / "ablations" / "faithful")
+    r = run("ablate", "--ladder-dir", faithful, "--mode", "guesses", "--on", "paper", "--rungs", "cyclic-h2,mu-0.005",
+            "--dry-run", "--results-dir", tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "guess:paper+cyclic-h2" in r.output and "guess:paper+mu-0.005" in r.output
+    assert "total: 48 runs: 0 done, 48 to do" in r.output
+    r = run("ablate", "--ladder-dir", faithful, "--mode", "guesses", "--on", "nope", "--dry-run")
+    assert r.exit_code != 0 and "unknown rung 'nope'" in r.output
 
 
 def test_ablate_unknown_rung(run):

@@ -267,12 +267,10 @@ class FusedPopulation(Population):
         pin = self.device.type == "cuda"
         rows = torch.empty(P, N, dtype=torch.int32, pin_memory=pin)
         bits = torch.empty(P, N, layout.KEEP_BYTES, dtype=torch.uint8, pin_memory=pin) if cfg.dropout > 0 else None
-        side = 2 * cfg.shift + 1
 
         def draw(m: int) -> None:
             shifts, keep = draw_pass_randomness(self.generators[m], N, cfg)
-            code = 0 if shifts is None else (shifts[:, 0] + cfg.shift) * side + (shifts[:, 1] + cfg.shift)
-            rows[m] = code * N + torch.arange(N)
+            rows[m] = self.image_rows(torch.arange(N), shifts)
             if keep is not None:
                 bits[m] = torch.from_numpy(keep_bits(keep))
 

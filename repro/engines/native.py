@@ -269,10 +269,9 @@ class NativePopulation:
     def _estimate_curvature(self, pass_index: int) -> None:
         """SDLM "per_pass": state1 := the mean curvature over the pass's window of patterns (sdlm.py), by one
         kernel call that adds each pattern's curvature into state1 and leaves the weights alone."""
-        k, n, s = self.cfg.sdlm_estimate_patterns, self.n_train, self.cfg.shift
-        window = curvature_window(pass_index, n, k)
-        unshifted = (s * (2 * s + 1) + s) * n  # first row of the (0, 0) shift's copy of the images
-        rows = (window + unshifted).expand(self.members, k).contiguous()
+        k = self.cfg.sdlm_estimate_patterns
+        window = curvature_window(pass_index, self.n_train, k)
+        rows = self._pop.image_rows(window).expand(self.members, k).contiguous()
         labels = self.labels[window].contiguous()
         spec = _Spec.from_buffer_copy(self._spec)
         spec.opt = SDLM_ESTIMATE

@@ -176,6 +176,8 @@ class Population:
         if self.optimizer.needs_curvature:  # see sdlm.py: this step's curvature, and the squared weights
             self.curv = FlatParams(P, self.device, self.SHAPES)
             self.w_sq = FlatParams(P, self.device, self.SHAPES)
+        # SDLM "running" computes the curvature at every step; "per_pass" only in estimate_curvature
+        self.curvature_each_step = self.curv is not None and self.optimizer.curvature_each_step
         self.step_count = 0
         # Training images, padded and flattened; with shifts, one copy per possible (dy, dx).
         s = cfg.shift
@@ -209,21 +211,26 @@ class Population:
         rows, scale = self._draw_pass()
         return rows.to(self.device), None if scale is None else scale.to(self.device)
 
+    def image_rows(self, index: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
+        """Rows of self.images holding training patterns `index` shifted by `shifts` ((n, 2) as (dy, dx);
+        None: unshifted). The shifted copies are stacked row-major in (dy, dx), as __init__ builds them."""
+        s = self.cfg.shift
+        dy, dx = (0, 0) if shifts is None else (shifts[:, 0], shifts[:, 1])
+        return ((dy + s) * (2 * s + 1) + (dx + s)) * self.n_train + index
+
     def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """As `_pass_inputs`, on the CPU (where the generators are)."""
         N, cfg = self.n_train, self.cfg
         rows, keeps = [], []
-        side = 2 * cfg.shift + 1
         for gen in self.generators:
             shifts, keep = draw_pass_randomness(gen, N, cfg)
-            code = torch.zeros(N, dtype=torch.int64) if shifts is None else (shifts[:, 0] + cfg.shift) * side + (shifts[:, 1] + cfg.shift)
-            rows.append(code * N + torch.arange(N))
+            rows.append(self.image_rows(torch.arange(N), shifts))
             if keep is not None:
                 keeps.append(keep[:, ENGINE_FROM_REFERENCE_192] / (1.0 - cfg.dropout))
         return torch.stack(rows), torch.stack(keeps) if keeps else None
 
     def train_pass(self, pass_index: int) -> None:
-        if self.curv is not None and not self.optimizer.curvature_each_step:
+        if self.curv is not None and not self.curvature_each_step:
             self.estimate_curvature(pass_index)
         rows, scale = self._pass_inputs()
         lr = self.cfg.lr_at_pass(pass_index)
@@ -234,13 +241,11 @@ class Population:
         """SDLM "per_pass": h := the mean curvature over the pass's window of patterns (sdlm.curvature_window),
         unshifted and without dropout, at the current weights (see sdlm.py)."""
         k = self.cfg.sdlm_estimate_patterns
-        s = self.cfg.shift
-        unshifted = (s * (2 * s + 1) + s) * self.n_train  # first row of the (0, 0) shift's copy of the images
         torch.mul(self.params.flat, self.params.flat, out=self.w_sq.flat)
         total = torch.zeros_like(self.curv.flat)
         g, curv, out = self.grads.views, self.curv.views, self.OUTPUT_BIAS
         for j in curvature_window(pass_index, self.n_train, k).tolist():
-            rows = torch.full((self.members,), unshifted + j, dtype=torch.int64, device=self.device)
+            rows = self.image_rows(torch.full((self.members,), j, dtype=torch.int64, device=self.device))
             pre, inputs, hidden = self._forward(rows, None)
             derivs = [self.hidden.grad_from_output(h) for h in hidden]
             output_delta(self.cfg, pre, self.targets[j], self.labels[j], g[out], curv[out])
@@ -254,7 +259,7 @@ class Population:
         pre, inputs, hidden = self._forward(rows, keep_scale)
         derivs = [self.hidden.grad_from_output(h) for h in hidden]
         g, out = self.grads.views, self.OUTPUT_BIAS
-        each_step = self.curv is not None and self.optimizer.curvature_each_step
+        each_step = self.curvature_each_step
         curv = self.curv.views if each_step else None
         output_delta(self.cfg, pre, self.targets[i], self.labels[i], g[out], None if curv is None else curv[out])
         self._backward(self.params.views, g, inputs, derivs, keep_scale, self.scratch[0])

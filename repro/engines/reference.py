@@ -74,10 +74,10 @@ def train_reference(
     run = TrainedRun(params, optimizer=optimizer)
     n = len(x_train)
     steps = 0
+    per_pass_curvature = cfg.optimizer == "sdlm" and cfg.sdlm_curvature == "per_pass"
     for pass_index in range(cfg.passes):
         for group in optimizer.param_groups:
             group["lr"] = cfg.lr_at_pass(pass_index)
-        per_pass_curvature = cfg.optimizer == "sdlm" and cfg.sdlm_curvature == "per_pass"
         if per_pass_curvature:  # LeNet-5's way: h from a window of patterns, fixed through the pass
             h = estimate_curvature(params, x_train, cfg, pass_index)
             optimizer.set_curvature([h[k] for k in params])

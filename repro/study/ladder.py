@@ -89,8 +89,26 @@ def load_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
     directory = Path(directory)
     if not directory.is_dir():
         raise ConfigError(f"ladder folder {directory} does not exist")
+    rungs = _read_folder(directory)
+    if not rungs or rungs[0].patch:
+        raise ConfigError(f"{directory}: the first rung must be the baseline, with an empty patch")
+    return rungs
+
+
+def extra_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
+    return _read_folder(Path(directory) / "extra")
+
+
+def guess_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
+    """The files of the ladder's guesses/ folder (mode "guesses"), in prefix order."""
+    return _read_folder(Path(directory) / "guesses")
+
+
+def _read_folder(folder: Path) -> list[Rung]:
+    """The rung files directly in `folder` (none if it does not exist), sorted by prefix; a badly named file,
+    a prefix or a name used twice is an error."""
     rungs, seen = [], {}
-    for path in sorted(directory.glob("*.toml")):
+    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
         m = _FILE_RE.match(path.name)
         if not m:
             raise ConfigError(f"{path}: rung files are named NN-name.toml (numeric prefix, then a name)")
@@ -103,31 +121,7 @@ def load_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
     names = [r.name for r in rungs]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
-        raise ConfigError(f"{directory}: rung name(s) used twice: {sorted(dupes)}")
-    if not rungs or rungs[0].patch:
-        raise ConfigError(f"{directory}: the first rung must be the baseline, with an empty patch")
-    return rungs
-
-
-def extra_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
-    return _side_rungs(Path(directory) / "extra")
-
-
-def guess_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
-    """The files of the ladder's guesses/ folder (mode "guesses"), in prefix order."""
-    return _side_rungs(Path(directory) / "guesses")
-
-
-def _side_rungs(folder: Path) -> list[Rung]:
-    rungs = []
-    for path in sorted(folder.glob("*.toml")) if folder.is_dir() else []:
-        m = _FILE_RE.match(path.name)
-        if not m:
-            raise ConfigError(f"{path}: rung files are named NN-name.toml (numeric prefix, then a name)")
-        rungs.append(read_rung(path, int(m.group(1))))
-    names = [r.name for r in rungs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{folder}: rung name(s) used twice: {sorted({n for n in names if names.count(n) > 1})}")
+        raise ConfigError(f"{folder}: rung name(s) used twice: {sorted(dupes)}")
     return rungs
 
 

@@ -47,7 +47,6 @@ ACTIVATIONS = {"tanh": 0, "scaled_tanh": 1, "relu": 2}
 OUTPUTS = {"tanh_mse": 0, "scaled_tanh_mse": 1, "softmax_ce": 2}
 OPTIMIZERS = {"sgd": 0, "adamw": 1, "sdlm": 2}
 SDLM_FIXED, SDLM_ESTIMATE = 3, 4  # kernel.c's two calls of SDLM with per-pass curvature
-INITS = ("sqrt_fan_in", "fan_in")  # initial weights come from init_params; the kernel never sees them
 LR_SCHEDULES = ("constant", "linear")  # lr comes from cfg.lr_at_pass, once per pass
 SHIFT_MODES = ("wrap", "pad")  # shifted images come from the population's table
 H2_SCHEMES = ("block", "cyclic")
@@ -172,7 +171,7 @@ def available(device: torch.device | str | None = None) -> str | None:
 def supports(cfg: Config) -> str | None:
     """None when the native engine implements every option of `cfg`, else why not."""
     checks = [("architecture", ARCHITECTURES), ("hidden_activation", ACTIVATIONS), ("output", OUTPUTS),
-              ("optimizer", OPTIMIZERS), ("init", INITS), ("lr_schedule", LR_SCHEDULES), ("shift_mode", SHIFT_MODES),
+              ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("shift_mode", SHIFT_MODES),
               ("h2_scheme", H2_SCHEMES)]
     for name, valid in checks:
         value = getattr(cfg, name)

@@ -90,12 +90,12 @@ def usps(linked_dir) -> Dataset:
 
 @pytest.fixture(scope="module")
 def mnist(linked_dir) -> Dataset:
-    return load_dataset("mnist16", linked_dir, download=False, cache=False)  # train-first
+    return load_dataset("mnist16", linked_dir, download=False, cache=False)  # the default: test-first
 
 
 @pytest.fixture(scope="module")
-def mnist_test_first(linked_dir) -> Dataset:
-    return load_dataset("mnist16", linked_dir, download=False, cache=False, mnist_order="test-first")
+def mnist_train_first(linked_dir) -> Dataset:
+    return load_dataset("mnist16", linked_dir, download=False, cache=False, mnist_order="train-first")
 
 
 @pytest.fixture(scope="module")
@@ -223,12 +223,12 @@ def test_mnist16_shapes_range(mnist):
         assert x.min() >= -1 and x.max() <= 1
         assert x.min() == -1  # MNIST background is 0 -> -1
         assert set(y.unique().tolist()) == set(range(10))
-    assert mnist.options == {"mnist_seed": 1337, "mnist_order": "train-first"}
+    assert mnist.options == {"mnist_seed": 1337, "mnist_order": "test-first"}
 
 
 @pytest.mark.parametrize("order", ["train-first", "test-first"])
-def test_mnist16_tensors_sha256(order, mnist, mnist_test_first):
-    ds = mnist if order == "train-first" else mnist_test_first
+def test_mnist16_tensors_sha256(order, mnist, mnist_train_first):
+    ds = mnist if order == "test-first" else mnist_train_first
     assert ds.options["mnist_order"] == order
     assert (ds.n_train, ds.n_test, len(ds.extra_tests["test10k"][1])) == (7291, 2007, 10000)
     splits = {"train": (ds.x_train, ds.y_train), **ds.test_splits}
@@ -236,8 +236,8 @@ def test_mnist16_tensors_sha256(order, mnist, mnist_test_first):
     assert got == MNIST16_SHA256[order]
 
 
-def test_mnist16_orders_differ(mnist, mnist_test_first):
-    a, b = mnist, mnist_test_first
+def test_mnist16_orders_differ(mnist, mnist_train_first):
+    a, b = mnist, mnist_train_first
     assert a.fingerprint != b.fingerprint
     assert not torch.equal(a.x_train, b.x_train) and not torch.equal(a.y_test, b.y_test)
     assert _as_bytes(Dataset("x", *a.extra_tests["test10k"], *a.extra_tests["test10k"], "")) == _as_bytes(
@@ -246,9 +246,9 @@ def test_mnist16_orders_differ(mnist, mnist_test_first):
 
 
 @pytest.mark.parametrize("order", ["train-first", "test-first"])
-def test_mnist16_follows_prepro(order, mnist, mnist_test_first, mnist_raw):
+def test_mnist16_follows_prepro(order, mnist, mnist_train_first, mnist_raw):
     """Indices from numpy's global stream, pixels from a numpy bilinear resize written here."""
-    ds = mnist if order == "train-first" else mnist_test_first
+    ds = mnist if order == "test-first" else mnist_train_first
     idx = _prepro_draws(order)
     splits = {"train": (ds.x_train, ds.y_train), "test": (ds.x_test, ds.y_test)}
     for split, (x, y) in splits.items():
@@ -277,7 +277,7 @@ def test_mnist16_deterministic_and_seeded(mnist, tmp_path):
     seeded = load_dataset("mnist16", other, download=False, cache=False, mnist_seed=1)
     assert seeded.fingerprint != mnist.fingerprint
     assert not torch.equal(seeded.x_train, mnist.x_train)
-    assert seeded.options == {"mnist_seed": 1, "mnist_order": "train-first"}
+    assert seeded.options == {"mnist_seed": 1, "mnist_order": "test-first"}
 
 
 def test_mnist16_options_in_fingerprint():
@@ -307,14 +307,14 @@ def test_fingerprints_differ_between_datasets(usps, mnist):
     assert usps.fingerprint != mnist.fingerprint
 
 
-def test_summary(usps, mnist_test_first):
+def test_summary(usps, mnist):
     text = summary(usps)
     assert usps.fingerprint in text and "usps" in text
     for n in USPS_TRAIN_COUNTS + USPS_TEST_COUNTS + [7291, 2007]:
         assert str(n) in text
     assert "-1.0000" in text and "1.0000" in text
     assert len(text.splitlines()) <= 24
-    text = summary(mnist_test_first)
+    text = summary(mnist)
     assert "mnist_order=test-first" in text and "mnist_seed=1337" in text
     assert "test10k" in text and "10000" in text
     assert len(text.splitlines()) <= 24

@@ -56,7 +56,7 @@ def main() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
 @click.option("--dataset", type=click.Choice(DATASETS + ("all",)), default="all", show_default=True)
 @click.option("--mnist-order", type=click.Choice(MNIST_ORDERS), default=None,
-              help="mnist16: which split the earlier reproduction's prepro.py drew first (default: train-first).")
+              help="mnist16: which split the earlier reproduction's prepro.py drew first (default: test-first, the published runs' draw).")
 def data(data_dir, dataset, mnist_order) -> None:
     """Fetch (if needed), verify and prepare the datasets, then print a summary."""
     for name in DATASETS if dataset == "all" else (dataset,):

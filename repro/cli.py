@@ -84,7 +84,7 @@ def info(sets) -> None:
         f"{sum(s.parameters for s in shapes):>12,}{sum(s.macs for s in shapes):>14,}"
     )
     scheme = f"H2 scheme: {cfg.h2_scheme}; " if cfg.architecture == "net1989" else f"architecture: {cfg.architecture}; "
-    click.echo(f"{scheme}init: {cfg.init} (+-{cfg.init_scale}/{'sqrt(F)' if cfg.init == 'sqrt_fan_in' else 'F'})")
+    click.echo(f"{scheme}init: {cfg.init} (+-{cfg.init_scale}/{'F' if cfg.init == 'fan_in' else 'sqrt(F)'})")
 
 
 def _parse_value(text: str):

@@ -16,7 +16,8 @@ from typing import Any
 
 HIDDEN_ACTIVATIONS = ("tanh", "scaled_tanh", "relu")
 OUTPUTS = ("tanh_mse", "scaled_tanh_mse", "softmax_ce")
-INITS = ("sqrt_fan_in", "fan_in")
+# "repro2022": the earlier reproduction's own draw (its repro.py), so its single run can be retrained exactly
+INITS = ("sqrt_fan_in", "fan_in", "repro2022")
 H2_SCHEMES = ("block", "cyclic")  # see model.H2_SCHEMES; kept in sync by a test
 OPTIMIZERS = ("sgd", "adamw", "sdlm")
 LR_SCHEDULES = ("constant", "linear")
@@ -35,7 +36,8 @@ class Config:
     hidden_activation: str = "tanh"  # paper: "scaled hyperbolic tangent" on all units; plain tanh as earlier repros
     output: str = "tanh_mse"  # squared error on tanh outputs, targets +-1 (earlier repros); "scaled_tanh_mse":
     # the paper's scaled tanh on the outputs too, so targets +-1 lie in its quasi-linear range
-    init: str = "sqrt_fan_in"  # paper's text: U(+-2.4/F); earlier repros read U(+-2.4/sqrt(F))
+    init: str = "sqrt_fan_in"  # paper's text: U(+-2.4/F); earlier repros read U(+-2.4/sqrt(F)); "repro2022": the
+    # same bounds drawn in the earlier reproduction's order and layout (its run is seed 1337; model.init_params)
     init_scale: float = 2.4  # paper
     target: float = 1.0  # paper: targets "within the quasi-linear range"; +-1 (earlier repros); squared error only
     output_bias_init: float = -1.0  # not in paper: 9 of 10 targets are -1 (earlier repros' choice)
@@ -167,6 +169,9 @@ def apply_patch(base: Config, patch: dict[str, Any], source: str = "patch") -> C
     cfg = dataclasses.replace(base, **clean)
     if cfg.architecture == "fc40" and cfg.dropout > 0:
         raise ConfigError(f"{source}: dropout acts on the input of H3, which architecture 'fc40' does not have")
+    if cfg.init == "repro2022" and (cfg.architecture != "net1989" or cfg.h2_scheme != "block"):
+        raise ConfigError(f"{source}: init 'repro2022' draws the earlier reproduction's net1989 with the 'block' H2 "
+                          f"scheme; got architecture {cfg.architecture!r}, h2_scheme {cfg.h2_scheme!r}")
     if cfg.output == "softmax_ce" and cfg.target != 1.0:
         raise ConfigError(f"{source}: 'target' sets the squared-error targets +-target; output 'softmax_ce' has none")
     return cfg

@@ -96,6 +96,23 @@ def _uniform_weights(cfg: Config, gen: torch.Generator, shapes: dict[str, tuple[
     return params
 
 
+def _repro2022_weights(cfg: Config, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """The earlier reproduction's weights (Karpathy's repro.py, 2022), draw for draw and rounding for rounding.
+
+    It draws `(rand(shape) - 0.5) * 2 * 2.4 / fan_in ** 0.5` after torch.manual_seed(1337), in the order H1,
+    H2, H3, out, and keeps H3 and out as (inputs, outputs) matrices: drawn in that shape here, then transposed
+    into ours. H3's input index is map * 16 + position in both (H2 flattened map-major). `gen` seeded with s
+    gives the stream of torch.manual_seed(s), so seed 1337 is its run.
+    """
+    fan_in = fan_ins()
+    draw = {"H1": (12, 1, 5, 5), "H2": (12, 8, 5, 5), "H3": (12 * 4 * 4, 30), "out": (30, 10)}
+    params = {}
+    for name, shape in draw.items():
+        w = (torch.rand(shape, generator=gen) - 0.5) * 2 * cfg.init_scale / fan_in[name] ** 0.5
+        params[f"{name}.weight"] = w.T.contiguous() if name in ("H3", "out") else w
+    return params
+
+
 def init_params(cfg: Config, gen: torch.Generator) -> dict[str, torch.Tensor]:
     """Fresh weights for one run, drawn from the run's generator (see `run_generator`) in paper order."""
     if cfg.architecture == "fc40":
@@ -104,8 +121,11 @@ def init_params(cfg: Config, gen: torch.Generator) -> dict[str, torch.Tensor]:
         params["H.bias"] = torch.zeros(FC40_HIDDEN)
         params["out.bias"] = torch.full((10,), cfg.output_bias_init)
         return params
-    shapes = {"H1": (12, 1, 5, 5), "H2": (12, 8, 5, 5), "H3": (30, 12 * 4 * 4), "out": (10, 30)}
-    params = _uniform_weights(cfg, gen, shapes, fan_ins())
+    if cfg.init == "repro2022":
+        params = _repro2022_weights(cfg, gen)
+    else:
+        shapes = {"H1": (12, 1, 5, 5), "H2": (12, 8, 5, 5), "H3": (30, 12 * 4 * 4), "out": (10, 30)}
+        params = _uniform_weights(cfg, gen, shapes, fan_ins())
     params["H1.bias"] = torch.zeros(12, 8, 8)  # one bias per unit, not per map
     params["H2.bias"] = torch.zeros(12, 4, 4)
     params["H3.bias"] = torch.zeros(30)

@@ -69,7 +69,7 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     rows = []
     for rec in records:
         row = {k: rec[k] for k in ("dataset", "label", "rung", "seed", "passes", "engine", "diverged_at_pass",
-                                   "wall_time_s", "config_digest") if k in rec}
+                                   "collapsed", "wall_time_s", "config_digest") if k in rec}
         row.update({k: v for k, v in rec.get("final", {}).items() if not isinstance(v, dict)})
         row.update(rec.get("config", {}))
         rows.append(row)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from pathlib import Path
@@ -137,10 +138,32 @@ common_run_options = [
 ]
 
 
+def _seed_list(ctx, param, value):
+    if value is None:
+        return None
+    try:
+        seeds = [int(s) for s in value.split(",") if s.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
+    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
+        raise click.BadParameter(f"{value!r}: give distinct seeds >= 0")
+    return seeds
+
+
+common_run_options.append(click.option(
+    "--seed-list", callback=_seed_list, default=None, metavar="S,S,...",
+    help="Exactly these seeds instead of 0..N-1 (1337: the earlier reproduction's run, with --set init=repro2022)."))
+
+
 def with_run_options(f):
+    """The common options; the command receives `seeds` as the list of seeds to train (--seed-list, else 0..N-1)."""
+    @functools.wraps(f)
+    def command(*args, seeds, seed_list, **kwargs):
+        return f(*args, seeds=seed_list or list(range(seeds)), **kwargs)
+
     for opt in reversed(common_run_options):
-        f = opt(f)
-    return f
+        command = opt(command)
+    return command
 
 
 def _out_dir(results_dir, study) -> Path:
@@ -201,7 +224,7 @@ def ablate(run_all, datasets, rungs, mode, on_rung, ladder_dir, passes, dry_run,
 
 def _plan_rows(planned, datasets, seeds, out, force):
     sizes = {d: dataset_spec(d).n_train for d in datasets}
-    return make_plan(planned, sizes, list(range(seeds)), out, force)
+    return make_plan(planned, sizes, seeds, out, force)
 
 
 def _show_plan(planned, datasets, seeds, device, out, force, engine) -> None:
@@ -262,7 +285,7 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
     if engine == "fused" and dev.type == "cpu":
         _log("--engine fused on cpu: the kernel runs in Triton's interpreter, about 75 steps/s whatever the "
              "population (100-600x slower than the CPU engines); it is there to check the kernel, not to train")
-    my_seeds = rank.share(list(range(seeds)))
+    my_seeds = rank.share(seeds)
     if rank.world > 1:
         _log(f"rank {rank.rank} of {rank.world}: seeds {my_seeds} of every configuration, on {dev}")
     if rank.is_main:
@@ -298,7 +321,7 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
         shutdown(rank)
     if rank.is_main:
         _summarise([run_path(results_dir, d, p.label, p.config.digest(), s)
-                    for d in datasets for p in planned for s in range(seeds)])
+                    for d in datasets for p in planned for s in seeds])
         where = "the committed study" if is_study(results_dir) else "your workspace"
         _log(f"records: {results_dir / 'runs'} ({where}); tables, figures and the comparison with the committed "
              f"study: repro report" + ("" if results_dir == default_workspace() else f" --results-dir {results_dir}"))

@@ -29,7 +29,7 @@ from repro.report.build import Report, write_report
 from repro.report.records import ReportError, group_records, load_records
 from repro.report.references import KARPATHY_BASELINE, PAPER
 from repro.report.stats import summarize, t_cdf, t_quantile, welch_interval
-from repro.study.record import RecordError, RunRecord, record_problem, schema_markdown, validate_file
+from repro.study.record import RecordError, RunRecord, record_problem, schema_markdown, upgraded, validate_file
 from repro.study.store import atomic_torch_save, atomic_write_json, checkpoint_path, run_path
 
 from .conftest import REPO, data_dir
@@ -83,11 +83,12 @@ def make_record(dataset: str = "usps", label: str = "baseline", seed: int = 0, *
         final["test_rejection_curve"] = {f"{t:g}": max(0.0, rejection * (1 - 40 * (t - 0.01)))
                                          for t in (0.0, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05)}
     return {
-        "schema": 1, "rung": label if label in LADDER else "baseline", "label": label, "mode": "cumulative",
+        "schema": 2, "rung": label if label in LADDER else "baseline", "label": label, "mode": "cumulative",
         "rung_title": f"Rung {label}", "dataset": dataset,
         "dataset_fingerprint": fingerprint or FINGERPRINT[dataset], "seed": seed, "config": cfg.to_dict(),
         "config_digest": cfg.digest(), "passes": passes, "presentations": passes * 7291,
-        "diverged_at_pass": diverged_at, **history, "final": final, "engine": "population",
+        "diverged_at_pass": diverged_at, **history, "final": final,
+        "collapsed": diverged_at is not None or train_error > 0.5, "engine": "population",
         "population_members": 4, "wall_time_s": 1.5, "device": "cpu (test)",
         "versions": {"repro": repro_version, "python": "3.11.7", "torch": "2.13.0", "numpy": "2.4.6"},
         "git_commit": "abc123", "created": created,
@@ -375,7 +376,10 @@ def test_committed_records_load_and_round_trip():
         assert validate_file(path) is None, path
         obj = json.loads(path.read_text())
         rec = RunRecord.from_json(obj)
-        assert rec.to_json() == obj and list(rec.to_json()) == list(obj)  # schema 1 loads unchanged
+        current = upgraded(obj)  # schema 1 gains only the derived `collapsed`
+        assert rec.to_json() == current and list(rec.to_json()) == list(current)
+        assert {k: v for k, v in current.items() if k not in ("schema", "collapsed")} == \
+            {k: v for k, v in obj.items() if k != "schema"}
         assert rec.file_name == path.name
 
 
@@ -395,7 +399,8 @@ def test_the_committed_schema_table_is_the_definition():
     (lambda r: r.update(passes=True), "wrong type for field(s) passes (bool, expected int)"),
     (lambda r: r.update(diverged_at_pass=1.5), "diverged_at_pass (float, expected int or null)"),
     (lambda r: r["test_error"].__setitem__(0, "x"), "test_error (list, expected list of float)"),
-    (lambda r: r.update(schema=2), "schema 2 (this version reads schema 1)"),
+    (lambda r: r.update(schema=3), "schema 3 (this version reads schema 1 and 2"),
+    (lambda r: r.update(collapsed=0), "wrong type for field(s) collapsed (int, expected bool)"),
     (lambda r: r.update(extra=1), "unknown field(s) extra"),
     (lambda r: r["final"].pop("test_rejection_curve"), "missing field(s) final.test_rejection_curve"),
     (lambda r: r["train_loss"].pop(), "per-pass lists differ in length"),

@@ -46,25 +46,34 @@ def margins(outputs: torch.Tensor) -> torch.Tensor:
 def rejection_for_error(outputs: torch.Tensor, labels: torch.Tensor, target: float = REJECTION_TARGET) -> float:
     """Smallest share of patterns to reject so that the error on the rest is at most `target`.
 
-    As in the paper, a pattern is rejected when the gap between its two largest outputs is below a
-    threshold; a threshold can only fall between distinct gap values, so ties are accepted or rejected
-    together.
+    As in the paper, patterns are rejected by the gap between their two largest outputs, smallest gaps first.
+    Patterns whose gaps tie (saturated float32 outputs give whole blocks of exactly equal gaps) are one thing
+    to the net: a threshold that falls on such a block may accept any k of its n patterns, which ones being
+    arbitrary, and the error counted for them is the block's expected share, k * (block errors) / n. Between
+    distinct gaps this is the plain threshold rule. The answer is 1.0 only when no accepted set reaches the
+    target: when the patterns with the largest gap already err above it (every rule that sees only the
+    outputs then fails too).
     """
     gap = margins(outputs)
     wrong = is_wrong(outputs, labels).double()
     order = torch.argsort(gap, descending=True, stable=True)
     gap, wrong = gap[order], wrong[order]
     n = len(gap)
-    accepted = torch.arange(1, n + 1, dtype=torch.float64)
-    error = wrong.cumsum(0) / accepted
-    # a cut after position k (k accepted) is possible only where the next gap is strictly smaller
-    cut_ok = torch.ones(n, dtype=torch.bool)
-    cut_ok[:-1] = gap[1:] < gap[:-1]
-    good = cut_ok & (error <= target)
-    if not bool(good.any()):
-        return 1.0
-    k = int(accepted[good].max())
-    return 1.0 - k / n
+    _, sizes = torch.unique_consecutive(gap, return_counts=True)
+    ends = sizes.cumsum(0)
+    cum_wrong = torch.cat([torch.zeros(1, dtype=torch.float64), wrong.cumsum(0)])
+    block_wrong = cum_wrong[ends] - cum_wrong[ends - sizes]
+    before = (ends - sizes).double()  # patterns accepted ahead of each block
+    wrong_before = cum_wrong[ends - sizes]
+    size = sizes.double()
+    slack = target * before - wrong_before  # errors the patterns ahead leave to spare (>= 0: they meet target)
+    excess = block_wrong / size - target  # how much each accepted pattern of the block overshoots the target
+    tol = 1e-9  # float64 noise in `target * count`: an exact hit counts as meeting the target
+    whole = wrong_before + block_wrong <= target * (before + size) + tol
+    part = torch.where(excess > 0, torch.floor((slack + tol) / excess.clamp(min=1e-300)), size).clamp(0, None)
+    part = torch.minimum(part, size)
+    accepted = torch.where(whole, before + size, torch.where(slack >= -tol, before + part, torch.zeros_like(size)))
+    return 1.0 - float(accepted.max()) / n
 
 
 def rejection_curve(outputs: torch.Tensor, labels: torch.Tensor, targets: tuple[float, ...]) -> list[float]:

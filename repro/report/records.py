@@ -9,6 +9,7 @@ Rules (each also stated in the report's text):
   config_digest or versions["repro"] keeps only the most common combination (ties: the one with the newest
   record, then the smallest key) and the others are dropped with a warning naming them.
 - A run with diverged_at_pass set is counted as diverged and left out of every mean, spread, interval and curve.
+- Every record carries `collapsed` (repro.net.collapse; derived when an older record lacks it).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from repro.study.record import record_problem
+from repro.study.record import record_problem, upgraded
 
 
 class ReportError(RuntimeError):
@@ -50,7 +51,7 @@ def load_records(results_dir: Path, strict: bool = False, warn: Callable[[str], 
                 problem = "not a run record (records are runs/<dataset>/<label>-<digest>-s<seed>.json)"
             else:
                 try:
-                    rec = json.loads(path.read_text())
+                    rec = upgraded(json.loads(path.read_text()))  # schema 1 gains `collapsed`
                     problem = record_problem(rec, rel)
                 except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
                     problem = f"not valid JSON ({e})"

@@ -8,9 +8,11 @@
   keeps the committed README equal to it).
 
 Each field's JSON type is read from its annotation: `int`, `float` (an int is accepted), `str`, `dict` (JSON
-object), `list[float]` (list of numbers), `int | None` (int or null). A bool is never accepted as a number.
-Records of schema 1 (every record written so far) load unchanged: `RunRecord.from_json(obj).to_json() == obj`,
-key order included.
+object), `list[float]` (list of numbers), `int | None` (int or null), `bool`. A bool is never accepted as a
+number. A record of the current schema loads unchanged: `RunRecord.from_json(obj).to_json() == obj`, key order
+included. Records of schema 1 (written before `collapsed` existed) stay valid: `upgraded(obj)` gives the
+current form, with `collapsed` derived from their final figures by repro.net.collapse, the rule the runner
+applies when it writes the field.
 
 This module imports nothing from the rest of the store at import time, so store.py may import it.
 """
@@ -26,7 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
 
-SCHEMA_VERSION = 1
+from repro.net.collapse import is_collapsed
+
+SCHEMA_VERSION = 2
+READABLE_SCHEMAS = (1, SCHEMA_VERSION)  # schema 1: no `collapsed` field; upgraded() derives it
 HISTORY_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
 FINAL_KEYS = HISTORY_KEYS + ("test_rejection_at_1pct",)
 SCHEMA_MARKERS = ("<!-- record:schema:start -->", "<!-- record:schema:end -->")
@@ -42,14 +47,16 @@ def _doc(text: str) -> dict:
 
 _LOSS = ("after each pass: squared error averaged over patterns and the 10 outputs (or cross-entropy for "
          "`output = \"softmax_ce\"`)")
-_ERROR = "after each pass: fraction of misclassified patterns (argmax of the outputs)"
+_ERROR = ("after each pass: fraction of misclassified patterns (right only when the label's output is strictly "
+          "the largest; a tie for the top is an error)")
 
 
 @dataclass(frozen=True)
 class RunRecord:
-    """One training run (schema 1). Field order is the JSON key order."""
+    """One training run (schema 2). Field order is the JSON key order."""
 
-    schema: int = field(metadata=_doc(f"record format version ({SCHEMA_VERSION})"))
+    schema: int = field(metadata=_doc(
+        f"record format version ({SCHEMA_VERSION}; records of schema 1, without `collapsed`, are read too)"))
     rung: str = field(metadata=_doc(
         "rung name from `ablations/` (`baseline` for `repro train`; the label in factorial mode)"))
     label: str = field(metadata=_doc(
@@ -80,6 +87,9 @@ class RunRecord:
         "keyed by the level as a string); for a dataset with further test sets (mnist16: `test10k`, the full MNIST "
         "test set), `<name>_error` and `<name>_loss` on each; for a run that diverged: the last finished pass's "
         "values, no rejection (empty when it diverged in the first pass)"))
+    collapsed: bool = field(metadata=_doc(
+        "the run collapsed: it diverged, or its final training error is above 50% (the rule and its reason: "
+        "`repro/net/collapse.py`); schema-1 records get it derived by the same rule when read"))
     engine: str = field(metadata=_doc(
         "`population` (lockstep members), `fused` (lockstep members, one Triton kernel launch per pass) or "
         "`reference` (the plain loop): the engine that actually trained the run (`--engine fused` falls back to "
@@ -103,7 +113,9 @@ class RunRecord:
     # ------------------------------------------------------------------ JSON
     @classmethod
     def from_json(cls, obj: Any) -> RunRecord:
-        """The record held by a parsed JSON object; RecordError naming the first thing wrong otherwise."""
+        """The record held by a parsed JSON object (schema 1 upgraded, see `upgraded`); RecordError naming the
+        first thing wrong otherwise."""
+        obj = upgraded(obj)
         why = _content_problem(obj)
         if why:
             raise RecordError(why)
@@ -125,6 +137,25 @@ class RunRecord:
         from repro.study.store import run_path
 
         return run_path(Path("."), self.dataset, self.label, self.config_digest, self.seed).name
+
+
+def collapsed_of(final: dict, diverged_at_pass: int | None) -> bool:
+    """The `collapsed` field of a record with these final figures (repro.net.collapse's rule)."""
+    return is_collapsed(final.get("train_error"), diverged_at_pass is not None)
+
+
+def upgraded(obj: Any) -> Any:
+    """A parsed record in the current schema: a schema-1 object gets `collapsed` (derived from its `final`, placed
+    after it) and schema 2; anything else, including objects too damaged to derive from, is returned as it is."""
+    if not isinstance(obj, dict) or obj.get("schema") != 1 or "collapsed" in obj or not isinstance(obj.get("final"), dict):
+        return obj
+    div = obj.get("diverged_at_pass")
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        out[key] = SCHEMA_VERSION if key == "schema" else value
+        if key == "final":
+            out["collapsed"] = collapsed_of(value, div if isinstance(div, int) else None)
+    return out
 
 
 # ------------------------------------------------------------------------------------- the field table
@@ -181,7 +212,7 @@ def refresh_schema_block(doc: str) -> str | None:
 
 # ------------------------------------------------------------------------------------- validation
 def _is(value: Any, kinds: tuple[type, ...]) -> bool:
-    return isinstance(value, kinds) and not isinstance(value, bool)
+    return isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))
 
 
 def _type_ok(s: FieldSpec, value: Any) -> bool:
@@ -207,7 +238,8 @@ def _content_problem(rec: Any) -> str | None:
         return "wrong type for field(s) " + ", ".join(
             f"{s.name} ({type(rec[s.name]).__name__}, expected {s.type_text})" for s in bad)
     if rec["schema"] != SCHEMA_VERSION:
-        return f"schema {rec['schema']} (this version reads schema {SCHEMA_VERSION})"
+        readable = " and ".join(map(str, READABLE_SCHEMAS))
+        return f"schema {rec['schema']} (this version reads schema {readable}, schema 1 upgraded)"
     if not _is(rec["versions"].get("repro"), (str,)):
         return "versions.repro missing"
     div = rec["diverged_at_pass"]
@@ -238,9 +270,10 @@ def _content_problem(rec: Any) -> str | None:
 
 
 def record_problem(rec: Any, path: str | PurePath | None = None) -> str | None:
-    """Why `rec` (parsed JSON) is not a usable record, or None if it is. With `path` (the file it was read
-    from: runs/<dataset>/<name>.json, or that path relative to runs/), also check that the folder is the
-    record's dataset and the name is the one the store gives it."""
+    """Why `rec` (parsed JSON; schema 1 is upgraded first) is not a usable record, or None if it is. With `path`
+    (the file it was read from: runs/<dataset>/<name>.json, or that path relative to runs/), also check that the
+    folder is the record's dataset and the name is the one the store gives it."""
+    rec = upgraded(rec)
     why = _content_problem(rec)
     if why or path is None:
         return why

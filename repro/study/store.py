@@ -118,8 +118,11 @@ def remove_stale_temporaries(results_dir: Path) -> list[Path]:
 
 
 def load_record(path: Path) -> dict[str, Any]:
+    """The record in a file, in the current schema (older records gain their derived fields)."""
+    from repro.study.record import upgraded
+
     with open(path) as f:
-        return json.load(f)
+        return upgraded(json.load(f))
 
 
 def iter_record_paths(results_dir: Path) -> list[Path]:

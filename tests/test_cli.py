@@ -133,3 +133,18 @@ def test_bench_refuses_the_interpreted_fused_engine(run):
     r = run("bench", "--device", "cpu", "--engines", "fused")
     assert r.exit_code != 0
     assert "Triton's interpreter" in r.output and "bench it on a GPU" in r.output
+
+
+def test_seed_list_trains_exactly_those_seeds(run, tmp_path):
+    peers = REPO / "ablations" / "peers"
+    r = run("ablate", "--ladder-dir", peers, "--rungs", "peer-weights", "--dataset", "mnist16", "--seed-list", "1337",
+            "--dry-run", "--results-dir", tmp_path)
+    assert r.exit_code == 0, r.output
+    (row,) = [line for line in r.output.splitlines() if line.startswith("mnist16")]
+    assert row.split()[1:6] == ["peer-weights", "23", "0", "1", "1337"] and "repro2022" in row
+    r = run("train", "--seed-list", "7,3", "--passes", 1, "--results-dir", tmp_path, "--device", "cpu")
+    assert r.exit_code == 0, r.output
+    seeds = sorted(json.loads(f.read_text())["seed"] for f in (tmp_path / "runs" / "usps").glob("*.json"))
+    assert seeds == [3, 7]
+    for bad in ("1,x", "2,2", "-1"):
+        assert run("train", "--seed-list", bad, "--results-dir", tmp_path).exit_code != 0

@@ -63,6 +63,10 @@ class Config:
     dropout: float = 0.0  # drop probability on the input of H3 (training only)
     shift: int = 0  # random shift of each presentation by -shift..+shift pixels in x and y
     shift_mode: str = "wrap"  # "wrap": torch.roll as earlier repros; "pad": background (-1) fill
+    # --- a rung's own code (repro.study.rung_code) ------------------------------------------------
+    # "<file>@<sha256 prefix>" per code file, joined by ", " when rungs are combined: a changed file is a new
+    # configuration (digest) and the record names the exact code. Set by the ladder, never by a patch.
+    code: str = ""
 
     def replace(self, **changes: Any) -> "Config":
         return apply_patch(self, changes, source="replace()")
@@ -97,7 +101,7 @@ class Config:
 
 
 ARCHITECTURES = ("net1989", "fc40")
-LATER_FIELDS = ("architecture", "target", "sdlm_curvature", "sdlm_estimate_patterns")  # append fields added from now on; see Config.digest
+LATER_FIELDS = ("architecture", "target", "sdlm_curvature", "sdlm_estimate_patterns", "code")  # append fields added from now on; see Config.digest
 
 _CHOICES = {
     "architecture": ARCHITECTURES,

@@ -13,6 +13,8 @@ from repro.net.collapse import COLLAPSE_TRAIN_ERROR, is_collapsed
 from repro.net.metrics import is_wrong, margins, rejection_for_error
 from repro.study.record import RunRecord, upgraded
 
+from .test_report import ladder_dir  # noqa: F401  (a fixture)
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -96,3 +98,63 @@ def test_schema_1_records_gain_collapsed_after_final():
     assert keys[keys.index("final") + 1] == "collapsed" and new["schema"] == 2
     assert [k for k in keys if k != "collapsed"] == list(obj)
     assert upgraded(new) is new
+
+
+# ----------------------------------------------------------------------------------------- statistics of outcomes
+def test_clopper_pearson_matches_known_values():
+    from repro.report.stats import clopper_pearson
+
+    assert clopper_pearson(0, 16) == pytest.approx((0.0, 1 - 0.025 ** (1 / 16)), abs=1e-9)
+    assert clopper_pearson(2, 16) == pytest.approx((0.01551, 0.38348), abs=1e-4)
+    assert clopper_pearson(16, 16) == pytest.approx((0.025 ** (1 / 16), 1.0), abs=1e-9)
+
+
+def test_holm_rejects_step_down():
+    from repro.report.stats import holm
+
+    assert holm([0.01, 0.04, 0.03, 0.5]) == [True, False, False, False]  # 0.01 <= 0.05/4; 0.03 > 0.05/3
+    assert holm([0.001, 0.02, 0.04, float("nan")]) == [True, True, True, False]  # family of 3
+    assert holm([]) == []
+
+
+def test_far_runs_find_the_tail_of_a_bimodal_row():
+    from repro.report.stats import far_runs
+
+    assert far_runs([5.0, 5.1, 4.9, 5.2, 5.05, 12.0, 47.0]) == [12.0, 47.0]
+    assert far_runs([5.0, 5.01, 5.02, 5.3]) == []  # tight seeds: 1 point at least
+
+
+def test_tables_count_collapses_apart(tmp_path, ladder_dir):
+    from tests.test_report import make_record, report, table, write
+
+    res = tmp_path / "results"
+    for seed, err in enumerate((0.05, 0.06, 0.07)):
+        write(res, make_record(label="baseline", seed=seed, test_error=err))
+    for seed, err in enumerate((0.04, 0.05, 0.05)):
+        write(res, make_record(label="relu", seed=seed, test_error=err))
+    write(res, make_record(label="relu", seed=3, test_error=1.0, train_error=1.0))  # collapsed
+    report(tmp_path, ladder_dir, make_figures=False)
+    relu = table(tmp_path).set_index("label").loc["relu"]
+    assert (relu.seeds, relu.collapsed) == (4, 1)
+    assert (relu.test_error_mean, relu.test_error_max, relu.test_error_median) == pytest.approx((14 / 3, 5.0, 5.0))
+    assert (relu.collapse_rate_low, relu.collapse_rate_high) == pytest.approx((0.63, 80.59), abs=0.01)
+    assert relu.delta_test_error == pytest.approx(14 / 3 - 6.0, rel=1e-5)  # stable runs on both sides (CSV: 6 digits)
+    assert relu.outcome.startswith("1/4 collapsed [1–81%]")
+    md = (res / "results.md").read_text()
+    assert "| `relu` | 3 | 4 | 1/4 collapsed [1–81%] |" in md and "Holm" in md
+
+
+def test_bold_follows_holm_over_the_table(tmp_path, ladder_dir):
+    from tests.test_report import make_record, report, table, write
+
+    res = tmp_path / "results"
+    base = (0.050, 0.051, 0.052, 0.049, 0.050, 0.051)
+    for seed, err in enumerate(base):
+        write(res, make_record(label="baseline", seed=seed, test_error=err))
+        write(res, make_record(label="relu", seed=seed, test_error=err + 0.02))  # a clear step
+        write(res, make_record(label="adamw", seed=seed, test_error=err + 0.02 + 0.001 * (seed % 2)))  # none
+    report(tmp_path, ladder_dir, make_figures=False)
+    df = table(tmp_path).set_index("label")
+    assert df.loc["relu", "delta_holm"] == 1 and df.loc["adamw", "delta_holm"] == 0
+    md = (res / "results.md").read_text()
+    assert "**+2.00 [" in md

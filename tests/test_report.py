@@ -229,7 +229,8 @@ def test_table_rows_order_and_statistics(tmp_path, ladder_dir):
 
     md = (tmp_path / "results" / "results.md").read_text()
     assert md.index("## usps") < md.index("## mnist16")
-    assert "| `baseline` | 3 | 3 | 0.40 ± 0.20 (0.20–0.60) | 6.00 ± 1.00 (5.00–7.00) |" in md
+    assert ("| `baseline` | 3 | 3 | none | 0.40 ± 0.20 (0.20–0.60), median 0.40 | 6.00 ± 1.00 (5.00–7.00), "
+            "median 6.00 |") in md
     assert "Welch" in md
     tex = (tmp_path / "paper" / "tables" / "usps.tex").read_text()
     assert r"6.00 $\pm$ 1.00" in tex and r"\textit{paper: Net-1989, its own data}" in tex
@@ -615,11 +616,12 @@ def test_an_empty_reference_is_not_a_passing_check(tmp_path):
 
 
 def test_report_modules_import_one_way():
-    """stats, references, records, png, tables, plots, compare, attribution, guesses, build: each imports only
-    modules before it."""
+    """stats, fmt, references, records, png, tables, plots, compare, calibration, attribution, guesses, claims,
+    build: each imports only modules before it."""
     import ast
 
-    order = ["stats", "references", "records", "png", "tables", "plots", "compare", "attribution", "guesses", "build"]
+    order = ["stats", "fmt", "references", "records", "png", "tables", "plots", "compare", "calibration",
+             "attribution", "guesses", "claims", "build"]
     folder = REPO / "repro" / "report"
     assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(order)
     for i, name in enumerate(order):

@@ -21,6 +21,7 @@ import math
 
 import pandas as pd
 
+from repro.report import fmt
 from repro.report.records import Group
 from repro.report.stats import summarize, welch_interval
 
@@ -100,11 +101,10 @@ def verdict(d_err, d_loss) -> str:
 
 
 def _pm(s, digits: int | None) -> str:
+    """A summary as mean ± std (scientific for losses: digits=None)."""
     if s.n == 0:
         return ""
-    if digits is None:
-        return f"{s.mean:.2e}" + ("" if math.isnan(s.std) else f" ± {s.std:.1e}")
-    return f"{s.mean:.{digits}f}" + ("" if math.isnan(s.std) else f" ± {s.std:.{digits}f}")
+    return fmt.sci(s.mean, s.std) if digits is None else fmt.mean_std(s.mean, s.std, digits)
 
 
 def section_markdown(table: pd.DataFrame, heading: str = "## Guesses judged on training data") -> str:

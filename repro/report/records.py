@@ -91,6 +91,16 @@ class Group:
         return len(self.records) - len(self.ok)
 
     @property
+    def stable(self) -> list[dict]:
+        """The runs that did not collapse (repro.net.collapse): the ones error statistics describe."""
+        return [r for r in self.records if not r["collapsed"]]
+
+    @property
+    def n_collapsed(self) -> int:
+        """Runs that collapsed, diverged ones included (a diverged run has collapsed)."""
+        return len(self.records) - len(self.stable)
+
+    @property
     def first(self) -> dict:
         return self.records[0]
 
@@ -103,8 +113,12 @@ class Group:
         return self.first["passes"]
 
     def values(self, key: str, scale: float = 1.0) -> list[float]:
-        """final[key] of each finished run, times `scale`."""
+        """final[key] of each finished run, times `scale` (collapsed runs included: the mixture)."""
         return [scale * r["final"][key] for r in self.ok]
+
+    def stable_values(self, key: str, scale: float = 1.0) -> list[float]:
+        """final[key] of each run that did not collapse, times `scale`."""
+        return [scale * r["final"][key] for r in self.stable]
 
 
 def group_records(records: list[dict], warn: Callable[[str], None] = lambda m: None) -> dict[tuple[str, str], Group]:

@@ -1,5 +1,7 @@
 """Statistics of the report, without scipy: Student's t distribution (from the regularised incomplete beta
-function), summaries over seeds and Welch's interval for a difference of means."""
+function), summaries over seeds, t intervals for a mean and for any linear combination of group means (Welch's
+interval for a difference is one), exact (Clopper-Pearson) intervals for a count of collapses, and Holm's
+correction for a family of tests. Every interval is right at the seed count (t quantiles, not a bootstrap)."""
 
 from __future__ import annotations
 
@@ -84,6 +86,30 @@ def t_quantile(p: float, df: float) -> float:
     return 0.5 * (lo + hi)
 
 
+def beta_quantile(p: float, a: float, b: float) -> float:
+    """The x with I_x(a, b) = p, by bisection (to ~1e-12)."""
+    lo, hi = 0.0, 1.0
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if betainc(a, b, mid) < p:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-13:
+            break
+    return 0.5 * (lo + hi)
+
+
+def clopper_pearson(k: int, n: int, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Exact binomial interval for a proportion from k successes in n trials (nan, nan for n = 0)."""
+    if n == 0:
+        return math.nan, math.nan
+    alpha = 1.0 - level
+    low = 0.0 if k == 0 else beta_quantile(alpha / 2.0, k, n - k + 1)
+    high = 1.0 if k == n else beta_quantile(1.0 - alpha / 2.0, k + 1, n - k)
+    return low, high
+
+
 @dataclass(frozen=True)
 class Summary:
     n: int
@@ -91,6 +117,7 @@ class Summary:
     std: float  # sample standard deviation (ddof=1); nan for n < 2
     min: float
     max: float
+    median: float = math.nan
 
 
 def summarize(values) -> Summary:
@@ -98,7 +125,76 @@ def summarize(values) -> Summary:
     if len(v) == 0:
         return Summary(0, math.nan, math.nan, math.nan, math.nan)
     std = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
-    return Summary(len(v), float(np.mean(v)), std, float(np.min(v)), float(np.max(v)))
+    return Summary(len(v), float(np.mean(v)), std, float(np.min(v)), float(np.max(v)), float(np.median(v)))
+
+
+FAR_MADS = 3.0  # a run this many (normal-scaled) median absolute deviations from its row's median is "far"
+FAR_MIN_PP = 1.0  # ... and at least this many points away: seeds that agree to 0.1 pp have a tiny MAD
+
+
+def far_runs(values) -> list[float]:
+    """The runs of a row that lie far from the rest (FAR_MADS scaled MADs and FAR_MIN_PP points from the
+    median): a row holding such runs is bimodal or has a tail, and its mean ± std describes no run."""
+    v = np.asarray(list(values), dtype=np.float64)
+    if len(v) < 3:
+        return []
+    med = float(np.median(v))
+    mad = 1.4826 * float(np.median(np.abs(v - med)))
+    return sorted(float(x) for x in v if abs(x - med) > max(FAR_MADS * mad, FAR_MIN_PP))
+
+
+def mean_interval(values, level: float = CI_LEVEL) -> tuple[float, float]:
+    """t interval for the mean of `values` (nan, nan for fewer than 2)."""
+    v = np.asarray(list(values), dtype=np.float64)
+    if len(v) < 2:
+        return math.nan, math.nan
+    half = t_quantile(0.5 + level / 2.0, len(v) - 1) * float(np.std(v, ddof=1)) / math.sqrt(len(v))
+    return float(v.mean()) - half, float(v.mean()) + half
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A linear combination of group means with its t interval and two-sided p-value (against 0)."""
+    value: float
+    low: float
+    high: float
+    df: float
+    p: float
+
+
+def contrast(weights, means, variances, counts, level: float = CI_LEVEL) -> Contrast:
+    """sum_k w_k mean_k with a Welch-Satterthwaite t interval: variance sum_k w_k^2 s_k^2 / n_k, degrees of
+    freedom (sum_k w_k^2 s_k^2/n_k)^2 / sum_k (w_k^2 s_k^2/n_k)^2 / (n_k - 1). Groups are independent samples.
+    With zero variance the interval is the point and p is 0 (or 1 when the value is 0)."""
+    w, m = np.asarray(weights, float), np.asarray(means, float)
+    v, n = np.asarray(variances, float), np.asarray(counts, float)
+    value = float(w @ m)
+    parts = w ** 2 * v / n
+    se2 = float(parts.sum())
+    if se2 == 0.0:
+        return Contrast(value, value, value, math.inf, 1.0 if value == 0.0 else 0.0)
+    df = se2 ** 2 / float((parts ** 2 / np.maximum(n - 1, 1)).sum())
+    se = math.sqrt(se2)
+    half = t_quantile(0.5 + level / 2.0, df) * se
+    p = 2.0 * (1.0 - t_cdf(abs(value) / se, df))
+    return Contrast(value, value - half, value + half, df, min(1.0, max(0.0, p)))
+
+
+def holm(pvalues, alpha: float = 1.0 - CI_LEVEL) -> list[bool]:
+    """Holm's step-down correction: which of the family's hypotheses are rejected at family-wise level alpha
+    (nan p-values are never rejected and do not count in the family)."""
+    ps = [(p, i) for i, p in enumerate(pvalues) if p is not None and not math.isnan(p)]
+    ps.sort()
+    out = [False] * len(pvalues)
+    for rank, (p, i) in enumerate(ps):
+        if p > alpha / (len(ps) - rank):
+            break
+        out[i] = True
+    return out
+
+
+HOLM_TEXT = ("bold: the difference is significant at 5% family-wise error after Holm's correction over the {k} "
+             "comparisons of this table (Welch t tests)")
 
 
 @dataclass(frozen=True)
@@ -107,6 +203,7 @@ class Interval:
     low: float
     high: float
     df: float
+    p: float = math.nan  # two-sided Welch t test of no difference
 
 
 def welch_interval(a, b, level: float = CI_LEVEL) -> Interval:
@@ -119,8 +216,5 @@ def welch_interval(a, b, level: float = CI_LEVEL) -> Interval:
         return Interval(diff, math.nan, math.nan, math.nan)
     va, vb = float(a.var(ddof=1)) / len(a), float(b.var(ddof=1)) / len(b)
     se2 = va + vb
-    if se2 == 0.0:
-        return Interval(diff, diff, diff, math.inf)
-    df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    half = t_quantile(0.5 + level / 2.0, df) * math.sqrt(se2)
-    return Interval(diff, diff - half, diff + half, df)
+    c = contrast([-1.0, 1.0], [a.mean(), b.mean()], [a.var(ddof=1), b.var(ddof=1)], [len(a), len(b)], level)
+    return Interval(diff, diff + (c.low - c.value), diff + (c.high - c.value), c.df, c.p)

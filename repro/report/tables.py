@@ -3,6 +3,12 @@
 The DataFrame holds plain numbers (errors and rejection in %, losses as recorded); the text formats are
 made from it here. LaTeX is written by a small function of our own (pandas' to_latex needs jinja2).
 A row with one finished run shows that run's numbers: no ± and no range (its std is empty in the CSV).
+
+Collapsed runs (repro.net.collapse) are an outcome of their own: a row counts them, with an exact
+(Clopper-Pearson) 95% interval for the collapse rate, and every error statistic (mean, std, median, range, t
+interval of the mean, Δ) is over the runs that did not collapse. A row whose remaining runs hold some far from
+the rest (repro.report.stats.far_runs) says so in its `outcome`; every error cell shows the median and range
+beside mean ± std. Bold Δ: Holm's correction over the table's comparisons (stats.HOLM_TEXT).
 """
 
 from __future__ import annotations
@@ -11,19 +17,37 @@ import math
 
 import pandas as pd
 
+from repro.report import fmt
 from repro.report.records import Group, Inputs, comparison_label
 from repro.report.references import REFERENCES
-from repro.report.stats import CI_METHOD, summarize, welch_interval
+from repro.report.stats import (
+    CI_METHOD, FAR_MADS, FAR_MIN_PP, HOLM_TEXT, clopper_pearson, far_runs, holm, mean_interval, summarize, welch_interval)
 
-INT_COLUMNS = ("passes", "seeds", "diverged")
+INT_COLUMNS = ("passes", "seeds", "diverged", "collapsed", "delta_holm")
+TEXT_COLUMNS = ("kind", "label", "title", "outcome", "delta_vs", "source")
 COLUMNS = (
-    "kind", "label", "title", "passes", "seeds", "diverged",
-    "train_error_mean", "train_error_std", "train_error_min", "train_error_max",
-    "test_error_mean", "test_error_std", "test_error_min", "test_error_max",
+    "kind", "label", "title", "passes", "seeds", "diverged", "collapsed", "collapse_rate_low", "collapse_rate_high",
+    "outcome",
+    "train_error_mean", "train_error_std", "train_error_min", "train_error_max", "train_error_median",
+    "test_error_mean", "test_error_std", "test_error_min", "test_error_max", "test_error_median",
+    "test_error_ci_low", "test_error_ci_high",
     "test10k_error_mean", "test10k_error_std",
     "train_loss_mean", "train_loss_std", "test_loss_mean", "test_loss_std", "rejection_1pct_mean", "rejection_1pct_std",
-    "delta_vs", "delta_test_error", "delta_ci_low", "delta_ci_high", "delta_df", "source",
+    "delta_vs", "delta_test_error", "delta_ci_low", "delta_ci_high", "delta_df", "delta_p", "delta_holm", "source",
 )
+
+
+def outcome_text(n_runs: int, n_collapsed: int, stable_test_errors: list[float]) -> str:
+    """How a row's runs ended, beyond mean ± std: collapses (k/n, exact 95% interval) and runs far from the
+    rest of the row (their number and range), e.g. `2/16 collapsed [2–38%]; 3 of 14 far from the median: 12.10–47.18`."""
+    parts = []
+    if n_collapsed:
+        low, high = clopper_pearson(n_collapsed, n_runs)
+        parts.append(f"{n_collapsed}/{n_runs} collapsed [{100 * low:.0f}–{100 * high:.0f}%]")
+    far = far_runs(stable_test_errors)
+    if far:
+        parts.append(f"{len(far)} of {len(stable_test_errors)} far from the median: {far[0]:.2f}–{far[-1]:.2f}")
+    return "; ".join(parts)
 
 
 def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[str], ladder: list[str],
@@ -33,38 +57,47 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[
     for label in order:
         g = groups[(dataset, label)]
         row = {"kind": "run", "label": label, "title": g.first["rung_title"], "passes": g.first["passes"],
-               "seeds": len(g.records), "diverged": g.n_diverged, "source": ""}
+               "seeds": len(g.records), "diverged": g.n_diverged, "collapsed": g.n_collapsed, "source": ""}
+        low, high = clopper_pearson(g.n_collapsed, len(g.records))
+        row["collapse_rate_low"], row["collapse_rate_high"] = 100.0 * low, 100.0 * high
+        row["outcome"] = outcome_text(len(g.records), g.n_collapsed, g.stable_values("test_error", 100.0))
         for key in ("train_error", "test_error"):
-            s = summarize(g.values(key, 100.0))
-            row.update({f"{key}_mean": s.mean, f"{key}_std": s.std, f"{key}_min": s.min, f"{key}_max": s.max})
+            s = summarize(g.stable_values(key, 100.0))
+            row.update({f"{key}_mean": s.mean, f"{key}_std": s.std, f"{key}_min": s.min, f"{key}_max": s.max,
+                        f"{key}_median": s.median})
+        row["test_error_ci_low"], row["test_error_ci_high"] = mean_interval(g.stable_values("test_error", 100.0))
         for key in ("train_loss", "test_loss"):
-            s = summarize(g.values(key))
+            s = summarize(g.stable_values(key))
             row[f"{key}_mean"], row[f"{key}_std"] = s.mean, s.std
-        if g.ok and all("test10k_error" in r["final"] for r in g.ok):  # mnist16: the full MNIST test set too
-            s = summarize(g.values("test10k_error", 100.0))
+        if g.stable and all("test10k_error" in r["final"] for r in g.stable):  # mnist16: the full MNIST test set too
+            s = summarize(g.stable_values("test10k_error", 100.0))
             row["test10k_error_mean"], row["test10k_error_std"] = s.mean, s.std
-        rej = summarize(g.values("test_rejection_at_1pct", 100.0))
+        rej = summarize(g.stable_values("test_rejection_at_1pct", 100.0))
         row["rejection_1pct_mean"], row["rejection_1pct_std"] = rej.mean, rej.std
         vs = comparison_label(label, order, ladder)
-        iv = welch_interval(groups[(dataset, vs)].values("test_error", 100.0), g.values("test_error", 100.0)) if vs else None
+        iv = (welch_interval(groups[(dataset, vs)].stable_values("test_error", 100.0),
+                             g.stable_values("test_error", 100.0)) if vs else None)
         row["delta_vs"] = vs or ""
         row["delta_test_error"] = iv.diff if iv else math.nan
         row["delta_ci_low"] = iv.low if iv else math.nan
         row["delta_ci_high"] = iv.high if iv else math.nan
         row["delta_df"] = iv.df if iv else math.nan
+        row["delta_p"] = iv.p if iv else math.nan
         rows.append(row)
+    for row, significant in zip(rows, holm([r["delta_p"] for r in rows])):
+        row["delta_holm"] = int(significant) if fmt.ok(row["delta_p"]) else None
     for ref in references:
         if ref.dataset != dataset:
             continue
         rows.append({"kind": "reference", "label": ref.name, "title": "", "passes": ref.passes, "seeds": 1,
-                     "diverged": 0, "train_error_mean": ref.train_error, "test_error_mean": ref.test_error,
+                     "diverged": 0, "outcome": "", "train_error_mean": ref.train_error, "test_error_mean": ref.test_error,
                      "train_loss_mean": ref.train_loss, "test_loss_mean": ref.test_loss,
                      "rejection_1pct_mean": ref.rejection_1pct, "delta_vs": "", "source": ref.source})
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for c in INT_COLUMNS:
         df[c] = df[c].astype("Int64")
     for c in COLUMNS:
-        if c not in INT_COLUMNS and c not in ("kind", "label", "title", "delta_vs", "source"):
+        if c not in INT_COLUMNS and c not in TEXT_COLUMNS:
             df[c] = df[c].astype("float64")
     return df
 
@@ -95,38 +128,27 @@ def to_csv(df: pd.DataFrame) -> str:
 
 
 # ----------------------------------------------------------------------------------------- formatting
-def _ok(x) -> bool:
-    return x is not None and not pd.isna(x)
-
-
-def _num(x, digits: int = 2, sign: bool = False) -> str:
-    if not _ok(x):
-        return ""
-    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
-
-
-def _sci(x, std=None) -> str:
-    """Loss in scientific notation, with its spread over seeds when there is one."""
-    if not _ok(x):
-        return ""
-    return f"{x:.2e}" + (f" ± {std:.1e}" if _ok(std) else "")
-
-
-def _pm(mean, std, digits: int = 2, pm: str = " ± ") -> str:
-    if not _ok(mean):
-        return ""
-    return _num(mean, digits) + (pm + _num(std, digits) if _ok(std) else "")
+_ok, _num, _pm, _sci = fmt.ok, fmt.num, fmt.mean_std, fmt.sci
 
 
 def _range(lo, hi, dash: str = "–") -> str:
     return f"{lo:.2f}{dash}{hi:.2f}" if _ok(lo) and _ok(hi) else ""
 
 
-def _delta(row, lb: str = "[", rb: str = "]") -> str:
+def error_cell(mean, std, lo, hi, median, pm: str = " ± ", dash: str = "–") -> str:
+    """An error over seeds: mean ± std, then (min–max) and the median, so that a skewed or bimodal row is never
+    described by mean ± std alone; a single run: its value."""
+    if not _ok(std):
+        return _pm(mean, std, pm=pm)
+    return f"{_pm(mean, std, pm=pm)} ({_range(lo, hi, dash)}), median {_num(median)}"
+
+
+def _delta(row, lb: str = "[", rb: str = "]", bold: tuple[str, str] = ("**", "**")) -> str:
     if not _ok(row.delta_test_error):
         return ""
-    ci = f" {lb}{_num(row.delta_ci_low, sign=True)}, {_num(row.delta_ci_high, sign=True)}{rb}" if _ok(row.delta_ci_low) else ""
-    return _num(row.delta_test_error, sign=True) + ci
+    ci = (" " + fmt.interval(row.delta_ci_low, row.delta_ci_high, lb=lb, rb=rb)) if _ok(row.delta_ci_low) else ""
+    text = _num(row.delta_test_error, sign=True) + ci
+    return f"{bold[0]}{text}{bold[1]}" if _ok(row.delta_holm) and row.delta_holm else text
 
 
 def _seeds(row) -> str:
@@ -135,40 +157,51 @@ def _seeds(row) -> str:
     return str(row.seeds) + (f" ({row.diverged} diverged)" if row.diverged else "")
 
 
-MD_HEADER = ("rung", "passes", "seeds", "train error % (min–max)", "test error % (min–max)", "train / test loss",
-             "rejection for 1% error, %", "Δ test error, pp [95% CI]", "compared with")
+def holm_caption(df: pd.DataFrame) -> str:
+    """The multiple-comparison rule behind the table's bold, with the size of its family."""
+    return HOLM_TEXT.format(k=int(df["delta_p"].notna().sum()))
+
+
+MD_HEADER = ("rung", "passes", "seeds", "collapsed, outliers", "train error % (min–max), median",
+             "test error % (min–max), median", "train / test loss", "rejection for 1% error, %",
+             "Δ test error, pp [95% CI]", "compared with")
 
 
 def markdown_table(df: pd.DataFrame) -> str:
     """The table in Markdown; with the columns of with_paper_loss, a loss column in the paper's convention
-    follows ours."""
+    follows ours. Error statistics are over the runs that did not collapse."""
     paper_loss = "test_loss_paper_mean" in df.columns
     full_test = bool(df["test10k_error_mean"].notna().any())
     header = list(MD_HEADER)
+    loss_at = header.index("train / test loss")
     if paper_loss:
-        header[5:6] = ["train / test loss, ours", "train / test loss, paper's convention (½ of ours)"]
+        header[loss_at:loss_at + 1] = ["train / test loss, ours", "train / test loss, paper's convention (½ of ours)"]
     if full_test:
-        header.insert(5, "test error %, all 10,000 MNIST test digits")
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["--:"] * (len(header) - 2) + ["---"]) + "|"]
+        header.insert(loss_at, "test error %, all 10,000 MNIST test digits")
+    align = ["---" if h in ("rung", "collapsed, outliers", "compared with") else "--:" for h in header]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
     for row in df.itertuples(index=False):
         name = f"`{row.label}`" if row.kind == "run" else f"*{row.label}*"
         cells = [
             name, str(row.passes) if _ok(row.passes) else "", _seeds(row),
-            _pm(row.train_error_mean, row.train_error_std) + (f" ({_range(row.train_error_min, row.train_error_max)})" if _ok(row.train_error_std) else ""),
-            _pm(row.test_error_mean, row.test_error_std) + (f" ({_range(row.test_error_min, row.test_error_max)})" if _ok(row.test_error_std) else ""),
+            (row.outcome or "none") if row.kind == "run" else "",
+            error_cell(row.train_error_mean, row.train_error_std, row.train_error_min, row.train_error_max,
+                       row.train_error_median),
+            error_cell(row.test_error_mean, row.test_error_std, row.test_error_min, row.test_error_max,
+                       row.test_error_median),
             " / ".join(_sci(m, sd) for m, sd in ((row.train_loss_mean, row.train_loss_std),
                                                  (row.test_loss_mean, row.test_loss_std))) if _ok(row.test_loss_mean) else "",
             _pm(row.rejection_1pct_mean, row.rejection_1pct_std, 1),
             _delta(row), f"`{row.delta_vs}`" if row.delta_vs else "",
         ]
         if full_test:
-            cells.insert(5, _pm(row.test10k_error_mean, row.test10k_error_std))
+            cells.insert(loss_at, _pm(row.test10k_error_mean, row.test10k_error_std))
         if paper_loss:
-            cells.insert(6 + full_test, " / ".join(_sci(m, sd) for m, sd in (
+            cells.insert(loss_at + 1 + full_test, " / ".join(_sci(m, sd) for m, sd in (
                 (row.train_loss_paper_mean, row.train_loss_paper_std),
                 (row.test_loss_paper_mean, row.test_loss_paper_std))) if _ok(row.test_loss_paper_mean) else "")
         if row.kind == "run" and not _ok(row.test_error_mean):
-            cells[3:len(header) - 2] = ["n/a (no finished run)"] + [""] * (len(header) - 6)
+            cells[4:len(header) - 2] = ["n/a (no run that finished without collapsing)"] + [""] * (len(header) - 7)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -183,11 +216,12 @@ def tex_escape(text: str) -> str:
 
 def to_latex(df: pd.DataFrame, dataset: str) -> str:
     """A booktabs tabular (needs \\usepackage{booktabs}); run rows, a rule, then the reference rows."""
-    header = ["Rung", "Passes", "Seeds", r"Train err.\ (\%)", r"Test err.\ (\%)", r"Test range (\%)",
-              r"Rej.\ @1\% (\%)", r"$\Delta$ test, pp [95\% CI]"]
+    header = ["Rung", "Passes", "Seeds", "Collapsed", r"Train err.\ (\%)", r"Test err.\ (\%)", r"Test range (\%)",
+              r"Test median (\%)", r"Rej.\ @1\% (\%)", r"$\Delta$ test, pp [95\% CI]"]
     lines = [
-        f"% {dataset}: generated by `repro report` from results/runs; errors are mean $\\pm$ sample std over seeds.",
-        f"% Delta: {CI_METHOD}.",
+        f"% {dataset}: generated by `repro report` from results/runs; errors are mean $\\pm$ sample std over the "
+        "seeds that did not collapse (repro/net/collapse.py); Collapsed: collapsed runs of all.",
+        f"% Delta: {CI_METHOD}; {holm_caption(df)}.",
         r"\begin{tabular}{l" + "r" * (len(header) - 1) + "}",
         r"\toprule",
         " & ".join(header) + r" \\",
@@ -201,11 +235,13 @@ def to_latex(df: pd.DataFrame, dataset: str) -> str:
         name = tex_escape(row.label) if row.kind == "run" else r"\textit{" + tex_escape(row.label) + "}"
         cells = [
             name, str(row.passes) if _ok(row.passes) else "", tex_escape(_seeds(row)),
+            f"{row.collapsed}/{row.seeds}" if row.kind == "run" else "",
             _pm(row.train_error_mean, row.train_error_std, pm=r" $\pm$ "),
             _pm(row.test_error_mean, row.test_error_std, pm=r" $\pm$ "),
             _range(row.test_error_min, row.test_error_max, "--") if _ok(row.test_error_std) else "",
+            _num(row.test_error_median) if _ok(row.test_error_std) else "",
             _pm(row.rejection_1pct_mean, row.rejection_1pct_std, 1, pm=r" $\pm$ "),
-            _delta(row).replace("-", "$-$").replace("+", "$+$"),
+            _delta(row, bold=(r"\textbf{", "}")).replace("-", "$-$").replace("+", "$+$"),
         ]
         lines.append(" & ".join(cells) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", ""]
@@ -233,6 +269,27 @@ def _provenance(groups: list[Group]) -> list[str]:
     ]
 
 
+def _counted(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n:,} {k}" for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def provenance_summary(records: list[dict]) -> list[str]:
+    """What the records read are, from the records alone: how many of each mode per dataset, and the commits
+    their `git_commit` fields name (with how many records each)."""
+    modes: dict[str, dict[str, int]] = {}
+    commits: dict[str, int] = {}
+    for r in records:
+        per = modes.setdefault(r["dataset"], {})
+        per[r["mode"]] = per.get(r["mode"], 0) + 1
+        commits[r["git_commit"]] = commits.get(r["git_commit"], 0) + 1
+    out = [f"- {ds}: {sum(c.values()):,} records ({_counted(c)})" for ds, c in sorted(modes.items())]
+    shown = ", ".join(f"`{c[:7]}{'-dirty' if c.endswith('-dirty') else ''}` ({n:,})"
+                      for c, n in sorted(commits.items(), key=lambda kv: (-kv[1], kv[0])))
+    out.append(f"- records made at commits {shown} (each record's `git_commit`; `-dirty`: `repro/` had "
+               "uncommitted changes when its job started)")
+    return out
+
+
 def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, str], Group],
                      order: dict[str, list[str]], inputs: Inputs, notes: list[str], rungs,
                      figures: dict[str, tuple[str, str]], faithful: pd.DataFrame | None = None,
@@ -241,13 +298,17 @@ def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, st
     """The report's text: `figures` maps file name -> (link, caption); `runs` names the folder read;
     `sections` (Markdown, each with its own heading) go after the tables and before the figures."""
     n_dropped = sum(len(g.dropped) for g in groups.values())
-    used = sum(len(g.records) for g in groups.values())
+    in_tables = sum(len(g.records) for g in groups.values())
     out = [
         f"# {title}",
         "",
-        f"Generated by `repro report` from the run records under `{runs}`: {used} runs used, "
-        f"{len(inputs.skipped)} file(s) skipped as damaged or foreign, {n_dropped} record(s) dropped as incompatible "
-        "(see Warnings). Rerunning `repro report` on the same records gives identical files.",
+        f"Generated by `repro report` from the run records under `{runs}`: {len(inputs.records):,} valid records "
+        f"read ({in_tables:,} in the ladder tables below; the faithfulness study, the guesses and the factorial "
+        f"have their own sections), {len(inputs.skipped)} file(s) skipped as damaged or foreign, {n_dropped} "
+        "record(s) dropped as incompatible (see Warnings). Rerunning `repro report` on the same records gives "
+        "identical files.",
+        "",
+        *provenance_summary(inputs.records),
         "",
     ]
     if rungs:
@@ -266,18 +327,27 @@ def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, st
         out += [
             "Notes on the tables:",
             "",
-            "- Errors and rejection in %, as mean ± sample standard deviation (ddof=1) over seeds, "
-            "(min–max) in parentheses" + ("" if _all_multi(frames) else "; a row with one finished run shows "
-                                          "its value alone") + ". *seeds*: finished runs found; runs that diverged (non-finite loss, "
-            "`diverged_at_pass` set) are counted but left out of every mean, spread, interval and figure.",
+            "- A run *collapsed* when it diverged or ended above 50% training error (`repro/net/collapse.py` gives "
+            "the rule and its reason). *collapsed, outliers*: collapsed runs of all seeds with an exact "
+            "(Clopper–Pearson) 95% interval for the collapse rate, and the runs that did not collapse but lie far "
+            f"from their row's median (more than {FAR_MADS:g} normal-scaled median absolute deviations and "
+            f"{FAR_MIN_PP:g} point away), with their range.",
+            "- Errors and rejection in %, over the runs that did not collapse: mean ± sample standard deviation "
+            "(ddof=1), (min–max) and the median" + ("" if _all_multi(frames) else "; a row with one such run "
+                                                   "shows its value alone") + ". *seeds*: runs found; runs that "
+            "diverged (non-finite loss, `diverged_at_pass` set) are counted as collapsed.",
             f"- Δ test error: mean test error of the row minus that of the row named in *compared with* "
             f"(the previous rung of the ladder; the baseline for rows outside the ladder), in percentage points, "
-            f"with a {CI_METHOD}. Seeds are shared between rows, so the intervals are conservative.",
+            f"over the runs that did not collapse on either side, with a {CI_METHOD}; "
+            "bold: significant at 5% family-wise error after Holm's correction over the comparisons of that "
+            "table (Welch t tests).",
             "- Loss: the training loss of the run: mean squared error averaged over the 10 outputs (targets ±1) "
             "for tanh outputs, cross-entropy for softmax outputs; the paper's targets lay inside ±1, so its "
             "losses are comparable in order of magnitude only.",
             "- Rejection for 1% error: smallest share of the test set to reject (patterns whose two largest "
-            "outputs are closest) so that the error on the rest is at most 1%.",
+            "outputs are closest) so that the error on the rest is at most 1%; patterns with exactly tied gaps "
+            "may be rejected in part, at their expected error (`repro/net/metrics.py`); 100% when the patterns "
+            "with the largest gap already err above 1%.",
             "- Runs of one (dataset, label) must share dataset fingerprint, config digest and repro version; "
             "otherwise only the most common combination is kept and the rest is listed under Warnings.",
             "- Reference rows (single runs, italic):",
@@ -303,15 +373,27 @@ def paper_results_block(frames: dict[str, pd.DataFrame], figures: dict[str, tupl
     out = []
     for ds, df in frames.items():
         out += [f"### {ds}", "", markdown_table(df), ""]
-    out += ["Δ test error: against the previous rung, percentage points, with a " + CI_METHOD + ".", ""]
+    out += ["Errors over the runs that did not collapse (`repro/net/collapse.py`); collapses counted apart with "
+            "exact 95% intervals. Δ test error: against the previous rung, percentage points, with a " + CI_METHOD
+            + "; " + "; ".join(f"{ds}: {holm_caption(df)}" for ds, df in frames.items()) + ".", ""]
     for path, caption in figures.values():
         out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
     return "\n".join(out)
 
 
+def _headline_error(r) -> str:
+    """Test error over the runs that did not collapse; a row with collapses or far runs adds its median and
+    its outcome, so that it is not described by mean ± std alone."""
+    text = _pm(r.test_error_mean, r.test_error_std)
+    if r.kind == "run" and r.outcome:
+        text += f" (median {_num(r.test_error_median)}; {r.outcome})"
+    return text
+
+
 def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]], figures: dict[str, str],
                    faithful: pd.DataFrame | None = None, faithful_top: str | None = None) -> str:
-    """README headline: final test error per rung on each dataset (mean ± std over seeds), and the ladder plot."""
+    """README headline: final test error per rung on each dataset (mean ± std over the seeds that did not
+    collapse, with collapses and far runs named), and the ladder plot."""
     datasets = list(frames)
     if not datasets:
         return "*(no results yet: run `repro ablate --all`, then `repro report`)*"
@@ -325,7 +407,7 @@ def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]],
             row = df[(df.kind == "run") & (df.label == lb)]
             if len(row):
                 r = row.iloc[0]
-                cells.append(_pm(r.test_error_mean, r.test_error_std))
+                cells.append(_headline_error(r))
                 seeds.append(_seeds(r))
             else:
                 cells.append("")

@@ -1,4 +1,8 @@
-"""Published results shown next to the runs: the paper's own numbers and an earlier reproduction's."""
+"""Published results shown next to the runs: the paper's own numbers and the earlier reproductions'.
+
+PEER_FIGURES: the single runs of the 2022 reproduction and of the 2023 ladder blog that followed it step by step,
+each with the rung of ours it stands beside (repro.report.peers) and what differs in its procedure; sources
+in each `source`."""
 
 from __future__ import annotations
 
@@ -47,3 +51,65 @@ PAPER_FC40 = Reference(
 REFERENCES: tuple[Reference, ...] = (PAPER, KARPATHY_BASELINE, KARPATHY_TOP)
 FAITHFUL_REFERENCES: tuple[Reference, ...] = (PAPER, PAPER_FC40)
 FAITHFUL_DATASET = "usps"  # the faithfulness study asks about the paper's own data
+
+
+@dataclass(frozen=True)
+class PeerFigure:
+    """A peer's single run beside one rung of ours. `reproducible`: retrainable draw for draw with init =
+    "repro2022", seed 1337 (nothing random after the initial weights); otherwise a single draw of the peer's
+    own random streams (shifts, dropout masks), which we do not replay."""
+
+    ref: Reference
+    rung: str  # the label of our runs it stands beside
+    differs: str  # what its procedure does differently from that rung ("" when nothing but the draw)
+    reproducible: bool
+
+
+BLOG = "the 2023 ladder blog (Korean; one run per step following the 2022 code; mnist16 test-first)"
+_BLOG_SOURCE = f"{BLOG}, step {{step}}"
+_MODERN_SOURCE = "A. Karpathy, lecun1989-repro (2022), modern.py docstring"
+
+
+def _blog(step: str, passes: int, train: float, test: float, **losses: float) -> Reference:
+    return Reference(name=f"blog 2023: step {step}", dataset="mnist16", source=_BLOG_SOURCE.format(step=step),
+                     passes=passes, train_error=train, test_error=test, **losses)
+
+
+PEER_FIGURES: tuple[PeerFigure, ...] = (
+    PeerFigure(Reference(name="Karpathy 2022: repro.py", dataset="mnist16",
+                         source="A. Karpathy, lecun1989-repro (2022), README", passes=23, train_error=0.62,
+                         test_error=4.09, train_loss=4.073e-3, test_loss=2.838e-2),
+               "baseline", "another torch version's rounding", True),
+    PeerFigure(_blog("baseline", 23, 0.60, 4.19, train_loss=3.880e-3, test_loss=2.824e-2), "baseline", "", True),
+    PeerFigure(_blog("1", 23, 0.93, 3.84), "relu", "", True),
+    PeerFigure(_blog("2", 23, 0.45, 3.94), "adamw", "", True),
+    PeerFigure(_blog("3", 23, 0.14, 3.24), "lr-decay", "", True),
+    PeerFigure(_blog("4", 23, 0.60, 3.44), "dropout", "", False),
+    PeerFigure(_blog("5", 23, 1.98, 2.69), "shift", "no dropout (step 3 + shifts)", False),
+    PeerFigure(_blog("5b", 23, 2.43, 2.49), "shift", "", False),
+    PeerFigure(_blog("6", 71, 1.39, 1.59), "long",
+               "no dropout (step 5's code); figure at pass 71 of a longer run, ours at pass 80", False),
+    PeerFigure(Reference(name="Karpathy 2022: modern.py", dataset="mnist16", source=_MODERN_SOURCE, passes=80,
+                         train_error=1.47, test_error=1.59),
+               "modern-2022", "", False),
+)
+
+
+@dataclass(frozen=True)
+class CodeRerun:
+    """The earlier reproduction's own repro.py, run unchanged on the default mnist16 draw (test-first, torch 2.13,
+    CPU): what a run of ours from its initial weights (init = "repro2022", seed 1337) should land on."""
+
+    label: str
+    seed: int
+    train_misses: int
+    test_misses: int
+    train_loss: float
+    test_loss: float
+    source: str
+
+
+REPRO2022_RERUN = CodeRerun(label="peer-weights", seed=1337, train_misses=44, test_misses=84, train_loss=3.892e-3,
+                            test_loss=2.799e-2,
+                            source="lecun1989-repro's repro.py run unchanged, torch 2.13 CPU, mnist16 test-first")
+

@@ -1,0 +1,145 @@
+"""The peers' single runs beside our seeds: where each published figure falls in the distribution of the rung of
+ours it stands beside (references.PEER_FIGURES), and how far our run from the earlier reproduction's initial
+weights lands from what its own code gives (references.REPRO2022_RERUN).
+
+Where a figure falls: its percentile among our runs' final errors (mid-rank: the share of our runs below it,
+plus half of those equal to it), and whether it lies inside our min-max range. Besides what `differs` names,
+every peer figure scores errors by argmax, where a tie between outputs counts as right; ours count it as wrong.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+
+from repro.report.records import Group
+from repro.report.references import PEER_FIGURES, REPRO2022_RERUN, CodeRerun, PeerFigure
+
+REPRODUCIBLE = "reproducible with the peer's initial weights"
+DRAW = "a single draw"
+SPLITS = (("train", "train_error"), ("test", "test_error"))
+COLUMNS = ("rung", "peer run", "kind", "passes", "split", "peer %", "seeds", "ours mean %", "ours median %",
+           "ours min %", "ours max %", "percentile", "where", "differs", "source")
+
+
+def percentile(value: float, ours: list[float]) -> float:
+    """Mid-rank percentile of `value` among `ours` (NaN when there are none)."""
+    if not ours:
+        return math.nan
+    below = sum(v < value for v in ours)
+    equal = sum(v == value for v in ours)
+    return 100.0 * (below + 0.5 * equal) / len(ours)
+
+
+def where(value: float, ours: list[float]) -> str:
+    if not ours:
+        return "no runs of ours"
+    if value < min(ours):
+        return "below our range"
+    if value > max(ours):
+        return "above our range"
+    return "inside our range"
+
+
+def build_table(groups: dict[tuple[str, str], Group], dataset: str,
+                figures: tuple[PeerFigure, ...] = PEER_FIGURES) -> pd.DataFrame:
+    """One row per (peer figure of `dataset`, split it reports), beside the runs of its rung in `groups`."""
+    rows = []
+    for fig in (f for f in figures if f.ref.dataset == dataset):
+        g = groups.get((dataset, fig.rung))
+        for split, key in SPLITS:
+            value = getattr(fig.ref, key)
+            if value is None:
+                continue
+            ours = g.values(key, 100.0) if g is not None else []
+            rows.append({
+                "rung": fig.rung, "peer run": fig.ref.name, "kind": REPRODUCIBLE if fig.reproducible else DRAW,
+                "passes": fig.ref.passes, "split": split, "peer %": value, "seeds": len(ours),
+                "ours mean %": statistics.fmean(ours) if ours else math.nan,
+                "ours median %": statistics.median(ours) if ours else math.nan,
+                "ours min %": min(ours, default=math.nan), "ours max %": max(ours, default=math.nan),
+                "percentile": percentile(value, ours), "where": where(value, ours),
+                "differs": fig.differs, "source": fig.ref.source})
+    df = pd.DataFrame(rows, columns=list(COLUMNS))
+    for c in ("passes", "seeds"):
+        df[c] = df[c].astype("Int64")
+    return df
+
+
+def rerun_distance(groups: dict[tuple[str, str], Group], dataset: str = "mnist16",
+                   rerun: CodeRerun = REPRO2022_RERUN) -> str | None:
+    """One sentence: our run from the peer's initial weights against its own code's result; None without it."""
+    from repro.data import dataset_spec
+
+    g = groups.get((dataset, rerun.label))
+    rec = next((r for r in g.ok if r["seed"] == rerun.seed), None) if g is not None else None
+    if rec is None:
+        return None
+    spec = dataset_spec(dataset)
+    final = rec["final"]
+    train, test = round(final["train_error"] * spec.n_train), round(final["test_error"] * spec.n_test)
+    return (f"Our `{rerun.label}` run (init = \"repro2022\", seed {rerun.seed}, {rec['passes']} passes, engine "
+            f"{rec['engine']}) ends at {train} train / {test} test misses (ties counted as errors) and losses "
+            f"{final['train_loss']:.3e} / {final['test_loss']:.3e}; the peer's own code on the same digits "
+            f"({rerun.source}): {rerun.train_misses} / {rerun.test_misses} misses, losses "
+            f"{rerun.train_loss:.3e} / {rerun.test_loss:.3e}. Distance: {train - rerun.train_misses:+d} train, "
+            f"{test - rerun.test_misses:+d} test misses; losses {_rel(final['train_loss'], rerun.train_loss)} / "
+            f"{_rel(final['test_loss'], rerun.test_loss)}.")
+
+
+def _rel(ours: float, theirs: float) -> str:
+    return f"{100.0 * (ours - theirs) / theirs:+.1f}%"
+
+
+def section_markdown(table: pd.DataFrame, dataset: str, rerun: str | None) -> str:
+    lines = [f"## The peers' single runs beside our seeds ({dataset})", "",
+             "Each published single run of the earlier reproduction (2022) and of the ladder blog that followed it "
+             "(2023) beside the runs of the rung of ours it corresponds to: its percentile among our final errors "
+             "(mid-rank) and whether it lies inside our min-max range. *" + REPRODUCIBLE + "*: nothing random "
+             "follows its initial weights, so init = \"repro2022\", seed 1337 retrains it; *" + DRAW + "*: one "
+             "draw of its own random streams (shifts, dropout masks). Besides `differs`, every peer figure scores by "
+             "argmax (a tie between outputs counts as right; ours counts it as an error).", ""]
+    if rerun:
+        lines += [rerun, ""]
+    cols = ["rung", "peer run", "kind", "passes", "split", "peer %", "seeds", "ours mean %", "ours median %",
+            "ours min–max %", "percentile", "where", "differs"]
+    lines += ["| " + " | ".join(cols) + " |",
+              "|" + "|".join("--:" if c in ("passes", "peer %", "seeds", "ours mean %", "ours median %", "percentile")
+                             else "---" for c in cols) + "|"]
+    for _, r in table.iterrows():
+        ours = r["seeds"] > 0
+        cells = [f"`{r['rung']}`", r["peer run"], r["kind"], _int(r["passes"]), r["split"], f"{r['peer %']:.2f}",
+                 str(r["seeds"]), _num(r["ours mean %"]), _num(r["ours median %"]),
+                 f"{r['ours min %']:.2f}–{r['ours max %']:.2f}" if ours else "", _num(r["percentile"], 0),
+                 r["where"], r["differs"] or "—"]
+        lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _num(x: float, digits: int = 2) -> str:
+    return "" if x is None or math.isnan(x) else f"{x:.{digits}f}"
+
+
+def _int(x) -> str:
+    return "" if pd.isna(x) else str(int(x))
+
+
+def write(groups: dict[tuple[str, str], Group], table_dir: Path, put: Callable[[Path, bytes], None]) -> list[str]:
+    """peers-<dataset>.md/.csv into `table_dir` for each dataset with peer figures and runs of ours; returns the
+    sections for the report's text (none when no rung a peer figure stands beside has runs)."""
+    from repro.report.tables import to_csv
+
+    sections = []
+    for dataset in sorted({f.ref.dataset for f in PEER_FIGURES}):
+        if not any((dataset, f.rung) in groups for f in PEER_FIGURES):
+            continue
+        table = build_table(groups, dataset)
+        text = section_markdown(table, dataset, rerun_distance(groups, dataset))
+        put(table_dir / f"peers-{dataset}.csv", to_csv(table).encode())
+        put(table_dir / f"peers-{dataset}.md", (text + "\n").encode())
+        sections.append(text)
+    return sections

@@ -1,7 +1,7 @@
 """`repro report`: read every run record, check it, group the runs, and write tables, figures and a report.
 
 Module order (each imports only the ones above it): repro.report.stats, .references, .records, .png,
-.tables, .plots, .compare, .attribution, .guesses, then this module.
+.tables, .plots, .compare, .calibration, .attribution, .guesses, .claims, then this module.
 
 Two kinds of report, chosen by the caller (write_report's `study`):
 
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from repro.report import attribution, compare, guesses, plots, tables
+from repro.report import attribution, calibration, claims, compare, guesses, plots, tables
 from repro.report.compare import Comparison
 from repro.report.png import styled_png
 from repro.report.records import (  # noqa: F401  (re-exported: the names callers know this module by)
@@ -214,6 +214,10 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     # the record schema in results/README.md.
     from repro.study.record import refresh_schema_block
 
+    # Claims (paper/claims.toml) are checked before any document changes: a claim the re-made study no longer
+    # supports stops the report, naming it (repro.report.claims).
+    claims_file = paper_dir / "claims.toml"
+    claim_texts = claims.evaluate(claims_file, table_dir, all_groups) if claims_file.is_file() else {}
     figs = {name: (f"figures/{name}", fig.caption) for name, fig in figures.items()} or {
         p.name: (f"figures/{p.name}", plots.CAPTIONS.get(p.name, p.name))
         for p in sorted((paper_dir / "figures").glob("*.png"), key=_figure_order)
@@ -224,6 +228,12 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
                tables.headline_block(frames, order, {k: _rel(paper_dir / v, results_dir.parent)
                                                      for k, (v, _) in figs.items()},
                                      faithful_frame, faithful_top))]
+    # The check's false-flag rate and power, resampled from the ladder's and the faithfulness study's records
+    # (seconds of work: only where the README asks for it).
+    check_groups = {k: g for k, g in groups.items() if k[1] in ladder} | faithful_groups
+    readme = results_dir.parent / "README.md"
+    if check_groups and readme.is_file() and "<!-- report:check:start -->" in readme.read_text():
+        blocks.append((readme, "check", calibration.readme_block(check_groups)))
     if guess_table is not None:
         blocks.append((paper_dir / "paper.md", "guesses", guesses.section_markdown(guess_table, "")))
     if atts:
@@ -233,6 +243,12 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         updated = refresh_block(path, name, text)
         if updated is not None:
             put(path, updated.encode())
+    for path in (paper_dir / "paper.md", results_dir.parent / "README.md"):
+        if path.is_file() and (claim_texts or claims.cited(path.read_text())):
+            text = path.read_text()
+            rendered = claims.render(text, claim_texts, path.name)
+            if rendered != text:
+                put(path, rendered.encode())
     schema_doc = results_dir / "README.md"
     if schema_doc.is_file():
         updated = refresh_schema_block(schema_doc.read_text())

@@ -4,90 +4,168 @@ For every configuration of the user's runs, the reference configuration it is co
 the same dataset, label and config digest (or, when the label differs, the one configuration of the same
 dataset and config digest). Configurations without one are listed as "not in the reference".
 
-Rule (applied to final test error and to final train error, in percentage points; finished runs only):
+A run is *collapsed* by the record's `collapsed` field (repro.net.collapse: diverged, or final training error
+above 50%; records without the field: the same rule on their final figures). Collapses are an outcome of their
+own, so each configuration with 2 or more runs on both sides gets three tests:
 
-- both sides have 2 or more runs: the configuration **differs** when the 99% Welch interval of the
-  difference of means excludes 0 *and* the difference is larger than MARGIN_PP (0.3 points). The interval
-  alone would flag a consistent difference too small to matter; the margin alone would flag the spread of a
-  few seeds. Runs that differ from the reference only by floating-point rounding (another device, engine or
-  library version) are new samples of the same distribution: their mean lies within the interval.
-- one side has a single run: it **differs** when that run's value lies outside the other side's range of
-  values (min to max) widened by MARGIN_PP on both sides.
-- a single run on each side: compared (as above, |difference| > MARGIN_PP) only when both are the same seed;
-  otherwise **inconclusive** (the seed-to-seed spread is unknown), as is a side with no finished run.
+- **collapse rate**: Fisher's exact test (two-sided, tables as probable as the observed one or less) on the
+  collapsed counts k/n of the two sides. The collapse tests form their own family, at family-wise level
+  COLLAPSE_ALPHA by Tarone's Bonferroni for discrete tests: a test whose smallest attainable p-value (with the
+  total number of collapses fixed) could never reach the level is not counted, so configurations in which
+  nothing or almost nothing collapsed do not dilute the others. The level is high because at 16 seeds no level
+  near 1% could flag even 6 of 16 collapses against 1 of 16 (p = 0.08); Fisher's test is discrete, and where
+  collapses are rare its false-flag rate lies far below its level (repro.report.calibration measures it).
+- **test error**, percentage points, of the runs that did not collapse: Welch's t-test of the difference of means.
+- **train error**, relative: Welch's t-test on log(train error %) of the runs that did not collapse (floored at
+  TRAIN_FLOOR_PP), so that a configuration at 0.1% train error is flagged when it triples just as one at 1% is;
+  the ratio shown is the ratio of geometric means.
 
-A configuration differs when its test error or its train error differs; otherwise it **agrees**.
-The 95% Welch interval is shown beside each difference (for reading, not for the verdict).
-`all_agree` is True when at least one configuration was compared and none differs.
+The error tests of all configurations compared form one family: a test is flagged by Holm's step-down
+procedure at family-wise level ERROR_ALPHA. An error test needs 2 or more runs that did not collapse on each
+side; without them only the collapse counts are compared. There is no margin: a real difference, however small, is a
+difference, and runs that differ from the reference only by floating-point rounding (another device, engine
+or library version) are new samples of the same distribution.
+
+With a single run on one side (no test is possible) a configuration differs when that run's test error lies
+outside the other side's min–max range widened by MARGIN_PP, or its train error outside that range widened by
+the factor TRAIN_RATIO (collapsed runs included: a collapse lands far outside); a single run on each side is
+compared so only when both are the same seed, otherwise it is *inconclusive*, as is a side with no finished run.
+These single-run verdicts are outside the family-wise control.
+
+A configuration differs when any of its tests does; otherwise it **agrees**. `all_agree` is True when at least
+one configuration was compared and none differs.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from repro.report.records import Group, group_records, load_records
-from repro.report.stats import summarize, welch_interval
+from repro.report.stats import holm, summarize, t_cdf, welch_interval
 
-MARGIN_PP = 0.3
-CHECK_LEVEL = 0.99
+ERROR_ALPHA = 0.005  # family-wise level of the error tests (Holm over every configuration compared)
+COLLAPSE_ALPHA = 0.1  # family-wise level of the collapse tests (Fisher's exact test, Tarone's Bonferroni)
+TRAIN_FLOOR_PP = 0.01  # log scale floor for train error: below one pattern in 7,291
+MARGIN_PP = 0.3  # single-run comparisons only
+TRAIN_RATIO = 2.0  # single-run comparisons only
 METRICS = ("test_error", "train_error")
 AGREES, DIFFERS, INCONCLUSIVE, NOT_IN_REFERENCE = "agrees", "differs", "inconclusive", "not in the reference"
 RULE = (
-    f"A configuration *differs* from the committed study when its mean test or train error does: with 2 or more "
-    f"runs on both sides, when the {CHECK_LEVEL:.0%} Welch interval of the difference excludes 0 and the "
-    f"difference exceeds {MARGIN_PP} percentage points; with a single run on one side, when that value lies "
-    f"outside the other side's min–max range widened by {MARGIN_PP} points; with a single run on each side, "
-    f"when they are the same seed and differ by more than {MARGIN_PP} points (different seeds: inconclusive). "
-    "Runs that differ only by floating-point rounding (another device, engine or library) agree: they are new "
-    "samples of the same distribution of errors."
+    "A configuration *differs* from the committed study when, with 2 or more runs on both sides, its rate of "
+    f"collapsed runs differs (Fisher's exact test; Tarone's Bonferroni for discrete tests over the configurations "
+    f"compared, family-wise level {COLLAPSE_ALPHA:.0%}), or the mean test "
+    "error (percentage points) or the mean log train error (a relative scale) of its runs that did not collapse "
+    f"differs (Welch's t-test; Holm's procedure over all configurations compared, family-wise level "
+    f"{ERROR_ALPHA:.0%}); with a single run on one side, when that run's test error lies outside the other "
+    f"side's min–max range widened by {MARGIN_PP} points or its train error outside that range widened by a "
+    f"factor {TRAIN_RATIO:g}; with a single run on each side, when they are the same seed and differ that much "
+    "(different seeds: inconclusive). Runs that differ only by floating-point rounding (another device, engine "
+    "or library) agree: they are new samples of the same distribution."
 )
 COLUMNS = (
     "dataset", "label", "config_digest", "reference_label", "passes", "seeds", "diverged", "reference_seeds",
-    "reference_diverged", "same_data",
+    "reference_diverged", "same_data", "collapsed", "reference_collapsed", "collapse_p", "collapse_verdict",
     *(f"{p}{m}_{s}" for m in METRICS for p in ("", "reference_") for s in ("mean", "std", "min", "max")),
-    *(f"{m}_{s}" for m in METRICS for s in ("delta", "ci95_low", "ci95_high", "ci99_low", "ci99_high")),
-    *(f"{m}_verdict" for m in METRICS), "verdict", "reason",
+    *(f"{m}_{s}" for m in METRICS for s in ("delta", "ci95_low", "ci95_high", "p")),
+    "train_error_ratio", *(f"{m}_verdict" for m in METRICS), "verdict", "reason",
 )
 
 
 class Comparison(NamedTuple):
-    """`table`: one row per configuration of the user's runs (COLUMNS; errors in %); `all_agree`: at least
-    one configuration compared and none differs."""
+    """`table`: one row per configuration of the user's runs (COLUMNS; errors in %, statistics of the runs that
+    did not collapse); `all_agree`: at least one configuration compared and none differs."""
 
     table: pd.DataFrame
     all_agree: bool
 
 
-def metric_verdict(user: list[float], ref: list[float], user_seeds: list[int] = (), ref_seeds: list[int] = (),
-                   margin: float = MARGIN_PP, level: float = CHECK_LEVEL) -> tuple[str, str]:
-    """(verdict, why) for one metric: values in %, of the finished runs on each side (see the module rule)."""
+# ----------------------------------------------------------------------------------------- tests
+def is_collapsed(rec: dict) -> bool:
+    """The record's `collapsed` field; for a record without it, the same rule (repro.net.collapse) on its figures."""
+    if "collapsed" in rec:
+        return bool(rec["collapsed"])
+    train = rec.get("final", {}).get("train_error")
+    return rec.get("diverged_at_pass") is not None or train is None or not math.isfinite(train) or train > 0.5
+
+
+@lru_cache(maxsize=4096)
+def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p-value of Fisher's exact test for k1 of n1 against k2 of n2: the probability, with the margins
+    fixed, of a table as probable as the observed one or less (exact integer arithmetic, math.comb)."""
+    total, k = n1 + n2, k1 + k2
+    lo, hi = max(0, k - n2), min(k, n1)
+    weights = {x: math.comb(n1, x) * math.comb(n2, k - x) for x in range(lo, hi + 1)}
+    observed = weights[k1]
+    # Relative tolerance as in common implementations: tables equally probable up to rounding count as extreme.
+    extreme = sum(w for w in weights.values() if w <= observed * (1 + 1e-7))
+    return min(1.0, extreme / math.comb(total, k))
+
+
+def fisher_min_p(k: int, n1: int, n2: int) -> float:
+    """The smallest p-value Fisher's test can give with k collapses in all among n1 and n2 runs."""
+    lo, hi = max(0, k - n2), min(k, n1)
+    return min(fisher_exact(lo, n1, k - lo, n2), fisher_exact(hi, n1, k - hi, n2))
+
+
+def tarone_level(min_ps: list[float], alpha: float) -> float:
+    """Tarone's Bonferroni level for discrete tests: alpha / K for the smallest K such that at most K of the
+    tests can attain alpha / K (the others cannot be rejected at that level and are not counted)."""
+    for count in range(1, len(min_ps) + 1):
+        if sum(p <= alpha / count for p in min_ps) <= count:
+            return alpha / count
+    return alpha / max(1, len(min_ps))
+
+
+def welch_p(a, b) -> float:
+    """Two-sided p-value of Welch's t-test for mean(b) - mean(a); nan with fewer than 2 values on a side."""
+    a, b = np.asarray(list(a), dtype=np.float64), np.asarray(list(b), dtype=np.float64)
+    if len(a) < 2 or len(b) < 2:
+        return math.nan
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    diff, se2 = float(b.mean() - a.mean()), float(va + vb)
+    if se2 == 0.0:
+        return 1.0 if diff == 0.0 else 0.0
+    df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    return 2.0 * t_cdf(-abs(diff) / math.sqrt(se2), df)
+
+
+def log_train(values_pp) -> list[float]:
+    """The relative scale of train error: log of the percentage, floored at TRAIN_FLOOR_PP."""
+    return [math.log(max(v, TRAIN_FLOOR_PP)) for v in values_pp]
+
+
+def single_run_verdict(user: list[float], ref: list[float], user_seeds=(), ref_seeds=(), *,
+                       relative: bool = False) -> tuple[str, str]:
+    """(verdict, why) for one metric when a side has a single run (values in %): outside the other side's range
+    widened by MARGIN_PP (relative=True: by the factor TRAIN_RATIO) differs."""
     if not user or not ref:
         return INCONCLUSIVE, "no finished run on " + ("either side" if not user and not ref
                                                       else "the user's side" if not user else "the reference side")
-    if len(user) >= 2 and len(ref) >= 2:
-        iv = welch_interval(ref, user, level)
-        excludes = iv.low > 0 or iv.high < 0
-        if excludes and abs(iv.diff) > margin:
-            return DIFFERS, (f"difference {iv.diff:+.2f} pp, {level:.0%} interval [{iv.low:+.2f}, {iv.high:+.2f}] "
-                             f"excludes 0 and exceeds {margin} pp")
-        return AGREES, (f"difference {iv.diff:+.2f} pp, {level:.0%} interval [{iv.low:+.2f}, {iv.high:+.2f}]"
-                        + (" includes 0" if not excludes else f", within {margin} pp"))
+
+    def widened(lo: float, hi: float) -> tuple[float, float]:
+        return (lo / TRAIN_RATIO, hi * TRAIN_RATIO) if relative else (lo - MARGIN_PP, hi + MARGIN_PP)
+
+    how = f"× or ÷ {TRAIN_RATIO:g}" if relative else f"± {MARGIN_PP} pp"
     if len(user) == 1 and len(ref) == 1:
         if list(user_seeds) != list(ref_seeds) or not user_seeds:
             return INCONCLUSIVE, "one run on each side, different seeds: the spread over seeds is unknown"
-        d = user[0] - ref[0]
-        return (DIFFERS if abs(d) > margin else AGREES), f"same seed, difference {d:+.2f} pp (margin {margin} pp)"
+        lo, hi = widened(ref[0], ref[0])
+        inside = lo <= user[0] <= hi
+        return (AGREES if inside else DIFFERS), f"same seed, {user[0]:.2f} against {ref[0]:.2f} ({how})"
     single, many, whose = (user[0], ref, "reference") if len(user) == 1 else (ref[0], user, "user's")
-    lo, hi = min(many) - margin, max(many) + margin
+    lo, hi = widened(min(many), max(many))
     inside = lo <= single <= hi
     return (AGREES if inside else DIFFERS), (f"single value {single:.2f} {'inside' if inside else 'outside'} the "
-                                             f"{whose} range {min(many):.2f}–{max(many):.2f} ± {margin} pp")
+                                             f"{whose} range {min(many):.2f}–{max(many):.2f} {how}")
 
 
+# ----------------------------------------------------------------------------------------- comparison
 def _match(g: Group, reference: dict[tuple[str, str], Group]) -> tuple[Group | None, str]:
     ref = reference.get((g.dataset, g.label))
     if ref is not None and ref.digest == g.digest:
@@ -103,44 +181,90 @@ def _match(g: Group, reference: dict[tuple[str, str], Group]) -> tuple[Group | N
     return None, f"no {g.dataset} configuration with config digest {g.digest} in the reference"
 
 
-def compare_groups(runs: dict[tuple[str, str], Group], reference: dict[tuple[str, str], Group],
-                   margin: float = MARGIN_PP, level: float = CHECK_LEVEL) -> Comparison:
+def stable_values(g: Group, metric: str) -> list[float]:
+    """metric (in %) of the finished runs of `g` that did not collapse."""
+    return [100.0 * r["final"][metric] for r in g.ok if not is_collapsed(r)]
+
+
+def collapse_count(g: Group) -> int:
+    return sum(is_collapsed(r) for r in g.records)
+
+
+def compare_groups(runs: dict[tuple[str, str], Group], reference: dict[tuple[str, str], Group]) -> Comparison:
     """The comparison of grouped runs (repro.report.records.group_records) with the reference's groups."""
-    rows = []
+    rows, family = [], []  # family: (row index, metric, p) of every error test, for Holm
+    collapse_tests = []  # (row index, smallest attainable p) of every collapse test, for Tarone
     for (ds, label), g in sorted(runs.items()):
         ref, why = _match(g, reference)
         row = {"dataset": ds, "label": label, "config_digest": g.digest, "passes": g.passes,
-               "seeds": len(g.records), "diverged": g.n_diverged}
+               "seeds": len(g.records), "diverged": g.n_diverged, "reasons": []}
+        rows.append(row)
         if ref is None:
-            rows.append({**row, "reference_label": "", "verdict": NOT_IN_REFERENCE, "reason": why})
+            row.update(reference_label="", verdict=NOT_IN_REFERENCE, reasons=[why])
             continue
-        row.update(reference_label=ref.label, reference_seeds=len(ref.records), reference_diverged=ref.n_diverged,
-                   same_data=g.first["dataset_fingerprint"] == ref.first["dataset_fingerprint"])
-        verdicts, reasons = [], []
+        n, n_ref, k, k_ref = len(g.records), len(ref.records), collapse_count(g), collapse_count(ref)
+        row.update(reference_label=ref.label, reference_seeds=n_ref, reference_diverged=ref.n_diverged,
+                   same_data=g.first["dataset_fingerprint"] == ref.first["dataset_fingerprint"],
+                   collapsed=k, reference_collapsed=k_ref)
+        many = n >= 2 and n_ref >= 2
+        if many:
+            row["collapse_p"] = fisher_exact(k, n, k_ref, n_ref)
+            collapse_tests.append((len(rows) - 1, fisher_min_p(k + k_ref, n, n_ref)))
         for m in METRICS:
-            u, r = g.values(m, 100.0), ref.values(m, 100.0)
+            u, r = stable_values(g, m), stable_values(ref, m)
             for prefix, vals in (("", u), ("reference_", r)):
                 s = summarize(vals)
                 row.update({f"{prefix}{m}_mean": s.mean, f"{prefix}{m}_std": s.std, f"{prefix}{m}_min": s.min,
                             f"{prefix}{m}_max": s.max})
-            i95, i99 = welch_interval(r, u), welch_interval(r, u, level)
-            row.update({f"{m}_delta": i95.diff, f"{m}_ci95_low": i95.low, f"{m}_ci95_high": i95.high,
-                        f"{m}_ci99_low": i99.low, f"{m}_ci99_high": i99.high})
-            verdict, reason = metric_verdict(u, r, [x["seed"] for x in g.ok], [x["seed"] for x in ref.ok],
-                                             margin, level)
-            row[f"{m}_verdict"] = verdict
-            verdicts.append(verdict)
-            reasons.append(f"{m.replace('_', ' ')}: {reason}")
+            i95 = welch_interval(r, u)
+            row.update({f"{m}_delta": i95.diff, f"{m}_ci95_low": i95.low, f"{m}_ci95_high": i95.high})
+            relative = m == "train_error"
+            if relative and u and r:
+                row["train_error_ratio"] = math.exp(float(np.mean(log_train(u)) - np.mean(log_train(r))))
+            if many:
+                p = welch_p(log_train(r), log_train(u)) if relative else welch_p(r, u)
+                row[f"{m}_p"] = p
+                if math.isnan(p):  # the collapse test has compared these runs; nothing is left to compare here
+                    row["reasons"].append(f"{m.replace('_', ' ')}: not tested, fewer than 2 runs that did not "
+                                          "collapse on a side")
+                else:
+                    family.append((len(rows) - 1, m, p))
+            else:
+                all_u, all_r = g.values(m, 100.0), ref.values(m, 100.0)
+                verdict, reason = single_run_verdict(all_u, all_r, [x["seed"] for x in g.ok],
+                                                     [x["seed"] for x in ref.ok], relative=relative)
+                row[f"{m}_verdict"] = verdict
+                row["reasons"].append(f"{m.replace('_', ' ')}: {reason}")
+    level = tarone_level([q for _, q in collapse_tests], COLLAPSE_ALPHA)
+    for i, _ in collapse_tests:
+        row = rows[i]
+        flag = row["collapse_p"] <= level
+        row["collapse_verdict"] = DIFFERS if flag else AGREES
+        row["reasons"].append(f"collapsed {row['collapsed']}/{row['seeds']} against {row['reference_collapsed']}/"
+                              f"{row['reference_seeds']}, Fisher p = {row['collapse_p']:.3g}"
+                              + (f" (flagged: at most {level:.3g})" if flag else ""))
+    flagged = holm([p for _, _, p in family], ERROR_ALPHA)
+    for (i, m, p), flag in zip(family, flagged):
+        rows[i][f"{m}_verdict"] = DIFFERS if flag else AGREES
+        what = "ratio of geometric means {:.2f}".format(rows[i]["train_error_ratio"]) if m == "train_error" else \
+            f"difference {rows[i][f'{m}_delta']:+.2f} pp"
+        rows[i]["reasons"].append(f"{m.replace('_', ' ')}: {what}, Welch p = {p:.3g}"
+                                  + (" (flagged by Holm)" if flag else ""))
+    for row in rows:
+        if row.get("verdict") == NOT_IN_REFERENCE:
+            row["reason"] = "; ".join(row.pop("reasons"))
+            continue
+        verdicts = [row.get(f"{m}_verdict") for m in ("collapse", *METRICS)]
         row["verdict"] = DIFFERS if DIFFERS in verdicts else INCONCLUSIVE if INCONCLUSIVE in verdicts else AGREES
         if not row["same_data"]:
-            reasons.append("the dataset fingerprints differ (other data)")
-        row["reason"] = "; ".join(reasons)
-        rows.append(row)
+            row["reasons"].append("the dataset fingerprints differ (other data)")
+        row["reason"] = "; ".join(row.pop("reasons"))
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    for c in ("passes", "seeds", "diverged", "reference_seeds", "reference_diverged"):
+    for c in ("passes", "seeds", "diverged", "reference_seeds", "reference_diverged", "collapsed",
+              "reference_collapsed"):
         df[c] = df[c].astype("Int64")
     for c in COLUMNS:
-        if c.endswith(("_mean", "_std", "_min", "_max", "_delta", "_low", "_high")):
+        if c.endswith(("_mean", "_std", "_min", "_max", "_delta", "_low", "_high", "_p", "_ratio")):
             df[c] = df[c].astype("float64")
     compared = df["verdict"].isin([AGREES, DIFFERS])
     return Comparison(df, bool(compared.any()) and not bool((df["verdict"] == DIFFERS).any()))
@@ -161,12 +285,16 @@ def _pm(mean: float, std: float) -> str:
     return f"{mean:.2f}" + ("" if math.isnan(std) else f" ± {std:.2f}")
 
 
-def _delta(row, m: str) -> str:
-    d = row[f"{m}_delta"]
+def _delta(row) -> str:
+    d = row["test_error_delta"]
     if pd.isna(d):
         return ""
-    lo, hi = row[f"{m}_ci95_low"], row[f"{m}_ci95_high"]
+    lo, hi = row["test_error_ci95_low"], row["test_error_ci95_high"]
     return f"{d:+.2f}" + ("" if pd.isna(lo) else f" [{lo:+.2f}, {hi:+.2f}]")
+
+
+def _p(value) -> str:
+    return "" if pd.isna(value) else f"{value:.2g}"
 
 
 def comparison_markdown(cmp: Comparison, reference_name: str = "the committed study") -> str:
@@ -175,22 +303,27 @@ def comparison_markdown(cmp: Comparison, reference_name: str = "the committed st
     out = [f"## Check against {reference_name}", ""]
     if df.empty:
         return "\n".join(out + ["*(no configurations to compare)*", ""])
-    head = ("configuration", "runs (yours / reference)", "test error % yours", "reference", "Δ pp [95% CI]",
-            "train error % yours", "reference", "Δ pp [95% CI]", "verdict")
-    out += ["| " + " | ".join(head) + " |", "|---|--:|--:|--:|--:|--:|--:|--:|---|"]
+    head = ("configuration", "runs (yours / reference)", "collapsed (yours / reference)", "collapse p",
+            "test error % yours", "reference", "Δ pp [95% CI]", "p", "train error % yours", "reference",
+            "ratio", "p", "verdict")
+    out += ["| " + " | ".join(head) + " |", "|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|"]
     for _, row in df.iterrows():
         name = f"{row.dataset} `{row.label}`" + (f" (reference `{row.reference_label}`)"
                                                 if row.reference_label and row.reference_label != row.label else "")
         if row.verdict == NOT_IN_REFERENCE:
-            out.append(f"| {name} | {_runs(row.seeds, row.diverged)} / – | | | | | | | {row.verdict} |")
+            out.append(f"| {name} | {_runs(row.seeds, row.diverged)} / – |" + " |" * 10 + f" {row.verdict} |")
             continue
-        cells = [name, f"{_runs(row.seeds, row.diverged)} / {_runs(row.reference_seeds, row.reference_diverged)}"]
-        for m in METRICS:
-            cells += [_pm(row[f"{m}_mean"], row[f"{m}_std"]), _pm(row[f"reference_{m}_mean"], row[f"reference_{m}_std"]),
-                      _delta(row, m)]
-        cells.append(f"**{row.verdict}**" if row.verdict == DIFFERS else row.verdict)
+        cells = [name, f"{_runs(row.seeds, row.diverged)} / {_runs(row.reference_seeds, row.reference_diverged)}",
+                 f"{row.collapsed} / {row.reference_collapsed}", _p(row.collapse_p),
+                 _pm(row.test_error_mean, row.test_error_std),
+                 _pm(row.reference_test_error_mean, row.reference_test_error_std), _delta(row), _p(row.test_error_p),
+                 _pm(row.train_error_mean, row.train_error_std),
+                 _pm(row.reference_train_error_mean, row.reference_train_error_std),
+                 "" if pd.isna(row.train_error_ratio) else f"×{row.train_error_ratio:.2f}", _p(row.train_error_p),
+                 f"**{row.verdict}**" if row.verdict == DIFFERS else row.verdict]
         out.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    out += ["", RULE, ""]
+    out += ["", "Errors: mean ± std of the runs that did not collapse; *ratio*: of their geometric mean train "
+            "errors (yours / reference).", "", RULE, ""]
     out += [f"- {row.dataset} `{row.label}`: {row.reason}" for _, row in df.iterrows()]
     out += ["", summary_line(cmp), ""]
     return "\n".join(out)

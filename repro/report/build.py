@@ -173,6 +173,10 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         put(table_dir / "guesses.csv", tables.to_csv(guess_table).encode())
         sections.append(guesses.section_markdown(guess_table))
 
+    from repro.report import peers  # the peers' single runs beside our seeds: peers-<dataset>.md|csv, a section
+
+    sections += peers.write(all_groups, table_dir, put)
+
     atts, att_notes = [], []
     for ds in sorted({ds for ds, _ in factorial_groups}, key=lambda d: (d != "usps", d)):
         fac, why = attribution.find_factorial(factorial_groups, ds, ladder)

@@ -38,9 +38,11 @@ from repro.report.records import (  # noqa: F401  (re-exported: the names caller
     COMPAT_FIELDS, Group, Inputs, ReportError, comparison_label, group_records, label_order, load_records)
 from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES, REFERENCES  # noqa: F401
 from repro.report.stats import CI_METHOD, summarize, welch_interval  # noqa: F401
-from repro.study.store import DEFAULT_RESULTS_DIR, REPO_ROOT
+from repro.resources import SUMMARY_NAME, paper_dir as _paper_dir
+from repro.study.store import DEFAULT_RESULTS_DIR
+from repro.study.summary import read_summary, summary_json
 
-DEFAULT_PAPER_DIR = REPO_ROOT / "paper"
+DEFAULT_PAPER_DIR = _paper_dir()  # None when installed from a wheel
 
 
 @dataclass
@@ -65,7 +67,7 @@ class Report:
 def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False, out_dir: Path | None = None,
                  paper_dir: Path | None = None, reference_dir: Path | None = None, data_dir: str | None = None,
                  ladder_dir: Path | None = None, strict: bool = False, make_figures: bool = True,
-                 warn: Callable[[str], None] = lambda m: None) -> Report:
+                 summary_file: Path | None = None, warn: Callable[[str], None] = lambda m: None) -> Report:
     """Write the report of the runs under `results_dir`/runs; return what was written and the check.
 
     study=False (a workspace): report.md, tables/ and figures/ go to `out_dir` (default results_dir/report);
@@ -73,7 +75,9 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     (repro.report.compare) in report.md and tables/comparison.csv. Nothing else is written.
     study=True (the committed study): results.md into `results_dir`, tables/ and figures/ into `paper_dir`
     (default: paper/ beside results_dir), and the generated blocks of paper.md, README.md and
-    results_dir/README.md. `out_dir` and `reference_dir` are not accepted then.
+    results_dir/README.md. `out_dir` and `reference_dir` are not accepted then. With `summary_file`, the
+    study's summary (repro.study.summary: what a wheel's `report --check` compares with) is written there too.
+    A `reference_dir` without runs/ but with the summary (an installed package's study) is read from it.
 
     ReportError: a folder with no run records (none at all, or every one skipped as damaged), a damaged file
     under strict=True, or arguments that do not fit the kind of report. Warnings go to `warn` and into the
@@ -95,7 +99,7 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
                               "goes to out_dir")
         out_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
         for committed in (DEFAULT_RESULTS_DIR, DEFAULT_PAPER_DIR, *((reference_dir,) if reference_dir else ())):
-            if _inside(out_dir, Path(committed)):
+            if committed is not None and _inside(out_dir, Path(committed)):
                 raise ReportError(f"a workspace's report would be written into {committed} ({out_dir}); the "
                                   "committed study is written only when asked for (study=True)")
     notes: list[str] = []
@@ -160,7 +164,7 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
 
     comparison, sections = None, []
     if reference_dir is not None:
-        reference = group_records(load_records(Path(reference_dir), warn=lambda m: None).records)
+        reference = group_records(_reference_records(Path(reference_dir)))
         if not reference:
             note(f"no run records under {Path(reference_dir) / 'runs'}: nothing to check the runs against")
         comparison = compare.compare_groups(all_groups, reference)
@@ -213,6 +217,8 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     put(text_path, md.encode())
     if not study:
         return Report(written, comparison)
+    if summary_file is not None:
+        put(Path(summary_file), summary_json(inputs.records))
 
     # Generated blocks inside hand-written documents: the paper's results section, the README headline and
     # the record schema in results/README.md.
@@ -259,6 +265,13 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         if updated is not None:
             put(schema_doc, updated.encode())
     return Report(written, comparison)
+
+
+def _reference_records(folder: Path) -> list[dict]:
+    """The reference's run records: its runs/, else (an installed package's study) its summary's runs."""
+    if not (folder / "runs").is_dir() and (folder / SUMMARY_NAME).is_file():
+        return read_summary(folder / SUMMARY_NAME)
+    return load_records(folder, warn=lambda m: None).records
 
 
 def _inside(path: Path, folder: Path) -> bool:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from repro.report.compare import (
-    COLLAPSE_ALPHA, ERROR_ALPHA, fisher_exact, fisher_min_p, is_collapsed, log_train, tarone_level)
+    COLLAPSE_ALPHA, ERROR_ALPHA, fisher_exact, fisher_min_p, log_train, tarone_level)
 from repro.report.records import Group
 from repro.report.stats import clopper_pearson, t_quantile
 
@@ -41,7 +41,8 @@ RATIO_GRID = np.round(np.arange(1.05, 5.0001, 0.05), 2)
 
 @dataclass(frozen=True)
 class Outcomes:
-    """One configuration's committed runs: test error (%), log train error (compare.log_train), collapsed."""
+    """One configuration's committed runs: test error (%), log train error (compare.log_train), collapsed (the
+    records' field; a collapsed run's errors are never read)."""
 
     key: tuple[str, str]
     test: np.ndarray
@@ -50,7 +51,7 @@ class Outcomes:
 
     @classmethod
     def of(cls, key: tuple[str, str], g: Group) -> Outcomes:
-        collapsed = np.array([is_collapsed(r) for r in g.records])
+        collapsed = np.array([bool(r["collapsed"]) for r in g.records])
         final = [r["final"] if not c else {} for r, c in zip(g.records, collapsed)]
         test = np.array([100.0 * f.get("test_error", 0.0) for f in final])
         train = np.array(log_train([100.0 * f.get("train_error", 1.0) for f in final]))

@@ -10,13 +10,13 @@ Values (strings in a claim's [values] table):
 
 - `table NAME ROW COLUMN`: the cell of the report's table NAME (tables/NAME.csv) in the row whose first column is
   ROW (or `col=value,col=value` to select on several columns), as a number.
-- `runs DATASET LABEL`: the finished runs of a configuration; `.n`, `.mean`, `.std`, `.median`, `.min`, `.max` of
-  the final test error (%) of the runs that did not collapse, `.train_mean` etc. of their train error, and
-  `.all_mean` of the test error of every finished run.
-- `collapsed DATASET LABEL`: `.k` collapsed of `.n` runs (repro.report.compare.is_collapsed), `.share`, and
-  `.low`, `.high`: its 95% Clopper–Pearson interval.
+- `runs DATASET LABEL`: the runs of a configuration that did not collapse: `.n`, `.mean`, `.std`, `.median`,
+  `.min`, `.max` of their final test error (%), `.train_mean` etc. of their train error; `.all_mean`: the mean
+  test error of every finished run, collapsed ones included.
+- `collapsed DATASET LABEL`: `.k` collapsed of `.n` runs (the records' `collapsed`), `.share`, and `.low`,
+  `.high`: its 95% Clopper–Pearson interval, in %.
 - `diff DATASET A B METRIC in FAMILY`: mean of B minus mean of A of METRIC (`test_error` or `train_error`, %,
-  every finished run, as in the tables' Δ columns): `.diff`, `.low`, `.high` (95% Welch interval), `.p`, and,
+  of the runs that did not collapse, as in the tables' Δ columns): `.diff`, `.low`, `.high` (95% Welch interval), `.p`, and,
   over the declared family FAMILY ([family.FAMILY] comparisons = ["DATASET A B METRIC", ...]): `.p_holm` (Holm's
   adjusted p-value) and `.low_adj`, `.high_adj` (Bonferroni-simultaneous 95% interval over the family's size).
   A difference must belong to a declared family: the correction covers every comparison of the family, cited
@@ -39,7 +39,6 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from repro.report.compare import is_collapsed, welch_p
 from repro.report.records import Group, ReportError
 from repro.report.stats import clopper_pearson, welch_interval
 
@@ -112,9 +111,7 @@ class _Sources:
 
     def runs(self, dataset: str, label: str) -> SimpleNamespace:
         g = self.group(dataset, label)
-        stable = [r for r in g.ok if not is_collapsed(r)]
-        test = np.array([100.0 * r["final"]["test_error"] for r in stable])
-        train = np.array([100.0 * r["final"]["train_error"] for r in stable])
+        test, train = np.array(g.stable_values("test_error", 100.0)), np.array(g.stable_values("train_error", 100.0))
 
         def stats(v: np.ndarray, prefix: str = "") -> dict:
             if not len(v):
@@ -123,20 +120,20 @@ class _Sources:
                     f"{prefix}median": float(np.median(v)), f"{prefix}min": float(v.min()),
                     f"{prefix}max": float(v.max())}
 
-        return SimpleNamespace(n=len(stable), **stats(test), **stats(train, "train_"),
+        return SimpleNamespace(n=len(test), **stats(test), **stats(train, "train_"),
                                all_mean=float(np.mean(g.values("test_error", 100.0))))
 
     def collapsed(self, dataset: str, label: str) -> SimpleNamespace:
         g = self.group(dataset, label)
-        k, n = sum(is_collapsed(r) for r in g.records), len(g.records)
+        k, n = g.n_collapsed, len(g.records)
         low, high = clopper_pearson(k, n)
         return SimpleNamespace(k=k, n=n, share=k / n, low=100.0 * low, high=100.0 * high)
 
     def _difference(self, comparison: str) -> SimpleNamespace:
         dataset, a, b, metric = comparison.split()
-        ra, rb = self.group(dataset, a).values(metric, 100.0), self.group(dataset, b).values(metric, 100.0)
+        ra, rb = self.group(dataset, a).stable_values(metric, 100.0), self.group(dataset, b).stable_values(metric, 100.0)
         iv = welch_interval(ra, rb)
-        return SimpleNamespace(diff=iv.diff, low=iv.low, high=iv.high, p=welch_p(ra, rb), ra=ra, rb=rb)
+        return SimpleNamespace(diff=iv.diff, low=iv.low, high=iv.high, p=iv.p, ra=ra, rb=rb)
 
     def family(self, name: str) -> dict[str, SimpleNamespace]:
         if name not in self._family_cache:

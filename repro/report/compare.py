@@ -5,7 +5,7 @@ the same dataset, label and config digest (or, when the label differs, the one c
 dataset and config digest). Configurations without one are listed as "not in the reference".
 
 A run is *collapsed* by the record's `collapsed` field (repro.net.collapse: diverged, or final training error
-above 50%; records without the field: the same rule on their final figures). Collapses are an outcome of their
+above 50%). Collapses are an outcome of their
 own, so each configuration with 2 or more runs on both sides gets three tests:
 
 - **collapse rate**: Fisher's exact test (two-sided, tables as probable as the observed one or less) on the
@@ -47,7 +47,7 @@ import numpy as np
 import pandas as pd
 
 from repro.report.records import Group, group_records, load_records
-from repro.report.stats import holm, summarize, t_cdf, welch_interval
+from repro.report.stats import holm, summarize, welch_interval
 
 ERROR_ALPHA = 0.005  # family-wise level of the error tests (Holm over every configuration compared)
 COLLAPSE_ALPHA = 0.1  # family-wise level of the collapse tests (Fisher's exact test, Tarone's Bonferroni)
@@ -86,14 +86,6 @@ class Comparison(NamedTuple):
 
 
 # ----------------------------------------------------------------------------------------- tests
-def is_collapsed(rec: dict) -> bool:
-    """The record's `collapsed` field; for a record without it, the same rule (repro.net.collapse) on its figures."""
-    if "collapsed" in rec:
-        return bool(rec["collapsed"])
-    train = rec.get("final", {}).get("train_error")
-    return rec.get("diverged_at_pass") is not None or train is None or not math.isfinite(train) or train > 0.5
-
-
 @lru_cache(maxsize=4096)
 def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
     """Two-sided p-value of Fisher's exact test for k1 of n1 against k2 of n2: the probability, with the margins
@@ -120,19 +112,6 @@ def tarone_level(min_ps: list[float], alpha: float) -> float:
         if sum(p <= alpha / count for p in min_ps) <= count:
             return alpha / count
     return alpha / max(1, len(min_ps))
-
-
-def welch_p(a, b) -> float:
-    """Two-sided p-value of Welch's t-test for mean(b) - mean(a); nan with fewer than 2 values on a side."""
-    a, b = np.asarray(list(a), dtype=np.float64), np.asarray(list(b), dtype=np.float64)
-    if len(a) < 2 or len(b) < 2:
-        return math.nan
-    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-    diff, se2 = float(b.mean() - a.mean()), float(va + vb)
-    if se2 == 0.0:
-        return 1.0 if diff == 0.0 else 0.0
-    df = se2 ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
-    return 2.0 * t_cdf(-abs(diff) / math.sqrt(se2), df)
 
 
 def log_train(values_pp) -> list[float]:
@@ -181,15 +160,6 @@ def _match(g: Group, reference: dict[tuple[str, str], Group]) -> tuple[Group | N
     return None, f"no {g.dataset} configuration with config digest {g.digest} in the reference"
 
 
-def stable_values(g: Group, metric: str) -> list[float]:
-    """metric (in %) of the finished runs of `g` that did not collapse."""
-    return [100.0 * r["final"][metric] for r in g.ok if not is_collapsed(r)]
-
-
-def collapse_count(g: Group) -> int:
-    return sum(is_collapsed(r) for r in g.records)
-
-
 def compare_groups(runs: dict[tuple[str, str], Group], reference: dict[tuple[str, str], Group]) -> Comparison:
     """The comparison of grouped runs (repro.report.records.group_records) with the reference's groups."""
     rows, family = [], []  # family: (row index, metric, p) of every error test, for Holm
@@ -202,7 +172,7 @@ def compare_groups(runs: dict[tuple[str, str], Group], reference: dict[tuple[str
         if ref is None:
             row.update(reference_label="", verdict=NOT_IN_REFERENCE, reasons=[why])
             continue
-        n, n_ref, k, k_ref = len(g.records), len(ref.records), collapse_count(g), collapse_count(ref)
+        n, n_ref, k, k_ref = len(g.records), len(ref.records), g.n_collapsed, ref.n_collapsed
         row.update(reference_label=ref.label, reference_seeds=n_ref, reference_diverged=ref.n_diverged,
                    same_data=g.first["dataset_fingerprint"] == ref.first["dataset_fingerprint"],
                    collapsed=k, reference_collapsed=k_ref)
@@ -211,7 +181,7 @@ def compare_groups(runs: dict[tuple[str, str], Group], reference: dict[tuple[str
             row["collapse_p"] = fisher_exact(k, n, k_ref, n_ref)
             collapse_tests.append((len(rows) - 1, fisher_min_p(k + k_ref, n, n_ref)))
         for m in METRICS:
-            u, r = stable_values(g, m), stable_values(ref, m)
+            u, r = g.stable_values(m, 100.0), ref.stable_values(m, 100.0)
             for prefix, vals in (("", u), ("reference_", r)):
                 s = summarize(vals)
                 row.update({f"{prefix}{m}_mean": s.mean, f"{prefix}{m}_std": s.std, f"{prefix}{m}_min": s.min,
@@ -222,7 +192,7 @@ def compare_groups(runs: dict[tuple[str, str], Group], reference: dict[tuple[str
             if relative and u and r:
                 row["train_error_ratio"] = math.exp(float(np.mean(log_train(u)) - np.mean(log_train(r))))
             if many:
-                p = welch_p(log_train(r), log_train(u)) if relative else welch_p(r, u)
+                p = (welch_interval(log_train(r), log_train(u)) if relative else welch_interval(r, u)).p
                 row[f"{m}_p"] = p
                 if math.isnan(p):  # the collapse test has compared these runs; nothing is left to compare here
                     row["reasons"].append(f"{m.replace('_', ' ')}: not tested, fewer than 2 runs that did not "

@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from repro.config import Config, ConfigError, apply_patch, field_names
+from repro.resources import ladder_dir
 
-DEFAULT_LADDER_DIR = Path(__file__).resolve().parents[2] / "ablations"
+DEFAULT_LADDER_DIR = ladder_dir()
 MODES = ("cumulative", "single", "leave-one-out", "factorial", "guesses")
 GUESS_PREFIX = "guess:"
 FACTORIAL_PREFIX = "f:"

@@ -19,8 +19,9 @@ from typing import Any
 
 import torch
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_RESULTS_DIR = REPO_ROOT / "results"
+from repro.resources import checkout_root, study_dir
+
+DEFAULT_RESULTS_DIR = study_dir()
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -66,14 +67,17 @@ def checkpoint_path(results_dir: Path, dataset: str, label: str, digest: str, se
 @functools.cache
 def git_commit() -> str:
     """The commit of the code this process runs: read once, at the first call (a job calls it when it starts),
-    so later edits to the working tree do not change what its records say."""
+    so later edits to the working tree do not change what its records say. Installed from a wheel: "unknown"."""
+    root = checkout_root()
+    if root is None:
+        return "unknown"
     try:
         out = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
         )
         commit = out.stdout.strip() or "unknown"
         dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "repro"],
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "repro"],
             capture_output=True, text=True, timeout=5,
         ).stdout.strip()
         return commit + ("-dirty" if dirty else "")

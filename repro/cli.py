@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from repro import resources
 from repro.config import Config, ConfigError, apply_patch, field_names
 from repro.data import DATASETS, MNIST_ORDERS, DataError, dataset_spec, load_dataset, summary
 from repro.engines.fused import FusedEngineError
@@ -389,7 +390,8 @@ def report(results_dir, study, check, data_dir, ladder_dir, strict, no_figures) 
         check_readable_results(folder)
         outcome = write_report(folder, study=is_study(folder), reference_dir=None if is_study(folder) else STUDY_DIR,
                                data_dir=data_dir, ladder_dir=Path(ladder_dir), strict=strict,
-                               make_figures=not no_figures, warn=_log)
+                               make_figures=not no_figures, warn=_log,
+                               summary_file=resources.summary_file() if is_study(folder) else None)
     except (ReportError, WorkspaceError) as e:
         _fail(e)
     for path in outcome.written:

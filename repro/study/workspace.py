@@ -21,11 +21,9 @@ import os
 import uuid
 from pathlib import Path
 
-from repro.study.store import REPO_ROOT
+from repro.resources import checkout_root, study_dir
 
-STUDY_DIR = REPO_ROOT / "results"  # the committed reference study
-PAPER_DIR = REPO_ROOT / "paper"
-README = REPO_ROOT / "README.md"
+STUDY_DIR = study_dir()  # the committed reference study (installed: its packaged summary)
 WORKSPACE_ENV = "REPRO_WORKSPACE"
 
 
@@ -38,8 +36,7 @@ def default_workspace() -> Path:
     env = os.environ.get(WORKSPACE_ENV)
     if env:
         return Path(env).expanduser()
-    root = REPO_ROOT if (REPO_ROOT / "pyproject.toml").exists() else Path.cwd()
-    return root / "workspace"
+    return (checkout_root() or Path.cwd()) / "workspace"
 
 
 def output_dir(results_dir: str | os.PathLike | None, study: bool) -> Path:
@@ -49,6 +46,9 @@ def output_dir(results_dir: str | os.PathLike | None, study: bool) -> Path:
         raise WorkspaceError(f"--study writes to the committed study ({STUDY_DIR}); it cannot be combined with "
                              f"--results-dir {results_dir}")
     if study:
+        if checkout_root() is None:
+            raise WorkspaceError("--study regenerates the committed study of a checkout; an installed package "
+                                 "carries only its summary (clone the repository to regenerate it)")
         return STUDY_DIR
     return Path(results_dir).expanduser() if results_dir is not None else default_workspace()
 

@@ -1,0 +1,58 @@
+"""The committed study in brief: what `repro report --check` needs of each run, carried inside the package.
+
+A wheel has no results/ folder, so `repro report --study` also writes this summary into the package
+(repro.resources.summary_file()). It holds, per dataset and configuration (label, config digest, dataset
+fingerprint, config), each seed's final figures: the scalars of the record's `final` (train and test error
+and loss, mistakes, rejection at 1% error, and any flag such as `collapsed` a record carries there), plus
+`diverged_at_pass`, `created` and the repro version, which the report's grouping reads. Per-pass histories,
+checkpoints and the rejection curve are left out.
+
+`read_summary` turns it back into record-like dicts with the fields repro.report.records.group_records and
+repro.report.compare read; it is the reference when no committed study's records are at hand.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from repro.study.store import run_path
+
+SCHEMA = 1
+# Per-configuration fields: equal for every seed of a configuration, so stored once.
+CONFIG_FIELDS = ("dataset", "label", "rung", "mode", "config_digest", "dataset_fingerprint", "passes", "config")
+# Per-run fields outside `final` that the report reads (`collapsed` when a record has it).
+RUN_FIELDS = ("seed", "diverged_at_pass", "collapsed", "created")
+
+
+def summarize_records(records: list[dict]) -> dict:
+    """The summary of run records (as read by repro.report.records.load_records), in a stable order."""
+    configs: dict[tuple, dict] = {}
+    for rec in sorted(records, key=lambda r: (r["dataset"], r["label"], r["config_digest"], r["seed"], r["created"])):
+        key = (rec["dataset"], rec["label"], rec["config_digest"], rec["dataset_fingerprint"], rec["versions"]["repro"])
+        entry = configs.setdefault(key, {**{k: rec.get(k) for k in CONFIG_FIELDS}, "repro": rec["versions"]["repro"],
+                                         "runs": []})
+        run = {k: rec[k] for k in RUN_FIELDS if k in rec}
+        run["final"] = {k: v for k, v in rec["final"].items() if not isinstance(v, (dict, list))}
+        entry["runs"].append(run)
+    return {"schema": SCHEMA, "configurations": list(configs.values())}
+
+
+def summary_json(records: list[dict]) -> bytes:
+    return (json.dumps(summarize_records(records), separators=(",", ":"), sort_keys=True) + "\n").encode()
+
+
+def read_summary(path: Path) -> list[dict]:
+    """Record-like dicts, one per run of the summary at `path` (`_file` is the name its record would have)."""
+    doc = json.loads(Path(path).read_text())
+    if doc.get("schema") != SCHEMA:
+        raise ValueError(f"{path}: summary schema {doc.get('schema')!r}, this version reads {SCHEMA}")
+    records = []
+    for entry in doc["configurations"]:
+        shared = {k: entry[k] for k in CONFIG_FIELDS}
+        for run in entry["runs"]:
+            rec = {**shared, **run, "versions": {"repro": entry["repro"]}}
+            rec["_file"] = run_path(Path(), rec["dataset"], rec["label"], rec["config_digest"],
+                                    rec["seed"]).relative_to("runs").as_posix()
+            records.append(rec)
+    return records

@@ -8,8 +8,8 @@ from other reproductions are citations, not claims.
 
 Values (strings in a claim's [values] table):
 
-- `table NAME ROW COLUMN`: the cell of the report's table NAME (tables/NAME.csv) in the row whose first column is
-  ROW (or `col=value,col=value` to select on several columns), as a number.
+- `table NAME ROW COLUMN`: the cell of the report's table NAME (tables/NAME.csv) in the row whose `label` (or,
+  without one, first column) is ROW, or selected by `col=value,col=value`, as a number.
 - `runs DATASET LABEL`: the runs of a configuration that did not collapse: `.n`, `.mean`, `.std`, `.median`,
   `.min`, `.max` of their final test error (%), `.train_mean` etc. of their train error; `.all_mean`: the mean
   test error of every finished run, collapsed ones included.
@@ -101,7 +101,8 @@ class _Sources:
         df = self._tables[name]
         if column not in df.columns:
             raise KeyError(f"table {name} has no column {column}")
-        conditions = dict(c.split("=", 1) for c in row.split(",")) if "=" in row else {df.columns[0]: row}
+        key = "label" if "label" in df.columns else df.columns[0]
+        conditions = dict(c.split("=", 1) for c in row.split(",")) if "=" in row else {key: row}
         mask = np.ones(len(df), dtype=bool)
         for col, value in conditions.items():
             mask &= df[col].astype(str) == value

@@ -618,7 +618,7 @@ def test_report_modules_import_one_way():
     import ast
 
     order = ["stats", "fmt", "references", "records", "png", "tables", "plots", "compare", "calibration",
-             "attribution", "guesses", "claims", "build"]
+             "attribution", "attribution_text", "attribution_figures", "guesses", "claims", "build"]
     folder = REPO / "repro" / "report"
     assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(order)
     for i, name in enumerate(order):

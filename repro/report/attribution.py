@@ -23,17 +23,26 @@ percentage points (pp): negative = the change lowers the error.
   weights sum to 1). Negative: together they lower the error more than their separate effects add up to;
   positive: they overlap or clash. For E[S] = c [a in S][b in S] it is c (and phi_a = phi_b = c/2).
 
-Every quantity is a fixed linear combination of the 2^n configuration means (a row of a contrast matrix).
-Intervals: 95% percentile bootstrap over seeds, BOOTSTRAP_RESAMPLES (2,000) resamples drawn from
-numpy's default_rng(BOOTSTRAP_SEED), so the same records give the same intervals: each resample redraws, in
-every configuration independently, as many of its finished runs (with replacement) as it has, and recomputes
-every quantity from the resampled means. Configurations share seeds (the same seed gives the same initial
-weights), which independent resampling ignores, so intervals on differences are conservative. "Significant":
-the interval excludes 0.
+Three games are played on the same lattice, because a collapse (repro.net.collapse) is an outcome of its own:
 
-Diverged runs (non-finite loss, `diverged_at_pass` set) are left out of every mean and counted, as in the rest
-of the report; runs that finished at a high error (a collapsed net) are kept: that error is what a user of the
-configuration gets.
+- *collapse*: E[S] = the share of the configuration's runs that collapsed (%), over all 2^n configurations:
+  how each change moves the odds of a collapse;
+- *stable*: E[S] = the mean test error of the runs that did not collapse, on the sub-lattice where every
+  configuration holds STABLE_FIXED (`adamw`) on: the game over the other n-1 changes. It is fixed in advance
+  by where collapses come from (ReLU trained by SGD); the report counts any collapse found inside it;
+- *mixture*: E[S] = the mean test error of all finished runs, collapsed ones included (the values earlier
+  versions reported): mostly a measure of collapse odds times the collapsed runs' error.
+
+Every quantity is a fixed linear combination sum_k w_k E[S_k] of configuration means (a row of a contrast
+matrix). Intervals: 95% t intervals with Welch-Satterthwaite degrees of freedom, the variance being
+sum_k w_k^2 s_k^2 / n_k (repro.report.stats.contrast), right at the seed count. For the collapse share, s_k^2 is
+p(1-p) with p = (k+1)/(n+2) (k collapses of n runs), so that a configuration with no collapse (or only
+collapses) still has a variance. Configurations are independent samples (seeds are shared, but the per-seed
+correlation of errors between configurations is near zero). Bold / "significant": the two-sided t test
+rejects 0 after Holm's correction over the family of all effects and interactions of that game and dataset.
+
+Diverged runs (non-finite loss, `diverged_at_pass` set) are collapses; the mixture leaves them out of its
+means and counts them.
 """
 
 from __future__ import annotations
@@ -41,30 +50,20 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Callable
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
+from repro.report import fmt
 from repro.report.records import Group
-from repro.report.stats import summarize
+from repro.report.stats import CI_LEVEL, contrast, holm, summarize
 
-BOOTSTRAP_RESAMPLES = 2000
-BOOTSTRAP_SEED = 1989
-LEVEL = 0.95
+LEVEL = CI_LEVEL
 TOP_INTERACTIONS = 5  # pairs shown in the text; the CSV and the heat map have all of them
-BOOTSTRAP_TEXT = (f"95% percentile bootstrap intervals over seeds ({BOOTSTRAP_RESAMPLES:,} resamples, runs "
-                  f"redrawn with replacement within each configuration independently, RNG seed {BOOTSTRAP_SEED})")
-
-
-def figure_names(dataset: str) -> tuple[str, str]:
-    """File names of the waterfall and the interaction heat map of `dataset`."""
-    return f"attribution_{dataset}.png", f"interactions_{dataset}.png"
-
-
-def is_attribution_figure(name: str) -> bool:
-    return name.startswith(("attribution_", "interactions_"))
+STABLE_FIXED = "adamw"  # the stable game's sub-lattice: configurations with this change on
+INTERVAL_TEXT = ("95% t intervals (Welch-Satterthwaite degrees of freedom over the configurations' runs); bold: "
+                 "the effect differs from 0 after Holm's correction over all effects and interactions of that "
+                 "game on that dataset")
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -78,6 +77,10 @@ class Factorial:
     labels: tuple[str, ...]  # per configuration
     errors: tuple[np.ndarray, ...]  # per configuration: final test error (%) of each finished run
     diverged: tuple[int, ...]  # per configuration: runs left out as diverged
+    # per configuration, the final test error (%) of each run that did not collapse; and how many collapsed
+    # (diverged ones included). None: no run collapsed (stable = errors).
+    stable: tuple[np.ndarray, ...] | None = None
+    collapsed: tuple[int, ...] | None = None
 
     @property
     def n(self) -> int:
@@ -85,6 +88,15 @@ class Factorial:
 
     def means(self) -> np.ndarray:
         return np.array([e.mean() for e in self.errors])
+
+    def stable_errors(self) -> tuple[np.ndarray, ...]:
+        return self.errors if self.stable is None else self.stable
+
+    def collapse_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """(collapsed runs, all runs) per configuration."""
+        runs = np.array([len(e) + d for e, d in zip(self.errors, self.diverged)], dtype=float)
+        k = np.array(self.diverged if self.collapsed is None else self.collapsed, dtype=float)
+        return k, runs
 
 
 def find_factorial(groups: dict[tuple[str, str], Group], dataset: str, ladder: list[str]) -> tuple[Factorial | None, str | None]:
@@ -116,7 +128,9 @@ def find_factorial(groups: dict[tuple[str, str], Group], dataset: str, ladder: l
                       "attribution skipped")
     return Factorial(dataset, changes, tuple(subsets[s].label for s in configs),
                      tuple(np.array(subsets[s].values("test_error", 100.0)) for s in configs),
-                     tuple(subsets[s].n_diverged for s in configs)), None
+                     tuple(subsets[s].n_diverged for s in configs),
+                     tuple(np.array(subsets[s].stable_values("test_error", 100.0)) for s in configs),
+                     tuple(subsets[s].n_collapsed for s in configs)), None
 
 
 def _listing(labels: list[str], most: int = 8) -> str:
@@ -163,24 +177,17 @@ def _step(n: int, before: int, after: int) -> np.ndarray:
     return row
 
 
-def bootstrap_means(fac: Factorial, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> np.ndarray:
-    """(resamples, 2^n): configuration means of each resample (runs redrawn within each configuration)."""
-    rng = np.random.default_rng(seed)
-    out = np.empty((resamples, len(fac.errors)))
-    for k, e in enumerate(fac.errors):
-        out[:, k] = e[rng.integers(0, len(e), size=(resamples, len(e)))].mean(axis=1)
-    return out
-
-
 # ----------------------------------------------------------------------------------------- results
 @dataclass(frozen=True)
 class Estimate:
-    value: float  # from the configuration means of all finished runs
-    low: float  # percentile bootstrap interval
+    value: float  # from the configuration means
+    low: float  # t interval (module docstring)
     high: float
+    p: float = math.nan  # two-sided t test of 0
+    significant: bool = False  # rejected after Holm's correction over the game's family
 
     @property
-    def significant(self) -> bool:
+    def excludes_zero(self) -> bool:
         return not self.low <= 0.0 <= self.high
 
 
@@ -188,9 +195,9 @@ class Estimate:
 class ChangeEffect:
     change: str
     shapley: Estimate
-    alone: Estimate
-    last: Estimate
-    ladder_step: Estimate
+    alone: Estimate | None = None
+    last: Estimate | None = None
+    ladder_step: Estimate | None = None
 
 
 @dataclass(frozen=True)
@@ -201,13 +208,97 @@ class Interaction:
 
 
 @dataclass(frozen=True)
+class Game:
+    """One game on (part of) the factorial's lattice: its players, what E[S] is, the effects and interactions."""
+
+    name: str  # "mixture", "collapse" or "stable"
+    players: tuple[str, ...]
+    fixed: tuple[str, ...]  # changes on in every configuration of the game
+    labels: tuple[str, ...]  # the game's configurations, bit i = players[i]
+    base: float  # E[{}] and E[all players]
+    full: float
+    effects: tuple[ChangeEffect, ...]
+    interactions: tuple[Interaction, ...]  # largest |index| first
+    collapsed_inside: int = 0  # collapsed runs in the game's configurations (the stable game leaves them out)
+
+
+def _game(name: str, players: tuple[str, ...], labels: tuple[str, ...], means: np.ndarray, variances: np.ndarray,
+          counts: np.ndarray, fixed: tuple[str, ...] = (), steps: bool = True, collapsed_inside: int = 0) -> Game:
+    """Shapley values (and, with steps, alone / last / ladder step) and interactions of the game whose
+    configuration means are `means` (bit i = players[i]), each with a t interval, Holm over the whole family."""
+    n, full = len(players), 2 ** len(players) - 1
+    rows = [shapley_matrix(n)]
+    if steps:
+        rows.append(np.array([_step(n, 0, 1 << i) for i in range(n)]))
+        rows.append(np.array([_step(n, full & ~(1 << i), full) for i in range(n)]))
+        rows.append(np.array([_step(n, (1 << i) - 1, (1 << (i + 1)) - 1) for i in range(n)]))
+    pairs, inter = interaction_matrix(n)
+    matrix = np.vstack(rows + ([inter] if pairs else []))
+    cs = [contrast(row, means, variances, counts) for row in matrix]
+    sig = holm([c.p for c in cs])
+    est = [Estimate(c.value, c.low, c.high, c.p, bool(g)) for c, g in zip(cs, sig)]
+    effects = tuple(ChangeEffect(c, est[i], *((est[n + i], est[2 * n + i], est[3 * n + i]) if steps else ()))
+                    for i, c in enumerate(players))
+    at = len(rows) * n
+    inters = sorted((Interaction(players[i], players[j], est[at + r]) for r, (i, j) in enumerate(pairs)),
+                    key=lambda it: -abs(it.index.value))
+    return Game(name, players, fixed, labels, float(means[0]), float(means[-1]), effects, tuple(inters),
+                collapsed_inside)
+
+
+def _sample_variances(groups: tuple[np.ndarray, ...]) -> np.ndarray:
+    return np.array([e.var(ddof=1) if len(e) > 1 else math.nan for e in groups])
+
+
+def mixture_game(fac: Factorial) -> Game:
+    """E[S]: mean test error (%) of all finished runs, collapsed ones included."""
+    counts = np.array([len(e) for e in fac.errors], dtype=float)
+    return _game("mixture", fac.changes, fac.labels, fac.means(), _sample_variances(fac.errors), counts)
+
+
+def collapse_game(fac: Factorial) -> Game:
+    """E[S]: share of runs that collapsed (%), over the whole lattice."""
+    k, runs = fac.collapse_counts()
+    shrunk = (k + 1.0) / (runs + 2.0)  # never 0 or 1: a configuration without collapses still has a variance
+    return _game("collapse", fac.changes, fac.labels, 100.0 * k / runs, 1e4 * shrunk * (1.0 - shrunk), runs,
+                 collapsed_inside=int(k.sum()))
+
+
+def stable_game(fac: Factorial, fixed: str = STABLE_FIXED) -> tuple[Game | None, str | None]:
+    """E[S]: mean test error (%) of the runs that did not collapse, on the sub-lattice with `fixed` on (the game
+    over the other changes); (None, why) when `fixed` is not a change of the factorial or a configuration there
+    has fewer than 2 such runs."""
+    if fixed not in fac.changes or fac.n < 2:
+        return None, f"{fac.dataset}: no `{fixed}` among the factorial's changes; the stable game is not played"
+    f = fac.changes.index(fixed)
+    players = tuple(c for c in fac.changes if c != fixed)
+    index = []  # sub-configuration j (bits over players) -> full configuration
+    for j in range(2 ** len(players)):
+        k = 1 << f
+        for i, c in enumerate(players):
+            if j >> i & 1:
+                k |= 1 << fac.changes.index(c)
+        index.append(k)
+    errors = tuple(fac.stable_errors()[k] for k in index)
+    short = [fac.labels[k] for k, e in zip(index, errors) if len(e) < 2]
+    if short:
+        return None, (f"{fac.dataset}: configuration(s) with `{fixed}` with fewer than 2 runs that did not "
+                      f"collapse: {_listing(short)}; the stable game is not played")
+    k_collapsed, _ = fac.collapse_counts()
+    return _game("stable", players, tuple(fac.labels[k] for k in index), np.array([e.mean() for e in errors]),
+                 _sample_variances(errors), np.array([len(e) for e in errors], dtype=float), fixed=(fixed,),
+                 steps=False, collapsed_inside=int(sum(k_collapsed[k] for k in index))), None
+
+
+@dataclass(frozen=True)
 class Attribution:
     factorial: Factorial
-    effects: tuple[ChangeEffect, ...]  # in ladder order
-    interactions: tuple[Interaction, ...]  # largest |index| first
+    effects: tuple[ChangeEffect, ...]  # the mixture game's, in ladder order
+    interactions: tuple[Interaction, ...]  # the mixture game's, largest |index| first
     conflicts: tuple[str, ...]  # where the ladder's order changes a conclusion, one sentence each
-    resamples: int
-    seed: int
+    collapse: Game | None = None
+    stable: Game | None = None
+    notes: tuple[str, ...] = ()  # games that could not be played, and why
 
     @property
     def dataset(self) -> str:
@@ -222,52 +313,68 @@ class Attribution:
         return float(self.factorial.errors[-1].mean())
 
     def table(self) -> pd.DataFrame:
-        """One row per change: each effect with its interval, pp."""
+        """One row per change: each mixture effect with its interval, pp; then the collapse game's Shapley value
+        (pp of collapse share) and the stable game's (pp of test error; empty for the change held on)."""
         rows = []
+        games = [(g.name, {e.change: e.shapley for e in g.effects}) for g in (self.collapse, self.stable) if g]
         for e in self.effects:
             row = {"change": e.change}
             for key in ("shapley", "alone", "last", "ladder_step"):
                 est = getattr(e, key)
-                row.update({key: est.value, f"{key}_low": est.low, f"{key}_high": est.high})
+                row.update({key: est.value, f"{key}_low": est.low, f"{key}_high": est.high,
+                            f"{key}_holm": int(est.significant)})
+            for name, by_change in games:
+                est = by_change.get(e.change)
+                row.update({f"{name}_shapley": est.value if est else math.nan,
+                            f"{name}_shapley_low": est.low if est else math.nan,
+                            f"{name}_shapley_high": est.high if est else math.nan,
+                            f"{name}_shapley_holm": int(est.significant) if est else None})
             rows.append(row)
         return pd.DataFrame(rows)
 
     def interaction_table(self) -> pd.DataFrame:
-        return pd.DataFrame([{"a": it.a, "b": it.b, "interaction": it.index.value, "low": it.index.low,
-                              "high": it.index.high} for it in self.interactions])
+        """One row per pair and game."""
+        rows = []
+        for g in (self.mixture_game, self.collapse, self.stable):
+            if g:
+                rows += [{"game": g.name, "a": it.a, "b": it.b, "interaction": it.index.value, "low": it.index.low,
+                          "high": it.index.high, "holm": int(it.index.significant)} for it in g.interactions]
+        return pd.DataFrame(rows, columns=["game", "a", "b", "interaction", "low", "high", "holm"])
+
+    @property
+    def mixture_game(self) -> Game:
+        fac = self.factorial
+        return Game("mixture", fac.changes, (), fac.labels, self.baseline, self.full, self.effects, self.interactions)
 
     def configuration_table(self) -> pd.DataFrame:
-        """One row per configuration: its changes and the summary of its finished runs (errors in %)."""
+        """One row per configuration: its changes, its collapses, and the summary of its finished runs and of
+        those that did not collapse (errors in %)."""
         fac = self.factorial
+        k_collapsed, runs = fac.collapse_counts()
         rows = []
-        for k, (label, e, div) in enumerate(zip(fac.labels, fac.errors, fac.diverged)):
-            s = summarize(e)
+        for k, (label, e, st, div) in enumerate(zip(fac.labels, fac.errors, fac.stable_errors(), fac.diverged)):
+            s, t = summarize(e), summarize(st)
             rows.append({"label": label, **{c: int(k >> i & 1) for i, c in enumerate(fac.changes)},
-                         "runs": s.n, "diverged": div, "test_error_mean": s.mean, "test_error_std": s.std,
-                         "test_error_min": s.min, "test_error_max": s.max})
+                         "runs": s.n, "diverged": div, "collapsed": int(k_collapsed[k]),
+                         "test_error_mean": s.mean, "test_error_std": s.std,
+                         "test_error_min": s.min, "test_error_max": s.max,
+                         "stable_test_error_mean": t.mean, "stable_test_error_std": t.std,
+                         "stable_test_error_median": t.median})
         return pd.DataFrame(rows)
 
 
-def attribute(fac: Factorial, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED,
-              level: float = LEVEL) -> Attribution:
-    """Shapley values, single / leave-one-out / ladder steps and pairwise interactions, with bootstrap
-    intervals (see the module's docstring)."""
-    n, full = fac.n, 2 ** fac.n - 1
-    rows = [shapley_matrix(n)]
-    rows.append(np.array([_step(n, 0, 1 << i) for i in range(n)]))
-    rows.append(np.array([_step(n, full & ~(1 << i), full) for i in range(n)]))
-    rows.append(np.array([_step(n, (1 << i) - 1, (1 << (i + 1)) - 1) for i in range(n)]))
-    pairs, inter = interaction_matrix(n)
-    contrasts = np.vstack(rows + ([inter] if pairs else []))
-    point = contrasts @ fac.means()
-    boot = bootstrap_means(fac, resamples, seed) @ contrasts.T
-    tail = 100.0 * (1.0 - level) / 2.0
-    low, high = np.percentile(boot, [tail, 100.0 - tail], axis=0)
-    est = [Estimate(float(v), float(lo), float(hi)) for v, lo, hi in zip(point, low, high)]
-    effects = tuple(ChangeEffect(c, est[i], est[n + i], est[2 * n + i], est[3 * n + i]) for i, c in enumerate(fac.changes))
-    inters = [Interaction(fac.changes[i], fac.changes[j], est[4 * n + r]) for r, (i, j) in enumerate(pairs)]
-    inters.sort(key=lambda it: -abs(it.index.value))
-    return Attribution(fac, effects, tuple(inters), tuple(_conflicts(effects)), resamples, seed)
+def attribute(fac: Factorial) -> Attribution:
+    """The three games (module docstring): the mixture's effects and interactions as before, the collapse game
+    over the whole lattice, and the stable game on the sub-lattice with STABLE_FIXED on."""
+    mix = mixture_game(fac)
+    stable, why = stable_game(fac)
+    return Attribution(fac, mix.effects, mix.interactions, tuple(_conflicts(mix.effects)), collapse_game(fac),
+                       stable, (why,) if why else ())
+
+
+def estimate_text(e: Estimate) -> str:
+    """`value [low, high]`, signed, in the unit of the game."""
+    return f"{fmt.num(e.value, sign=True)} {fmt.interval(e.low, e.high)}"
 
 
 def _verdict(e: Estimate) -> str:
@@ -276,201 +383,27 @@ def _verdict(e: Estimate) -> str:
     return "lowers the error" if e.value < 0 else "raises the error"
 
 
+def _settled(value: float) -> float:
+    """`value` without floating-point noise (sums of weighted means that are 0 in exact arithmetic give ~1e-17),
+    so that signs and rankings compare what the means say; ties then keep the ladder's order."""
+    return round(value, 9) + 0.0
+
+
 def _conflicts(effects: tuple[ChangeEffect, ...]) -> list[str]:
     """Changes whose ladder step and Shapley value differ in sign or in significance, then the ranking of gains
     when the two orders rank them differently."""
     out = []
     for e in effects:
         lad, sh = e.ladder_step, e.shapley
-        sign = np.sign(lad.value) != np.sign(sh.value)
+        sign = np.sign(_settled(lad.value)) != np.sign(_settled(sh.value))
         if sign or lad.significant != sh.significant:
             why = "sign" + (" and significance" if lad.significant != sh.significant else "") if sign else "significance"
-            out.append(f"`{e.change}` ({why} differ): its ladder step is {_est(lad)} pp ({_verdict(lad)}), its "
-                       f"Shapley value {_est(sh)} pp ({_verdict(sh)}).")
-    by_ladder = [e.change for e in sorted(effects, key=lambda e: e.ladder_step.value)]
-    by_shapley = [e.change for e in sorted(effects, key=lambda e: e.shapley.value)]
+            out.append(f"`{e.change}` ({why} differ): its ladder step is {estimate_text(lad)} pp ({_verdict(lad)}), its "
+                       f"Shapley value {estimate_text(sh)} pp ({_verdict(sh)}).")
+    by_ladder = [e.change for e in sorted(effects, key=lambda e: _settled(e.ladder_step.value))]
+    by_shapley = [e.change for e in sorted(effects, key=lambda e: _settled(e.shapley.value))]
     if by_ladder != by_shapley:
         out.append("Ranked by gain (largest drop in error first), the ladder's steps give "
                    f"{' > '.join(f'`{c}`' for c in by_ladder)}; the Shapley values give "
                    f"{' > '.join(f'`{c}`' for c in by_shapley)}.")
     return out
-
-
-# ----------------------------------------------------------------------------------------- text
-def _est(e: Estimate) -> str:
-    return f"{e.value:+.2f} [{e.low:+.2f}, {e.high:+.2f}]"
-
-
-def _cell(e: Estimate) -> str:
-    text = _est(e)
-    return f"**{text}**" if e.significant else text
-
-
-def definitions_markdown() -> str:
-    """How to read the attribution tables (once per report)."""
-    return "\n".join([
-        "A factorial run (`repro ablate --mode factorial`) trains the baseline with every subset of the ladder's "
-        "changes; each subset's patches are applied in ladder order, and a change brings only its own settings "
-        "(in the study's ladder: AdamW's lr 3e-4 only with `adamw`; `lr-decay` decays whichever lr and number of passes the subset has; "
-        "80 passes with `long`). The `single` and `leave-one-out` configurations are members of the factorial "
-        "(same configuration, same digest): their columns below are computed from the factorial's records.",
-        "",
-        "Every effect is what adding a change does to the mean final test error, in percentage points "
-        "(negative: lower error). *Shapley value*: the change's step averaged over all orders of adding the "
-        "changes; the Shapley values sum exactly to full recipe minus baseline. *Alone*: baseline + the change "
-        "minus baseline (the `single` mode). *Last*: full recipe minus the full recipe without the change (the "
-        "`leave-one-out` mode, sign turned so that it reads as adding). *Ladder step*: the step in the "
-        "cumulative ladder's order. *Interaction* of a pair: the Shapley interaction index, the effect of "
-        "adding both beyond the sum of adding each, averaged over the subsets of the other changes with the "
-        "weights of random orders (negative: together they do better than their separate effects add up to). "
-        f"Intervals: {BOOTSTRAP_TEXT}; seeds are shared between configurations, so they are conservative. "
-        "Bold: the interval excludes 0. Diverged runs (non-finite loss) are left out of the means and counted; "
-        "runs that finished at a high error are kept.",
-    ])
-
-
-def dataset_markdown(att: Attribution, figures: dict[str, tuple[str, str]], heading: str = "###") -> str:
-    """The attribution of one dataset: tables, interactions, where the ladder's order misleads, and the figures
-    (file name -> (link, caption))."""
-    fac = att.factorial
-    base, full = summarize(fac.errors[0]), summarize(fac.errors[-1])
-    runs, div = sum(len(e) for e in fac.errors), sum(fac.diverged)
-    out = [f"{heading} {att.dataset}", "",
-           f"`{fac.labels[0]}` scores {_mean_sd(base)}% test error and the full recipe `{fac.labels[-1]}` "
-           f"{_mean_sd(full)}%, a change of {att.full - att.baseline:+.2f} pp ({len(fac.errors)} configurations, "
-           f"{runs:,} finished runs" + (f", {div} diverged and left out: {_diverged(fac)}" if div else ", none diverged")
-           + "). What each change contributes, pp [95% CI]:", "",
-           "| change | Shapley value | alone (`single`) | last (`leave-one-out`) | ladder step |",
-           "|---|--:|--:|--:|--:|"]
-    for e in att.effects:
-        out.append(f"| `{e.change}` | {_cell(e.shapley)} | {_cell(e.alone)} | {_cell(e.last)} | {_cell(e.ladder_step)} |")
-    total = att.full - att.baseline
-    out += [f"| sum | {sum(e.shapley.value for e in att.effects):+.2f} (= full − baseline, {total:+.2f}) | | | "
-            f"{sum(e.ladder_step.value for e in att.effects):+.2f} |", ""]
-    if att.interactions:
-        top = att.interactions[:TOP_INTERACTIONS]
-        out += [f"Largest pairwise interactions ({len(top)} of {len(att.interactions)}; Shapley interaction index, "
-                "pp [95% CI]):", "", "| pair | interaction |", "|---|--:|"]
-        out += [f"| `{it.a}` × `{it.b}` | {_cell(it.index)} |" for it in top]
-        out.append("")
-    out += ["Where the ladder's order changes a conclusion (ladder step against Shapley value):", ""]
-    out += [f"- {c}" for c in att.conflicts] or [
-        "- nowhere: every change's ladder step has the sign of its Shapley value, and both intervals agree on "
-        "whether they exclude 0."]
-    out.append("")
-    for link, caption in figures.values():
-        out += [f"![{caption}]({link})", ""]
-    return "\n".join(out)
-
-
-def _mean_sd(s) -> str:
-    return f"{s.mean:.2f}" + (f" ± {s.std:.2f}" if s.n > 1 else "")
-
-
-def _diverged(fac: Factorial) -> str:
-    return ", ".join(f"`{lb}` {d}" for lb, d in zip(fac.labels, fac.diverged) if d)
-
-
-def section_markdown(atts: list[Attribution], figures: dict[str, dict[str, tuple[str, str]]],
-                     notes: list[str]) -> str:
-    """The report's section: definitions, then each dataset (figures: dataset -> its figures), then the notes
-    on factorials that could not be analysed."""
-    out = ["## What each change buys, whatever the order (factorial)", "", definitions_markdown(), ""]
-    for att in atts:
-        out += [dataset_markdown(att, figures.get(att.dataset, {})), ""]
-    out += [f"- {n}" for n in notes]
-    return "\n".join(out).rstrip() + "\n"
-
-
-def paper_block(atts: list[Attribution], figures: dict[str, dict[str, tuple[str, str]]]) -> str:
-    """The generated block of paper.md: the same tables, with the figures captioned as the paper's are."""
-    out = [definitions_markdown(), ""]
-    for att in atts:
-        figs = figures.get(att.dataset, {})
-        out += [dataset_markdown(att, {}, heading="####")]
-        for link, caption in figs.values():
-            out += [f"![{caption}]({link})", "", f"*{caption}*", ""]
-    return "\n".join(out)
-
-
-# ----------------------------------------------------------------------------------------- figures
-def captions(dataset: str) -> dict[str, str]:
-    waterfall, heat = figure_names(dataset)
-    return {waterfall: f"What each change buys on {dataset}: Shapley values from the baseline's test error to "
-                       "the full recipe's, with 95% bootstrap intervals",
-            heat: f"Pairwise interactions on {dataset}: Shapley interaction index, pp (* interval excludes 0)"}
-
-
-def make_figures(att: Attribution, render: Callable[[Callable[[], Figure]], bytes]) -> dict[str, bytes]:
-    """The waterfall and the interaction heat map as PNG bytes; `render` draws a figure under the report's
-    style (repro.report.plots' _styled, which saves with repro.report.png.figure_png)."""
-    waterfall, heat = figure_names(att.dataset)
-    out = {waterfall: render(lambda: _waterfall(att))}
-    if att.interactions:
-        out[heat] = render(lambda: _heat_map(att))
-    return out
-
-
-def _waterfall(att: Attribution) -> Figure:
-    effects = att.effects
-    n = len(effects)
-    fig = Figure(figsize=(max(6.0, 0.95 * (n + 2) + 1.2), 4.2), layout="constrained")
-    ax = fig.subplots()
-    level, tops = att.baseline, [att.baseline, att.full]
-    ax.bar(0, att.baseline, color="0.55", width=0.6)
-    for x, e in enumerate(effects, start=1):
-        v = e.shapley.value
-        ax.bar(x, v, bottom=level, width=0.6, color="#2ca02c" if v < 0 else "#d62728")
-        end = level + v
-        ax.errorbar([x], [end], yerr=[[v - e.shapley.low], [e.shapley.high - v]], color="black", capsize=3, lw=1)
-        ax.plot([x - 1 + 0.3, x - 0.3], [level, level], color="0.3", lw=0.7)
-        ax.annotate(f"{v:+.2f}", (x, max(level, end) + (e.shapley.high - v)), xytext=(0, 3),
-                    textcoords="offset points", ha="center", va="bottom", fontsize=7)
-        tops += [level, end + (e.shapley.low - v), end + (e.shapley.high - v)]
-        level = end
-    ax.plot([n + 0.3, n + 0.7], [level, level], color="0.3", lw=0.7)
-    ax.bar(n + 1, att.full, color="0.55", width=0.6)
-    for x, y in ((0, att.baseline), (n + 1, att.full)):
-        ax.annotate(f"{y:.2f}%", (x, y), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
-                    fontsize=7)
-    lo, hi = min(tops), max(tops)
-    pad = 0.15 * (hi - lo) if hi > lo else 0.5
-    # The running sum is an error only at its two ends: between them it may leave [0, 100] (large contributions
-    # of opposite sign), and the axis must then show it rather than cut the bars off at 0.
-    ax.set_ylim(lo - pad if lo < 0 else max(0.0, lo - pad), hi + 1.6 * pad)
-    if lo < 0:
-        ax.axhline(0.0, color="0.3", lw=0.8)
-    ax.set_xticks(range(n + 2), ["baseline"] + [e.change for e in effects] + ["full recipe"], rotation=20)
-    ax.set_ylabel("test error (%): baseline + contributions so far")
-    ax.set_title(f"{att.dataset}: Shapley contributions, baseline to full recipe")
-    ax.grid(axis="x", visible=False)
-    return fig
-
-
-def _heat_map(att: Attribution) -> Figure:
-    import matplotlib
-
-    changes = att.factorial.changes
-    n = len(changes)
-    index = {c: i for i, c in enumerate(changes)}
-    mat = np.full((n, n), np.nan)
-    marks = {}
-    for it in att.interactions:
-        i, j = index[it.a], index[it.b]
-        mat[i, j] = mat[j, i] = it.index.value
-        marks[(i, j)] = marks[(j, i)] = it.index.significant
-    vmax = float(np.nanmax(np.abs(mat))) or 1.0
-    fig = Figure(figsize=(1.0 * n + 2.4, 0.85 * n + 1.4), layout="constrained")
-    ax = fig.subplots()
-    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="0.92")
-    im = ax.imshow(np.ma.masked_invalid(mat), cmap=cmap, vmin=-vmax, vmax=vmax)
-    for (i, j), sig in marks.items():
-        v = mat[i, j]
-        ax.text(j, i, f"{v:+.2f}" + ("*" if sig else ""), ha="center", va="center", fontsize=7,
-                color="white" if abs(v) > 0.6 * vmax else "black")
-    ax.set_xticks(range(n), changes, rotation=30, ha="right")
-    ax.set_yticks(range(n), changes)
-    ax.grid(False)
-    fig.colorbar(im, ax=ax, label="interaction, pp (negative: together better than the sum)")
-    ax.set_title(f"{att.dataset}: pairwise interactions (Shapley interaction index)")
-    return fig

@@ -1,7 +1,8 @@
 """`repro report`: read every run record, check it, group the runs, and write tables, figures and a report.
 
-Module order (each imports only the ones above it): repro.report.stats, .references, .records, .png,
-.tables, .plots, .compare, .calibration, .attribution, .guesses, .claims, then this module.
+Module order (each imports only the ones above it): repro.report.stats, .fmt, .references, .records, .png,
+.tables, .plots, .compare, .calibration, .attribution, .attribution_text, .attribution_figures, .guesses, .claims,
+then this module.
 
 Two kinds of report, chosen by the caller (write_report's `study`):
 
@@ -31,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from repro.report import attribution, calibration, claims, compare, guesses, plots, tables
+from repro.report import (
+    attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, plots, tables)
 from repro.report.compare import Comparison
 from repro.report.png import styled_png
 from repro.report.records import (  # noqa: F401  (re-exported: the names callers know this module by)
@@ -194,13 +196,13 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         put(table_dir / f"attribution-{ds}.csv", tables.to_csv(att.table()).encode())
         put(table_dir / f"interactions-{ds}.csv", tables.to_csv(att.interaction_table()).encode())
         if make_figures:
-            for name, png in attribution.make_figures(att, lambda draw: styled_png(draw, plots.STYLE)).items():
+            for name, png in attribution_figures.make_figures(att, lambda draw: styled_png(draw, plots.STYLE)).items():
                 put(figure_dir / name, png)
     att_figures = {att.dataset: {name: (figure_dir / name, caption)
-                                 for name, caption in attribution.captions(att.dataset).items()
+                                 for name, caption in attribution_figures.captions(att.dataset).items()
                                  if (figure_dir / name).is_file()} for att in atts}
     if factorial_groups:
-        sections.append(attribution.section_markdown(
+        sections.append(attribution_text.section_markdown(
             atts, {ds: {n: (_rel(p, text_path.parent), c) for n, (p, c) in figs.items()}
                    for ds, figs in att_figures.items()}, att_notes))
 
@@ -231,7 +233,7 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     figs = {name: (f"figures/{name}", fig.caption) for name, fig in figures.items()} or {
         p.name: (f"figures/{p.name}", plots.CAPTIONS.get(p.name, p.name))
         for p in sorted((paper_dir / "figures").glob("*.png"), key=_figure_order)
-        if not attribution.is_attribution_figure(p.name)}
+        if not attribution_figures.is_attribution_figure(p.name)}
     blocks = [(paper_dir / "paper.md", "results", tables.paper_results_block(frames, figs)),
               (paper_dir / "paper.md", "faithful", tables.faithful_block(faithful_frame)),
               (results_dir.parent / "README.md", "headline",
@@ -247,7 +249,7 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     if guess_table is not None:
         blocks.append((paper_dir / "paper.md", "guesses", guesses.section_markdown(guess_table, "")))
     if atts:
-        blocks.append((paper_dir / "paper.md", "attribution", attribution.paper_block(
+        blocks.append((paper_dir / "paper.md", "attribution", attribution_text.paper_block(
             atts, {ds: {n: (_rel(p, paper_dir), c) for n, (p, c) in figs.items()} for ds, figs in att_figures.items()})))
     for path, name, text in blocks:
         updated = refresh_block(path, name, text)

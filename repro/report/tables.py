@@ -376,7 +376,9 @@ def paper_results_block(frames: dict[str, pd.DataFrame], figures: dict[str, tupl
         out += [f"### {ds}", "", markdown_table(df), ""]
     out += ["Errors over the runs that did not collapse (`repro/net/collapse.py`); collapses counted apart with "
             "exact 95% intervals. Δ test error: against the previous rung, percentage points, with a " + CI_METHOD
-            + "; " + "; ".join(f"{ds}: {holm_caption(df)}" for ds, df in frames.items()) + ".", ""]
+            + "; bold: significant at 5% family-wise error after Holm's correction over the comparisons of each "
+            "table (Welch t tests; " + ", ".join(f"{ds}: {int(df['delta_p'].notna().sum())}"
+                                                for ds, df in frames.items()) + ").", ""]
     for path, caption in figures.values():
         out += [f"![{caption}]({path})", "", f"*{caption}*", ""]
     return "\n".join(out)

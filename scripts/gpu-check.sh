@@ -37,7 +37,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
   echo "$name: exit ${PIPESTATUS[0]}, $((SECONDS - t0)) s" | tee -a "$OUT/gpu.txt"
 }
 step kernel-check 45 python3 -m repro.engines.kernel_check --arch 90 --paths --json "$OUT/kernel-check.json"
-step test-cuda 150 python3 -m pytest -q -p no:cacheprovider -k cuda tests/test_fused.py tests/test_engine.py
+step test-cuda 150 python3 -m pytest -q -p no:cacheprovider -m "slow or not slow" -k cuda tests/test_fused.py tests/test_engine.py
 step bench 150 python3 -m repro.cli bench --device cuda --engines fused,population --estimate --results-dir "$OUT"
 FAITHFUL_RUNGS=$(python3 -c "from repro.study.ladder import DEFAULT_LADDER_DIR as d, load_rungs, extra_rungs
 print(','.join(r.name for r in load_rungs(d / 'faithful') + extra_rungs(d / 'faithful')))")

@@ -1,9 +1,14 @@
-"""Shared fixtures. Data comes from $REPRO_DATA_DIR, else ../shared/data beside the checkout; missing data
-is a test failure (CI must have it), never a skip."""
+"""Shared fixtures, constants and the test tiers. Data comes from $REPRO_DATA_DIR, else ../shared/data beside
+the checkout; missing data is a test failure (CI must have it), never a skip.
+
+Tiers: `pytest` runs the fast tier (pyproject.toml's addopts deselect `slow`); `pytest -m slow` runs the rest.
+What is slow is listed here, in SLOW, and nowhere else (a test file may still mark a test itself).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -14,7 +19,77 @@ if not torch.cuda.is_available():
     # anything imports Triton (torch.optim does, lazily). Harmless when Triton is not installed.
     os.environ.setdefault("TRITON_INTERPRET", "1")
 
+from repro.config import Config  # noqa: E402  (after TRITON_INTERPRET is chosen)
+from repro.engines.reference import train_reference  # noqa: E402
+from repro.study.ladder import extra_rungs, load_rungs, plan  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[1]
+
+# The engines against the reference loop (test_engine, test_native, test_fused): 2 passes of 150 patterns =
+# 300 steps, so pass boundaries (new draws, lr schedule) are crossed.
+N_SUBSET = 150
+N_SUBSET_INTERPRETED = 60  # the same for the fused kernel in Triton's CPU interpreter (~10 ms a step)
+PASSES = 2
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
+
+
+def ladder_configs() -> dict[str, Config]:
+    """Every rung of the ladder and its extras, cut to PASSES passes, by label."""
+    rungs = load_rungs()
+    planned = plan(rungs, "cumulative", [r.name for r in rungs + extra_rungs()], extra_rungs())
+    return {p.label: p.config.replace(passes=PASSES) for p in planned}
+
+
+CONFIGS = ladder_configs()
+
+# The slow tier, entry -> why it is slow. An entry is a test file, a test function (file::name, every
+# parametrization) or a node id with parameters, where `*` stands for any text. The fast tier keeps, for every
+# rung, the population and native engines against the reference loop (test_engine, test_native), options
+# outside the ladder, fc40, SDLM, the invariances (neighbours, threads, determinism, resume) and one fused
+# kernel case (test_fused's target-1.2 on CPU); everything listed here runs in `pytest -m slow` (CI runs both).
+SLOW: dict[str, str] = {
+    "tests/test_bench.py": "times every engine for a fixed time per population size",
+    "tests/test_committed_retrain.py": "retrains committed seeds over all their passes",
+    "tests/test_committed_report.py": "regenerates the committed study's report, figures included",
+    "tests/test_regression.py": "16 seeds of every rung over 2 passes of the whole training set",
+    "tests/test_distributed.py": "two torchrun processes",
+    "tests/test_workspace.py": "a clone of the checkout and several `repro` processes",
+    "tests/test_robustness.py::test_killed_ablate_keeps_finished_records_and_resumes": "a process killed and rerun",
+    "tests/test_store_faults.py::test_a_damaged_record_is_set_aside_and_its_run_trained_again": "`repro` processes",
+    "tests/test_store_faults.py::test_two_processes_on_one_folder_never_train_the_same_run": "`repro` processes",
+    "tests/test_store_faults.py::test_an_interrupted_configuration_resumes_bit_for_bit": "a process interrupted and rerun",
+    "tests/test_attribution.py::test_report_writes_the_attribution_files": "a factorial's report with figures",
+    "tests/test_attribution.py::test_report_without_a_complete_factorial": "a report with figures",
+    "tests/test_cli.py::test_sweep_writes_record_and_plot": "a sweep of several trainings and its plot",
+    "tests/test_packaging.py::test_the_wheel_holds_every_subpackage_the_kernel_the_rungs_and_the_summary":
+        "builds and installs a wheel",
+    # The fused kernel runs on CPU only in Triton's interpreter (~10 ms a step): one case stays in the fast tier.
+    "tests/test_engine.py::test_member_in_population_matches_reference_loop[*-cpu-fused]": "Triton's interpreter",
+    "tests/test_fused.py::test_faithful_ladder_matches_reference_loop[fc40-cpu]": "Triton's interpreter",
+    **{f"tests/test_fused.py::{name}": "Triton's interpreter (or its compiler)" for name in (
+        "test_fused_options_outside_the_ladder", "test_padding_stays_zero_and_layout_round_trips",
+        "test_fused_member_does_not_depend_on_its_neighbours",
+        "test_runner_records_the_engine_and_falls_back_where_fused_cannot_run",
+        "test_fused_and_population_engines_agree_on_a_population", "test_kernel_compiles_for_the_gpu_without_one",
+        "test_the_kernels_arguments_are_what_kernel_check_compiles_for",
+        "test_a_group_of_configs_and_datasets_trains_each_as_alone",
+        "test_run_together_writes_the_records_of_one_by_one_runs",
+        "test_the_benchs_timed_pass_draws_once_and_times_the_kernel", "test_state_dict_continues_bit_for_bit")},
+}
+_SLOW_PATTERNS = [re.compile(".*".join(map(re.escape, entry.split("*")))) for entry in SLOW]
+
+
+def is_slow(path: str, name: str, originalname: str) -> bool:
+    """Whether SLOW lists the test `name` (node name with parameters) of the file `path` (relative to the repo)."""
+    return any(p.fullmatch(path) or p.fullmatch(f"{path}::{originalname}") or p.fullmatch(f"{path}::{name}")
+               for p in _SLOW_PATTERNS)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's `-m` selection reads the marks
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if is_slow(Path(str(item.fspath)).relative_to(REPO).as_posix(), item.name, item.originalname):
+            item.add_marker(pytest.mark.slow)
 
 
 def data_dir() -> Path:
@@ -34,6 +109,22 @@ def mnist16():
     from repro.data import load_dataset
 
     return load_dataset("mnist16", data_dir(), download=False)
+
+
+@pytest.fixture(scope="session")
+def reference_run(usps):
+    """reference_run(cfg, n, seed): the reference loop's run of `cfg` on usps's first n training digits (also
+    its evaluation set), computed once per session: test_engine's and test_native's checks of one rung share it."""
+    runs = {}
+
+    def run(cfg: Config, n: int, seed: int):
+        key = (cfg, n, seed)
+        if key not in runs:
+            x, y = usps.x_train[:n], usps.y_train[:n]
+            runs[key] = train_reference(cfg, x, y, x, y, seed=seed)
+        return runs[key]
+
+    return run
 
 
 @pytest.fixture(autouse=True)

@@ -1,4 +1,5 @@
-"""`repro bench` writes the figures the speed issue asks for, every engine with ratios measured in the same run."""
+"""`repro bench` writes the figures the speed issue asks for, every engine with ratios measured in the same run.
+Which engine is faster is what `repro bench` measures; no test asserts it (a loaded machine would fail it)."""
 
 import json
 
@@ -26,8 +27,6 @@ def test_bench_fields_and_ratios(usps, tmp_path, monkeypatch):
         for p in rows:
             assert p["steps_per_s"] > 0
             assert abs(p["ratio"] - p["steps_per_s"] / saved["reference_steps_per_s"]) < 1e-9
-        assert rows[0]["ratio"] > 1  # every engine beats the plain loop, even at one member
-        assert rows[1]["steps_per_s"] > rows[0]["steps_per_s"]  # more members, more throughput
     for p, base in zip(saved["engines"]["native"]["populations"], saved["engines"]["population"]["populations"]):
         assert abs(p["x_population"] - p["steps_per_s"] / base["steps_per_s"]) < 1e-9
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

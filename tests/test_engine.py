@@ -9,25 +9,10 @@ import torch
 from repro.config import Config
 from repro.engines import registry
 from repro.engines.population import Population, to_engine, to_reference
-from repro.study.ladder import extra_rungs, load_rungs, plan
 from repro.net.model import forward, init_params, run_generator
-from repro.engines.reference import evaluate, train_reference
+from repro.engines.reference import evaluate
+from tests.conftest import CONFIGS, DEVICES, N_SUBSET, N_SUBSET_INTERPRETED
 
-N_SUBSET = 150  # 2 passes of 150 patterns = 300 steps, so pass boundaries (new draws, lr schedule) are crossed
-N_SUBSET_INTERPRETED = 60  # the same for the fused kernel in Triton's CPU interpreter (~10 ms a step)
-PASSES = 2
-
-
-def ladder_configs():
-    rungs = load_rungs()
-    planned = plan(rungs, "cumulative", [r.name for r in rungs + extra_rungs()], extra_rungs())
-    return {p.label: p.config.replace(passes=PASSES) for p in planned}
-
-
-CONFIGS = ladder_configs()
-
-
-DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"))]
 LOCKSTEP = [name for name in registry.NAMES if registry.get(name).lockstep]
 
 
@@ -43,14 +28,14 @@ def lockstep_class(name: str, cfg: Config, device: str) -> type:
 @pytest.mark.parametrize("engine", LOCKSTEP)
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("label", sorted(CONFIGS))
-def test_member_in_population_matches_reference_loop(label, device, engine, usps):
+def test_member_in_population_matches_reference_loop(label, device, engine, usps, reference_run):
     """Every engine on every device (the fused kernel on CPU in Triton's interpreter, on CUDA compiled)."""
     cfg = CONFIGS[label]
     cls = lockstep_class(engine, cfg, device)
     n = N_SUBSET_INTERPRETED if (engine, device) == ("fused", "cpu") else N_SUBSET
     x, y = usps.x_train[:n], usps.y_train[:n]
     seed = 11
-    ref = train_reference(cfg, x, y, x, y, seed=seed)
+    ref = reference_run(cfg, n, seed)
     pop = cls(cfg, [3, seed, 5], x, y, device=device)  # the member of interest sits between two others
     for p in range(cfg.passes):
         pop.train_pass(p)
@@ -76,10 +61,10 @@ def test_the_ladder_covers_every_mechanism():
 @pytest.mark.parametrize("patch", [{"hidden_activation": "scaled_tanh"}, {"shift": 1, "shift_mode": "pad", "dropout": 0.5}, {"init": "fan_in", "lr": 0.1}, {"h2_scheme": "cyclic"},
     {"hidden_activation": "scaled_tanh", "output": "scaled_tanh_mse", "optimizer": "sdlm", "lr": 1e-3, "init": "fan_in"},
     {"target": 0.8}])
-def test_options_outside_the_ladder_match_too(patch, usps):
+def test_options_outside_the_ladder_match_too(patch, usps, reference_run):
     cfg = Config(passes=1).replace(**patch)
     x, y = usps.x_train[:200], usps.y_train[:200]
-    ref = train_reference(cfg, x, y, x, y, seed=2)
+    ref = reference_run(cfg, 200, 2)
     pop = Population(cfg, [2], x, y)
     pop.train_pass(0)
     got = pop.member_params(0)

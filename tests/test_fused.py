@@ -34,7 +34,7 @@ from repro.engines.reference import train_reference  # noqa: E402
 from repro.study.ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan  # noqa: E402
 from repro.study.runner import RunContext, run_planned  # noqa: E402
 
-from .test_engine import CONFIGS, DEVICES  # noqa: E402
+from tests.conftest import CONFIGS, DEVICES  # noqa: E402
 
 FAITHFUL_DIR = DEFAULT_LADDER_DIR / "faithful"
 # what the kernel does not do (a small curvature window: the fallback engine is quick)

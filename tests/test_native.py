@@ -18,7 +18,7 @@ from repro.engines.native import NativePopulation
 from repro.engines.reference import evaluate, train_reference
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import forward, outputs
-from tests.test_engine import CONFIGS, N_SUBSET
+from tests.conftest import CONFIGS, N_SUBSET
 
 pytestmark = pytest.mark.skipif(native._compiler() is None, reason="no C compiler: the native engine is unavailable")
 
@@ -50,10 +50,10 @@ def _assert_params_close(got, ref, msg=""):
 
 
 @pytest.mark.parametrize("label", sorted(CONFIGS))
-def test_member_matches_reference_loop(label, usps):
+def test_member_matches_reference_loop(label, usps, reference_run):
     cfg = CONFIGS[label]
     x, y = usps.x_train[:N_SUBSET], usps.y_train[:N_SUBSET]
-    ref = train_reference(cfg, x, y, x, y, seed=11)
+    ref = reference_run(cfg, N_SUBSET, 11)
     pop = NativePopulation(cfg, [3, 11, 5], x, y)  # the member of interest between two others
     for p in range(cfg.passes):
         pop.train_pass(p)
@@ -65,10 +65,10 @@ def test_member_matches_reference_loop(label, usps):
 
 
 @pytest.mark.parametrize("patch", OUTSIDE_THE_LADDER)
-def test_options_outside_the_ladder_match(patch, usps):
+def test_options_outside_the_ladder_match(patch, usps, reference_run):
     cfg = Config(passes=1).replace(**patch)
     x, y = usps.x_train[:200], usps.y_train[:200]
-    ref = train_reference(cfg, x, y, x, y, seed=2)
+    ref = reference_run(cfg, 200, 2)
     pop = NativePopulation(cfg, [2], x, y)
     pop.train_pass(0)
     _assert_params_close(pop.member_params(0), ref.params, str(patch))

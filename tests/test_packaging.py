@@ -1,0 +1,100 @@
+"""The package as users install it: files found in a checkout and in an installed wheel (repro.resources), the
+study's summary that a wheel carries (repro.study.summary), and a wheel built from the tree holding every
+sub-package, kernel.c, the rungs and the summary. CI also installs the wheel in a fresh environment and runs
+the commands from outside the checkout (.ci/run)."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from repro import resources
+from repro.report.build import write_report
+from repro.report.records import load_records
+from repro.study.summary import read_summary, summary_json
+from tests.conftest import REPO
+
+# Two configurations of the committed study, a few seeds each: a workspace that must agree with it.
+SAMPLE = {"usps": ("baseline", "dropout"), "mnist16": ("shift",)}
+
+
+def test_a_checkout_uses_its_own_files():
+    assert resources.checkout_root() == REPO
+    assert resources.ladder_dir() == REPO / "ablations"
+    assert resources.study_dir() == REPO / "results"
+    assert resources.paper_dir() == REPO / "paper"
+    assert resources.summary_file() == REPO / "repro" / "_study" / resources.SUMMARY_NAME
+
+
+def test_the_packaged_summary_is_the_committed_studys():
+    """`repro report --study` writes it; regenerate with that command when this fails."""
+    records = load_records(resources.study_dir()).records
+    assert resources.summary_file().read_bytes() == summary_json(records)
+    assert len(read_summary(resources.summary_file())) == len(records)
+
+
+def _sample_workspace(folder: Path, seeds: int = 3) -> Path:
+    for ds, labels in SAMPLE.items():
+        (folder / "runs" / ds).mkdir(parents=True)
+        for label in labels:
+            for path in sorted((resources.study_dir() / "runs" / ds).glob(f"{label}-*-s*.json"))[:seeds]:
+                shutil.copy(path, folder / "runs" / ds / path.name)
+    return folder
+
+
+def test_the_check_against_the_summary_is_the_check_against_the_records(tmp_path):
+    ws = _sample_workspace(tmp_path / "ws")
+    packaged = tmp_path / "installed-study"  # what an installed package's study folder holds: the summary only
+    packaged.mkdir()
+    shutil.copy(resources.summary_file(), packaged / resources.SUMMARY_NAME)
+    by_records = write_report(ws, out_dir=tmp_path / "a", reference_dir=resources.study_dir(), make_figures=False)
+    by_summary = write_report(ws, out_dir=tmp_path / "b", reference_dir=packaged, make_figures=False)
+    assert by_records.all_agree and by_summary.all_agree
+    assert len(by_summary.comparison.table) == sum(len(v) for v in SAMPLE.values())
+    assert by_summary.comparison.table.equals(by_records.comparison.table)
+
+
+def _build_wheel(tmp_path: Path) -> Path:
+    """A wheel built from a copy of the tree (a build writes build/ and *.egg-info beside its sources)."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(REPO / name, src / name)
+    for folder in ("repro", "ablations"):
+        shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+                    str(tmp_path / "dist"), str(src)], check=True, cwd=tmp_path)
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    return wheel
+
+
+def test_the_wheel_holds_every_subpackage_the_kernel_the_rungs_and_the_summary(tmp_path):
+    wheel = _build_wheel(tmp_path)
+    names = set(zipfile.ZipFile(wheel).namelist())
+    package = REPO / "repro"
+    for init in package.rglob("__init__.py"):
+        assert init.relative_to(REPO).as_posix() in names
+    for module in package.rglob("*.py"):
+        if "__pycache__" not in module.parts:
+            assert module.relative_to(REPO).as_posix() in names
+    for kernel in package.rglob("*.c"):
+        assert kernel.relative_to(REPO).as_posix() in names
+    rungs = [p for p in (REPO / "ablations").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert rungs
+    for rung in rungs:
+        assert "repro/_ablations/" + rung.relative_to(REPO / "ablations").as_posix() in names
+    assert "repro/_study/summary.json" in names
+
+    # Installed (outside the checkout), the package finds its own copies.
+    site = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True)
+    probe = ("from repro import resources; from repro.study.ladder import load_rungs; import repro.cli; "
+             "print(resources.checkout_root(), len(load_rungs()), (resources.study_dir() / 'summary.json').is_file(),"
+             " resources.ladder_dir().is_relative_to(resources.summary_file().parents[1]))")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True,
+                         env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout.split()
+    assert out == ["None", str(len(list((REPO / "ablations").glob("*.toml")))), "True", "True"]

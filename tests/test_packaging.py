@@ -82,7 +82,7 @@ def test_the_wheel_holds_every_subpackage_the_kernel_the_rungs_and_the_summary(t
             assert module.relative_to(REPO).as_posix() in names
     for kernel in package.rglob("*.c"):
         assert kernel.relative_to(REPO).as_posix() in names
-    rungs = [p for p in (REPO / "ablations").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    rungs = [p for p in (REPO / "ablations").rglob("*") if p.suffix in (".toml", ".py") and "__pycache__" not in p.parts]
     assert rungs
     for rung in rungs:
         assert "repro/_ablations/" + rung.relative_to(REPO / "ablations").as_posix() in names

@@ -25,21 +25,49 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from repro.config import INITS as config_inits
 from repro.config import Config
 from repro.engines.population import EvalResult
+from repro.hardware import cpu_flags, cpu_has
 from repro.engines.population import population_class as _lockstep_class
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
 from repro.net.sdlm import curvature_window
 
-LANES = 8
 SOURCE = Path(__file__).with_name("native") / "kernel.c"
-FLAGS = ("-O3", "-march=native", "-ffp-contract=fast", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared",
-         "-pthread", "-std=gnu11")
+# No flag may let the compiler change a result: contraction of a*b+c is off (the kernel writes its fused
+# multiply-adds out), no fast-math. So -march only picks instructions, never numbers: the same bits on every
+# x86-64 CPU, whatever the target and the lane width (tests/test_native.py builds several and compares).
+FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-pthread",
+         "-std=gnu11")
+
+
+@dataclass(frozen=True)
+class Build:
+    """One compiled kernel: the instruction set it targets (gcc's -march) and its lane width."""
+
+    march: str = "native"
+    lanes: int = 8  # members per SIMD register: 8 (AVX2) or 16 (AVX-512)
+
+    def flags(self) -> tuple[str, ...]:
+        return (*FLAGS, f"-march={self.march}", f"-DLANES={self.lanes}")
+
+
+def default_build(members: int | None = None, threads: int = 1) -> Build:
+    """This CPU's own instructions, with 16 lanes where it has AVX-512 and 8 otherwise, except where 16 lanes
+    would leave threads idle (threads take whole groups: 16 members on 2 threads train faster as two groups
+    of 8). The choice never changes a record.
+
+    `$LECUN1989_NATIVE_MARCH` and `$LECUN1989_NATIVE_LANES` override either."""
+    lanes = 16 if cpu_has("avx512f") and (members is None or -(-members // 16) >= threads) else 8
+    return Build(os.environ.get("LECUN1989_NATIVE_MARCH", "native"),
+                 int(os.environ.get("LECUN1989_NATIVE_LANES", lanes)))
+
 
 # option value -> the kernel's code; anything else is refused (see `supports`)
 ARCHITECTURES = {"net1989": 0, "fc40": 1}
@@ -50,6 +78,7 @@ SDLM_FIXED, SDLM_ESTIMATE = 3, 4  # kernel.c's two calls of SDLM with per-pass c
 LR_SCHEDULES = ("constant", "linear")  # lr comes from cfg.lr_at_pass, once per pass
 SHIFT_MODES = ("wrap", "pad")  # shifted images come from the population's table
 H2_SCHEMES = ("block", "cyclic")
+INITS = config_inits  # initial weights come from init_params (every engine's); the kernel never sees them
 
 # Parameter layout of one member: the reference tensors, flattened in this order (see kernel.c).
 LAYOUTS = {
@@ -71,8 +100,7 @@ class _Spec(ctypes.Structure):
 
 # --- building and loading the kernel ---------------------------------------------------------------
 
-_lib: ctypes.CDLL | None = None
-_why_not: str | None = None
+_loaded: dict[Build, ctypes.CDLL | str] = {}  # a loaded kernel, or why it could not be built or loaded
 
 
 def _compiler() -> str | None:
@@ -90,21 +118,12 @@ def cache_dir() -> Path:
     return Path(base) / "lecun1989" / "native"
 
 
-def _cpu_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                return line
-    except OSError:
-        pass
-    return platform.processor()
-
-
-def _build(cc: str) -> Path:
+def _compile(cc: str, build: Build) -> Path:
     src = SOURCE.read_bytes()
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout.splitlines()[:1]
-    key = hashlib.sha256(b"\0".join([src, " ".join(FLAGS).encode(), "".join(version).encode(),
-                                     _cpu_flags().encode(), platform.machine().encode()])).hexdigest()[:20]
+    # "-march=native" means this CPU's instructions: its feature flags belong in the name of what it built
+    key = hashlib.sha256(b"\0".join([src, " ".join(build.flags()).encode(), "".join(version).encode(),
+                                     " ".join(sorted(cpu_flags())).encode(), platform.machine().encode()])).hexdigest()[:20]
     name = f"kernel-{key}.so"
     for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"lecun1989-native-{os.getuid()}"):
         if (folder / name).exists():
@@ -121,7 +140,8 @@ def _build(cc: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".kernel-", suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        proc = subprocess.run([cc, *FLAGS, "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run([cc, *build.flags(), "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
+                              timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"compiling {SOURCE.name} failed:\n{proc.stderr.strip()[-2000:]}")
         os.replace(tmp, out)  # atomic: a concurrent reader sees the old name absent or the whole file
@@ -131,32 +151,33 @@ def _build(cc: str) -> Path:
     return out
 
 
-def _load() -> ctypes.CDLL | None:
-    global _lib, _why_not
-    if _lib is not None or _why_not is not None:
-        return _lib
+def _open(build: Build) -> ctypes.CDLL | str:
     if platform.system() == "Windows":
-        _why_not = "the native engine is built for POSIX systems only"
-        return None
+        return "the native engine is built for POSIX systems only"
     cc = _compiler()
     if cc is None:
-        _why_not = "no C compiler found ($CC, cc or gcc) to build the native engine's kernel"
-        return None
+        return "no C compiler found ($CC, cc or gcc) to build the native engine's kernel"
     try:
-        lib = ctypes.CDLL(str(_build(cc)))
+        lib = ctypes.CDLL(str(_compile(cc, build)))
     except Exception as e:  # noqa: BLE001 - any build or load failure makes the engine unavailable, with the reason
-        _why_not = f"the native engine's kernel could not be built or loaded: {e}"
-        return None
-    if lib.native_abi_version() != 3 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
-        _why_not = "the native engine's kernel does not match this Python module (ABI mismatch)"
-        return None
-    p, i32, i64 = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int64
+        return f"the native engine's kernel ({build}) could not be built or loaded: {e}"
+    if lib.native_abi_version() != 4 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
+        return "the native engine's kernel does not match this Python module (ABI mismatch)"
+    p, i32 = ctypes.c_void_p, ctypes.c_int32
     lib.native_train.argtypes = [p, p, p, p, i32, p, p, p, p, i32, i32]
     lib.native_train.restype = ctypes.c_int
     lib.native_eval.argtypes = [p, p, p, i32, p, p, i32, p, p, i32]
     lib.native_eval.restype = ctypes.c_int
-    _lib = lib
     return lib
+
+
+def load(build: Build | None = None) -> ctypes.CDLL | str:
+    """The kernel compiled for `build` (default: `default_build()`), or why it cannot be had; built on first
+    use and cached on disk."""
+    build = build or default_build()
+    if build not in _loaded:
+        _loaded[build] = _open(build)
+    return _loaded[build]
 
 
 def available(device: torch.device | str | None = None) -> str | None:
@@ -164,14 +185,14 @@ def available(device: torch.device | str | None = None) -> str | None:
     Builds the kernel on first call if needed."""
     if device is not None and torch.device(device).type != "cpu":
         return f"the native engine runs on the CPU only, not on {torch.device(device).type}"
-    _load()
-    return _why_not
+    lib = load()
+    return lib if isinstance(lib, str) else None
 
 
 def supports(cfg: Config) -> str | None:
     """None when the native engine implements every option of `cfg`, else why not."""
     checks = [("architecture", ARCHITECTURES), ("hidden_activation", ACTIVATIONS), ("output", OUTPUTS),
-              ("optimizer", OPTIMIZERS), ("lr_schedule", LR_SCHEDULES), ("shift_mode", SHIFT_MODES),
+              ("optimizer", OPTIMIZERS), ("init", INITS), ("lr_schedule", LR_SCHEDULES), ("shift_mode", SHIFT_MODES),
               ("h2_scheme", H2_SCHEMES)]
     for name, valid in checks:
         value = getattr(cfg, name)
@@ -192,30 +213,31 @@ class NativePopulation:
     """
 
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu",
-                 threads: int | None = None):
+                 threads: int | None = None, build: Build | None = None):
         if torch.device(device).type != "cpu":
             raise ValueError(f"the native engine runs on the CPU only, not on {device!r}")
         if why := supports(cfg):
             raise ValueError(why)
-        lib = _load()
-        if lib is None:
-            raise RuntimeError(f"native engine unavailable: {_why_not}")
+        self.threads = threads
+        lib = load(build or default_build(len(seeds), self._threads()))
+        if isinstance(lib, str):
+            raise RuntimeError(f"native engine unavailable: {lib}")
         set_float_mode()
         self._lib = lib
         self.cfg, self.seeds, self.device = cfg, list(seeds), torch.device("cpu")
         self.members = len(self.seeds)
         self.n_train = len(x_train)
-        self.threads = threads
         # generators, initial weights, shifted-image table and per-pass draws: the population engine's
         self._pop = _lockstep_class(cfg.architecture)(cfg, self.seeds, x_train, y_train, device="cpu")
         self.generators = self._pop.generators
         self.layout = LAYOUTS[cfg.architecture]
         self.nparam = NPARAM[cfg.architecture]
-        self.groups = (self.members + LANES - 1) // LANES
-        self.params = torch.zeros(self.groups, self.nparam, LANES)
+        self.lanes = lanes = lib.native_lanes()
+        self.groups = (self.members + lanes - 1) // lanes
+        self.params = torch.zeros(self.groups, self.nparam, lanes)
         for m in range(self.members):
             p = self._pop.member_params(m)
-            self.params[m // LANES, :, m % LANES] = torch.cat([p[k].reshape(-1) for k in self.layout])
+            self.params[m // lanes, :, m % lanes] = torch.cat([p[k].reshape(-1) for k in self.layout])
         # the kernel holds the weights and optimizer state from here on; the population keeps its draws
         for name in ("params", "grads", "optimizer", "curv", "w_sq", "scratch", "h1_padded"):
             setattr(self._pop, name, None)
@@ -304,7 +326,7 @@ class NativePopulation:
     # --- parameters and state -----------------------------------------------------------------------
     def member_params(self, m: int) -> dict[str, torch.Tensor]:
         """Paper-named parameters of member m (for checkpoints and tests)."""
-        flat = self.params[m // LANES, :, m % LANES]
+        flat = self.params[m // self.lanes, :, m % self.lanes]
         out, offset = {}, 0
         for name, shape in self.layout.items():
             k = torch.Size(shape).numel()

@@ -1,8 +1,8 @@
 /* Members-in-lanes CPU kernel for the 1989 net and the fc40 comparison net.
  *
- * Eight members share one group: every number of the net is an 8-float vector (gcc vector extension,
- * one AVX2 register), lane l holding member l of the group. Every lane runs the same instructions with
- * its own data, and no operation mixes lanes, so a member's numbers never depend on its neighbours, on its
+ * LANES members (8 or 16) share one group: every number of the net is a LANES-float vector (gcc vector
+ * extension, one AVX2 or AVX-512 register), lane l holding member l of the group. Every lane runs the same
+ * instructions with its own data, and no operation mixes lanes, so a member's numbers never depend on its neighbours, on its
  * lane, on its group or on the number of threads. Groups train independently; threads take whole groups
  * (training) or (group, pattern range) pieces (evaluation).
  *
@@ -10,7 +10,7 @@
  * the order of model.init_params' names, H2 compact (12 maps x 8 read maps x 25 taps, as H2.weight):
  *   net1989: W1 [12][25] | b1 [12][64] | W2 [12][8][25] | b2 [12][16] | W3 [30][192] | b3 [30] | W4 [10][30] | b4 [10]
  *   fc40:    W1 [40][256] | b1 [40] | W2 [10][40] | b2 [10]
- * A group's block is [NP][8] (parameter-major, lane-minor); blocks of all groups follow each other.
+ * A group's block is [NP][LANES] (parameter-major, lane-minor); blocks of all groups follow each other.
  * Optimizer state (AdamW moments, SDLM's running curvature) uses the same layout.
  *
  * Per step: forward, output delta (and SDLM's output curvature), then per layer from the top: the lower
@@ -27,9 +27,18 @@
 #define HAVE_MXCSR 1
 #endif
 
-typedef float v8 __attribute__((vector_size(32), aligned(32)));
-typedef int32_t v8i __attribute__((vector_size(32), aligned(32)));
+/* LANES members per group, one per SIMD lane: 8 (one AVX2 register) unless the build says 16 (one AVX-512
+ * register). Every operation below is one IEEE float32 operation per lane, the same sequence whatever LANES
+ * and whatever -march: the build forbids the compiler to contract a*b+c (-ffp-contract=off) and every fused
+ * multiply-add is written out (fmadd), so a member's numbers are the same bits on every x86-64 CPU. */
+#ifndef LANES
 #define LANES 8
+#endif
+#if LANES != 8 && LANES != 16
+#error "LANES must be 8 or 16"
+#endif
+typedef float vf __attribute__((vector_size(LANES * 4), aligned(LANES * 4)));
+typedef int32_t vi __attribute__((vector_size(LANES * 4), aligned(LANES * 4)));
 #define INLINE static inline __attribute__((always_inline))
 
 enum { ARCH_NET1989 = 0, ARCH_FC40 = 1 };
@@ -40,7 +49,7 @@ enum { OUT_TANH_MSE = 0, OUT_SCALED_TANH_MSE = 1, OUT_SOFTMAX_CE = 2 };
  * FIXED then trains the pass with that h and computes no curvature. */
 enum { OPT_SGD = 0, OPT_ADAMW = 1, OPT_SDLM = 2, OPT_SDLM_FIXED = 3, OPT_SDLM_ESTIMATE = 4 };
 
-/* Offsets (in v8 units within a group block). */
+/* Offsets (in vf units within a group block). */
 enum { N_W1 = 0, N_B1 = 300, N_W2 = 1068, N_B2 = 3468, N_W3 = 3660, N_B3 = 9420, N_W4 = 9450, N_B4 = 9750, N_NP = 9760 };
 enum { F_W1 = 0, F_B1 = 10240, F_W2 = 10280, F_B2 = 10680, F_NP = 10690 };
 
@@ -58,59 +67,83 @@ typedef struct {
 static const float SCALED_A = 1.7159f;
 static const float SCALED_S = (float)(2.0 / 3.0);
 
-INLINE v8 splat(float a) { return (v8){a, a, a, a, a, a, a, a}; }
-INLINE v8 sel(v8i m, v8 a, v8 b) { return (v8)((m & (v8i)a) | (~m & (v8i)b)); }
+INLINE vf splat(float a) {
+    vf r;
+    for (int l = 0; l < LANES; l++) r[l] = a;
+    return r;
+}
 
-INLINE v8 vsqrt(v8 x) {
-#ifdef __AVX__
-    return (v8)_mm256_sqrt_ps((__m256)x);
+/* a * b + c, rounded once (the only fused operation in the kernel; see LANES above) */
+INLINE vf fmadd(vf a, vf b, vf c) {
+#if LANES == 16 && defined(__AVX512F__)
+    return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
+#elif LANES == 8 && defined(__FMA__)
+    return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
 #else
-    v8 r;
+    vf r;
+    for (int l = 0; l < LANES; l++) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
+    return r;
+#endif
+}
+INLINE vf sel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+
+INLINE vf vsqrt(vf x) { /* correctly rounded on every CPU */
+#if LANES == 16 && defined(__AVX512F__)
+    return (vf)_mm512_sqrt_ps((__m512)x);
+#elif LANES == 8 && defined(__AVX__)
+    return (vf)_mm256_sqrt_ps((__m256)x);
+#else
+    vf r;
     for (int l = 0; l < LANES; l++) r[l] = sqrtf(x[l]);
     return r;
 #endif
 }
 
 /* exp(t) for t in [0, 40] (Cephes expf: range reduction by ln 2, degree-6 polynomial, 2^n in the exponent). */
-INLINE v8 vexp_pos(v8 t) {
-    v8 fx = t * 1.44269504088896341f + 0.5f;
-    v8i n = __builtin_convertvector(fx, v8i); /* truncation = floor for t >= 0 */
-    v8 fn = __builtin_convertvector(n, v8);
-    v8 r = t - fn * 0.693359375f;
-    r = r - fn * -2.12194440e-4f;
-    v8 r2 = r * r;
-    v8 y = ((((1.9875691500e-4f * r + 1.3981999507e-3f) * r + 8.3334519073e-3f) * r + 4.1665795894e-2f) * r +
-            1.6666665459e-1f) * r + 5.0000001201e-1f;
-    y = y * r2 + r + 1.0f;
-    return (v8)((v8i)y + (n << 23));
+INLINE vf vexp_pos(vf t) {
+    vf fx = fmadd(t, splat(1.44269504088896341f), splat(0.5f));
+    vi n = __builtin_convertvector(fx, vi); /* truncation = floor for t >= 0 */
+    vf fn = __builtin_convertvector(n, vf);
+    vf r = fmadd(fn, splat(-0.693359375f), t);
+    r = fmadd(fn, splat(2.12194440e-4f), r);
+    vf r2 = r * r;
+    vf y = fmadd(splat(1.9875691500e-4f), r, splat(1.3981999507e-3f));
+    y = fmadd(y, r, splat(8.3334519073e-3f));
+    y = fmadd(y, r, splat(4.1665795894e-2f));
+    y = fmadd(y, r, splat(1.6666665459e-1f));
+    y = fmadd(y, r, splat(5.0000001201e-1f));
+    y = fmadd(y, r2, r) + 1.0f;
+    return (vf)((vi)y + (n << 23));
 }
 
 /* tanh (Cephes tanhf): odd polynomial below |x| = 0.625, 1 - 2/(exp(2|x|) + 1) above; NaN stays NaN
  * (it takes the polynomial branch), and |x| >= ~9.01 gives exactly +-1 as float32 tanh does. */
-INLINE v8 vtanh(v8 x) {
-    v8i sign = (v8i)x & (int32_t)0x80000000;
-    v8 a = (v8)((v8i)x & (int32_t)0x7fffffff);
-    v8 z = x * x;
-    v8 p = (((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z + 1.33314422036e-1f) * z -
-           3.33332819422e-1f;
-    p = p * z * x + x;
-    v8 t = a + a;
+INLINE vf vtanh(vf x) {
+    vi sign = (vi)x & (int32_t)0x80000000;
+    vf a = (vf)((vi)x & (int32_t)0x7fffffff);
+    vf z = x * x;
+    vf p = fmadd(splat(-5.70498872745e-3f), z, splat(2.06390887954e-2f));
+    p = fmadd(p, z, splat(-5.37397155531e-2f));
+    p = fmadd(p, z, splat(1.33314422036e-1f));
+    p = fmadd(p, z, splat(-3.33332819422e-1f));
+    p = fmadd(p * z, x, x);
+    vf t = a + a;
     t = sel(t > 40.0f, splat(40.0f), t);
-    v8 e = vexp_pos(t);
-    v8 r = 1.0f - 2.0f / (e + 1.0f);
-    r = (v8)((v8i)r | sign);
+    vf e = vexp_pos(t);
+    vf r = 1.0f - 2.0f / (e + 1.0f);
+    r = (vf)((vi)r | sign);
     return sel(a >= 0.625f, r, p);
 }
 
-INLINE v8 act_f(int act, v8 a) {
+INLINE vf act_f(int act, vf a) {
     if (act == ACT_TANH) return vtanh(a);
     if (act == ACT_SCALED_TANH) return vtanh(a * SCALED_S) * SCALED_A;
     return sel(a <= 0.0f, splat(0.0f), a); /* NaN passes, as torch.relu: a diverged member must show it */
 }
 
 /* derivative of the activation from its output h */
-INLINE v8 act_d(int act, v8 h) {
-    if (act == ACT_TANH) return 1.0f - h * h;
+INLINE vf act_d(int act, vf h) {
+    if (act == ACT_TANH) return fmadd(-h, h, splat(1.0f));
     if (act == ACT_SCALED_TANH) return (SCALED_A - h * h / SCALED_A) * SCALED_S;
     return sel(h > 0.0f, splat(1.0f), splat(0.0f));
 }
@@ -146,30 +179,24 @@ static void make_upd(const Spec *s, int64_t t, Upd *u) { /* t: this step's count
     }
 }
 
-/* A value the compiler must round where it stands (no fusing into a neighbouring add). */
-INLINE v8 rounded(v8 a) {
-    __asm__("" : "+x"(a));
-    return a;
-}
-
-/* One parameter of 8 members: gradient g, curvature c (SDLM only). Each formula rounds as the torch ops
+/* One parameter of LANES members: gradient g, curvature c (SDLM only). Each formula rounds as the torch ops
  * the population engine and the reference loop use: add with alpha and lerp fuse (fma); mul_, sqrt, div and
  * add_ round on their own; addcmul is self + (value*t1)*t2 and addcdiv self + (value*t1)/t2. */
-INLINE void upd(const Upd *u, int opt, v8 *w, v8 *s1, v8 *s2, v8 g, v8 c) {
+INLINE void upd(const Upd *u, int opt, vf *w, vf *s1, vf *s2, vf g, vf c) {
     if (opt == OPT_SGD) {
-        *w = *w - u->lr * g;
+        *w = fmadd(splat(-u->lr), g, *w);
     } else if (opt == OPT_ADAMW) {
-        v8 p = rounded(*w * u->decay);
-        v8 m = *s1, v = *s2;
-        m = m + u->lerp1 * (g - m);
-        v = rounded(v * u->beta2);
-        v = v + (u->one_minus_beta2 * g) * g;
+        vf p = *w * u->decay;
+        vf m = *s1, v = *s2;
+        m = fmadd(splat(u->lerp1), g - m, m);
+        v = v * u->beta2;
+        v = fmadd(u->one_minus_beta2 * g, g, v);
         *s1 = m;
         *s2 = v;
-        v8 denom = rounded(vsqrt(v) / u->bc2_sqrt) + u->eps;
+        vf denom = vsqrt(v) / u->bc2_sqrt + u->eps;
         *w = p + (-u->step_size * m) / denom;
     } else if (opt == OPT_SDLM) {
-        v8 h = u->first ? c : *s1 + u->gamma * (c - *s1);
+        vf h = u->first ? c : fmadd(splat(u->gamma), c - *s1, *s1);
         *s1 = h;
         *w = *w + (-u->lr * g) / (h + u->mu);
     } else if (opt == OPT_SDLM_FIXED) {
@@ -183,14 +210,14 @@ INLINE void upd(const Upd *u, int opt, v8 *w, v8 *s1, v8 *s2, v8 g, v8 c) {
 /* work space of one thread */
 
 typedef struct {
-    v8 x[400];      /* padded 20x20 input */
-    v8 h1p[12 * 144]; /* H1 planes padded to 12x12 with background */
-    v8 h2[192], h2in[192], keep[192];
-    v8 h3[40];      /* H3 (30) or fc40's hidden layer (40) */
-    v8 pre[10], d4[10], c4[10];
-    v8 d3[40], c3[40];
-    v8 d2[192], c2[192];
-    v8 d1[768], c1[768];
+    vf x[400];      /* padded 20x20 input */
+    vf h1p[12 * 144]; /* H1 planes padded to 12x12 with background */
+    vf h2[192], h2in[192], keep[192];
+    vf h3[40];      /* H3 (30) or fc40's hidden layer (40) */
+    vf pre[10], d4[10], c4[10];
+    vf d3[40], c3[40];
+    vf d2[192], c2[192];
+    vf d1[768], c1[768];
 } Work;
 
 static Work *work_new(void) {
@@ -204,46 +231,47 @@ static Work *work_new(void) {
 /* ---------------------------------------------------------------------------------------------- */
 /* forward, net1989 */
 
-INLINE void fwd_h1(const v8 *P, const v8 *x, v8 *h1p, int act) {
-    const v8 *W1 = P + N_W1, *b1 = P + N_B1;
+INLINE void fwd_h1(const vf *P, const vf *x, vf *h1p, int act) {
+    const vf *W1 = P + N_W1, *b1 = P + N_B1;
     for (int m = 0; m < 12; m++) {
-        const v8 *w = W1 + m * 25;
+        const vf *w = W1 + m * 25;
         for (int oy = 0; oy < 8; oy++) {
-            v8 acc[8];
+            vf acc[8];
             for (int ox = 0; ox < 8; ox++) acc[ox] = splat(0.0f);
             for (int ky = 0; ky < 5; ky++) {
-                const v8 *xr = x + (2 * oy + ky) * 20;
+                const vf *xr = x + (2 * oy + ky) * 20;
 #pragma GCC unroll 5
                 for (int kx = 0; kx < 5; kx++) {
-                    v8 wv = w[ky * 5 + kx];
+                    vf wv = w[ky * 5 + kx];
 #pragma GCC unroll 8
-                    for (int ox = 0; ox < 8; ox++) acc[ox] += wv * xr[2 * ox + kx];
+                    for (int ox = 0; ox < 8; ox++) acc[ox] = fmadd(wv, xr[2 * ox + kx], acc[ox]);
                 }
             }
-            v8 *dst = h1p + m * 144 + (oy + 2) * 12 + 2;
+            vf *dst = h1p + m * 144 + (oy + 2) * 12 + 2;
 #pragma GCC unroll 8
             for (int ox = 0; ox < 8; ox++) dst[ox] = act_f(act, acc[ox] + b1[m * 64 + oy * 8 + ox]);
         }
     }
 }
 
-INLINE void fwd_h2(const v8 *P, const int32_t *scheme, const v8 *h1p, v8 *h2, int act) {
-    const v8 *W2 = P + N_W2, *b2 = P + N_B2;
+INLINE void fwd_h2(const vf *P, const int32_t *scheme, const vf *h1p, vf *h2, int act) {
+    const vf *W2 = P + N_W2, *b2 = P + N_B2;
     for (int j = 0; j < 12; j++) {
         for (int half = 0; half < 2; half++) {
-            v8 acc[8];
+            vf acc[8];
             for (int q = 0; q < 8; q++) acc[q] = splat(0.0f);
             for (int k = 0; k < 8; k++) {
-                const v8 *hp = h1p + scheme[j * 8 + k] * 144 + half * 4 * 12; /* rows 4*half.. */
-                const v8 *w = W2 + (j * 8 + k) * 25;
+                const vf *hp = h1p + scheme[j * 8 + k] * 144 + half * 4 * 12; /* rows 4*half.. */
+                const vf *w = W2 + (j * 8 + k) * 25;
                 for (int ky = 0; ky < 5; ky++) {
 #pragma GCC unroll 5
                     for (int kx = 0; kx < 5; kx++) {
-                        v8 wv = w[ky * 5 + kx];
+                        vf wv = w[ky * 5 + kx];
 #pragma GCC unroll 2
                         for (int r = 0; r < 2; r++)
 #pragma GCC unroll 4
-                            for (int ox = 0; ox < 4; ox++) acc[r * 4 + ox] += wv * hp[(2 * r + ky) * 12 + 2 * ox + kx];
+                            for (int ox = 0; ox < 4; ox++)
+                                acc[r * 4 + ox] = fmadd(wv, hp[(2 * r + ky) * 12 + 2 * ox + kx], acc[r * 4 + ox]);
                     }
                 }
             }
@@ -254,65 +282,65 @@ INLINE void fwd_h2(const v8 *P, const int32_t *scheme, const v8 *h1p, v8 *h2, in
 }
 
 /* H3 (30 units over 192 inputs) then the output pre-activations */
-INLINE void fwd_top(const v8 *P, const v8 *h2in, v8 *h3, v8 *pre, int act) {
-    const v8 *W3 = P + N_W3, *b3 = P + N_B3, *W4 = P + N_W4, *b4 = P + N_B4;
+INLINE void fwd_top(const vf *P, const vf *h2in, vf *h3, vf *pre, int act) {
+    const vf *W3 = P + N_W3, *b3 = P + N_B3, *W4 = P + N_W4, *b4 = P + N_B4;
     for (int u0 = 0; u0 < 30; u0 += 10) {
-        v8 acc[10];
+        vf acc[10];
         for (int u = 0; u < 10; u++) acc[u] = splat(0.0f);
         for (int q = 0; q < 192; q++) {
-            v8 hv = h2in[q];
+            vf hv = h2in[q];
 #pragma GCC unroll 10
-            for (int u = 0; u < 10; u++) acc[u] += W3[(u0 + u) * 192 + q] * hv;
+            for (int u = 0; u < 10; u++) acc[u] = fmadd(W3[(u0 + u) * 192 + q], hv, acc[u]);
         }
 #pragma GCC unroll 10
         for (int u = 0; u < 10; u++) h3[u0 + u] = act_f(act, acc[u] + b3[u0 + u]);
     }
-    v8 acc[10];
+    vf acc[10];
     for (int o = 0; o < 10; o++) acc[o] = splat(0.0f);
     for (int u = 0; u < 30; u++) {
-        v8 hv = h3[u];
+        vf hv = h3[u];
 #pragma GCC unroll 10
-        for (int o = 0; o < 10; o++) acc[o] += W4[o * 30 + u] * hv;
+        for (int o = 0; o < 10; o++) acc[o] = fmadd(W4[o * 30 + u], hv, acc[o]);
     }
     for (int o = 0; o < 10; o++) pre[o] = acc[o] + b4[o];
 }
 
 /* fc40: 256 inputs (the 16x16 interior of the padded image) -> 40 -> 10 */
-INLINE void fwd_fc(const v8 *P, const v8 *x, v8 *h, v8 *pre, int act) {
-    const v8 *W1 = P + F_W1, *b1 = P + F_B1, *W2 = P + F_W2, *b2 = P + F_B2;
+INLINE void fwd_fc(const vf *P, const vf *x, vf *h, vf *pre, int act) {
+    const vf *W1 = P + F_W1, *b1 = P + F_B1, *W2 = P + F_W2, *b2 = P + F_B2;
     for (int u0 = 0; u0 < 40; u0 += 10) {
-        v8 acc[10];
+        vf acc[10];
         for (int u = 0; u < 10; u++) acc[u] = splat(0.0f);
         for (int iy = 0; iy < 16; iy++) {
-            const v8 *xr = x + (iy + 2) * 20 + 2;
+            const vf *xr = x + (iy + 2) * 20 + 2;
             for (int ix = 0; ix < 16; ix++) {
-                v8 xv = xr[ix];
+                vf xv = xr[ix];
 #pragma GCC unroll 10
-                for (int u = 0; u < 10; u++) acc[u] += W1[(u0 + u) * 256 + iy * 16 + ix] * xv;
+                for (int u = 0; u < 10; u++) acc[u] = fmadd(W1[(u0 + u) * 256 + iy * 16 + ix], xv, acc[u]);
             }
         }
 #pragma GCC unroll 10
         for (int u = 0; u < 10; u++) h[u0 + u] = act_f(act, acc[u] + b1[u0 + u]);
     }
-    v8 acc[10];
+    vf acc[10];
     for (int o = 0; o < 10; o++) acc[o] = splat(0.0f);
     for (int u = 0; u < 40; u++) {
-        v8 hv = h[u];
+        vf hv = h[u];
 #pragma GCC unroll 10
-        for (int o = 0; o < 10; o++) acc[o] += W2[o * 40 + u] * hv;
+        for (int o = 0; o < 10; o++) acc[o] = fmadd(W2[o * 40 + u], hv, acc[o]);
     }
     for (int o = 0; o < 10; o++) pre[o] = acc[o] + b2[o];
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* output layer: d loss / d pre (and SDLM's d2 loss / d pre^2) of 8 lanes, label y */
+/* output layer: d loss / d pre (and SDLM's d2 loss / d pre^2) of LANES lanes, label y */
 
-INLINE void output_delta(int outk, int sdlm, float target, const v8 *pre, int64_t label, v8 *d, v8 *c) {
+INLINE void output_delta(int outk, int sdlm, float target, const vf *pre, int64_t label, vf *d, vf *c) {
     if (outk != OUT_SOFTMAX_CE) {
         int a = outk == OUT_TANH_MSE ? ACT_TANH : ACT_SCALED_TANH;
         for (int o = 0; o < 10; o++) {
-            v8 y = act_f(a, pre[o]);
-            v8 f = act_d(a, y);
+            vf y = act_f(a, pre[o]);
+            vf f = act_d(a, y);
             float t = o == label ? target : -target;
             d[o] = (y - t) * 0.2f * f;
             if (sdlm) c[o] = f * f * 0.2f;
@@ -338,14 +366,14 @@ INLINE void output_delta(int outk, int sdlm, float target, const v8 *pre, int64_
 /* ---------------------------------------------------------------------------------------------- */
 /* one training step of one group, net1989 */
 
-INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, v8 *S2, Work *w, int64_t label,
+INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w, int64_t label,
                      int dropout) {
     const int act = s->act, sdlm = opt == OPT_SDLM || opt == OPT_SDLM_ESTIMATE;
     const int32_t *scheme = s->scheme;
-    v8 *s1 = S1, *s2 = S2;
+    vf *s1 = S1, *s2 = S2;
 #define ST1(k) (s1 ? s1 + (k) : NULL)
 #define ST2(k) (s2 ? s2 + (k) : NULL)
-    static const v8 zero8;
+    static const vf zero8;
     fwd_h1(P, w->x, w->h1p, act);
     fwd_h2(P, scheme, w->h1p, w->h2, act);
     if (dropout)
@@ -356,20 +384,20 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, 
     output_delta(s->out, sdlm, (float)s->target, w->pre, label, w->d4, w->c4);
 
     /* --- output layer: H3's delta with the old W4, then W4, b4 */
-    v8 *W4 = P + N_W4;
+    vf *W4 = P + N_W4;
     for (int uu = 0; uu < 30; uu++) {
-        v8 g = splat(0.0f), c = splat(0.0f);
+        vf g = splat(0.0f), c = splat(0.0f);
         for (int o = 0; o < 10; o++) {
-            g += W4[o * 30 + uu] * w->d4[o];
-            if (sdlm) c += (W4[o * 30 + uu] * W4[o * 30 + uu]) * w->c4[o];
+            g = fmadd(W4[o * 30 + uu], w->d4[o], g);
+            if (sdlm) c = fmadd(W4[o * 30 + uu] * W4[o * 30 + uu], w->c4[o], c);
         }
-        v8 f = act_d(act, w->h3[uu]);
+        vf f = act_d(act, w->h3[uu]);
         w->d3[uu] = g * f;
         if (sdlm) w->c3[uu] = c * (f * f);
     }
     for (int o = 0; o < 10; o++) {
         for (int uu = 0; uu < 30; uu++) {
-            v8 h = w->h3[uu];
+            vf h = w->h3[uu];
             int k = N_W4 + o * 30 + uu;
             upd(u, opt, P + k, ST1(k), ST2(k), w->d4[o] * h, sdlm ? w->c4[o] * (h * h) : zero8);
         }
@@ -378,26 +406,26 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, 
     }
 
     /* --- H3: H2's delta with the old W3 while updating W3 (q blocks of 8) */
-    v8 *W3 = P + N_W3;
+    vf *W3 = P + N_W3;
     for (int q0 = 0; q0 < 192; q0 += 8) {
-        v8 dh[8], ch[8];
+        vf dh[8], ch[8];
         for (int q = 0; q < 8; q++) dh[q] = ch[q] = splat(0.0f);
         for (int uu = 0; uu < 30; uu++) {
-            v8 d = w->d3[uu], cc = sdlm ? w->c3[uu] : zero8;
+            vf d = w->d3[uu], cc = sdlm ? w->c3[uu] : zero8;
 #pragma GCC unroll 8
             for (int q = 0; q < 8; q++) {
                 int k = N_W3 + uu * 192 + q0 + q;
-                v8 wv = W3[uu * 192 + q0 + q];
-                dh[q] += wv * d;
-                if (sdlm) ch[q] += (wv * wv) * cc;
-                v8 x = w->h2in[q0 + q];
+                vf wv = W3[uu * 192 + q0 + q];
+                dh[q] = fmadd(wv, d, dh[q]);
+                if (sdlm) ch[q] = fmadd(wv * wv, cc, ch[q]);
+                vf x = w->h2in[q0 + q];
                 upd(u, opt, P + k, ST1(k), ST2(k), d * x, sdlm ? cc * (x * x) : zero8);
             }
         }
 #pragma GCC unroll 8
         for (int q = 0; q < 8; q++) {
-            v8 f = act_d(act, w->h2[q0 + q]);
-            v8 kp = dropout ? w->keep[q0 + q] : splat(1.0f);
+            vf f = act_d(act, w->h2[q0 + q]);
+            vf kp = dropout ? w->keep[q0 + q] : splat(1.0f);
             w->d2[q0 + q] = dropout ? dh[q] * kp * f : dh[q] * f;
             if (sdlm) w->c2[q0 + q] = (dropout ? ch[q] * (kp * kp) : ch[q]) * (f * f);
         }
@@ -408,40 +436,40 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, 
     }
 
     /* --- H2: H1's delta with the old W2 (a gather over the H2 units each H1 unit feeds) */
-    const v8 *W2 = P + N_W2;
+    const vf *W2 = P + N_W2;
     for (int i = 0; i < 12; i++) {
         int readers[8], nr = 0;
         for (int r = 0; r < 96; r++)
             if (scheme[r] == i && nr < 8) readers[nr++] = r;
         for (int y = 0; y < 8; y++) {
             const int yy = y + 2;
-            v8 acc[8], cacc[8];
+            vf acc[8], cacc[8];
             for (int x = 0; x < 8; x++) acc[x] = cacc[x] = splat(0.0f);
             for (int t = 0; t < nr; t++) {
                 const int r = readers[t], j = r >> 3;
-                const v8 *wr0 = W2 + r * 25;
-                const v8 *d = w->d2 + j * 16, *cd = w->c2 + j * 16;
+                const vf *wr0 = W2 + r * 25;
+                const vf *d = w->d2 + j * 16, *cd = w->c2 + j * 16;
                 for (int oy = 0; oy < 4; oy++) {
                     const int ky = yy - 2 * oy;
                     if (ky < 0 || ky > 4) continue;
-                    const v8 *wr = wr0 + ky * 5;
+                    const vf *wr = wr0 + ky * 5;
 #pragma GCC unroll 4
                     for (int ox = 0; ox < 4; ox++) {
-                        v8 dv = d[oy * 4 + ox];
-                        v8 cv = sdlm ? cd[oy * 4 + ox] : zero8;
+                        vf dv = d[oy * 4 + ox];
+                        vf cv = sdlm ? cd[oy * 4 + ox] : zero8;
 #pragma GCC unroll 5
                         for (int kx = 0; kx < 5; kx++) {
                             const int x = 2 * ox + kx - 2;
                             if (x < 0 || x > 7) continue;
-                            acc[x] += wr[kx] * dv;
-                            if (sdlm) cacc[x] += (wr[kx] * wr[kx]) * cv;
+                            acc[x] = fmadd(wr[kx], dv, acc[x]);
+                            if (sdlm) cacc[x] = fmadd(wr[kx] * wr[kx], cv, cacc[x]);
                         }
                     }
                 }
             }
 #pragma GCC unroll 8
             for (int x = 0; x < 8; x++) {
-                v8 f = act_d(act, w->h1p[i * 144 + yy * 12 + x + 2]);
+                vf f = act_d(act, w->h1p[i * 144 + yy * 12 + x + 2]);
                 w->d1[i * 64 + y * 8 + x] = acc[x] * f;
                 if (sdlm) w->c1[i * 64 + y * 8 + x] = cacc[x] * (f * f);
             }
@@ -449,23 +477,23 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, 
     }
     /* W2's gradient (and curvature) and update */
     for (int r = 0; r < 96; r++) {
-        const v8 *hp = w->h1p + scheme[r] * 144;
-        const v8 *d = w->d2 + (r >> 3) * 16, *cd = w->c2 + (r >> 3) * 16;
+        const vf *hp = w->h1p + scheme[r] * 144;
+        const vf *d = w->d2 + (r >> 3) * 16, *cd = w->c2 + (r >> 3) * 16;
         for (int ky = 0; ky < 5; ky++) {
-            v8 g[2][5], c[2][5]; /* two partial sums (even and odd oy): twice the independent chains */
+            vf g[2][5], c[2][5]; /* two partial sums (even and odd oy): twice the independent chains */
             for (int kx = 0; kx < 5; kx++) g[0][kx] = g[1][kx] = c[0][kx] = c[1][kx] = splat(0.0f);
 #pragma GCC unroll 4
             for (int oy = 0; oy < 4; oy++) {
-                const v8 *row = hp + (2 * oy + ky) * 12;
+                const vf *row = hp + (2 * oy + ky) * 12;
 #pragma GCC unroll 4
                 for (int ox = 0; ox < 4; ox++) {
-                    v8 dv = d[oy * 4 + ox];
-                    v8 cv = sdlm ? cd[oy * 4 + ox] : zero8;
+                    vf dv = d[oy * 4 + ox];
+                    vf cv = sdlm ? cd[oy * 4 + ox] : zero8;
 #pragma GCC unroll 5
                     for (int kx = 0; kx < 5; kx++) {
-                        v8 hv = row[2 * ox + kx];
-                        g[oy & 1][kx] += dv * hv;
-                        if (sdlm) c[oy & 1][kx] += cv * (hv * hv);
+                        vf hv = row[2 * ox + kx];
+                        g[oy & 1][kx] = fmadd(dv, hv, g[oy & 1][kx]);
+                        if (sdlm) c[oy & 1][kx] = fmadd(cv, hv * hv, c[oy & 1][kx]);
                     }
                 }
             }
@@ -483,21 +511,21 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, 
 
     /* --- H1: W1's gradient and update, b1 */
     for (int m = 0; m < 12; m++) {
-        const v8 *d = w->d1 + m * 64, *cd = w->c1 + m * 64;
+        const vf *d = w->d1 + m * 64, *cd = w->c1 + m * 64;
         for (int ky = 0; ky < 5; ky++) {
-            v8 g[2][5], c[2][5]; /* two partial sums (even and odd ox) */
+            vf g[2][5], c[2][5]; /* two partial sums (even and odd ox) */
             for (int kx = 0; kx < 5; kx++) g[0][kx] = g[1][kx] = c[0][kx] = c[1][kx] = splat(0.0f);
             for (int oy = 0; oy < 8; oy++) {
-                const v8 *row = w->x + (2 * oy + ky) * 20;
+                const vf *row = w->x + (2 * oy + ky) * 20;
 #pragma GCC unroll 8
                 for (int ox = 0; ox < 8; ox++) {
-                    v8 dv = d[oy * 8 + ox];
-                    v8 cv = sdlm ? cd[oy * 8 + ox] : zero8;
+                    vf dv = d[oy * 8 + ox];
+                    vf cv = sdlm ? cd[oy * 8 + ox] : zero8;
 #pragma GCC unroll 5
                     for (int kx = 0; kx < 5; kx++) {
-                        v8 xv = row[2 * ox + kx];
-                        g[ox & 1][kx] += dv * xv;
-                        if (sdlm) c[ox & 1][kx] += cv * (xv * xv);
+                        vf xv = row[2 * ox + kx];
+                        g[ox & 1][kx] = fmadd(dv, xv, g[ox & 1][kx]);
+                        if (sdlm) c[ox & 1][kx] = fmadd(cv, xv * xv, c[ox & 1][kx]);
                     }
                 }
             }
@@ -515,21 +543,21 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, 
 }
 
 /* one training step of one group, fc40 */
-INLINE void step_fc(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, v8 *S2, Work *w, int64_t label) {
+INLINE void step_fc(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w, int64_t label) {
     const int act = s->act, sdlm = opt == OPT_SDLM || opt == OPT_SDLM_ESTIMATE;
-    v8 *s1 = S1, *s2 = S2;
-    static const v8 zero8;
-    v8 *h = w->h3;
+    vf *s1 = S1, *s2 = S2;
+    static const vf zero8;
+    vf *h = w->h3;
     fwd_fc(P, w->x, h, w->pre, act);
     output_delta(s->out, sdlm, (float)s->target, w->pre, label, w->d4, w->c4);
-    v8 *W2 = P + F_W2;
+    vf *W2 = P + F_W2;
     for (int uu = 0; uu < 40; uu++) {
-        v8 g = splat(0.0f), c = splat(0.0f);
+        vf g = splat(0.0f), c = splat(0.0f);
         for (int o = 0; o < 10; o++) {
-            g += W2[o * 40 + uu] * w->d4[o];
-            if (sdlm) c += (W2[o * 40 + uu] * W2[o * 40 + uu]) * w->c4[o];
+            g = fmadd(W2[o * 40 + uu], w->d4[o], g);
+            if (sdlm) c = fmadd(W2[o * 40 + uu] * W2[o * 40 + uu], w->c4[o], c);
         }
-        v8 f = act_d(act, h[uu]);
+        vf f = act_d(act, h[uu]);
         w->d3[uu] = g * f;
         if (sdlm) w->c3[uu] = c * (f * f);
     }
@@ -542,13 +570,13 @@ INLINE void step_fc(const Spec *s, const Upd *u, const int opt, v8 *P, v8 *S1, v
         upd(u, opt, P + k, ST1(k), ST2(k), w->d4[o], sdlm ? w->c4[o] : zero8);
     }
     for (int uu = 0; uu < 40; uu++) {
-        v8 d = w->d3[uu], cc = sdlm ? w->c3[uu] : zero8;
+        vf d = w->d3[uu], cc = sdlm ? w->c3[uu] : zero8;
         for (int iy = 0; iy < 16; iy++) {
-            const v8 *xr = w->x + (iy + 2) * 20 + 2;
+            const vf *xr = w->x + (iy + 2) * 20 + 2;
 #pragma GCC unroll 16
             for (int ix = 0; ix < 16; ix++) {
                 int k = F_W1 + uu * 256 + iy * 16 + ix;
-                v8 xv = xr[ix];
+                vf xv = xr[ix];
                 upd(u, opt, P + k, ST1(k), ST2(k), d * xv, sdlm ? cc * (xv * xv) : zero8);
             }
         }
@@ -625,9 +653,9 @@ typedef struct {
     static void NAME(const TrainCtx *c, int64_t g, Work *w) {                                            \
         const Spec *s = c->s;                                                                            \
         const int64_t np = s->nparam;                                                                    \
-        v8 *P = (v8 *)c->params + g * np;                                                                \
-        v8 *S1 = c->st1 ? (v8 *)c->st1 + g * np : NULL;                                                  \
-        v8 *S2 = c->st2 ? (v8 *)c->st2 + g * np : NULL;                                                  \
+        vf *P = (vf *)c->params + g * np;                                                                \
+        vf *S1 = c->st1 ? (vf *)c->st1 + g * np : NULL;                                                  \
+        vf *S2 = c->st2 ? (vf *)c->st2 + g * np : NULL;                                                  \
         const int64_t m0 = g * LANES;                                                                    \
         int valid = (int)(c->members - m0 < LANES ? c->members - m0 : LANES);                             \
         const int dropout = c->keep != NULL && s->arch == ARCH_NET1989;                                  \
@@ -685,7 +713,8 @@ static int spec_ok(const Spec *s) {
     return 1;
 }
 
-int native_abi_version(void) { return 3; }
+int native_abi_version(void) { return 4; }
+int native_lanes(void) { return LANES; }
 int native_sizeof_spec(void) { return (int)sizeof(Spec); }
 
 int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t members, const float *images,
@@ -705,13 +734,13 @@ int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t m
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* evaluation: every member on every pattern. In a group of Pg < 8 members, the lanes hold R = 8 / Pg
+/* evaluation: every member on every pattern. In a group of Pg < LANES members, the lanes hold R = LANES / Pg
  * copies of the members, each copy on other patterns (lane l: member l % Pg, copy l / Pg). */
 
 typedef struct {
     const Spec *s;
-    const float *params;   /* (groups, NP, 8) */
-    const float *wide;     /* (groups, NP, 8) lanes filled with copies for partial groups */
+    const float *params;   /* (groups, NP, LANES) */
+    const float *wide;     /* (groups, NP, LANES) lanes filled with copies for partial groups */
     int32_t members, n;
     const float *images;   /* (n, 400) padded */
     const int64_t *labels;
@@ -729,7 +758,7 @@ static int eval_task(void *ctx, int64_t task, Work *w) {
     const int64_t m0 = g * LANES;
     const int pg = (int)(c->members - m0 < LANES ? c->members - m0 : LANES);
     const int reps = LANES / pg;
-    const v8 *P = (const v8 *)c->wide + g * np;
+    const vf *P = (const vf *)c->wide + g * np;
     const int64_t iters = (c->n + reps - 1) / reps;
     const int64_t it0 = part * c->chunk, it1 = it0 + c->chunk < iters ? it0 + c->chunk : iters;
     float *xs = (float *)w->x;
@@ -748,7 +777,7 @@ static int eval_task(void *ctx, int64_t task, Work *w) {
         } else {
             fwd_fc(P, w->x, w->h3, w->pre, s->act);
         }
-        v8 y[10];
+        vf y[10];
         if (s->out != OUT_SOFTMAX_CE) {
             int a = s->out == OUT_TANH_MSE ? ACT_TANH : ACT_SCALED_TANH;
             for (int o = 0; o < 10; o++) y[o] = act_f(a, w->pre[o]);

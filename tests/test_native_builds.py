@@ -1,0 +1,72 @@
+"""The native engine's numbers are the same bits whatever CPU built the kernel: every configuration of both
+ladders (and their extras and guesses) trained by kernels compiled for several instruction sets and lane
+widths gives identical parameters, optimizer state and evaluation outputs.
+
+Why this can hold: the kernel is compiled with -ffp-contract=off and no fast-math, and writes each fused
+multiply-add out (kernel.c), so -march chooses instructions but never a rounding. A build this CPU cannot run
+(AVX-512 on an AVX2 machine) is left out; the others run here, as they would on their own machines.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from repro.engines import native
+from repro.hardware import cpu_has
+from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, guess_rungs, load_rungs, plan
+
+N, PASSES, SEEDS = 120, 2, [0, 1, 2, 3, 4]
+REFERENCE_BUILD = native.Build("x86-64-v3", 8)  # the AMD EPYC (AVX2) machines' instruction set
+
+
+def _builds() -> list[native.Build]:
+    builds = [native.Build("znver3", 8), native.Build("native", 8)]
+    if cpu_has("avx512f"):
+        builds += [native.Build("x86-64-v4", 16), native.Build("native", 16), native.Build("x86-64-v4", 8)]
+    return builds
+
+
+def _configs() -> dict[str, object]:
+    out = {}
+    for folder in (DEFAULT_LADDER_DIR, DEFAULT_LADDER_DIR / "faithful"):
+        rungs, extras = load_rungs(folder), extra_rungs(folder)
+        for p in plan(rungs, "cumulative", [r.name for r in rungs + extras], extras):
+            out[f"{folder.name}:{p.label}"] = p.config.replace(passes=PASSES)
+    guesses = guess_rungs(DEFAULT_LADDER_DIR / "faithful")
+    for p in plan(load_rungs(DEFAULT_LADDER_DIR / "faithful"), "guesses", None, guesses=guesses, on="paper"):
+        out[p.label] = p.config.replace(passes=PASSES)
+    return {k: c for k, c in out.items() if native.supports(c) is None}
+
+
+CONFIGS = _configs()
+
+
+def _train(cfg, build, usps):
+    pop = native.NativePopulation(cfg, SEEDS, usps.x_train[:N], usps.y_train[:N], threads=2, build=build)
+    for p in range(cfg.passes):
+        pop.train_pass(p)
+    ev = pop.evaluate(usps.x_test[:200], usps.y_test[:200], keep_outputs=True)
+    members = [pop.member_params(m) for m in range(len(SEEDS))]
+    return members, ev
+
+
+@pytest.mark.parametrize("build", _builds(), ids=lambda b: f"{b.march}-{b.lanes}lanes")
+def test_every_configuration_is_the_same_bits_under_every_build(build, usps):
+    for b in (REFERENCE_BUILD, build):
+        if isinstance(why := native.load(b), str):
+            pytest.skip(why)
+    for label, cfg in CONFIGS.items():
+        want_params, want_eval = _train(cfg, REFERENCE_BUILD, usps)
+        got_params, got_eval = _train(cfg, build, usps)
+        for m, (want, got) in enumerate(zip(want_params, got_params)):
+            for name in want:
+                assert torch.equal(want[name], got[name]), f"{label}: member {m} {name} differs under {build}"
+        assert torch.equal(want_eval.outputs, got_eval.outputs), f"{label}: evaluation outputs differ under {build}"
+        assert torch.equal(want_eval.loss, got_eval.loss), label
+
+
+def test_the_lane_width_follows_the_cpu_and_the_population():
+    assert native.default_build(members=8, threads=2).lanes == 8
+    wide = native.default_build(members=64, threads=2).lanes
+    assert wide == (16 if cpu_has("avx512f") else 8)

@@ -296,6 +296,7 @@ def test_report_writes_the_attribution_files(tmp_path, ladder_dir):
                  "paper/figures/interactions_usps.png", "paper/paper.md"):
         assert name in names
     assert is_png(paper / "figures" / "attribution_usps.png") and is_png(paper / "figures" / "interactions_usps.png")
+    assert is_png(paper / "figures" / "attribution_stable_usps.png")  # the game with adamw on
     table = pd.read_csv(paper / "tables" / "attribution-usps.csv")
     assert list(table.change) == list(CHANGES)
     assert table.shapley.sum() == pytest.approx(100 * sum(EFFECT.values()))

@@ -1,5 +1,5 @@
-"""The attribution's figures: the mixture game's waterfall of Shapley values and its interaction heat map
-(repro.report.attribution computes them)."""
+"""The attribution's figures: waterfalls of Shapley values (the stable game's and the mixture's) and the
+mixture's interaction heat map (repro.report.attribution computes them)."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from typing import Callable
 import numpy as np
 from matplotlib.figure import Figure
 
-from repro.report.attribution import Attribution
+from repro.report.attribution import Attribution, Game
 
 
-def figure_names(dataset: str) -> tuple[str, str]:
-    """File names of the waterfall and the interaction heat map of `dataset`."""
-    return f"attribution_{dataset}.png", f"interactions_{dataset}.png"
+def figure_names(dataset: str) -> tuple[str, str, str]:
+    """File names of the mixture's waterfall, its interaction heat map, and the stable game's waterfall."""
+    return f"attribution_{dataset}.png", f"interactions_{dataset}.png", f"attribution_stable_{dataset}.png"
 
 
 def is_attribution_figure(name: str) -> bool:
@@ -21,30 +21,40 @@ def is_attribution_figure(name: str) -> bool:
 
 
 def captions(dataset: str) -> dict[str, str]:
-    waterfall, heat = figure_names(dataset)
-    return {waterfall: f"Mean over collapsed and stable runs, {dataset}: Shapley values from the baseline's test "
+    waterfall, heat, stable = figure_names(dataset)
+    return {stable: f"What each change buys on {dataset} without collapses: Shapley values of the stable runs' "
+                    "test error on the configurations with AdamW on, with 95% t intervals",
+            waterfall: f"Mean over collapsed and stable runs, {dataset}: Shapley values from the baseline's test "
                        "error to the full recipe's, with 95% t intervals",
             heat: f"Pairwise interactions on {dataset}, mean over collapsed and stable runs: Shapley interaction "
                   "index, pp (* significant after Holm's correction)"}
 
 
 def make_figures(att: Attribution, render: Callable[[Callable[[], Figure]], bytes]) -> dict[str, bytes]:
-    """The waterfall and the interaction heat map as PNG bytes; `render` draws a figure under the report's
+    """The waterfalls and the interaction heat map as PNG bytes; `render` draws a figure under the report's
     style (repro.report.plots' _styled, which saves with repro.report.png.figure_png)."""
-    waterfall, heat = figure_names(att.dataset)
-    out = {waterfall: render(lambda: _waterfall(att))}
+    waterfall, heat, stable = figure_names(att.dataset)
+    out = {}
+    if att.stable is not None:
+        fixed = ", ".join(att.stable.fixed)
+        out[stable] = render(lambda: _waterfall(
+            att.stable, f"{att.dataset}, {fixed} on, runs that did not collapse: Shapley contributions",
+            att.stable.labels[0].removeprefix("f:"), "all changes"))
+    out[waterfall] = render(lambda: _waterfall(
+        att.mixture_game, f"{att.dataset}, mean over collapsed and stable runs: Shapley contributions",
+        "baseline", "full recipe"))
     if att.interactions:
         out[heat] = render(lambda: _heat_map(att))
     return out
 
 
-def _waterfall(att: Attribution) -> Figure:
-    effects = att.effects
+def _waterfall(game: Game, title: str, first: str, last: str) -> Figure:
+    effects = game.effects
     n = len(effects)
     fig = Figure(figsize=(max(6.0, 0.95 * (n + 2) + 1.2), 4.2), layout="constrained")
     ax = fig.subplots()
-    level, tops = att.baseline, [att.baseline, att.full]
-    ax.bar(0, att.baseline, color="0.55", width=0.6)
+    level, tops = game.base, [game.base, game.full]
+    ax.bar(0, game.base, color="0.55", width=0.6)
     for x, e in enumerate(effects, start=1):
         v = e.shapley.value
         ax.bar(x, v, bottom=level, width=0.6, color="#2ca02c" if v < 0 else "#d62728")
@@ -56,8 +66,8 @@ def _waterfall(att: Attribution) -> Figure:
         tops += [level, end + (e.shapley.low - v), end + (e.shapley.high - v)]
         level = end
     ax.plot([n + 0.3, n + 0.7], [level, level], color="0.3", lw=0.7)
-    ax.bar(n + 1, att.full, color="0.55", width=0.6)
-    for x, y in ((0, att.baseline), (n + 1, att.full)):
+    ax.bar(n + 1, game.full, color="0.55", width=0.6)
+    for x, y in ((0, game.base), (n + 1, game.full)):
         ax.annotate(f"{y:.2f}%", (x, y), xytext=(0, 3), textcoords="offset points", ha="center", va="bottom",
                     fontsize=7)
     lo, hi = min(tops), max(tops)
@@ -67,9 +77,9 @@ def _waterfall(att: Attribution) -> Figure:
     ax.set_ylim(lo - pad if lo < 0 else max(0.0, lo - pad), hi + 1.6 * pad)
     if lo < 0:
         ax.axhline(0.0, color="0.3", lw=0.8)
-    ax.set_xticks(range(n + 2), ["baseline"] + [e.change for e in effects] + ["full recipe"], rotation=20)
-    ax.set_ylabel("test error (%): baseline + contributions so far")
-    ax.set_title(f"{att.dataset}: Shapley contributions, baseline to full recipe")
+    ax.set_xticks(range(n + 2), [first] + [e.change for e in effects] + [last], rotation=20)
+    ax.set_ylabel("test error (%): start + contributions so far")
+    ax.set_title(title, fontsize=9)
     ax.grid(axis="x", visible=False)
     return fig
 

@@ -10,6 +10,11 @@ Values (strings in a claim's [values] table):
 
 - `table NAME ROW COLUMN`: the cell of the report's table NAME (tables/NAME.csv) in the row whose `label` (or,
   without one, first column) is ROW, or selected by `col=value,col=value`, as a number.
+  A cell that is not a number is read as text. A ROW with spaces is quoted: `table guesses "measured
+  on=paper,guess=mu-0.005" verdict`.
+- `count NAME ROW`: how many rows of table NAME the selection ROW (as above) matches.
+- `sum|min|max|absmax NAME ROW COLUMN`: that aggregate of COLUMN over the rows ROW selects (`*`: every row).
+- `= EXPRESSION`: computed from the values declared above it (same forms as `holds`).
 - `runs DATASET LABEL`: the runs of a configuration that did not collapse: `.n`, `.mean`, `.std`, `.median`,
   `.min`, `.max` of their final test error (%), `.train_mean` etc. of their train error; `.all_mean`: the mean
   test error of every finished run, collapsed ones included.
@@ -31,6 +36,7 @@ from __future__ import annotations
 import ast
 import math
 import re
+import shlex
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,23 +98,48 @@ class _Sources:
             raise KeyError(f"no finished runs of {dataset} `{label}`")
         return g
 
-    def table(self, name: str, row: str, column: str) -> float:
+    def _rows(self, name: str, row: str) -> tuple[pd.DataFrame, np.ndarray]:
         if name not in self._tables:
             path = self.table_dir / f"{name}.csv"
             if not path.is_file():
                 raise KeyError(f"no table {name} ({path})")
             self._tables[name] = pd.read_csv(path, keep_default_na=False, na_values=[""])
         df = self._tables[name]
-        if column not in df.columns:
-            raise KeyError(f"table {name} has no column {column}")
         key = "label" if "label" in df.columns else df.columns[0]
+        if row == "*=*":
+            return df, np.ones(len(df), dtype=bool)
         conditions = dict(c.split("=", 1) for c in row.split(",")) if "=" in row else {key: row}
         mask = np.ones(len(df), dtype=bool)
         for col, value in conditions.items():
+            if col not in df.columns:
+                raise KeyError(f"table {name} has no column {col}")
             mask &= df[col].astype(str) == value
+        return df, mask
+
+    def table(self, name: str, row: str, column: str) -> float | str:
+        df, mask = self._rows(name, row)
+        if column not in df.columns:
+            raise KeyError(f"table {name} has no column {column}")
         if mask.sum() != 1:
             raise KeyError(f"table {name} has {int(mask.sum())} rows for {row}")
-        return float(df.loc[mask, column].iloc[0])
+        cell = df.loc[mask, column].iloc[0]
+        try:
+            return float(cell)
+        except (TypeError, ValueError):
+            return str(cell)
+
+    def count(self, name: str, row: str) -> int:
+        return int(self._rows(name, row)[1].sum())
+
+    def aggregate(self, how: str, name: str, row: str, column: str) -> float:
+        df, mask = self._rows(name, row) if row != "*" else (self._rows(name, "*=*")[0], None)
+        if column not in df.columns:
+            raise KeyError(f"table {name} has no column {column}")
+        values = pd.to_numeric((df if mask is None else df.loc[mask])[column], errors="coerce").dropna().to_numpy()
+        if not len(values):
+            raise KeyError(f"table {name} has no numbers in {column} for {row}")
+        return float({"sum": values.sum(), "min": values.min(), "max": values.max(),
+                      "absmax": np.abs(values).max()}[how])
 
     def runs(self, dataset: str, label: str) -> SimpleNamespace:
         g = self.group(dataset, label)
@@ -154,10 +185,14 @@ class _Sources:
         return self._family_cache[name]
 
     def value(self, ref: str):
-        words = ref.split()
+        words = shlex.split(ref)
         kind, args = words[0], words[1:]
         if kind == "table" and len(args) == 3:
             return self.table(*args)
+        if kind == "count" and len(args) == 2:
+            return self.count(*args)
+        if kind in ("sum", "min", "max", "absmax") and len(args) == 3:
+            return self.aggregate(kind, *args)
         if kind == "runs" and len(args) == 2:
             return self.runs(*args)
         if kind == "collapsed" and len(args) == 2:
@@ -179,7 +214,7 @@ def _evaluate(node: ast.AST, names: dict):
     """A restricted evaluator: the expression forms the module doc lists, nothing else."""
     if isinstance(node, ast.Expression):
         return _evaluate(node.body, names)
-    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool)):
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float, bool, str)):
         return node.value
     if isinstance(node, ast.Name):
         if node.id not in names:
@@ -221,7 +256,10 @@ def evaluate(claims_file: Path, table_dir: Path, groups: dict[tuple[str, str], G
     texts, failures = {}, []
     for claim in claims:
         try:
-            names = {k: sources.value(v) for k, v in claim.values.items()}
+            names = {}
+            for k, v in claim.values.items():  # in order: "= expression" reads the values above it
+                names[k] = (_evaluate(ast.parse(v[1:].strip(), mode="eval"), names) if v.startswith("=")
+                            else sources.value(v))
             ok = bool(_evaluate(ast.parse(claim.holds, mode="eval"), names))
             text = claim.text.format(**names)
         except (KeyError, ValueError, AttributeError, IndexError, SyntaxError, TypeError) as e:

@@ -17,6 +17,7 @@ def test_committed_report_is_up_to_date(tmp_path):
     shutil.copytree(REPO / "results", root / "results")
     (root / "paper").mkdir()
     shutil.copy(REPO / "paper" / "paper.md", root / "paper" / "paper.md")
+    shutil.copy(REPO / "paper" / "claims.toml", root / "paper" / "claims.toml")  # every claim checked, rendered
     shutil.copy(REPO / "README.md", root / "README.md")
     shutil.copytree(REPO / "ablations", root / "ablations")
     outcome = write_report(root / "results", study=True, data_dir=str(data_dir()), ladder_dir=root / "ablations",

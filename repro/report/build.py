@@ -256,7 +256,11 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         if updated is not None:
             put(path, updated.encode())
     for path in (paper_dir / "paper.md", results_dir.parent / "README.md"):
-        if path.is_file() and (claim_texts or claims.cited(path.read_text())):
+        if not path.is_file() or not claims.cited(path.read_text()):
+            continue
+        if not claims_file.is_file():
+            note(f"{path.name} cites claims but there is no {claims_file}: their texts are left as they are")
+        else:
             text = path.read_text()
             rendered = claims.render(text, claim_texts, path.name)
             if rendered != text:

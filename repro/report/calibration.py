@@ -185,6 +185,7 @@ def readme_block(groups: dict[tuple[str, str], Group], seeds: int = 16) -> str:
     typical = float(np.median([d.test_shift_pp for d in ok])) if ok else math.nan
     ratios = [d.train_ratio for d in shifts if not math.isnan(d.train_ratio)]
     worst = max(ok, key=lambda d: d.test_shift_pp) if ok else None
+    unreached = [d.key for d in shifts if math.isnan(d.test_shift_pp)]
     datasets = sorted({k[0] for k in groups})
     c0, c1 = smallest_flagged_collapses(0, seeds), smallest_flagged_collapses(1, seeds)
     lines = [
@@ -200,7 +201,10 @@ def readme_block(groups: dict[tuple[str, str], Group], seeds: int = 16) -> str:
         + (f"{min(d.test_shift_pp for d in ok):.2f}–{worst.test_shift_pp:.2f} across them, the largest for "
            f"{worst.key[0]} `{worst.key[1]}`" if worst else "") + "); train error multiplied by a factor of "
         + (f"{float(np.median(ratios)):.2f} (median; {min(ratios):.2f}–{max(ratios):.2f})" if ratios else "n/a")
-        + "; collapses: " + (f"{c0} of {seeds} against none" if c0 else "never against none")
+        + (f"; no shift up to {SHIFT_GRID_PP[-1]:g} points for " + ", ".join(f"{k[0]} `{k[1]}`" for k in unreached)
+           + " (its spread between seeds)" if unreached else "")
+        + "; collapses, in a configuration that is the only one with any: "
+        + (f"{c0} of {seeds} against none" if c0 else "never against none")
         + (f", {c1} of {seeds} against 1 of {seeds}" if c1 else "") + ".",
         "- **What it cannot see**: smaller shifts than these; a change of the spread between seeds that leaves "
         "the mean where it was; anything but the final test and train error and the collapse count (learning "

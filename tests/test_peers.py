@@ -95,6 +95,9 @@ def test_write_puts_csv_and_markdown_and_returns_the_section(tmp_path):
     assert len(csv) == sum((f.ref.train_error is not None) + (f.ref.test_error is not None) for f in PEER_FIGURES)
     assert peers.write({("usps", "baseline"): _group("baseline", [0.05], dataset="usps")}, tmp_path,
                        lambda p, d: None) == []
+    rerun_only = {("mnist16", REPRO2022_RERUN.label): _group(REPRO2022_RERUN.label, [0.04], seeds=[REPRO2022_RERUN.seed])}
+    (section,) = peers.write(rerun_only, tmp_path, lambda p, d: None)
+    assert "Distance:" in section
 
 
 def test_the_report_writes_the_peers_table_and_section(tmp_path):

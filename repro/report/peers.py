@@ -130,12 +130,12 @@ def _int(x) -> str:
 
 def write(groups: dict[tuple[str, str], Group], table_dir: Path, put: Callable[[Path, bytes], None]) -> list[str]:
     """peers-<dataset>.md/.csv into `table_dir` for each dataset with peer figures and runs of ours; returns the
-    sections for the report's text (none when no rung a peer figure stands beside has runs)."""
+    sections for the report's text (none without runs of a rung a peer figure stands beside, or of the rerun)."""
     from repro.report.tables import to_csv
 
     sections = []
     for dataset in sorted({f.ref.dataset for f in PEER_FIGURES}):
-        if not any((dataset, f.rung) in groups for f in PEER_FIGURES):
+        if not any((dataset, label) in groups for label in [f.rung for f in PEER_FIGURES] + [REPRO2022_RERUN.label]):
             continue
         table = build_table(groups, dataset)
         text = section_markdown(table, dataset, rerun_distance(groups, dataset))

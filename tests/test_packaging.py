@@ -11,6 +11,8 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from repro import resources
 from repro.report.build import write_report
 from repro.report.records import load_records
@@ -27,6 +29,14 @@ def test_a_checkout_uses_its_own_files():
     assert resources.study_dir() == REPO / "results"
     assert resources.paper_dir() == REPO / "paper"
     assert resources.summary_file() == REPO / "repro" / "_study" / resources.SUMMARY_NAME
+
+
+def test_an_installed_package_does_not_write_a_study(monkeypatch):
+    from repro.study import workspace
+
+    monkeypatch.setattr(workspace, "checkout_root", lambda: None)
+    with pytest.raises(workspace.WorkspaceError, match="carries only its summary"):
+        workspace.output_dir(None, study=True)
 
 
 def test_the_packaged_summary_is_the_committed_studys():

@@ -16,7 +16,7 @@ from repro.config import Config, ConfigError
 from repro.report import attribution, attribution_text
 from repro.report.attribution import Factorial, attribute, find_factorial, shapley_matrix
 from repro.report.build import write_report
-from repro.report.records import group_records
+from repro.report.records import group_records, load_records
 from repro.study.ladder import factorial_label, factorial_subset, load_rungs, plan, read_rung
 
 from .test_report import is_png, make_record, write
@@ -182,8 +182,6 @@ def test_stable_game_intervals_cover_when_our_records_are_resampled():
     """The committed usps factorial's runs with AdamW on, taken as the population: factorials of 16 runs per
     configuration drawn from them (with replacement) give intervals that hold the population's Shapley values
     about 95% of the time."""
-    from repro.report.records import load_records
-
     groups = group_records([r for r in load_records(COMMITTED_RUNS.parent).records if r["mode"] == "factorial"])
     fac, why = find_factorial(groups, "usps", [r.name for r in load_rungs()])
     if fac is None:
@@ -199,7 +197,33 @@ def test_stable_game_intervals_cover_when_our_records_are_resampled():
             errors[k] = rng.choice(pop, size=16, replace=True)
         return Factorial(fac.dataset, fac.changes, fac.labels, tuple(errors), fac.diverged)
 
-    assert 0.92 <= coverage(true, draw, reps=300, seed=1) <= 0.98
+    assert 0.92 <= coverage(true, draw, reps=150, seed=1) <= 0.98
+
+
+def test_collapse_game_intervals_cover_at_the_committed_collapse_rates():
+    """Factorials of 16 runs per configuration whose runs collapse at the committed usps factorial's rates
+    (Bernoulli draws): the collapse game's intervals hold the true Shapley values and interactions about 95% of
+    the time."""
+    groups = group_records([r for r in load_records(COMMITTED_RUNS.parent).records if r["mode"] == "factorial"])
+    fac, why = find_factorial(groups, "usps", [r.name for r in load_rungs()])
+    if fac is None:
+        pytest.skip(f"no complete committed usps factorial ({why})")
+    k, runs = fac.collapse_counts()
+    rate = k / runs
+    pairs, inter = attribution.interaction_matrix(fac.n)
+    true = np.concatenate([shapley_matrix(fac.n) @ (100 * rate), inter @ (100 * rate)])
+    rng = np.random.default_rng(2)
+    hits = total = 0
+    for _ in range(60):
+        drawn = rng.binomial(16, rate)
+        sample = Factorial(fac.dataset, fac.changes, fac.labels, tuple(np.zeros(16) for _ in rate),
+                           tuple(0 for _ in rate), tuple(np.zeros(16 - c) for c in drawn), tuple(int(c) for c in drawn))
+        game = attribution.collapse_game(sample)
+        index = {(it.a, it.b): it.index for it in game.interactions}
+        ests = [e.shapley for e in game.effects] + [index[(fac.changes[i], fac.changes[j])] for i, j in pairs]
+        hits += sum(e.low <= t <= e.high for e, t in zip(ests, true))
+        total += len(ests)
+    assert 0.92 <= hits / total <= 0.98
 
 
 def test_collapse_and_stable_games_from_records_with_collapses():

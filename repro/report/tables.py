@@ -23,7 +23,7 @@ from repro.report.references import REFERENCES
 from repro.report.stats import (
     CI_METHOD, FAR_MADS, FAR_MIN_PP, HOLM_TEXT, clopper_pearson, far_runs, holm, mean_interval, summarize, welch_interval)
 
-INT_COLUMNS = ("passes", "seeds", "diverged", "collapsed", "delta_holm")
+INT_COLUMNS = ("passes", "seeds", "diverged", "collapsed", "rejection_1pct_unreached", "delta_holm")
 TEXT_COLUMNS = ("kind", "label", "title", "outcome", "delta_vs", "source")
 COLUMNS = (
     "kind", "label", "title", "passes", "seeds", "diverged", "collapsed", "collapse_rate_low", "collapse_rate_high",
@@ -33,6 +33,7 @@ COLUMNS = (
     "test_error_ci_low", "test_error_ci_high",
     "test10k_error_mean", "test10k_error_std",
     "train_loss_mean", "train_loss_std", "test_loss_mean", "test_loss_std", "rejection_1pct_mean", "rejection_1pct_std",
+    "rejection_1pct_unreached",
     "delta_vs", "delta_test_error", "delta_ci_low", "delta_ci_high", "delta_df", "delta_p", "delta_holm", "source",
 )
 
@@ -74,6 +75,8 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[
             row["test10k_error_mean"], row["test10k_error_std"] = s.mean, s.std
         rej = summarize(g.stable_values("test_rejection_at_1pct", 100.0))
         row["rejection_1pct_mean"], row["rejection_1pct_std"] = rej.mean, rej.std
+        # 100%: no accepted set reaches 1% (the largest-gap block of saturated outputs already errs above it)
+        row["rejection_1pct_unreached"] = sum(v >= 100.0 for v in g.stable_values("test_rejection_at_1pct", 100.0))
         vs = comparison_label(label, order, ladder)
         iv = (welch_interval(groups[(dataset, vs)].stable_values("test_error", 100.0),
                              g.stable_values("test_error", 100.0)) if vs else None)
@@ -157,6 +160,13 @@ def _seeds(row) -> str:
     return str(row.seeds) + (f" ({row.diverged} diverged)" if row.diverged else "")
 
 
+def _unreached(row) -> str:
+    """How many runs of a row cannot reach 1% error by rejection short of rejecting everything (they count
+    as 100% in the mean)."""
+    k = row.rejection_1pct_unreached
+    return f" ({k} at 100%)" if _ok(k) and k else ""
+
+
 def holm_caption(df: pd.DataFrame) -> str:
     """The multiple-comparison rule behind the table's bold, with the size of its family."""
     return HOLM_TEXT.format(k=int(df["delta_p"].notna().sum()))
@@ -191,7 +201,7 @@ def markdown_table(df: pd.DataFrame) -> str:
                        row.test_error_median),
             " / ".join(_sci(m, sd) for m, sd in ((row.train_loss_mean, row.train_loss_std),
                                                  (row.test_loss_mean, row.test_loss_std))) if _ok(row.test_loss_mean) else "",
-            _pm(row.rejection_1pct_mean, row.rejection_1pct_std, 1),
+            _pm(row.rejection_1pct_mean, row.rejection_1pct_std, 1) + _unreached(row),
             _delta(row), f"`{row.delta_vs}`" if row.delta_vs else "",
         ]
         if full_test:

@@ -158,3 +158,25 @@ def test_bold_follows_holm_over_the_table(tmp_path, ladder_dir):
     assert df.loc["relu", "delta_holm"] == 1 and df.loc["adamw", "delta_holm"] == 0
     md = (res / "results.md").read_text()
     assert "**+2.00 [" in md
+
+
+@pytest.mark.parametrize("train_errors, diverge, collapsed", [
+    ((0.30, 0.02), False, False),
+    ((0.30, 0.90), False, True),
+    ((0.30, 0.02), True, True),  # the loss turns non-finite in the second pass
+])
+def test_the_runner_writes_collapsed_by_the_rule(train_errors, diverge, collapsed):
+    from repro.config import Config
+    from repro.data import Dataset
+    from repro.study.ladder import PlannedConfig, Rung
+    from repro.study.runner import MemberHistory, MemberResult, build_record
+
+    n = 40
+    ds = Dataset("usps", torch.zeros(n, 16, 16), torch.arange(n) % 10, torch.zeros(n, 16, 16), torch.arange(n) % 10, "fp")
+    history = MemberHistory()
+    for p, err in enumerate(train_errors):
+        history.add(p, float("nan") if diverge and p == 1 else 0.5, err, 0.5, err)
+    result = MemberResult(0, history, {}, torch.randn(n, 10), {}, 1.0, 1)
+    rec = build_record(PlannedConfig("baseline", Rung(0, "baseline", "t", "", ""), Config().replace(passes=2)), ds,
+                       result, "cumulative", "population", torch.device("cpu"))
+    assert rec.collapsed is collapsed and rec.to_json()["collapsed"] is collapsed

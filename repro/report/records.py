@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from repro.study.record import record_problem, upgraded
+from repro.study.record import collapsed_of, record_problem, upgraded
 
 
 class ReportError(RuntimeError):
@@ -93,7 +93,7 @@ class Group:
     @property
     def stable(self) -> list[dict]:
         """The runs that did not collapse (repro.net.collapse): the ones error statistics describe."""
-        return [r for r in self.records if not r["collapsed"]]
+        return [r for r in self.records if not _collapsed(r)]
 
     @property
     def n_collapsed(self) -> int:
@@ -119,6 +119,13 @@ class Group:
     def stable_values(self, key: str, scale: float = 1.0) -> list[float]:
         """final[key] of each run that did not collapse, times `scale`."""
         return [scale * r["final"][key] for r in self.stable]
+
+
+def _collapsed(rec: dict) -> bool:
+    """A record's `collapsed`; derived by the one rule for record-like dicts that lack it (an older summary)."""
+    if "collapsed" in rec:
+        return rec["collapsed"]
+    return collapsed_of(rec.get("final") or {}, rec.get("diverged_at_pass"))
 
 
 def group_records(records: list[dict], warn: Callable[[str], None] = lambda m: None) -> dict[tuple[str, str], Group]:

@@ -4,6 +4,8 @@
     population  all seeds in lockstep with batched torch ops; every config, every device
     fused       the Triton kernel (population.Population's API); CUDA, or Triton's CPU interpreter for checks
     native      the C engine (repro.engines.native; optional: unavailable when missing or not built)
+    generic     all seeds in lockstep through autograd (repro.engines.generic): the one engine that runs a rung's
+                own code (Config.code), which no other engine can know; stock configs too, but SDLM
 
 Each engine module answers `supports(cfg) -> str | None` and `available(device) -> str | None` (None: yes;
 otherwise the reason; the native module's `available()` takes no device: it runs on the CPU), and a
@@ -20,7 +22,7 @@ import torch
 
 from repro.config import Config
 
-NAMES = ("reference", "population", "fused", "native")
+NAMES = ("reference", "population", "fused", "native", "generic")
 AUTO = "auto"
 
 
@@ -64,6 +66,8 @@ class Engine:
         mod = self._load()
         if self.name == "population":
             return mod.population_class(cfg.architecture)
+        if self.name == "generic":
+            return mod.generic_class(cfg.architecture)
         return mod.FusedPopulation if self.name == "fused" else mod.NativePopulation
 
 
@@ -72,6 +76,7 @@ ENGINES = {
     "population": Engine("population", "repro.engines.population"),
     "fused": Engine("fused", "repro.engines.fused"),
     "native": Engine("native", "repro.engines.native"),
+    "generic": Engine("generic", "repro.engines.generic"),
 }
 
 
@@ -89,12 +94,21 @@ def choose(name: str, cfg: Config, device: torch.device | str) -> tuple[Engine, 
     """The engine that trains `cfg` on `device` when `name` is asked for, and a note saying why it is not
     the one asked for (None when it is, or when "auto" took its first choice or found it unavailable).
 
+    A config with code (a rung's own hooks) always gets the generic engine.
     "auto": on CPU the native engine when available and it supports cfg, on CUDA the fused engine likewise;
     otherwise population. An engine named explicitly that does not support cfg falls back to population
     (a ladder mixes configs); one that is not available on this machine is an EngineError.
     """
     device = torch.device(device)
     population = ENGINES["population"]
+    if cfg.code:  # a rung's own code: only the generic engine can run it
+        if name != AUTO:
+            get(name)
+        generic = ENGINES["generic"]
+        if why := generic.supports(cfg):
+            raise EngineError(f"config with code {cfg.code}: {why}")
+        note = None if name in (AUTO, "generic") else f"--engine {name} cannot run a rung's own code; running it on the generic engine"
+        return generic, note
     if name == AUTO:
         first = ENGINES["fused" if device.type == "cuda" else "native"]
         if first.available(device):

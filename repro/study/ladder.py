@@ -3,6 +3,8 @@
 A rung file holds a short `name`, a `title`, a one-line `rationale`, a `source`, and a `[patch]` table of
 only the config fields it changes. Rungs are cumulative: rung k = baseline + patches 1..k. Files in
 subfolders (ablations/extra/, ablations/faithful/) are not in the default ladder; extras are picked by name.
+A rung file may also name its own code, `code = "file.py"` beside it (repro.study.rung_code): loading the
+rung runs that file, and its hooks join the configuration wherever the rung's patch is applied.
 
 Modes of `plan`:
 - cumulative: rung k = baseline + patches 1..k (labels: the rung names).
@@ -35,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.config import Config, ConfigError, apply_patch, field_names
+from repro.study import rung_code
 from repro.resources import ladder_dir
 
 DEFAULT_LADDER_DIR = ladder_dir()
@@ -43,7 +46,7 @@ GUESS_PREFIX = "guess:"
 FACTORIAL_PREFIX = "f:"
 FACTORIAL_BASELINE = "baseline"  # the name of the empty subset in its label, `f:baseline`
 _FILE_RE = re.compile(r"^(\d+)-([\w.-]+)\.toml$")
-_KEYS = {"name", "title", "rationale", "source", "patch"}
+_KEYS = {"name", "title", "rationale", "source", "patch", "code"}
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class Rung:
     source: str
     patch: dict[str, Any] = field(default_factory=dict)
     path: str = ""
+    code: str = ""  # its own code (repro.study.rung_code), as Config.code names it; "" for none
 
 
 @dataclass(frozen=True)
@@ -81,8 +85,23 @@ def read_rung(path: Path, order: int) -> Rung:
     patch = raw.get("patch", {})
     if not isinstance(patch, dict):
         raise ConfigError(f"{path}: [patch] must be a table of config fields ({', '.join(field_names())})")
-    apply_patch(Config(), patch, source=str(path))  # validates names, types and ranges now, not mid-run
-    return Rung(order, raw["name"], raw["title"], raw["rationale"], raw["source"], dict(patch), str(path))
+    if "code" in patch:
+        raise ConfigError(f"{path}: name the rung's code file at the top of the file (code = \"file.py\"), not in [patch]")
+    cfg = apply_patch(Config(), patch, source=str(path))  # validates names, types and ranges now, not mid-run
+    code = ""
+    if "code" in raw:
+        if not isinstance(raw["code"], str) or not raw["code"].strip():
+            raise ConfigError(f"{path}: 'code' must name a .py file beside the rung file")
+        loaded = rung_code.load(path, raw["code"], raw["name"])
+        rung_code.check_hooks(rung_code.with_code(cfg, loaded, str(path)))  # dry calls, before any training
+        code = loaded.entry
+    return Rung(order, raw["name"], raw["title"], raw["rationale"], raw["source"], dict(patch), str(path), code)
+
+
+def _apply(cfg: Config, rung: Rung) -> Config:
+    """`cfg` with a rung's patch and its code (a hook two rungs define is an error, see rung_code)."""
+    cfg = apply_patch(cfg, rung.patch, rung.path)
+    return rung_code.with_code(cfg, rung_code.get(rung.code), rung.path) if rung.code else cfg
 
 
 def load_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
@@ -91,7 +110,7 @@ def load_rungs(directory: Path = DEFAULT_LADDER_DIR) -> list[Rung]:
     if not directory.is_dir():
         raise ConfigError(f"ladder folder {directory} does not exist")
     rungs = _read_folder(directory)
-    if not rungs or rungs[0].patch:
+    if not rungs or rungs[0].patch or rungs[0].code:
         raise ConfigError(f"{directory}: the first rung must be the baseline, with an empty patch")
     return rungs
 
@@ -162,19 +181,19 @@ def plan(rungs: list[Rung], mode: str = "cumulative", only: list[str] | None = N
     if mode == "cumulative":
         cfg = base
         for r in rungs:
-            cfg = apply_patch(cfg, r.patch, r.path)
+            cfg = _apply(cfg, r)
             planned.append(PlannedConfig(r.name, r, cfg))
         for r in extras:  # an extra rung is a single patch on the baseline
-            planned.append(PlannedConfig(r.name, r, apply_patch(base, r.patch, r.path)))
+            planned.append(PlannedConfig(r.name, r, _apply(base, r)))
     elif mode == "single":
         planned = [PlannedConfig(rungs[0].name, rungs[0], base)]
-        planned += [PlannedConfig(f"single:{r.name}", r, apply_patch(base, r.patch, r.path)) for r in rungs[1:] + extras]
+        planned += [PlannedConfig(f"single:{r.name}", r, _apply(base, r)) for r in rungs[1:] + extras]
     else:  # leave-one-out: the full ladder minus one patch
         for skip in rungs:
             cfg = base
             for r in rungs[1:]:
                 if r is not skip:
-                    cfg = apply_patch(cfg, r.patch, r.path)
+                    cfg = _apply(cfg, r)
             label = "full" if skip is rungs[0] else f"minus:{skip.name}"
             planned.append(PlannedConfig(label, skip, cfg))
     default = {r.name for r in rungs}
@@ -229,7 +248,7 @@ def _factorial(rungs: list[Rung], only: list[str] | None, extras: list[Rung], ba
         for subset in combinations(factors, size):
             cfg, patch = base, {}
             for r in subset:
-                cfg = apply_patch(cfg, r.patch, r.path)
+                cfg = _apply(cfg, r)
                 patch.update(r.patch)
             names = [r.name for r in subset]
             label = factorial_label(names)
@@ -256,12 +275,12 @@ def _guesses(rungs: list[Rung], guesses: list[Rung], on: str | None, only: list[
             raise ConfigError(f"unknown guess(es) {unknown}; valid guesses: {', '.join(g.name for g in guesses)}")
     cfg = base
     for r in rungs[: names.index(on) + 1]:
-        cfg = apply_patch(cfg, r.patch, r.path)
+        cfg = _apply(cfg, r)
     planned = [PlannedConfig(on, rungs[names.index(on)], cfg)]
     for g in guesses:
         if only and g.name not in only:
             continue
-        changed = apply_patch(cfg, g.patch, g.path)
+        changed = _apply(cfg, g)
         if changed == cfg:
             raise ConfigError(f"{g.path}: its patch leaves rung {on!r} unchanged; a guess must change something")
         planned.append(PlannedConfig(guess_label(on, g.name), g, changed))

@@ -1,0 +1,256 @@
+"""Generic engine: all seeds of a config in lockstep through autograd, so that a rung's own code
+(repro.study.rung_code: activation, whole-net forward, loss, update rule, augmentation, initialisation) trains
+like any other rung. The registry picks it for every config with code; it also trains stock configs.
+
+It is the population engine with autograd in place of the hand-written backward: the members' weights are
+stacked in the population's flat buffer and layout, the forward is the population's batched forward
+(`Population._forward`, whose ops keep a member's numbers independent of its neighbours), and one
+`torch.autograd.grad` of the summed member losses gives every member's own gradient (a member's loss depends
+on its weights alone). Generators, initial weights, shifted images and per-pass draws are the population's,
+so a member's record does not depend on its neighbours and equals the reference loop's on the stock net.
+
+Hooks, each written for one network, run through `torch.func.vmap` over the members (so code that mixes
+units, a mean over a layer say, still sees one network). The whole-net `forward` hook gets the paper-named
+weights of one network; they are views of the engine layout built by differentiable ops each step.
+Why not vmap(grad) of the whole step: measured slower than the batched forward with one autograd call.
+SDLM needs each step's curvature, which autograd does not give: it is refused.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.func import vmap
+
+from repro.config import Config
+from repro.engines.population import ENGINE_FROM_REFERENCE_192, PAD, flat_views, population_class
+from repro.net import activations
+from repro.net.model import forward as stock_forward, loss_per_example, outputs, pad_background
+from repro.study import rung_code
+
+_REFERENCE_FROM_ENGINE_192 = torch.argsort(ENGINE_FROM_REFERENCE_192)
+
+
+def supports(cfg: Config) -> str | None:
+    if cfg.optimizer == "sdlm" and "optimizer" not in (hooks := _hooks(cfg)) and "update" not in hooks:
+        return "the generic engine does not implement SDLM (each step's curvature is not an autograd gradient)"
+    return None
+
+
+def available(device: torch.device) -> str | None:
+    return None
+
+
+def _hooks(cfg: Config) -> dict:
+    return rung_code.hooks_for(cfg)
+
+
+class _Autograd:
+    """Mixed into Population (1989 net) or FCPopulation (fc40): the step by autograd, and the hooks."""
+
+    ENGINE = "generic"
+
+    def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu"):
+        if why := supports(cfg):
+            raise ValueError(why)
+        self.hooks = _hooks(cfg)
+        rung_code.check_hooks(cfg, self.hooks)  # once more, with the configuration it trains
+        super().__init__(cfg, seeds, x_train, y_train, device=device)
+        self.curv = self.w_sq = None
+        P = self.members
+        # a leaf sharing the flat buffer's storage: autograd's gradient w.r.t. it is every member's gradient
+        self._leaf = self.params.flat.detach().requires_grad_()
+        self._leaf_views = flat_views(self._leaf, P, self.SHAPES)
+        self._table = self.images  # the shifted-image table; `augment` replaces self.images for a pass
+        if "activation" in self.hooks:
+            self.hidden = activations.Activation("hook", _aligned(vmap(self.hooks["activation"])), None, None)
+        if "init" in self.hooks:
+            for m, gen in enumerate(self.generators):  # after the stock draws, from the member's own stream
+                params = self.hooks["init"](self.member_params(m), gen)
+                for k, v in self._to_engine(params).items():
+                    self.params.views[k][m] = v.to(self.device)
+        if "optimizer" in self.hooks:
+            self.optimizer = _TorchOptim(self.hooks["optimizer"], self.params.views, self.SHAPES, cfg.lr)
+        elif "update" in self.hooks:
+            self.optimizer = _UpdateFunction(self.hooks["update"], self.params.views, self.SHAPES)
+
+    # --- one pass ------------------------------------------------------------------------------------
+    def _pass_inputs(self):
+        rows, scale = super()._pass_inputs()
+        if "augment" not in self.hooks:
+            return rows, scale
+        # each member's pass of images through the hook with its own generator (after the pass's own draws),
+        # then laid out so that member m's pattern i is row m*N + i
+        N, fn = self.n_train, self.hooks["augment"]
+        side = 16 + 2 * PAD
+        per_member = []
+        for m, gen in enumerate(self.generators):
+            images = self._table.index_select(0, rows[m]).view(N, side, side)[:, PAD:-PAD, PAD:-PAD]
+            out = fn(images.clone(), gen)
+            per_member.append(pad_background(out.to(self.device, torch.float32)).reshape(N, side * side))
+        self.images = torch.cat(per_member)
+        rows = torch.arange(N, device=self.device) + N * torch.arange(self.members, device=self.device).unsqueeze(1)
+        return rows, scale
+
+    def train_pass(self, pass_index: int) -> None:
+        try:
+            super().train_pass(pass_index)
+        finally:
+            self.images = self._table
+
+    # --- one step for all members --------------------------------------------------------------------
+    def step(self, rows: torch.Tensor, i: int, keep_scale: torch.Tensor | None, lr: float) -> None:
+        views = self.params.views
+        self.params.views = self._leaf_views
+        try:
+            if hasattr(self, "h1_padded"):  # the population's reused buffer: no history from the last step
+                self.h1_padded = self.h1_padded.detach()
+            if "forward" in self.hooks:
+                pre = self._hook_forward(self._paper(self._leaf_views), self._images_16(rows), keep_scale)
+            else:
+                pre = self._forward(rows, keep_scale)[0]  # (P, 1, 10)
+            labels = self.labels[i].expand(self.members, 1)
+            loss = self._losses(pre, labels).sum()
+            (grad,) = torch.autograd.grad(loss, self._leaf)
+        finally:
+            self.params.views = views
+        if hasattr(self, "mask"):  # the 1989 net
+            flat_views(grad, self.members, self.SHAPES)["W2"].mul_(self.mask)  # connections the H2 scheme leaves out do not exist
+        self.step_count += 1
+        self.optimizer.step(self.params.flat, grad, lr, self.step_count)
+
+    def _losses(self, pre: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """pre (P, B, 10), labels (P, B) -> (P, B) per-pattern losses (the hook's, else the config's)."""
+        if "loss" in self.hooks:
+            return vmap(self.hooks["loss"])(pre, labels)
+        P, B = labels.shape
+        return loss_per_example(self.cfg, pre.reshape(P * B, 10), labels.reshape(P * B)).view(P, B)
+
+    def _images_16(self, rows: torch.Tensor) -> torch.Tensor:
+        side = 16 + 2 * PAD
+        return self.images.index_select(0, rows).view(-1, 1, side, side)[..., PAD:-PAD, PAD:-PAD]  # (P, 1, 16, 16)
+
+    def _hook_forward(self, params: dict, x: torch.Tensor, keep_scale: torch.Tensor | None) -> torch.Tensor:
+        """The whole-net hook for every member: params (paper-named, members first), x (P, B, 16, 16)."""
+        cfg, fn = self.cfg, self.hooks["forward"]
+        if keep_scale is None:
+            return vmap(lambda p, xx: fn(p, xx, lambda pp, xs: stock_forward(pp, xs, cfg)))(params, x)
+        keep = (keep_scale[:, _REFERENCE_FROM_ENGINE_192.to(self.device)] > 0).to(x.dtype).unsqueeze(1)  # map-major
+        return vmap(lambda p, xx, k: fn(p, xx, lambda pp, xs: stock_forward(pp, xs, cfg, k)))(params, x, keep)
+
+    # --- evaluation ----------------------------------------------------------------------------------
+    def _eval_pre(self, xb: torch.Tensor) -> torch.Tensor:
+        if "forward" not in self.hooks:
+            return super()._eval_pre(xb)
+        P = self.members
+        return self._hook_forward(self._paper(self.params.views), xb.unsqueeze(0).expand(P, *xb.shape), None)
+
+    def _outputs_and_losses(self, pre: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        P, B = pre.shape[0], pre.shape[1]
+        values = outputs(self.cfg, pre.reshape(P * B, 10)).view(P, B, 10)
+        return values, self._losses(pre, y.view(1, B).expand(P, B))
+
+    def _paper(self, v: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Paper-named weights of every member (members first), from engine-layout views, by differentiable
+        ops (the inverse of the population's to_engine, batched)."""
+        P = self.members
+        if "W3" not in v:  # fc40
+            return {"H.weight": v["W1"].transpose(1, 2), "H.bias": v["b1"].reshape(P, -1),
+                    "out.weight": v["W2"].transpose(1, 2), "out.bias": v["b2"].reshape(P, 10)}
+        from repro.net.model import h2_scheme
+
+        scheme = h2_scheme(self.cfg.h2_scheme).to(self.device)  # (12, 8): H1 maps each H2 map reads
+        w2 = v["W2"].view(P, 25, 12, 12).permute(0, 3, 2, 1)  # (P, H2 map, H1 map, tap)
+        w2 = torch.gather(w2, 2, scheme.view(1, 12, 8, 1).expand(P, 12, 8, 25)).reshape(P, 12, 8, 5, 5)
+        return {
+            "H1.weight": v["W1"].transpose(1, 2).reshape(P, 12, 1, 5, 5),
+            "H1.bias": v["b1"].transpose(1, 2).reshape(P, 12, 8, 8),
+            "H2.weight": w2,
+            "H2.bias": v["b2"].transpose(1, 2).reshape(P, 12, 4, 4),
+            "H3.weight": v["W3"][:, _REFERENCE_FROM_ENGINE_192.to(self.device)].transpose(1, 2),
+            "H3.bias": v["b3"].reshape(P, 30),
+            "out.weight": v["W4"].transpose(1, 2),
+            "out.bias": v["b4"].reshape(P, 10),
+        }
+
+
+ALIGN = 64  # floats: a multiple of every CPU vector loop's step (2 x 16 lanes with AVX-512)
+
+
+def _aligned(fn):
+    """fn (vmapped over members) called on each member's values laid out in a row of a multiple of ALIGN,
+    plus one spare row: CPU kernels compute the last, partial vector of a tensor by another code path
+    (scalar, rounding differently), so without this a member's activation would depend on where it lies in
+    the population. Every member's values then go through the full-vector path, whatever its neighbours."""
+
+    def call(a: torch.Tensor) -> torch.Tensor:
+        P, n = a.shape[0], a[0].numel()
+        width = -(-n // ALIGN) * ALIGN
+        padded = torch.nn.functional.pad(a.reshape(P, n), (0, width - n, 0, 1))  # (P + 1, width)
+        return fn(padded)[:P, :n].reshape(a.shape)
+
+    return call
+
+
+class _TorchOptim:
+    """A torch.optim optimizer from the `optimizer` hook over the stacked per-tensor views of the flat buffer
+    (elementwise rules update each member on its own), behind the flat optimizers' interface."""
+
+    needs_curvature = False
+
+    def __init__(self, factory, views: dict[str, torch.Tensor], shapes: dict, lr: float):
+        self.params = [v.detach().requires_grad_() for v in views.values()]  # leaves sharing the views' storage
+        self.names, self.shapes = list(views), shapes
+        self.opt = factory(self.params, lr)
+
+    def step(self, w, grad, lr, t, curvature=None) -> None:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        for p, g in zip(self.params, flat_views(grad, self.params[0].shape[0], self.shapes).values()):
+            p.grad = g
+        self.opt.step()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"{self.names[i]}/{k}": torch.as_tensor(v).clone()
+                for i, p in enumerate(self.params) for k, v in self.opt.state.get(p, {}).items()}
+
+    def load_state_dict(self, d: dict[str, torch.Tensor]) -> None:
+        by_name = dict(zip(self.names, self.params))
+        for key, v in d.items():
+            name, k = key.split("/", 1)
+            self.opt.state[by_name[name]][k] = v.clone().to(by_name[name].device)
+
+
+class _UpdateFunction:
+    """The `update` hook applied to each stacked tensor (an elementwise rule updates each member on its own),
+    with one state dict per tensor, behind the flat optimizers' interface."""
+
+    needs_curvature = False
+
+    def __init__(self, fn, views: dict[str, torch.Tensor], shapes: dict):
+        self.fn, self.views, self.shapes = fn, views, shapes
+        self.states: dict[str, dict] = {k: {} for k in views}
+
+    @torch.no_grad()
+    def step(self, w, grad, lr, t, curvature=None) -> None:
+        members = next(iter(self.views.values())).shape[0]
+        for (name, p), g in zip(self.views.items(), flat_views(grad, members, self.shapes).values()):
+            self.fn(p, g, self.states[name], lr, t)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {f"{name}/{k}": torch.as_tensor(v).clone() for name, st in self.states.items() for k, v in st.items()}
+
+    def load_state_dict(self, d: dict[str, torch.Tensor]) -> None:
+        for key, v in d.items():
+            name, k = key.split("/", 1)
+            self.states[name][k] = v.clone()
+
+
+_CLASSES: dict[str, type] = {}
+
+
+def generic_class(architecture: str) -> type:
+    """The generic engine's class for an architecture: the population's class with the autograd step."""
+    if architecture not in _CLASSES:
+        base = population_class(architecture)
+        _CLASSES[architecture] = type(f"Generic{base.__name__}", (_Autograd, base), {"__module__": __name__})
+    return _CLASSES[architecture]

@@ -67,6 +67,7 @@ def test_every_configuration_is_the_same_bits_under_every_build(build, usps):
 
 
 def test_the_lane_width_follows_the_cpu_and_the_population():
-    assert native.default_build(members=8, threads=2).lanes == 8
-    wide = native.default_build(members=64, threads=2).lanes
-    assert wide == (16 if cpu_has("avx512f") else 8)
+    assert native.default_build(members=16, threads=2).lanes == 8
+    assert native.default_build(members=8, threads=1).lanes == 8
+    for members, threads in ((16, 1), (64, 2)):
+        assert native.default_build(members=members, threads=threads).lanes == (16 if cpu_has("avx512f") else 8)

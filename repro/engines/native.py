@@ -59,12 +59,12 @@ class Build:
 
 
 def default_build(members: int | None = None, threads: int = 1) -> Build:
-    """This CPU's own instructions, with 16 lanes where it has AVX-512 and 8 otherwise, except where 16 lanes
-    would leave threads idle (threads take whole groups: 16 members on 2 threads train faster as two groups
-    of 8). The choice never changes a record.
+    """This CPU's own instructions, with 16 lanes where it has AVX-512 and the population fills a group of 16
+    for every thread, else 8 (threads take whole groups: 16 members on 2 threads train faster as two groups of
+    8, and 8 members would leave half of a 16-lane register idle). The choice never changes a record.
 
     `$LECUN1989_NATIVE_MARCH` and `$LECUN1989_NATIVE_LANES` override either."""
-    lanes = 16 if cpu_has("avx512f") and (members is None or -(-members // 16) >= threads) else 8
+    lanes = 16 if cpu_has("avx512f") and (members is None or members >= 16 * threads) else 8
     return Build(os.environ.get("LECUN1989_NATIVE_MARCH", "native"),
                  int(os.environ.get("LECUN1989_NATIVE_LANES", lanes)))
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from repro.hardware import describe_cpu
 from repro.resources import checkout_root, study_dir
 
 DEFAULT_RESULTS_DIR = study_dir()
@@ -88,7 +89,7 @@ def git_commit() -> str:
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return describe_cpu(torch.get_num_threads())
 
 
 def environment(device: torch.device) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -33,8 +33,8 @@ import torch
 from repro.config import INITS as config_inits
 from repro.config import Config
 from repro.engines.population import EvalResult
-from repro.hardware import cpu_flags, cpu_has
 from repro.engines.population import population_class as _lockstep_class
+from repro.hardware import cpu_flags, cpu_has
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
 from repro.net.sdlm import curvature_window
@@ -219,9 +219,16 @@ class NativePopulation:
         if why := supports(cfg):
             raise ValueError(why)
         self.threads = threads
-        lib = load(build or default_build(len(seeds), self._threads()))
+        auto = build is None
+        build = build or default_build(len(seeds), self._threads())
+        lib = load(build)
         if isinstance(lib, str):
             raise RuntimeError(f"native engine unavailable: {lib}")
+        # Evaluation splits each group's patterns over the threads, so the widest lanes always pay there.
+        self._eval_lib = lib
+        if auto and build.lanes == 8 and cpu_has("avx512f") and "LECUN1989_NATIVE_LANES" not in os.environ:
+            wide = load(replace(build, lanes=16))
+            self._eval_lib = lib if isinstance(wide, str) else wide
         set_float_mode()
         self._lib = lib
         self.cfg, self.seeds, self.device = cfg, list(seeds), torch.device("cpu")
@@ -313,8 +320,9 @@ class NativePopulation:
         labels = y.to(torch.int64).contiguous()
         outs = torch.empty(P, n, 10)
         losses = torch.empty(P, n)
-        wide = torch.empty_like(self.params)
-        rc = self._lib.native_eval(ctypes.byref(self._spec), self.params.data_ptr(), wide.data_ptr(), P,
+        params = self._params_in_lanes(self._eval_lib.native_lanes())
+        wide = torch.empty_like(params)
+        rc = self._eval_lib.native_eval(ctypes.byref(self._spec), params.data_ptr(), wide.data_ptr(), P,
                                    images.data_ptr(), labels.data_ptr(), n, outs.data_ptr(), losses.data_ptr(),
                                    self._threads())
         if rc != 0:
@@ -322,6 +330,16 @@ class NativePopulation:
         loss = exact_sum(losses) / n
         error = is_wrong(outs, labels).sum(dim=1).to(torch.float64) / n
         return EvalResult(loss, error, outs if keep_outputs else None)
+
+    def _params_in_lanes(self, lanes: int) -> torch.Tensor:
+        """The parameters laid out in groups of `lanes` members (a copy when that is not the training layout)."""
+        if lanes == self.lanes:
+            return self.params
+        members = self.params.permute(0, 2, 1).reshape(-1, self.nparam)[: self.members]
+        groups = -(-self.members // lanes)
+        padded = torch.zeros(groups * lanes, self.nparam)
+        padded[: self.members] = members
+        return padded.reshape(groups, lanes, self.nparam).permute(0, 2, 1).contiguous()
 
     # --- parameters and state -----------------------------------------------------------------------
     def member_params(self, m: int) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import re
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable
 
 import torch
@@ -126,6 +127,20 @@ def eval_seconds(engine: str, cfg: Config, ds: Dataset, members: int, device: to
     pop.evaluate(ds.x_test, ds.y_test)
     _sync(device)
     return time.perf_counter() - t0
+
+
+CALIBRATION_MEMBERS = 16
+CALIBRATION_SECONDS = 1.5
+
+
+def calibration_rate(engine: str, device: torch.device, seconds: float = CALIBRATION_SECONDS) -> float:
+    """Member-steps per second of the baseline at 16 members on this machine, on random digits (an engine's
+    speed does not depend on the pixels): a few seconds that scale bench figures made on another CPU."""
+    gen = torch.Generator().manual_seed(0)
+    n = 2048
+    digits = SimpleNamespace(x_train=torch.rand(n, 16, 16, generator=gen) * 2 - 1,
+                             y_train=torch.randint(0, 10, (n,), generator=gen))
+    return engine_rate(engine, Config(), digits, CALIBRATION_MEMBERS, device, seconds)
 
 
 def ablate_all_presentations(n_train: int, seeds: int = SEEDS) -> int:

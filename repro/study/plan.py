@@ -14,8 +14,12 @@ from pathlib import Path
 
 import torch
 
+from repro.config import Config
+from repro.engines import registry
+from repro.study.bench import CALIBRATION_MEMBERS, calibration_rate, device_slug
 from repro.study.ladder import PlannedConfig
-from repro.study.store import run_path
+from repro.study.runner import fmt_seconds
+from repro.study.store import device_description, run_path
 from repro.study.workspace import STUDY_DIR, default_workspace
 
 
@@ -50,40 +54,55 @@ class Throughput:
     source: str  # where the figure comes from, shown next to every estimate
 
 
-def bench_throughput(device: torch.device, engine: str, members: int = 16) -> Throughput | None:
-    """The measured throughput of `engine` on this kind of device, from a bench record, or None."""
-    from repro.study.bench import device_slug
+def bench_throughput(device: torch.device, engine: str, members: int = 16, calibrate: bool = True) -> Throughput | None:
+    """The measured throughput of `engine` on this kind of device, from a bench record, or None.
 
+    A record made on another CPU (its `device` names the model, the vector extensions and the threads) is
+    scaled by this machine's speed: `calibrate` measures the baseline here for a couple of seconds
+    (bench.calibration_rate) and divides by the record's own figure for the same population."""
     slug = device_slug(device)
+    here = device_description(device)
     for folder in (default_workspace() / "bench", STUDY_DIR / "bench"):
         for path in sorted(folder.glob(f"{slug}*.json")):
             try:
                 rec = json.loads(path.read_text())
             except (OSError, ValueError):
                 continue
-            ab = rec.get("ablate_all") or {}
-            if ab.get("engine") in (engine, "auto") and not ab.get("estimated", True) and ab.get("seconds"):
-                if ab["engine"] == engine or engine == _auto_name(device):
-                    return Throughput(ab["presentations"] / ab["seconds"],
-                                      f"{path}: a measured ablate --all, evaluation included")
+            found = _recorded_throughput(rec, path, device, engine, members)
+            if found is None:
+                continue
+            if rec.get("device") == here or device.type != "cpu":
+                return found
             rows = (rec.get("engines") or {}).get(engine, {}).get("populations") or []
-            if rows:
-                best = min(rows, key=lambda r: abs(r["members"] - members))
-                return Throughput(best["steps_per_s"], f"{path}: training steps at {best['members']} members, "
-                                                       f"evaluation not included")
+            there = next((r["steps_per_s"] for r in rows if r["members"] == CALIBRATION_MEMBERS), None)
+            if not calibrate or there is None:
+                return Throughput(found.presentations_per_s, f"{found.source}; measured on another CPU: "
+                                                             f"{rec.get('device')}, not calibrated")
+            scale = calibration_rate(engine, device) / there
+            return Throughput(found.presentations_per_s * scale,
+                              f"{found.source}; measured on {rec.get('device')} and scaled by {scale:.2f}, "
+                              f"this CPU's speed on the baseline measured just now")
+    return None
+
+
+def _recorded_throughput(rec: dict, path: Path, device: torch.device, engine: str, members: int) -> Throughput | None:
+    ab = rec.get("ablate_all") or {}
+    if ab.get("engine") in (engine, "auto") and not ab.get("estimated", True) and ab.get("seconds"):
+        if ab["engine"] == engine or engine == _auto_name(device):
+            return Throughput(ab["presentations"] / ab["seconds"], f"{path}: a measured ablate --all, evaluation included")
+    rows = (rec.get("engines") or {}).get(engine, {}).get("populations") or []
+    if rows:
+        best = min(rows, key=lambda r: abs(r["members"] - members))
+        return Throughput(best["steps_per_s"], f"{path}: training steps at {best['members']} members, "
+                                               f"evaluation not included")
     return None
 
 
 def _auto_name(device: torch.device) -> str:
-    from repro.config import Config
-    from repro.engines import registry
-
     return registry.choose("auto", Config(), device)[0].name
 
 
 def estimate_text(presentations: int, throughput: Throughput | None) -> str:
-    from repro.study.runner import fmt_seconds
-
     if presentations == 0:
         return "nothing to train"
     if throughput is None:

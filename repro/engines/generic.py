@@ -56,10 +56,9 @@ class _Autograd:
         rung_code.check_hooks(cfg, self.hooks)  # once more, with the configuration it trains
         super().__init__(cfg, seeds, x_train, y_train, device=device)
         self.curv = self.w_sq = None
-        P = self.members
-        # a leaf sharing the flat buffer's storage: autograd's gradient w.r.t. it is every member's gradient
-        self._leaf = self.params.flat.detach().requires_grad_()
-        self._leaf_views = flat_views(self._leaf, P, self.SHAPES)
+        # one leaf per tensor, sharing the flat buffer's storage (leaves that were views of one flat leaf would
+        # each have their gradient scattered into a zeroed copy of the whole buffer: measured, most of a step)
+        self._leaf_views = {k: v.detach().requires_grad_() for k, v in self.params.views.items()}
         self._table = self.images  # the shifted-image table; `augment` replaces self.images for a pass
         if "activation" in self.hooks:
             self.hidden = activations.Activation("hook", _aligned(vmap(self.hooks["activation"])), None, None)
@@ -110,9 +109,10 @@ class _Autograd:
                 pre = self._forward(rows, keep_scale)[0]  # (P, 1, 10)
             labels = self.labels[i].expand(self.members, 1)
             loss = self._losses(pre, labels).sum()
-            (grad,) = torch.autograd.grad(loss, self._leaf)
+            grads = torch.autograd.grad(loss, list(self._leaf_views.values()))
         finally:
             self.params.views = views
+        grad = torch.cat([g.reshape(-1) for g in grads], out=self.grads.flat)  # the flat layout, tensor by tensor
         if hasattr(self, "mask"):  # the 1989 net
             flat_views(grad, self.members, self.SHAPES)["W2"].mul_(self.mask)  # connections the H2 scheme leaves out do not exist
         self.step_count += 1

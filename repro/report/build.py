@@ -137,6 +137,9 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     # Guesses (labels `guess:...`, `repro ablate --mode guesses`) are judged in their own table.
     guess_groups = guesses.guess_groups(groups)
     groups = {k: g for k, g in groups.items() if k not in guess_groups}
+    # Rungs with their own code (Config.code; repro.study.rung_code) get their own table, apart from the ladder.
+    code_groups = {k: g for k, g in groups.items() if g.first["config"].get("code") and k[1] not in ladder}
+    groups = {k: g for k, g in groups.items() if k not in code_groups}
     datasets = sorted({ds for ds, _ in groups}, key=lambda d: (d != "usps", d))
     order = {ds: label_order([lb for d, lb in groups if d == ds], ladder) for ds in datasets}
 
@@ -172,6 +175,14 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         comparison = compare.compare_groups(all_groups, reference)
         put(table_dir / "comparison.csv", tables.to_csv(comparison.table).encode())
         sections.append(compare.comparison_markdown(comparison))
+
+    for ds in sorted({ds for ds, _ in code_groups}, key=lambda d: (d != "usps", d)):
+        base = [ladder[0]] if ladder and (ds, ladder[0]) in all_groups else []
+        frame = tables.build_table(all_groups, ds, base + sorted(lb for d, lb in code_groups if d == ds), ladder, ())
+        put(table_dir / f"code-{ds}.csv", tables.to_csv(frame).encode())
+        sections.append(f"## Rungs with their own code ({ds})\n\nEach a rung's own PyTorch code on the baseline "
+                        "(`code` in the rung file; trained by the generic engine), compared with the baseline.\n\n"
+                        + tables.markdown_table(frame))
 
     guess_table = None
     if guess_groups:

@@ -13,7 +13,7 @@ SDLM = Config(optimizer="sdlm", lr=1e-3)
 
 
 def test_every_engine_has_a_name_and_answers_for_itself():
-    assert set(registry.ENGINES) == set(registry.NAMES) == {"reference", "population", "fused", "native"}
+    assert set(registry.ENGINES) == set(registry.NAMES) == {"reference", "population", "fused", "native", "generic"}
     for engine in registry.ENGINES.values():
         assert engine.available("cpu") is None or isinstance(engine.available("cpu"), str)
         assert engine.supports(Config()) is None or isinstance(engine.supports(Config()), str)
@@ -27,7 +27,7 @@ def test_population_supports_everything_and_builds_the_architectures_class():
 
 
 def test_unknown_engine_is_an_error_listing_the_valid_names():
-    with pytest.raises(registry.EngineError, match="unknown engine 'turbo'; valid: auto, reference, population, fused, native"):
+    with pytest.raises(registry.EngineError, match="unknown engine 'turbo'; valid: auto, reference, population, fused, native, generic"):
         registry.choose("turbo", Config(), "cpu")
 
 

@@ -54,3 +54,12 @@ def describe_cpu(threads: int) -> str:
     """e.g. 'cpu (Intel(R) Xeon(R) Processor; x86_64 AVX2 FMA AVX-512; 2 threads)'."""
     ext = " ".join([platform.machine(), *vector_extensions()])
     return f"cpu ({cpu_model()}; {ext}; {threads} thread{'s' if threads != 1 else ''})"
+
+
+def cpu_clock_ghz() -> float | None:
+    """The clock /proc/cpuinfo reports (in a virtual machine usually the nominal one), or None."""
+    mhz = _cpuinfo().get("cpu MHz")
+    try:
+        return float(mhz) / 1000 if mhz else None
+    except ValueError:
+        return None

@@ -11,14 +11,20 @@ import repro.study.bench as bench
 def test_bench_fields_and_ratios(usps, tmp_path, monkeypatch):
     monkeypatch.setattr(bench, "TARGET_SECONDS", 0.2)
     monkeypatch.setattr(bench, "single_run_seconds", lambda engine, ds, device: 12.5)
-    monkeypatch.setattr(bench, "ablate_all_estimate", lambda engine, ds, device, seeds, log: 999.0)
+    rungs = {"baseline": {"engine": "native", "steps_per_s": 2.0e5, "eval_s_per_pass": 0.1, "seconds_per_dataset": 300.0},
+             "long": {"engine": "native", "steps_per_s": 1.0e5, "eval_s_per_pass": 0.1, "seconds_per_dataset": 199.5}}
+    monkeypatch.setattr(bench, "rung_figures", lambda engine, ds, device, seeds, log: {k: dict(v) for k, v in rungs.items()})
     small = type(usps)(usps.name, usps.x_train[:500], usps.y_train[:500], usps.x_test, usps.y_test, usps.fingerprint)
     result = bench.run_bench(small, torch.device("cpu"), ["population", "native"], populations=(1, 8),
                              log=lambda m: None)
     paths = bench.write_bench(result, torch.device("cpu"), tmp_path)
     saved = json.loads(paths[0].read_text())
-    for key in ("device", "reference_steps_per_s", "engines", "ablate_all", "threads"):
+    for key in ("device", "reference_steps_per_s", "engines", "ablate_all", "threads", "rungs", "multiply_add_peak"):
         assert key in saved
+    peak = saved["multiply_add_peak"]
+    if peak is not None:  # where /proc/cpuinfo gives a clock
+        assert peak["member_steps_per_s"] == peak["lanes"] * 2 * peak["clock_ghz"] * 1e9 * peak["cores"] / 171_780
+        assert saved["rungs"]["long"]["of_peak"] == 1.0e5 / peak["member_steps_per_s"]
     assert saved["ablate_all"]["estimated"] is True and saved["ablate_all"]["seconds"] == 999.0
     assert saved["ablate_all"]["presentations"] == 2 * (6 * 23 + 80) * 500 * 16
     for engine in ("population", "native"):
@@ -35,3 +41,8 @@ def test_bench_fields_and_ratios(usps, tmp_path, monkeypatch):
 def test_usable_engines_on_cpu_leave_out_the_interpreted_kernel():
     names = bench.usable_engines(torch.device("cpu"))
     assert "population" in names and "fused" not in names and "reference" not in names
+
+
+def test_a_training_step_has_the_multiply_adds_of_the_paper_s_connections():
+    # forward 63,660 (connections less biases), weight gradients as many, deltas of H2, H3 and out
+    assert bench.macs_per_member_step() == 2 * 63_660 + 38_400 + 5_760 + 300

@@ -28,6 +28,8 @@ from repro.config import Config
 from repro.data import Dataset
 from repro.engines import registry
 from repro.engines.reference import train_reference
+from repro.hardware import cpu_clock_ghz, cpu_has
+from repro.net.model import init_params, layer_shapes, run_generator
 from repro.study.ladder import load_rungs, plan
 from repro.study.store import atomic_write_bytes, atomic_write_json, device_description, environment
 
@@ -148,18 +150,46 @@ def ablate_all_presentations(n_train: int, seeds: int = SEEDS) -> int:
     return 2 * sum(p.config.passes for p in plan(load_rungs())) * n_train * seeds
 
 
-def ablate_all_estimate(engine: str, ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None]) -> float:
-    """Projected time of `ablate --all --seeds N` on both datasets: per rung, the measured step rate and
-    evaluation time of a population of N members, times its passes (both datasets have the same sizes)."""
-    total = 0.0
+def rung_figures(engine: str, ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None]) -> dict:
+    """Per rung of the ladder, a population of `seeds` members: the engine that trains it, its training rate
+    and the time of one after-pass evaluation (both splits); and the projected time of the rung on one dataset.
+    The rungs differ by one mechanism each (activation, optimizer, schedule, dropout, shifts, passes), so these
+    figures are what each costs."""
+    figures = {}
     for p in plan(load_rungs()):
         chosen, _ = registry.choose(engine, p.config, device)
         rate = engine_rate(chosen.name, p.config, ds, seeds, device, seconds=1.0)
         ev = eval_seconds(chosen.name, p.config, ds, seeds, device)
         per_dataset = p.config.passes * (seeds * len(ds.y_train) / rate + ev)
         log(f"  {p.label:<10} {chosen.name}: {rate:>10,.0f} steps/s, eval {ev:.2f} s/pass -> {per_dataset:,.0f} s per dataset")
-        total += 2 * per_dataset
-    return total
+        figures[p.label] = {"engine": chosen.name, "steps_per_s": rate, "eval_s_per_pass": ev,
+                            "seconds_per_dataset": per_dataset}
+    return figures
+
+
+def macs_per_member_step(cfg: Config = Config()) -> int:
+    """Multiply-adds of one training step of the 1989 net: the forward pass, the weight gradients (as many),
+    and the deltas of every layer but H1 (no delta is needed below it)."""
+    layers = layer_shapes(init_params(cfg, run_generator(0)))
+    forward = sum(layer.macs for layer in layers)
+    return 2 * forward + sum(layer.macs for layer in layers[1:])
+
+
+FMA_UNITS_PER_CORE = 2  # Zen 3 (AMD EPYC) and AVX-512 Xeon cores: two vector FMA pipes each
+
+
+def multiply_add_peak(threads: int) -> dict | None:
+    """This CPU's multiply-add peak in member-steps per second: lanes x FMA units x clock x cores, over the
+    multiply-adds of one step; None where the clock is not known."""
+    clock = cpu_clock_ghz()
+    if clock is None:
+        return None
+    lanes = 16 if cpu_has("avx512f") else 8
+    macs_per_s = lanes * FMA_UNITS_PER_CORE * clock * 1e9 * threads
+    return {"lanes": lanes, "fma_units_per_core": FMA_UNITS_PER_CORE, "clock_ghz": clock, "cores": threads,
+            "macs_per_member_step": macs_per_member_step(), "member_steps_per_s": macs_per_s / macs_per_member_step(),
+            "how": "lanes: the widest vector the CPU has (16 floats with AVX-512, else 8); FMA units per core: 2 "
+                   "(Zen 3 and AVX-512 Xeon cores); clock: /proc/cpuinfo's cpu MHz; cores: the threads used"}
 
 
 def run_bench(ds: Dataset, device: torch.device, engines: list[str], populations=POPULATIONS,
@@ -191,9 +221,17 @@ def run_bench(ds: Dataset, device: torch.device, engines: list[str], populations
     for engine in engines[1:]:
         for row, base in zip(measured[engine]["populations"], measured[engines[0]]["populations"]):
             row[f"x_{engines[0]}"] = row["steps_per_s"] / base["steps_per_s"]
+    log(f"each rung, {SEEDS} members (training rate and evaluation time per pass):")
+    rungs = rung_figures(ablate_engine, ds, device, SEEDS, log)
+    peak = multiply_add_peak(torch.get_num_threads()) if device.type == "cpu" else None
+    if peak:
+        log(f"multiply-add peak: {peak['member_steps_per_s']:,.0f} member-steps/s ({peak['lanes']} lanes x "
+            f"{peak['fma_units_per_core']} FMA units x {peak['clock_ghz']:.2f} GHz x {peak['cores']} cores / "
+            f"{peak['macs_per_member_step']:,} multiply-adds per step)")
+        for label, fig in rungs.items():
+            fig["of_peak"] = fig["steps_per_s"] / peak["member_steps_per_s"]
     if ablate_measure is None:
-        log(f"ablate --all --seeds {SEEDS}, projected from measured step and evaluation times:")
-        ablate_s = ablate_all_estimate(ablate_engine, ds, device, SEEDS, log)
+        ablate_s = 2 * sum(fig["seconds_per_dataset"] for fig in rungs.values())
     else:
         log(f"ablate --all --seeds {SEEDS}: running it (engine {ablate_engine}) into a throw-away folder ...")
         ablate_s = ablate_measure()
@@ -204,6 +242,8 @@ def run_bench(ds: Dataset, device: torch.device, engines: list[str], populations
         "threads": torch.get_num_threads(),
         "reference_steps_per_s": ref,
         "engines": measured,
+        "rungs": rungs,
+        "multiply_add_peak": peak,
         "ablate_all": {"engine": ablate_engine, "seconds": ablate_s, "estimated": estimated,
                        "presentations": ablate_all_presentations(len(ds.y_train))},
     }

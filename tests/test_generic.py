@@ -232,3 +232,11 @@ def test_rungs_with_different_hooks_combine(tmp_path):
     planned = {p.label: p.config for p in plan(load_rungs(root), "factorial")}
     both = planned["f:swish+momentum"].code.split(", ")
     assert [e.split("@")[0] for e in both] == ["01-swish.py", "02-momentum.py"]
+
+
+def test_the_python_api_reads_a_rung_with_code():
+    from repro import api
+
+    cfg = api.rung_config("momentum", ladder_dir=REPO / "ablations" / "examples", passes=2)
+    assert cfg.code.startswith("03-momentum.py@") and cfg.lr == 0.003 and cfg.passes == 2
+    assert registry.choose("auto", cfg, "cpu")[0].name == "generic"

@@ -61,6 +61,22 @@ SLOW: dict[str, str] = {
     "tests/test_attribution.py::test_report_writes_the_attribution_files": "a factorial's report with figures",
     "tests/test_attribution.py::test_report_without_a_complete_factorial": "a report with figures",
     "tests/test_cli.py::test_sweep_writes_record_and_plot": "a sweep of several trainings and its plot",
+    "tests/test_cli.py::test_train_reference_engine_equals_population": "the reference loop over a whole pass",
+    "tests/test_robustness.py::test_one_divergent_member_does_not_stop_the_others":
+        "whole passes (the fast tier checks divergence on small populations: test_engine, test_native)",
+    "tests/test_attribution.py::test_stable_game_intervals_cover_when_our_records_are_resampled": "resampling",
+    # SDLM stays in the fast tier through two of these, test_native's options and fc40, test_state and test_fused.
+    "tests/test_sdlm.py::test_member_trained_with_sdlm_matches_reference_loop[tanh_mse]": "the reference loop",
+    "tests/test_sdlm.py::test_member_trained_with_sdlm_matches_reference_loop[cyclic+gamma]": "the reference loop",
+    "tests/test_sdlm.py::test_member_trained_with_sdlm_matches_reference_loop[relu+softmax_ce+linear]":
+        "the reference loop",
+    # The autograd engine: test_generic checks it against the reference loop; the per-rung runs are slow ones.
+    "tests/test_engine.py::test_member_in_population_matches_reference_loop[*-cpu-generic]": "autograd per rung",
+    "tests/test_generic.py::test_a_member_with_code_does_not_depend_on_its_neighbours": "autograd, whole passes",
+    # One build (the machine's own, 16 lanes) stays in the fast tier.
+    **{f"tests/test_native_builds.py::test_every_configuration_is_the_same_bits_under_every_build[{build}]":
+       "compiles the kernel again and trains every configuration" for build in
+       ("znver3-*", "x86-64-v4-*", "native-8lanes")},
     "tests/test_packaging.py::test_the_wheel_holds_every_subpackage_the_kernel_the_rungs_and_the_summary":
         "builds and installs a wheel",
     # The fused kernel runs on CPU only in Triton's interpreter (~10 ms a step): one case stays in the fast tier.

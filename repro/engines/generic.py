@@ -84,7 +84,7 @@ class _Autograd:
         per_member = []
         for m, gen in enumerate(self.generators):
             images = self._table.index_select(0, rows[m]).view(N, side, side)[:, PAD:-PAD, PAD:-PAD]
-            out = fn(images.clone(), gen)
+            out = fn(images.cpu().clone(), gen)  # on the CPU, where the member's generator draws
             per_member.append(pad_background(out.to(self.device, torch.float32)).reshape(N, side * side))
         self.images = torch.cat(per_member)
         rows = torch.arange(N, device=self.device) + N * torch.arange(self.members, device=self.device).unsqueeze(1)
@@ -211,7 +211,7 @@ class _TorchOptim:
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return {f"{self.names[i]}/{k}": torch.as_tensor(v).clone()
-                for i, p in enumerate(self.params) for k, v in self.opt.state.get(p, {}).items()}
+                for i, p in enumerate(self.params) for k, v in self.opt.state.get(p, {}).items() if v is not None}
 
     def load_state_dict(self, d: dict[str, torch.Tensor]) -> None:
         by_name = dict(zip(self.names, self.params))

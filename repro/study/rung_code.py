@@ -19,7 +19,8 @@ and its output's shape checked, so a mistake stops the command before any traini
     update(param, grad, state, lr, step) -> None: the update rule as a function, in place on `param`;
                                             `state` a dict kept for this tensor between steps, step 1-based
     augment(images, generator)           -> images, same shape: a pass's (N, 16, 16) inputs in presentation
-                                            order (after the config's shift); draw only from `generator`
+                                            order (after the config's shift), on the CPU; draw only from
+                                            `generator` (the member's own stream)
     init(params, generator)              -> the initial weights (same names and shapes), given the stock ones
 
 An update rule must treat every entry of a tensor on its own (as SGD, Adam, AdamW, RMSprop do): the members

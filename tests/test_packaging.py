@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -67,6 +68,13 @@ def test_the_check_against_the_summary_is_the_check_against_the_records(tmp_path
     assert by_summary.comparison.table.equals(by_records.comparison.table)
 
 
+def _setuptools_version() -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in version("setuptools").split(".")[:2])
+    except Exception:  # not installed, or a version string that is not plain numbers
+        return (0,)
+
+
 def _build_wheel(tmp_path: Path) -> Path:
     """A wheel built from a copy of the tree (a build writes build/ and *.egg-info beside its sources)."""
     src = tmp_path / "src"
@@ -75,7 +83,10 @@ def _build_wheel(tmp_path: Path) -> Path:
         shutil.copy(REPO / name, src / name)
     for folder in ("repro", "ablations"):
         shutil.copytree(REPO / folder, src / folder, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
+    # This environment's setuptools builds the wheel offline when it can (70.1 and later make wheels without the
+    # `wheel` package); an older one leaves pip to fetch the build requirements.
+    offline = ["--no-build-isolation"] if _setuptools_version() >= (70, 1) else []
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", *offline, "-q", "-w",
                     str(tmp_path / "dist"), str(src)], check=True, cwd=tmp_path)
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     return wheel

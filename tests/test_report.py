@@ -614,11 +614,12 @@ def test_an_empty_reference_is_not_a_passing_check(tmp_path):
 
 def test_report_modules_import_one_way():
     """stats, fmt, references, records, png, tables, plots, compare, calibration, attribution, guesses, claims,
-    build: each imports only modules before it."""
+    peers, speed, build: each imports only modules before it."""
     import ast
 
     order = ["stats", "fmt", "references", "records", "png", "tables", "plots", "compare", "calibration",
-             "attribution", "attribution_text", "attribution_figures", "guesses", "claims", "build"]
+             "attribution", "attribution_text", "attribution_figures", "guesses", "claims", "peers", "speed",
+             "build"]
     folder = REPO / "repro" / "report"
     assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(order)
     for i, name in enumerate(order):

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Callable
 
 from repro.report import (
-    attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, plots, tables)
+    attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, plots, speed, tables)
 from repro.report.compare import Comparison
 from repro.report.png import styled_png
 from repro.report.records import (  # noqa: F401  (re-exported: the names callers know this module by)
@@ -257,6 +257,9 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     readme = results_dir.parent / "README.md"
     if check_groups and readme.is_file() and "<!-- report:check:start -->" in readme.read_text():
         blocks.append((readme, "check", calibration.readme_block(check_groups)))
+    cpu_bench = results_dir / "bench" / "cpu.json"
+    if cpu_bench.is_file():
+        blocks.append((readme, "speed", speed.speed_block(cpu_bench)))
     if guess_table is not None:
         blocks.append((paper_dir / "paper.md", "guesses", guesses.section_markdown(guess_table, "")))
     if atts:

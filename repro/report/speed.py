@@ -1,0 +1,50 @@
+"""The README's speed table, generated from a bench file (`repro bench --study` writes results/bench/<device>.json):
+per engine the member-steps per second at each population size with its ratio against the reference loop
+measured in the same run, the 23-pass run, each rung's rate and share of the CPU's multiply-add peak, and the
+`ablate --all` time with the machine it was measured on."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _rate(row: dict, first: str | None) -> str:
+    text = f"{row['steps_per_s']:,.0f} ({row['ratio']:.0f}x"
+    if first and f"x_{first}" in row:
+        text += f"; {row[f'x_{first}']:.1f}x {first}"
+    return text + ")"
+
+
+def speed_block(bench_file: Path) -> str:
+    result = json.loads(Path(bench_file).read_text())
+    engines = result["engines"]
+    sizes = sorted({r["members"] for e in engines.values() for r in e["populations"]})
+    first = next(iter(engines), None)
+    lines = [f"Measured by `repro bench --study` on {result['device']} "
+             f"(`{Path(bench_file).parent.name}/{Path(bench_file).name}`), member-steps per second (members x "
+             f"presentations / s) with the ratio against the reference loop measured in the same run:", "",
+             "| engine | " + " | ".join(f"{m} member{'s' if m != 1 else ''}" for m in sizes) + " | one 23-pass run |",
+             "|---|" + "--:|" * (len(sizes) + 1),
+             f"| reference loop | {result['reference_steps_per_s']:,.0f} steps/s |" + " |" * len(sizes)]
+    for name, e in engines.items():
+        by_size = {r["members"]: r for r in e["populations"]}
+        cells = [_rate(by_size[m], first if name != first else None) if m in by_size else "" for m in sizes]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {e['single_run_s']:.1f} s |")
+    peak = result.get("multiply_add_peak")
+    rungs = result.get("rungs") or {}
+    if rungs:
+        lines += ["", f"Each rung of the ladder at 16 members (one mechanism each), training and one evaluation of "
+                      f"both splits" + (f"; share of the multiply-add peak, {peak['member_steps_per_s']:,.0f} "
+                                        f"member-steps/s ({peak['how']})" if peak else "") + ":", "",
+                  "| rung | engine | member-steps/s | evaluation s/pass |" + (" of peak |" if peak else ""),
+                  "|---|---|--:|--:|" + ("--:|" if peak else "")]
+        for label, fig in rungs.items():
+            lines.append(f"| `{label}` | {fig['engine']} | {fig['steps_per_s']:,.0f} | {fig['eval_s_per_pass']:.2f} |"
+                         + (f" {100 * fig['of_peak']:.0f}% |" if peak else ""))
+    ab = result["ablate_all"]
+    lines += ["", f"`repro ablate --all --seeds 16` ({ab['presentations']:,} presentations, evaluation after every "
+                  f"pass): **{ab['seconds']:,.0f} s ({ab['seconds'] / 60:.1f} min), "
+                  f"{'estimated from the figures above' if ab['estimated'] else 'measured end to end'}** on "
+                  f"{result['device']}."]
+    return "\n".join(lines)

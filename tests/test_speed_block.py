@@ -1,0 +1,25 @@
+"""The README's speed block is generated from a bench file: every figure in it is read from the file."""
+
+import json
+
+from repro.report.speed import speed_block
+
+
+def test_the_speed_block_reads_every_figure_from_the_bench_file(tmp_path):
+    bench = {
+        "device": "cpu (Some CPU; x86_64 AVX2 FMA; 2 threads)", "reference_steps_per_s": 400.0,
+        "engines": {"population": {"populations": [{"members": 1, "steps_per_s": 1200.0, "ratio": 3.0}],
+                                   "single_run_s": 95.0},
+                    "native": {"populations": [{"members": 1, "steps_per_s": 12000.0, "ratio": 30.0,
+                                                "x_population": 10.0}], "single_run_s": 5.5}},
+        "rungs": {"baseline": {"engine": "native", "steps_per_s": 456000.0, "eval_s_per_pass": 0.12,
+                               "seconds_per_dataset": 1.0, "of_peak": 0.5}},
+        "multiply_add_peak": {"member_steps_per_s": 912000.0, "how": "stated"},
+        "ablate_all": {"engine": "auto", "seconds": 180.0, "estimated": False, "presentations": 50862016},
+    }
+    path = tmp_path / "cpu.json"
+    path.write_text(json.dumps(bench))
+    text = speed_block(path)
+    for figure in ("400 steps/s", "1,200 (3x)", "12,000 (30x; 10.0x population)", "5.5 s", "456,000", "0.12",
+                   "50%", "912,000", "180 s (3.0 min), measured end to end", "Some CPU"):
+        assert figure in text, figure

@@ -24,7 +24,8 @@ from repro.data import Dataset
 from repro.data import load_dataset as _load_dataset
 from repro.study.ladder import DEFAULT_LADDER_DIR, PlannedConfig, Rung, extra_rungs, load_rungs, plan
 from repro.study.runner import Progress, RunContext, run_planned
-from repro.study.store import iter_record_paths, load_record
+from repro.study.record import RunRecord, read_record
+from repro.study.store import read_records
 from repro.study.workspace import check_writable, default_workspace
 
 __all__ = ["load_dataset", "rung_config", "train", "load_results", "Config"]
@@ -55,22 +56,27 @@ def train(cfg: Config, dataset: Dataset, seeds: Iterable[int] = (0,), label: str
     ctx = RunContext(folder, torch.device(device), force=force, engine=engine,
                      progress=Progress(total) if progress else None)
     paths = run_planned(planned, dataset, seeds, ctx)
-    return records_frame([load_record(p) for p in paths])
+    return records_frame([read_record(p) for p in paths])
 
 
 def load_results(results_dir: str | Path | None = None) -> pd.DataFrame:
     """Every run record in a results folder (default: the workspace; `repro.study.workspace.STUDY_DIR` is the
-    committed study) as a DataFrame: one row per run, final metrics and config fields as columns."""
+    committed study) as a DataFrame: one row per run, final metrics and config fields as columns. Files that are not
+    valid records are left out (`repro report` names them and says why)."""
     folder = Path(results_dir) if results_dir is not None else default_workspace()
-    return records_frame([load_record(p) for p in iter_record_paths(folder)])
+    return records_frame(read_records(folder).records)
 
 
-def records_frame(records: list[dict]) -> pd.DataFrame:
+ROW_FIELDS = ("dataset", "label", "rung", "seed", "passes", "engine", "diverged_at_pass", "collapsed", "wall_time_s",
+              "config_digest")
+
+
+def records_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """One row per record: the fields above, the scalars of `final`, then every config field."""
     rows = []
     for rec in records:
-        row = {k: rec[k] for k in ("dataset", "label", "rung", "seed", "passes", "engine", "diverged_at_pass",
-                                   "collapsed", "wall_time_s", "config_digest") if k in rec}
-        row.update({k: v for k, v in rec.get("final", {}).items() if not isinstance(v, dict)})
-        row.update(rec.get("config", {}))
+        row = {k: getattr(rec, k) for k in ROW_FIELDS}
+        row.update({k: v for k, v in rec.final.items() if not isinstance(v, dict)})
+        row.update(rec.config)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -11,15 +12,18 @@ import click
 
 from repro import resources
 from repro.config import Config, ConfigError, apply_patch, field_names
-from repro.data import DATASETS, MNIST_ORDERS, DataError, dataset_spec, load_dataset, summary
+from repro.data import DATASETS, MNIST_ORDERS, DataError, dataset_spec, fingerprint, load_dataset, summary
 from repro.engines.fused import FusedEngineError
 from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
 from repro.engines import registry
 from repro.engines.registry import NAMES as ENGINE_NAMES
+from repro.report.fmt import mean_std
 from repro.study.plan import bench_throughput, estimate_text, make_plan
 from repro.study.runner import DeviceError, Progress, RunContext, resolve_device, run_planned, run_together
-from repro.study.store import git_commit, remove_stale_temporaries, run_path
+from repro.study.record import read_record
+from repro.study.run_key import ConfigKey
+from repro.study.store import git_commit, remove_stale_temporaries
 from repro.study.workspace import (
     STUDY_DIR,
     WorkspaceError,
@@ -224,8 +228,8 @@ def ablate(run_all, datasets, rungs, mode, on_rung, ladder_dir, passes, dry_run,
 
 
 def _plan_rows(planned, datasets, seeds, out, force):
-    sizes = {d: dataset_spec(d).n_train for d in datasets}
-    return make_plan(planned, sizes, seeds, out, force)
+    facts = {d: (dataset_spec(d).n_train, fingerprint(d)) for d in datasets}
+    return make_plan(planned, facts, seeds, out, force)
 
 
 def _show_plan(planned, datasets, seeds, device, out, force, engine) -> None:
@@ -295,7 +299,8 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
         set_aside_damaged(results_dir, log=_log)
     barrier(rank)
     loaded = {name: _load(name, data_dir) for name in datasets}
-    rows = make_plan(planned, {d: len(loaded[d].y_train) for d in datasets}, my_seeds, results_dir, force)
+    rows = make_plan(planned, {d: (len(loaded[d].y_train), loaded[d].fingerprint) for d in datasets}, my_seeds,
+                     results_dir, force)
     left = sum(r.presentations_left for r in rows)
     n_todo, n_done = sum(len(r.todo) for r in rows), sum(len(r.done) for r in rows)
     if rank.is_main:
@@ -310,7 +315,7 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
     except KeyboardInterrupt:
         ctx.locks.release_all()
         finished = sum(1 for r in rows for s in r.todo
-                       if run_path(results_dir, r.dataset, r.planned.label, r.planned.config.digest(), s).exists())
+                       if ConfigKey.of(r.planned, loaded[r.dataset]).run(s).record_path(results_dir).exists())
         _log(f"\ninterrupted: {n_done + finished} finished records are kept in {results_dir / 'runs'}; the "
              f"configuration in training keeps its state after its last finished pass ({results_dir / 'state'}).\n"
              f"Run the same command again to resume: finished runs are not redone and training continues from "
@@ -321,7 +326,7 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
     finally:
         shutdown(rank)
     if rank.is_main:
-        _summarise([run_path(results_dir, d, p.label, p.config.digest(), s)
+        _summarise([ConfigKey.of(p, loaded[d]).run(s).record_path(results_dir)
                     for d in datasets for p in planned for s in seeds])
         where = "the committed study" if is_study(results_dir) else "your workspace"
         _log(f"records: {results_dir / 'runs'} ({where}); tables, figures and the comparison with the committed "
@@ -341,31 +346,27 @@ def _train_jobs(jobs, seeds, ctx) -> None:
         if not ctx.busy:
             return
         for planned, ds, s in ctx.busy:
-            path = run_path(ctx.results_dir, ds.name, planned.label, planned.config.digest(), s)
             _log(f"waiting for another process to finish {ds.name} | {planned.label} | seed {s} ...")
-            ctx.locks.wait(path)
+            ctx.locks.wait(ConfigKey.of(planned, ds).run(s))
 
 
 def _summarise(paths) -> None:
     """A short table of what the records say (mean +- std of the final errors; no +- for one seed)."""
-    import statistics
-
-    from repro.study.store import load_record
-
-    groups: dict[tuple[str, str], list[dict]] = {}
+    groups: dict[tuple[str, str], list] = {}
     for path in paths:
         if path.exists():
-            rec = load_record(path)
-            groups.setdefault((rec["dataset"], rec["label"]), []).append(rec)
+            rec = read_record(path)
+            groups.setdefault((rec.dataset, rec.label), []).append(rec)
     click.echo(f"{'dataset':<9}{'label':<42}{'seeds':>6}{'train err %':>16}{'test err %':>16}{'wall s':>9}")
     for (ds, label), recs in groups.items():
-        ok = [r for r in recs if r["diverged_at_pass"] is None]
+        ok = [r for r in recs if r.finished]
+
         def ms(key):
-            vals = [100 * r["final"][key] for r in ok]
+            vals = [100 * r.final[key] for r in ok]
             if not vals:
                 return "n/a"
-            return f"{statistics.mean(vals):.2f}" + (f"+-{statistics.stdev(vals):.2f}" if len(vals) > 1 else "")
-        wall = max(r["wall_time_s"] for r in recs)
+            return mean_std(statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else None, pm="+-")
+        wall = max(r.wall_time_s for r in recs)
         div = f"  ({len(recs) - len(ok)} diverged)" if len(ok) < len(recs) else ""
         click.echo(f"{ds:<9}{label:<42}{len(recs):>6}{ms('train_error'):>16}{ms('test_error'):>16}{wall:>9.1f}{div}")
 

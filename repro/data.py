@@ -88,6 +88,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from repro.atomic_files import atomic_torch_save
+
 __all__ = [
     "DATASETS",
     "REGISTRY",
@@ -99,6 +101,7 @@ __all__ = [
     "Option",
     "resolve_data_dir",
     "load_dataset",
+    "fingerprint",
     "targets",
     "summary",
     "MNIST_SEED",
@@ -698,8 +701,6 @@ def _load_cache(path: Path, spec: DatasetSpec, fingerprint: str) -> Splits | Non
 
 def _save_cache(path: Path, spec: DatasetSpec, fingerprint: str, splits: Splits) -> None:
     """Write atomically; a data dir we cannot write to simply gets no cache."""
-    from repro.study.store import atomic_torch_save
-
     if not _writable(path.parent):
         return
     flat = _flat(splits)
@@ -739,6 +740,12 @@ def _options(spec: DatasetSpec, given: Mapping[str, object]) -> dict[str, object
         value = given.get(o.name)
         out[o.name] = o.check(o.default if value is None else value)
     return out
+
+
+def fingerprint(name: str, **options: object) -> str:
+    """The fingerprint `load_dataset(name, **options)` gives its dataset, without reading any data."""
+    spec = dataset_spec(name)
+    return _fingerprint(spec, _options(spec, options))
 
 
 def load_dataset(

@@ -30,7 +30,8 @@ from repro.report.records import ReportError, group_records, load_records
 from repro.report.references import KARPATHY_BASELINE, PAPER
 from repro.report.stats import summarize, t_cdf, t_quantile, welch_interval
 from repro.study.record import RecordError, RunRecord, record_problem, schema_markdown, upgraded, validate_file
-from repro.study.store import atomic_torch_save, atomic_write_json, checkpoint_path, run_path
+from repro.atomic_files import atomic_torch_save, atomic_write_json
+from repro.study.run_key import RunKey
 
 from .conftest import REPO, data_dir
 
@@ -96,14 +97,14 @@ def make_record(dataset: str = "usps", label: str = "baseline", seed: int = 0, *
 
 
 def write(results_dir: Path, rec: dict) -> Path:
-    path = run_path(results_dir, rec["dataset"], rec["label"], rec["config_digest"], rec["seed"])
+    path = RunKey.of_record(rec).record_path(results_dir)
     atomic_write_json(path, rec)
     return path
 
 
 def write_checkpoint(results_dir: Path, rec: dict) -> Path:
     cfg = Config().replace(**rec["config"])
-    path = checkpoint_path(results_dir, rec["dataset"], rec["label"], rec["config_digest"], 0)
+    path = RunKey.of_record({**rec, "seed": 0}).checkpoint_path(results_dir)
     atomic_torch_save(path, {"config": rec["config"], "dataset": rec["dataset"], "seed": 0,
                              "state_dict": init_params(cfg, run_generator(7))})
     return path
@@ -265,7 +266,7 @@ def test_damaged_and_foreign_files_warn_or_stop_under_strict(tmp_path, ladder_di
     (res / "runs" / "usps" / ".baseline-x-s009.json.abc.tmp").write_text("{")  # a write in progress: ignored
 
     _, out = report(tmp_path, ladder_dir, make_figures=False)
-    name_missing = run_path(Path("."), "usps", "baseline", missing["config_digest"], 2).name
+    name_missing = RunKey.of_record(missing).file_name
     for expected in ("runs/usps/broken.json: not valid JSON", f"runs/usps/{name_missing}: missing field(s) final",
                      "runs/usps/notes.txt: not a run record", "runs/usps/copy-of-run.json: file name does not match"):
         assert expected in out

@@ -41,6 +41,7 @@ from repro.report.records import (  # noqa: F401  (re-exported: the names caller
 from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES, REFERENCES  # noqa: F401
 from repro.report.stats import CI_METHOD, summarize, welch_interval  # noqa: F401
 from repro.resources import SUMMARY_NAME, paper_dir as _paper_dir
+from repro.atomic_files import atomic_write_bytes
 from repro.study.store import DEFAULT_RESULTS_DIR
 from repro.study.summary import read_summary, summary_json
 
@@ -87,7 +88,6 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     """
     from repro.config import ConfigError
     from repro.study.ladder import DEFAULT_LADDER_DIR, factorial_subset, load_rungs
-    from repro.study.store import atomic_write_bytes
 
     results_dir = Path(results_dir)
     if study:

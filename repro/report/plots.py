@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from repro.report.png import styled_png
 from repro.report.records import Group
 from repro.report.references import KARPATHY_BASELINE, KARPATHY_TOP, PAPER
+from repro.study.run_key import safe_label
 
 STYLE = {
     "font.family": "DejaVu Sans",
@@ -385,14 +386,12 @@ def _checkpoint(results_dir: Path, group: Group | None, dataset: str, label: str
     """(state_dict, Config) of the seed-0 checkpoint of a (dataset, label), or None with a warning."""
     from repro.config import ConfigError, config_from_dict
     from repro.net.model import init_params, run_generator
-    from repro.study.store import checkpoint_path, safe_label
-
     folder = Path(results_dir) / "checkpoints" / dataset
     if group is not None:
-        path = checkpoint_path(results_dir, dataset, label, group.first["config_digest"], 0)
+        path = group.config_key.run(0).checkpoint_path(results_dir)
     else:
         found = sorted(folder.glob(f"{safe_label(label)}-*-s000.pt"))
-        path = found[0] if len(found) == 1 else folder / f"{safe_label(label)}-<digest>-s000.pt"
+        path = found[0] if len(found) == 1 else folder / f"{safe_label(label)}-<digest>-<fp8>-s000.pt"
     if not path.is_file():
         runs = "" if group is not None else f"no {dataset}/{label} runs yet, "
         warn(f"{runs}no seed-0 checkpoint {path.relative_to(results_dir).as_posix()}; {what} skipped")
@@ -433,10 +432,8 @@ def make_figures(groups: dict[tuple[str, str], Group], order: dict[str, list[str
         top = ladder[-1] if ladder and ladder[-1] != base else None
         out.update(_weight_figures(results_dir, groups, "usps", base, top, data_dir, warn, study=True))
         return out
-    from repro.study.store import checkpoint_path
-
     have = [(ds, lb) for ds in order for lb in order[ds] if groups[(ds, lb)].ok
-            and checkpoint_path(results_dir, ds, lb, groups[(ds, lb)].digest, 0).is_file()]
+            and groups[(ds, lb)].config_key.run(0).checkpoint_path(results_dir).is_file()]
     if not have:
         if groups:
             warn(f"no seed-0 checkpoint under {Path(results_dir).name}/checkpoints/ for the configurations reported; "
@@ -452,8 +449,6 @@ def make_figures(groups: dict[tuple[str, str], Group], order: dict[str, list[str
 def _weight_figures(results_dir: Path, groups: dict[tuple[str, str], Group], ds: str, base: str, top: str | None,
                     data_dir: str | None, warn: Callable[[str], None], study: bool) -> dict[str, FigureFile]:
     """The misclassified digits of `base` and the H1 kernels of `base` (and `top`), from seed-0 checkpoints."""
-    from repro.study.store import safe_label
-
     out: dict[str, FigureFile] = {}
     digits = f"misclassified_{ds}_{safe_label(base)}.png"
     kernels = f"h1_kernels_{ds}.png"

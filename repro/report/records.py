@@ -2,9 +2,9 @@
 
 Rules (each also stated in the report's text):
 - A file under runs/ that is not a valid record (bad JSON, missing or ill-typed fields, a name that does not
-  match its contents, or anything that is not runs/<dataset>/<name>.json; see repro.study.record) is skipped
-  with a warning naming it and why; with strict=True loading stops with a ReportError instead. Hidden files
-  (".name.tmp") are atomic writes in progress and are ignored silently.
+  match its contents, or anything that is not runs/<dataset>/<name>.json; read by repro.study.store.read_records)
+  is skipped with a warning naming it and why; with strict=True loading stops with a ReportError instead.
+  Hidden files (".name.tmp") are atomic writes in progress and are ignored silently.
 - Runs are grouped by (dataset, label). A group whose records disagree on dataset_fingerprint,
   config_digest or versions["repro"] keeps only the most common combination (ties: the one with the newest
   record, then the smallest key) and the others are dropped with a warning naming them.
@@ -14,14 +14,14 @@ Rules (each also stated in the report's text):
 
 from __future__ import annotations
 
-import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from repro.study.record import collapsed_of, record_problem, upgraded
+from repro.study.record import RunRecord, collapsed_of
+from repro.study.run_key import ConfigKey
+from repro.study.store import read_records
 
 
 class ReportError(RuntimeError):
@@ -34,37 +34,21 @@ class Inputs:
     skipped: list[tuple[str, str]]  # (path relative to runs/, reason)
 
 
+def record_dict(rec: RunRecord) -> dict:
+    """A record as the report's tables read it: its JSON object, with "_file" (its path relative to runs/)."""
+    return {**rec.to_json(), "_file": rec.key.relative_record_path}
+
+
 def load_records(results_dir: Path, strict: bool = False, warn: Callable[[str], None] = lambda m: None) -> Inputs:
-    """Read every file under <results_dir>/runs; invalid ones are skipped with a warning (strict: ReportError)."""
-    runs = Path(results_dir) / "runs"
-    records, skipped = [], []
-    if not runs.is_dir():
-        return Inputs(records, skipped)
-    for root, dirs, files in os.walk(runs):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue  # a record being written atomically (store.atomic_write_bytes), or OS clutter
-            path = Path(root) / name
-            rel = path.relative_to(runs).as_posix()
-            if len(Path(rel).parts) != 2 or not name.endswith(".json"):
-                problem = "not a run record (records are runs/<dataset>/<label>-<digest>-s<seed>.json)"
-            else:
-                try:
-                    rec = upgraded(json.loads(path.read_text()))  # schema 1 gains `collapsed`
-                    problem = record_problem(rec, rel)
-                except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-                    problem = f"not valid JSON ({e})"
-            if problem:
-                msg = f"runs/{rel}: {problem}"
-                if strict:
-                    raise ReportError(f"{msg} (--strict: stopping; move or fix the file)")
-                warn(f"skipped {msg}")
-                skipped.append((rel, problem))
-                continue
-            rec["_file"] = rel
-            records.append(rec)
-    return Inputs(records, skipped)
+    """Every record under <results_dir>/runs (repro.study.store.read_records); invalid files are skipped with a
+    warning (strict: ReportError)."""
+    scan = read_records(results_dir)
+    for rel, problem in scan.damaged:
+        msg = f"runs/{rel}: {problem}"
+        if strict:
+            raise ReportError(f"{msg} (--strict: stopping; move or fix the file)")
+        warn(f"skipped {msg}")
+    return Inputs([record_dict(r) for r in scan.records], scan.damaged)
 
 
 # ----------------------------------------------------------------------------------------- groups
@@ -107,6 +91,10 @@ class Group:
     @property
     def digest(self) -> str:
         return self.first["config_digest"]
+
+    @property
+    def config_key(self) -> ConfigKey:
+        return ConfigKey(self.dataset, self.first["dataset_fingerprint"], self.label, self.digest)
 
     @property
     def passes(self) -> int:

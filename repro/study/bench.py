@@ -31,7 +31,8 @@ from repro.engines.reference import train_reference
 from repro.hardware import cpu_clock_ghz, cpu_has
 from repro.net.model import init_params, layer_shapes, run_generator
 from repro.study.ladder import load_rungs, plan
-from repro.study.store import atomic_write_bytes, atomic_write_json, device_description, environment
+from repro.atomic_files import atomic_write_bytes, atomic_write_json
+from repro.study.store import device_description, environment
 
 POPULATIONS = (1, 16, 224)
 TARGET_SECONDS = 2.0  # time spent measuring each population, after warm-up

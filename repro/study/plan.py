@@ -19,7 +19,8 @@ from repro.engines import registry
 from repro.study.bench import CALIBRATION_MEMBERS, calibration_rate, device_slug
 from repro.study.ladder import PlannedConfig
 from repro.study.runner import fmt_seconds
-from repro.study.store import device_description, run_path
+from repro.study.run_key import ConfigKey
+from repro.study.store import device_description
 from repro.study.workspace import STUDY_DIR, default_workspace
 
 
@@ -36,14 +37,15 @@ class PlanRow:
         return self.planned.config.passes * self.n_train * len(self.todo)
 
 
-def make_plan(planned: list[PlannedConfig], datasets: dict[str, int], seeds: list[int], results_dir: Path,
-              force: bool) -> list[PlanRow]:
-    """datasets: name -> training-set size. A seed is done when its record exists (and not `force`)."""
+def make_plan(planned: list[PlannedConfig], datasets: dict[str, tuple[int, str]], seeds: list[int],
+              results_dir: Path, force: bool) -> list[PlanRow]:
+    """datasets: name -> (training-set size, fingerprint). A seed is done when its record exists (and not
+    `force`)."""
     rows = []
-    for name, n_train in datasets.items():
+    for name, (n_train, fingerprint) in datasets.items():
         for p in planned:
-            digest = p.config.digest()
-            done = [] if force else [s for s in seeds if run_path(results_dir, name, p.label, digest, s).exists()]
+            key = ConfigKey(name, fingerprint, p.label, p.config.digest())
+            done = [] if force else [s for s in seeds if key.run(s).record_path(results_dir).exists()]
             rows.append(PlanRow(name, p, done, [s for s in seeds if s not in done], n_train))
     return rows
 

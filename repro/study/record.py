@@ -1,9 +1,10 @@
-"""The run record: what one training run leaves in results/runs/<dataset>/<label>-<digest>-s<seed>.json.
+"""The run record: what one training run leaves in results/runs/<dataset>/<label>-<digest>-<fp8>-s<seed>.json.
 
 `RunRecord` is the one definition of the record's schema. From it come
 - the records the runner writes: `RunRecord(...)` checks itself when built, `to_json()` gives the JSON object;
 - the checks on records read back: `RunRecord.from_json(obj)` (raises `RecordError` naming what is wrong),
-  `record_problem(obj, path)` and `validate_file(path)` (the reason a file is not a usable record, or None);
+  `read_record(path)` (the record in a file, or `RecordError`), `record_problem(obj, path)` and
+  `validate_file(path)` (the reason a file is not a usable record, or None);
 - the schema table in results/README.md (`schema_markdown()`, between the `record:schema` markers; a test
   keeps the committed README equal to it).
 
@@ -14,7 +15,7 @@ included. Records of schema 1 (written before `collapsed` existed) stay valid: `
 current form, with `collapsed` derived from their final figures by repro.net.collapse, the rule the runner
 applies when it writes the field.
 
-This module imports nothing from the rest of the store at import time, so store.py may import it.
+This module imports nothing from the store, so store.py may import it; file names come from repro.study.run_key.
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Any
+from typing import Any, TypedDict
 
 from repro.net.collapse import is_collapsed
+from repro.study.run_key import RunKey
 
 SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, SCHEMA_VERSION)  # schema 1: no `collapsed` field; upgraded() derives it
@@ -39,6 +41,21 @@ SCHEMA_MARKERS = ("<!-- record:schema:start -->", "<!-- record:schema:end -->")
 
 class RecordError(ValueError):
     """A JSON object that is not a valid run record; the message says what is wrong."""
+
+
+class FinalFigures(TypedDict, total=False):
+    """A record's `final`: the last pass's figures. A run that diverged has only the four losses and errors of
+    its last finished pass (none when it diverged in the first); a dataset with further test sets adds
+    `<name>_error` and `<name>_loss` for each (mnist16: `test10k_error`, `test10k_loss`)."""
+
+    train_loss: float
+    train_error: float
+    test_loss: float
+    test_error: float
+    train_mistakes: int
+    test_mistakes: int
+    test_rejection_at_1pct: float
+    test_rejection_curve: dict[str, float]  # error level ("0", "0.5", ... "5") -> share of patterns rejected
 
 
 def _doc(text: str) -> dict:
@@ -80,7 +97,7 @@ class RunRecord:
     train_error: list[float] = field(metadata=_doc(_ERROR))
     test_loss: list[float] = field(metadata=_doc(_LOSS))
     test_error: list[float] = field(metadata=_doc(_ERROR))
-    final: dict = field(metadata=_doc(
+    final: FinalFigures = field(metadata=_doc(
         "last-pass values of the four lists, plus `train_mistakes`, `test_mistakes` (counts), "
         "`test_rejection_at_1pct` (share of test patterns to reject, by the gap between the two largest outputs, "
         "for 1% error on the rest, as in the paper) and `test_rejection_curve` (the same for error levels 0 to 5%, "
@@ -132,11 +149,13 @@ class RunRecord:
         return self.diverged_at_pass is None
 
     @property
-    def file_name(self) -> str:
-        """`<label>-<digest>-s<seed>.json`, the name the store gives this record."""
-        from repro.study.store import run_path
+    def key(self) -> RunKey:
+        return RunKey(self.dataset, self.dataset_fingerprint, self.label, self.config_digest, self.seed)
 
-        return run_path(Path("."), self.dataset, self.label, self.config_digest, self.seed).name
+    @property
+    def file_name(self) -> str:
+        """`<label>-<digest>-<fp8>-s<seed>.json`, the name the store gives this record."""
+        return self.key.file_name
 
 
 def collapsed_of(final: dict, diverged_at_pass: int | None) -> bool:
@@ -171,6 +190,8 @@ class FieldSpec:
 
 def _spec(f: dataclasses.Field, hint: Any) -> FieldSpec:
     nullable = False
+    if typing.is_typeddict(hint):
+        hint = dict  # a JSON object; its keys are documented by the TypedDict and checked in _content_problem
     if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
         args = [a for a in typing.get_args(hint) if a is not type(None)]
         nullable, (hint,) = True, args
@@ -286,15 +307,27 @@ def record_problem(rec: Any, path: str | PurePath | None = None) -> str | None:
     return None
 
 
-def validate_file(path: str | Path) -> str | None:
-    """Why the file at `path` (results/runs/<dataset>/<name>.json) is not a usable run record: not readable,
-    truncated or otherwise invalid JSON, missing or ill-typed fields, a name or folder that does not match its
-    contents. None when it is a valid record."""
+def read_record(path: str | Path) -> RunRecord:
+    """The record in the file at `path` (results/runs/<dataset>/<name>.json; schema 1 upgraded). RecordError
+    when it is not readable, truncated or otherwise invalid JSON, has missing or ill-typed fields, or a name or
+    folder that does not match its contents."""
     path = Path(path)
     try:
-        rec = json.loads(path.read_text())
+        rec = upgraded(json.loads(path.read_text()))
     except (OSError, UnicodeDecodeError) as e:
-        return f"not readable ({e})"
+        raise RecordError(f"not readable ({e})") from None
     except json.JSONDecodeError as e:
-        return f"not valid JSON ({e})"
-    return record_problem(rec, path)
+        raise RecordError(f"not valid JSON ({e})") from None
+    why = record_problem(rec, path)
+    if why:
+        raise RecordError(why)
+    return RunRecord(**rec)
+
+
+def validate_file(path: str | Path) -> str | None:
+    """Why the file at `path` is not a usable run record (see `read_record`), or None when it is one."""
+    try:
+        read_record(path)
+    except RecordError as e:
+        return str(e)
+    return None

@@ -24,16 +24,9 @@ from repro.engines import registry
 from repro.net.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
 from repro.study.ladder import PlannedConfig
 from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord, collapsed_of
-from repro.study.store import (
-    SeedLocks,
-    atomic_torch_save,
-    atomic_write_json,
-    checkpoint_path,
-    environment,
-    load_state,
-    run_path,
-    state_path,
-)
+from repro.atomic_files import atomic_torch_save, atomic_write_json
+from repro.study.run_key import ConfigKey
+from repro.study.store import SeedLocks, environment, load_state
 
 class DeviceError(RuntimeError):
     pass
@@ -131,10 +124,9 @@ class MemberResult:
 
 
 # --- running one configuration ------------------------------------------------------------------------------
-def pending_seeds(planned: PlannedConfig, dataset: str, seeds: list[int], results_dir: Path, force: bool) -> list[int]:
-    """The seeds of `planned` that have no record yet (all of them with `force`)."""
-    digest = planned.config.digest()
-    return [s for s in seeds if force or not run_path(results_dir, dataset, planned.label, digest, s).exists()]
+def pending_seeds(key: ConfigKey, seeds: list[int], results_dir: Path, force: bool) -> list[int]:
+    """The seeds of configuration `key` that have no record yet (all of them with `force`)."""
+    return [s for s in seeds if force or not key.run(s).record_path(results_dir).exists()]
 
 
 @dataclass
@@ -156,23 +148,23 @@ class RunContext:
 def claim_seeds(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunContext) -> list[int]:
     """The pending seeds this process may train: it locks each one; seeds another process holds are noted in
     ctx.busy and left to it."""
-    todo = pending_seeds(planned, ds.name, seeds, ctx.results_dir, ctx.force)
+    key = ConfigKey.of(planned, ds)
+    todo = pending_seeds(key, seeds, ctx.results_dir, ctx.force)
     if ctx.locks is None:
         return todo
     mine = []
     for s in todo:
-        path = run_path(ctx.results_dir, ds.name, planned.label, planned.config.digest(), s)
-        if ctx.locks.try_acquire(path):
-            if ctx.force or not path.exists():  # another process may have finished it since we looked
+        run = key.run(s)
+        if ctx.locks.try_acquire(run):
+            if ctx.force or not run.record_path(ctx.results_dir).exists():  # another process may have finished it
                 mine.append(s)
             else:
-                ctx.locks.release(path)
+                ctx.locks.release(run)
         else:
             ctx.busy.append((planned, ds, s))
     if len(mine) < len(todo):
         others = [s for s in todo if s not in mine]
-        holders = sorted({ctx.locks.holder(run_path(ctx.results_dir, ds.name, planned.label, planned.config.digest(), s))
-                          for s in others})
+        holders = sorted({ctx.locks.holder(key.run(s)) for s in others})
         ctx.log(f"{_what(planned, ds, others)}: being trained by another process (pid {', '.join(holders)}); "
                 f"left to it")
     return mine
@@ -200,7 +192,8 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
             _write_records(planned, ds, results, ctx, engine.name)
     finally:
         _release(planned, ds, todo, ctx)
-    return [run_path(ctx.results_dir, ds.name, planned.label, cfg.digest(), s) for s in seeds]
+    key = ConfigKey.of(planned, ds)
+    return [key.run(s).record_path(ctx.results_dir) for s in seeds]
 
 
 def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext) -> None:
@@ -242,8 +235,9 @@ def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ct
 
 def _release(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunContext) -> None:
     if ctx.locks is not None:
+        key = ConfigKey.of(planned, ds)
         for s in seeds:
-            ctx.locks.release(run_path(ctx.results_dir, ds.name, planned.label, planned.config.digest(), s))
+            ctx.locks.release(key.run(s))
 
 
 def _what(planned: PlannedConfig, ds: Dataset, todo: list[int]) -> str:
@@ -255,9 +249,9 @@ def _write_records(planned: PlannedConfig, ds: Dataset, results: list[MemberResu
     cfg = planned.config
     for r in results:
         record = build_record(planned, ds, r, ctx.mode, engine, ctx.device)
-        atomic_write_json(run_path(ctx.results_dir, ds.name, planned.label, cfg.digest(), r.seed), record.to_json())
+        atomic_write_json(record.key.record_path(ctx.results_dir), record.to_json())
         if r.seed in ctx.checkpoint_seeds and r.history.diverged_at is None:
-            atomic_torch_save(checkpoint_path(ctx.results_dir, ds.name, planned.label, cfg.digest(), r.seed),
+            atomic_torch_save(record.key.checkpoint_path(ctx.results_dir),
                               {"config": cfg.to_dict(), "dataset": ds.name, "seed": r.seed, "state_dict": r.params})
 
 
@@ -304,7 +298,7 @@ class _Training:
         self.test_outputs: torch.Tensor | None = None
         self.extra: list[dict[str, dict[str, float]]] = [{} for _ in pop.seeds]
         self.wall_before, self.start, self.first_pass = 0.0, time.perf_counter(), 0
-        self.state_file = state_path(ctx.results_dir, ds.name, planned.label, planned.config.digest(), pop.seeds)
+        self.state_file = ConfigKey.of(planned, ds).state_path(ctx.results_dir, pop.seeds)
         self._resume()
 
     def _resume(self) -> None:

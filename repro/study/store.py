@@ -1,68 +1,34 @@
 """Results store: one self-describing JSON record per run under results/runs/, written atomically.
 
 The schema is documented in results/README.md. A record's file name is derived from what defines the run
-(dataset, rung label, config digest, seed), so a finished run is found again and not redone.
+(repro.study.run_key: dataset and its fingerprint, rung label, config digest, seed), so a finished run is
+found again and not redone. `read_records` is the one reader of a results folder's records.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import fcntl
 import functools
-import hashlib
 import json
 import os
 import platform
 import subprocess
-import tempfile
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy
 import torch
 
+from repro import __version__
 from repro.hardware import describe_cpu
 from repro.resources import checkout_root, study_dir
+from repro.study.record import RecordError, RunRecord, read_record
+from repro.study.run_key import RunKey, safe_label
 
 DEFAULT_RESULTS_DIR = study_dir()
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file in the same folder, then rename: readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; results and caches are not secret
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=False) + "\n").encode())
-
-
-def atomic_torch_save(path: Path, obj: Any) -> None:
-    import io
-
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    atomic_write_bytes(path, buf.getvalue())
-
-
-def safe_label(label: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in label)
-
-
-def run_path(results_dir: Path, dataset: str, label: str, digest: str, seed: int) -> Path:
-    return Path(results_dir) / "runs" / dataset / f"{safe_label(label)}-{digest}-s{seed:03d}.json"
-
-
-def checkpoint_path(results_dir: Path, dataset: str, label: str, digest: str, seed: int) -> Path:
-    return Path(results_dir) / "checkpoints" / dataset / f"{safe_label(label)}-{digest}-s{seed:03d}.pt"
 
 
 @functools.cache
@@ -93,10 +59,6 @@ def device_description(device: torch.device) -> str:
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    import numpy
-
-    from repro import __version__
-
     return {
         "device": device_description(device),
         "versions": {
@@ -114,43 +76,57 @@ def remove_stale_temporaries(results_dir: Path) -> list[Path]:
     """Delete temporary files left by a writer that was killed mid-write (never a finished record).
 
     A write takes milliseconds, so a temporary file older than a minute belongs to no live writer."""
-    import time
-
     stale = [p for p in sorted(Path(results_dir).glob("*/*/.*.tmp")) if time.time() - p.stat().st_mtime > 60]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
 
 
-def load_record(path: Path) -> dict[str, Any]:
-    """The record in a file, in the current schema (older records gain their derived fields)."""
-    from repro.study.record import upgraded
-
-    with open(path) as f:
-        return upgraded(json.load(f))
+# --- reading records -----------------------------------------------------------------------------------
+RECORD_PATTERN = "runs/<dataset>/<label>-<digest>-<fp8>-s<seed>.json"
 
 
-def iter_record_paths(results_dir: Path) -> list[Path]:
-    return sorted((Path(results_dir) / "runs").glob("*/*.json"))
+@dataclass
+class RecordScan:
+    """What a results folder's runs/ holds: the valid records, and every other file with the reason."""
+
+    records: list[RunRecord] = field(default_factory=list)
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (path relative to runs/, why it is unusable)
 
 
-# --- damaged records ----------------------------------------------------------------------------------
-def record_problem_in_file(path: Path) -> str | None:
-    """Why the record at `path` cannot be used (truncated, not JSON, missing or mistyped fields), or None."""
-    from repro.study.record import validate_file
-
-    return validate_file(path)
+def read_records(results_dir: Path) -> RecordScan:
+    """Every file under <results_dir>/runs, in path order: the valid records, and the rest (bad JSON, missing or
+    ill-typed fields, a name that does not match its contents, anything not runs/<dataset>/<name>.json) with why.
+    Hidden files (".name.tmp") are atomic writes in progress, or OS clutter, and are passed over silently."""
+    runs = Path(results_dir) / "runs"
+    scan = RecordScan()
+    if not runs.is_dir():
+        return scan
+    for root, dirs, files in os.walk(runs):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            rel = path.relative_to(runs).as_posix()
+            if len(Path(rel).parts) != 2 or not name.endswith(".json"):
+                scan.damaged.append((rel, f"not a run record (records are {RECORD_PATTERN})"))
+                continue
+            try:
+                scan.records.append(read_record(path))
+            except RecordError as e:
+                scan.damaged.append((rel, str(e)))
+    return scan
 
 
 def set_aside_damaged(results_dir: Path, log=lambda msg: None) -> list[Path]:
     """Move every damaged record under runs/ to damaged/ (same sub-path, time-stamped), so its run counts as
-    not done and is trained again; each move is logged with the reason."""
-    import time
-
+    not done and is trained again; each move is logged with the reason. Files that are not records by their
+    place or name (runs/<dataset>/<name>.json) are left where they are."""
     moved = []
-    for path in iter_record_paths(results_dir):
-        problem = record_problem_in_file(path)
-        if problem is None:
+    for rel, problem in read_records(results_dir).damaged:
+        path = Path(results_dir) / "runs" / rel
+        if len(Path(rel).parts) != 2 or path.suffix != ".json":
             continue
         stamp = time.strftime("%Y%m%d-%H%M%S")
         dest = Path(results_dir) / "damaged" / path.parent.name / f"{path.stem}.{stamp}.json"
@@ -159,6 +135,31 @@ def set_aside_damaged(results_dir: Path, log=lambda msg: None) -> list[Path]:
         log(f"damaged record {path} ({problem}) moved to {dest}; its run will be trained again")
         moved.append(dest)
     return moved
+
+
+def migrate_names(results_dir: Path) -> list[tuple[Path, Path]]:
+    """Rename records and checkpoints named before file names carried the dataset's fingerprint
+    (`<label>-<digest>-s<seed>`) to their names now (repro.study.run_key), each by its record's own
+    `dataset_fingerprint`; returns (old, new) per file renamed. Files already named so, and files that are not
+    readable records, are left alone; a name already taken is not overwritten."""
+    results_dir = Path(results_dir)
+    renamed = []
+    for old in sorted((results_dir / "runs").glob("*/*.json")):
+        try:
+            rec = json.loads(old.read_text())
+            key = RunKey.of_record(rec)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        old_stem = f"{safe_label(key.label)}-{key.digest}-s{key.seed:03d}"  # the naming before the fingerprint
+        if old.stem != old_stem or old.parent.name != key.dataset:
+            continue
+        pairs = [(old, key.record_path(results_dir)),
+                 (results_dir / "checkpoints" / key.dataset / f"{old_stem}.pt", key.checkpoint_path(results_dir))]
+        for src, dest in pairs:
+            if src.is_file() and not dest.exists():
+                os.replace(src, dest)
+                renamed.append((src, dest))
+    return renamed
 
 
 # --- one writer per run ----------------------------------------------------------------------------------
@@ -171,16 +172,14 @@ class SeedLocks:
     """
 
     def __init__(self, results_dir: Path):
-        self.dir = Path(results_dir) / "locks"
+        self.results_dir = Path(results_dir)
         self.held: dict[Path, int] = {}
 
-    def _path(self, record: Path) -> Path:
-        return self.dir / record.parent.name / (record.stem + ".lock")
+    def _path(self, key: RunKey) -> Path:
+        return key.lock_path(self.results_dir)
 
-    def try_acquire(self, record: Path) -> bool:
-        import fcntl
-
-        path = self._path(record)
+    def try_acquire(self, key: RunKey) -> bool:
+        path = self._path(key)
         if path in self.held:
             return True
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -195,11 +194,9 @@ class SeedLocks:
         self.held[path] = fd
         return True
 
-    def wait(self, record: Path) -> None:
-        """Block until no other process holds `record`'s lock (then release it at once)."""
-        import fcntl
-
-        path = self._path(record)
+    def wait(self, key: RunKey) -> None:
+        """Block until no other process holds `key`'s lock (then release it at once)."""
+        path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -207,14 +204,14 @@ class SeedLocks:
         finally:
             os.close(fd)
 
-    def holder(self, record: Path) -> str:
+    def holder(self, key: RunKey) -> str:
         try:
-            return self._path(record).read_text().strip() or "?"
+            return self._path(key).read_text().strip() or "?"
         except OSError:
             return "?"
 
-    def release(self, record: Path) -> None:
-        path = self._path(record)
+    def release(self, key: RunKey) -> None:
+        path = self._path(key)
         fd = self.held.pop(path, None)
         if fd is not None:
             os.close(fd)  # closing the descriptor releases the flock
@@ -226,12 +223,6 @@ class SeedLocks:
 
 
 # --- state after each pass, to resume a configuration mid-way ---------------------------------------------
-def state_path(results_dir: Path, dataset: str, label: str, digest: str, seeds: list[int]) -> Path:
-    """Where a running population's state after its last finished pass is kept (one file per seed set)."""
-    tag = hashlib.sha256(",".join(map(str, seeds)).encode()).hexdigest()[:8]
-    return Path(results_dir) / "state" / dataset / f"{safe_label(label)}-{digest}-{tag}.pt"
-
-
 def load_state(path: Path) -> dict | None:
     """The saved state at `path`, or None (absent, or unreadable: then training starts from pass 1)."""
     if not path.exists():

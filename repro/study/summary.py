@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from repro.study.store import run_path
+from repro.study.run_key import RunKey
 
 SCHEMA = 1
 # Per-configuration fields: equal for every seed of a configuration, so stored once.
@@ -52,7 +52,6 @@ def read_summary(path: Path) -> list[dict]:
         shared = {k: entry[k] for k in CONFIG_FIELDS}
         for run in entry["runs"]:
             rec = {**shared, **run, "versions": {"repro": entry["repro"]}}
-            rec["_file"] = run_path(Path(), rec["dataset"], rec["label"], rec["config_digest"],
-                                    rec["seed"]).relative_to("runs").as_posix()
+            rec["_file"] = RunKey.of_record(rec).relative_record_path
             records.append(rec)
     return records

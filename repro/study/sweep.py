@@ -16,7 +16,8 @@ import torch
 from repro.config import Config
 from repro.data import Dataset
 from repro.engines import registry
-from repro.study.store import atomic_write_bytes, atomic_write_json, environment
+from repro.atomic_files import atomic_write_bytes, atomic_write_json
+from repro.study.store import environment
 
 
 def lr_sweep(cfg: Config, ds: Dataset, lrs: list[float], seeds: list[int], passes: int,

@@ -1,0 +1,60 @@
+"""A run's key names its files: the record, checkpoint and lock carry the dataset's fingerprint, so a record
+made on other data is not taken for this run's; records of the earlier naming are renamed by their contents."""
+
+import json
+from pathlib import Path
+
+from repro.study.run_key import RunKey
+from repro.study.store import migrate_names, read_records
+
+COMMITTED = Path(__file__).resolve().parents[1] / "results"
+
+
+def test_a_record_on_other_data_has_another_name(tmp_path):
+    one = RunKey("mnist16", "0123456789abcdef", "f:dropout+tanh", "2535671a1a", 3)
+    other = RunKey("mnist16", "fedcba9876543210", "f:dropout+tanh", "2535671a1a", 3)
+    assert one.record_path(tmp_path) == tmp_path / "runs" / "mnist16" / "f_dropout_tanh-2535671a1a-01234567-s003.json"
+    assert one.record_path(tmp_path) != other.record_path(tmp_path)
+    assert one.checkpoint_path(tmp_path).name == "f_dropout_tanh-2535671a1a-01234567-s003.pt"
+    assert one.lock_path(tmp_path).parent == tmp_path / "locks" / "mnist16"
+    assert one.config.state_path(tmp_path, [0, 1]) != other.config.state_path(tmp_path, [0, 1])
+
+
+def _old_named_copy(tmp_path: Path) -> list[Path]:
+    """A few committed records and one checkpoint, under the names they had before the fingerprint joined."""
+    copied = []
+    for ds in ("usps", "mnist16"):
+        for rec in sorted((COMMITTED / "runs" / ds).glob("baseline-*.json"))[:2]:
+            body = json.loads(rec.read_text())
+            key = RunKey.of_record(body)
+            old = tmp_path / "runs" / ds / f"baseline-{key.digest}-s{key.seed:03d}.json"
+            old.parent.mkdir(parents=True, exist_ok=True)
+            old.write_text(rec.read_text())
+            copied.append(old)
+    key = RunKey.of_record(json.loads(copied[0].read_text()))
+    ck = tmp_path / "checkpoints" / "usps" / f"baseline-{key.digest}-s000.pt"
+    ck.parent.mkdir(parents=True)
+    ck.write_bytes(b"weights")
+    return copied
+
+
+def test_migrate_names_renames_old_records_and_checkpoints_by_their_fingerprint(tmp_path):
+    old = _old_named_copy(tmp_path)
+    (tmp_path / "runs" / "usps" / "notes.json").write_text("{")  # not a record: left alone
+    renamed = dict(migrate_names(tmp_path))
+    assert set(old) <= set(renamed)
+    for path in old:
+        key = RunKey.of_record(json.loads(renamed[path].read_text()))
+        assert renamed[path] == key.record_path(tmp_path) and not path.exists()
+    assert any(new.suffix == ".pt" and new.parent.name == "usps" for new in renamed.values())
+    scan = read_records(tmp_path)
+    assert len(scan.records) == len(old)
+    assert scan.damaged == [("usps/notes.json", scan.damaged[0][1])]
+    assert migrate_names(tmp_path) == []  # nothing left of the old naming
+
+
+def test_old_names_are_not_records_until_migrated(tmp_path):
+    old = _old_named_copy(tmp_path)
+    scan = read_records(tmp_path)
+    assert not scan.records and len(scan.damaged) == len(old)
+    assert all("file name does not match" in why for _, why in scan.damaged)

@@ -13,7 +13,7 @@ import click
 from repro import resources
 from repro.config import Config, ConfigError, apply_patch, field_names
 from repro.data import DATASETS, MNIST_ORDERS, DataError, dataset_spec, fingerprint, load_dataset, summary
-from repro.engines.fused import FusedEngineError
+from repro.engines.fused.population import FusedEngineError
 from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
 from repro.engines import registry

@@ -36,7 +36,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
   timeout "$limit" "$@" 2>&1 | tee "$OUT/$name.log"
   echo "$name: exit ${PIPESTATUS[0]}, $((SECONDS - t0)) s" | tee -a "$OUT/gpu.txt"
 }
-step kernel-check 45 python3 -m repro.engines.kernel_check --arch 90 --paths --json "$OUT/kernel-check.json"
+step kernel-check 45 python3 scripts/kernel_check.py --arch 90 --paths --json "$OUT/kernel-check.json"
 step test-cuda 150 python3 -m pytest -q -p no:cacheprovider -m "slow or not slow" -k cuda tests/test_fused.py tests/test_engine.py
 step bench 150 python3 -m repro.cli bench --device cuda --engines fused,population --estimate --results-dir "$OUT"
 FAITHFUL_RUNGS=$(python3 -c "from repro.study.ladder import DEFAULT_LADDER_DIR as d, load_rungs, extra_rungs

@@ -11,8 +11,7 @@ import torch
 
 from repro.config import Config
 from repro.engines import reference
-from repro.engines.population import Population
-from repro.engines.population_fc import FCPopulation
+from repro.engines.population import FCPopulation, Population
 
 CONFIGS = {
     "net1989": Config(),
@@ -97,7 +96,7 @@ def test_a_tie_for_the_top_output_is_an_error(engine, output, usps):
         loss, error = reference.evaluate(params, x, y, cfg)
     else:
         if engine == "fused":
-            from repro.engines.fused import FusedPopulation as cls
+            from repro.engines.fused.population import FusedPopulation as cls
         else:
             cls = FCPopulation if engine == "fc40" else Population
         pop = cls(cfg, [0, 1], usps.x_train[:10], usps.y_train[:10])

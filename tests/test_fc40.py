@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from repro.config import Config, ConfigError
-from repro.engines.population_fc import FCPopulation
+from repro.engines.population import FCPopulation
 from repro.net.model import init_params, layer_shapes, run_generator
 from repro.engines.reference import train_reference
 

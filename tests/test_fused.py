@@ -8,6 +8,7 @@ on the GPU machine, as scripts/gpu-check.sh does); without one those cases are s
 slow (about 25 member-steps/s), so the tests train a few members on a few dozen patterns.
 """
 
+import importlib.util
 import json
 
 import pytest
@@ -16,8 +17,9 @@ import torch
 pytest.importorskip("triton", reason="the fused engine's tests need Triton (`pip install triton`)")
 
 from repro.config import Config  # noqa: E402
-from repro.engines import fused_layout as layout  # noqa: E402
-from repro.engines.fused import (  # noqa: E402
+from repro.engines import codes  # noqa: E402
+from repro.engines.fused import layout  # noqa: E402
+from repro.engines.fused.population import (  # noqa: E402
     FUSED_LAYOUT,
     FUSED_LAYOUTS,
     FUSED_ROW,
@@ -29,12 +31,13 @@ from repro.engines.fused import (  # noqa: E402
     unpack,
     unsupported_reason,
 )
-from repro.engines.population import ENGINE_FROM_REFERENCE_192, Population, flat_views  # noqa: E402
+from repro.engines.population import Population  # noqa: E402
+from repro.engines.population.net1989 import ENGINE_FROM_REFERENCE_192, flat_views  # noqa: E402
 from repro.engines.reference import train_reference  # noqa: E402
 from repro.study.ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan  # noqa: E402
 from repro.study.runner import RunContext, run_planned  # noqa: E402
 
-from tests.conftest import CONFIGS, DEVICES  # noqa: E402
+from tests.conftest import CONFIGS, DEVICES, REPO  # noqa: E402
 
 FAITHFUL_DIR = DEFAULT_LADDER_DIR / "faithful"
 # what the kernel does not do (a small curvature window: the fallback engine is quick)
@@ -187,7 +190,7 @@ def test_kernel_compiles_for_the_gpu_without_one():
     import sys
 
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
-    done = subprocess.run([sys.executable, "-m", "repro.engines.kernel_check", "--arch", "90"], env=env,
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "kernel_check.py"), "--arch", "90"], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "train_pass_kernel: sm_90" in done.stdout and "registers/thread" in done.stdout
@@ -198,8 +201,11 @@ def test_kernel_compiles_for_the_gpu_without_one():
 def test_the_kernels_arguments_are_what_kernel_check_compiles_for(device, usps, monkeypatch):
     """kernel_check compiles the binary a launch runs only if it assumes the launch's argument types and
     16-byte alignment (the JIT specializes on both): checked on a real launch's arguments."""
-    from repro.engines import kernel_check
-    from repro.engines.fused_kernel import train_pass_kernel
+    from repro.engines.fused.kernel import train_pass_kernel
+
+    spec = importlib.util.spec_from_file_location("kernel_check", REPO / "scripts" / "kernel_check.py")
+    kernel_check = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kernel_check)
 
     pops = [FusedPopulation(cfg, [0], usps.x_train[:2], usps.y_train[:2], device=device)
             for cfg in (CONFIGS["dropout"], FAITHFUL["fc40"])]
@@ -289,7 +295,7 @@ def test_draws_are_the_population_engines_as_bits(usps):
         assert torch.equal(rows.long(), want_rows)
         kept = (bits.unsqueeze(-1) >> torch.arange(8, dtype=torch.uint8)) & 1  # bit b of byte j: entry 8j + b
         kept = kept.reshape(4, 50, 192)[:, :, ENGINE_FROM_REFERENCE_192].bool()
-        from repro.engines.fused import keep_scale
+        from repro.engines.fused.population import keep_scale
 
         scale = torch.where(kept, torch.tensor(keep_scale(cfg)), torch.tensor(0.0))
         assert torch.equal(scale, want_scale)
@@ -355,7 +361,7 @@ def test_more_members_than_the_gpu_has_sms_cuda(usps):
 
 def test_layout_matches_the_kernels_offsets():
     """The kernel's constexpr copies are made from fused_layout, the host's one source."""
-    from repro.engines import fused_kernel as kernel
+    from repro.engines.fused import kernel
 
     value = lambda c: getattr(c, "value", c)  # noqa: E731  (constexpr compiled, plain int interpreted)
     names = ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"]
@@ -371,7 +377,7 @@ def test_layout_matches_the_kernels_offsets():
 
 
 def test_settings_the_kernel_does_not_implement_are_refused_on_the_host():
-    assert layout.code("optimizer", "sdlm") == layout.OPT_SDLM
-    assert layout.code("architecture", "fc40") == layout.ARCH_FC40
+    assert codes.code("optimizer", "sdlm") == codes.OPTIMIZERS["sdlm"]
+    assert codes.code("architecture", "fc40") == codes.ARCHITECTURES["fc40"]
     with pytest.raises(ValueError, match="does not implement optimizer = 'rmsprop'"):
-        layout.code("optimizer", "rmsprop")
+        codes.code("optimizer", "rmsprop")

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from repro.config import Config
-from repro.engines import native
-from repro.engines.native import NativePopulation
+from repro.engines.native import loader as native
+from repro.engines.native.loader import NativePopulation
 from repro.engines.reference import evaluate, train_reference
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import forward, outputs
@@ -223,6 +223,6 @@ def test_unknown_options_and_devices_are_refused(usps):
 def test_without_a_compiler_import_works_and_the_engine_says_why(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CC"}
     env.update(PATH=str(tmp_path), LECUN1989_NATIVE_CACHE=str(tmp_path / "cache"))
-    code = "import repro.engines.native as n; r = n.available(); print(r); assert r and 'compiler' in r"
+    code = "import repro.engines.native.loader as n; r = n.available(); print(r); assert r and 'compiler' in r"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

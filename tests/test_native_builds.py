@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repro.engines import native
+from repro.engines.native import loader as native
 from repro.hardware import cpu_has
 from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, guess_rungs, load_rungs, plan
 

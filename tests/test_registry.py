@@ -7,7 +7,7 @@ import torch
 from repro.config import Config
 from repro.engines import registry
 from repro.engines.population import Population
-from repro.engines.population_fc import FCPopulation
+from repro.engines.population import FCPopulation
 
 SDLM = Config(optimizer="sdlm", lr=1e-3)
 

@@ -7,8 +7,7 @@ import pytest
 import torch
 
 from repro.config import Config
-from repro.engines.population import Population
-from repro.engines.population_fc import FCPopulation
+from repro.engines.population import FCPopulation, Population
 
 CONFIGS = {  # every optimizer's buffers, and random streams that move every pass (shifts, dropout)
     "sgd-shift": Config(passes=2, shift=1),

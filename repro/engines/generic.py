@@ -22,7 +22,8 @@ import torch
 from torch.func import vmap
 
 from repro.config import Config
-from repro.engines.population import ENGINE_FROM_REFERENCE_192, PAD, flat_views, population_class
+from repro.engines.population import population_class
+from repro.engines.population.net1989 import ENGINE_FROM_REFERENCE_192, PAD, flat_views
 from repro.net import activations
 from repro.net.model import forward as stock_forward, loss_per_example, outputs, pad_background
 from repro.study import rung_code

@@ -3,7 +3,7 @@
     reference   the plain per-example loop (the oracle); one run per seed
     population  all seeds in lockstep with batched torch ops; every config, every device
     fused       the Triton kernel (population.Population's API); CUDA, or Triton's CPU interpreter for checks
-    native      the C engine (repro.engines.native; optional: unavailable when missing or not built)
+    native      the C engine (repro.engines.native.loader; optional: unavailable when missing or not built)
     generic     all seeds in lockstep through autograd (repro.engines.generic): the one engine that runs a rung's
                 own code (Config.code), which no other engine can know; stock configs too, but SDLM
 
@@ -74,8 +74,8 @@ class Engine:
 ENGINES = {
     "reference": Engine("reference", "repro.engines.reference"),
     "population": Engine("population", "repro.engines.population"),
-    "fused": Engine("fused", "repro.engines.fused"),
-    "native": Engine("native", "repro.engines.native"),
+    "fused": Engine("fused", "repro.engines.fused.population"),
+    "native": Engine("native", "repro.engines.native.loader"),
     "generic": Engine("generic", "repro.engines.generic"),
 }
 

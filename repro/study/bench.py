@@ -60,7 +60,7 @@ def fused_pass_seconds(cfg: Config, ds: Dataset, members: int, n: int, device: t
     """(wall, kernel) seconds of one fused pass over the first n images: the pass's own draws, tables and
     copies in the wall time, and no draws for a next pass (FusedGroup draws ahead on a GPU by default); the
     kernel's time by CUDA events (on CPU, the interpreted launch's)."""
-    from repro.engines.fused import FusedGroup, FusedPopulation
+    from repro.engines.fused.population import FusedGroup, FusedPopulation
 
     pop = FusedPopulation(cfg, list(range(members)), ds.x_train[:n], ds.y_train[:n], device=device)
     group = FusedGroup([pop], draw_ahead=False, time_kernel=True)

@@ -201,7 +201,7 @@ def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ct
     one kernel launch per pass for all of them (a population drops out when its passes are done and writes its
     records then). Configurations the kernel does not implement run one by one on their fallback engine;
     populations with training sets of different sizes form separate groups."""
-    from repro.engines.fused import FusedGroup
+    from repro.engines.fused.population import FusedGroup
 
     groups: dict[int, list[_Training]] = {}
     for planned, ds in jobs:

@@ -1,6 +1,5 @@
-"""What the fused kernel and its host code (fused.py) must agree on, defined once: the padded parameter
-layouts of both architectures, the net's sizes, the columns of the per-member settings tables, the codes of
-each setting, and the numeric constants of the net. Plain ints and floats; fused_kernel.py turns them into
+"""What the fused kernel and its host code (population.py) must agree on, defined once: the padded parameter
+layouts of both architectures, the net's sizes, the columns of the per-member settings tables and the numeric constants of the net. Plain ints and floats; kernel.py turns them into
 tl.constexpr.
 """
 
@@ -90,25 +89,5 @@ N_INT = 9
 # Columns of the (P, N_FLOAT) float32 table (a member uses those of its optimizer).
 F_LR, F_DECAY, F_ONE_MINUS_B1, F_B2, F_ONE_MINUS_B2, F_EPS, F_SDLM_MU, F_SDLM_GAMMA, F_KEEP_SCALE, F_TARGET = range(10)
 N_FLOAT = 10
-# F_KEEP_SCALE: 1/(1-p) as population.Population rounds it to float32, for a kept H3 input (1.0 without dropout).
+# F_KEEP_SCALE: 1/(1-p) as population.net1989.Population rounds it to float32, for a kept H3 input (1.0 without dropout).
 # F_TARGET: the squared-error targets' magnitude (Config.target): +target for the label, -target elsewhere.
-
-# Codes of each setting. An output with squared error uses its activation's code.
-ARCH_NET1989, ARCH_FC40 = 0, 1
-ACT_TANH, ACT_SCALED_TANH, ACT_RELU = 0, 1, 2
-OUT_SOFTMAX_CE = 2
-OPT_SGD, OPT_ADAMW, OPT_SDLM = 0, 1, 2
-CODES = {
-    "architecture": {"net1989": ARCH_NET1989, "fc40": ARCH_FC40},
-    "hidden_activation": {"tanh": ACT_TANH, "scaled_tanh": ACT_SCALED_TANH, "relu": ACT_RELU},
-    "output": {"tanh_mse": ACT_TANH, "scaled_tanh_mse": ACT_SCALED_TANH, "softmax_ce": OUT_SOFTMAX_CE},
-    "optimizer": {"sgd": OPT_SGD, "adamw": OPT_ADAMW, "sdlm": OPT_SDLM},
-}
-
-
-def code(setting: str, value: str) -> int:
-    """The kernel's code for cfg.<setting> = value; a value the kernel does not implement is a ValueError."""
-    table = CODES[setting]
-    if value not in table:
-        raise ValueError(f"the fused kernel does not implement {setting} = {value!r} (it implements {', '.join(table)})")
-    return table[value]

@@ -7,8 +7,8 @@ registers; the weights live in a per-member slice of global memory that stays in
 persistent-kernel design of the speed issue, written in Triton so that the same source also runs on CPU in
 Triton's interpreter, where the tests check it against the reference loop.
 
-It computes what population.Population.step computes (and population_fc.FCPopulation's for architecture
-fc40): same layer maths, same order of updates, SGD, AdamW or SDLM, in a padded layout (fused_layout.LAYOUTS)
+It computes what population.net1989.Population.step computes (and population.fc40.FCPopulation's for architecture
+fc40): same layer maths, same order of updates, SGD, AdamW or SDLM, in a padded layout (layout.LAYOUTS)
 whose padding entries are zero and stay zero (updates store only the real entries). Every dot product is
 IEEE fp32 (never TF32), so results match the CPU paths to float32 rounding, not bit for bit. Every setting,
 the architecture included, is a per-member runtime value, so one launch trains members of any configuration.
@@ -26,7 +26,8 @@ Shapes, per member (padded sizes in brackets where they differ from the net's):
 import triton
 import triton.language as tl
 
-from repro.engines import fused_layout as L
+from repro.engines import codes
+from repro.engines.fused import layout as L
 
 
 # Helpers are jitted (and inlined) for the GPU. In Triton's CPU interpreter every call of a jitted function
@@ -37,7 +38,8 @@ helper = (lambda fn: fn) if INTERPRETED else triton.jit
 const = (lambda v: v) if INTERPRETED else tl.constexpr
 
 
-# The layout, sizes, settings columns, codes and constants come from fused_layout (shared with the host code);
+# The layout, sizes, settings columns and constants come from layout.py, the codes from codes.py (shared with
+# the host code);
 # a jitted function can read globals only as tl.constexpr, hence these copies.
 def _offset(arch: str, name: str):
     return const(L.OFFSETS[arch][name])
@@ -74,15 +76,15 @@ F_SDLM_MU, F_SDLM_GAMMA, F_KEEP_SCALE = const(L.F_SDLM_MU), const(L.F_SDLM_GAMMA
 F_TARGET = const(L.F_TARGET)
 N_FLOAT = const(L.N_FLOAT)
 # codes
-ARCH_FC40 = const(L.ARCH_FC40)
-ACT_TANH, ACT_SCALED_TANH = const(L.ACT_TANH), const(L.ACT_SCALED_TANH)
-OUT_SOFTMAX_CE = const(L.OUT_SOFTMAX_CE)
-OPT_SGD, OPT_ADAMW, OPT_SDLM = const(L.OPT_SGD), const(L.OPT_ADAMW), const(L.OPT_SDLM)
+ARCH_FC40 = const(codes.ARCHITECTURES["fc40"])
+ACT_TANH, ACT_SCALED_TANH = const(codes.ACTIVATIONS["tanh"]), const(codes.ACTIVATIONS["scaled_tanh"])
+OUT_SOFTMAX_CE = const(codes.OUTPUTS["softmax_ce"])
+OPT_SGD, OPT_ADAMW, OPT_SDLM = (const(codes.OPTIMIZERS[name]) for name in ("sgd", "adamw", "sdlm"))
 # constants of the net
 SCALED_TANH_A, SCALED_TANH_S = const(L.SCALED_TANH_A), const(L.SCALED_TANH_S)
 MSE_GRAD_SCALE = const(L.MSE_GRAD_SCALE)
 
-# Each member's settings come as codes in a per-member table (fused_layout.CODES, fused.member_tables); the
+# Each member's settings come as codes in a per-member table (repro.engines.codes, population.member_tables); the
 # host refuses any value the kernel does not implement, so a branch's last case needs no check.
 
 
@@ -359,7 +361,7 @@ def _net1989_pass(
 @helper
 def _fc40_pass(wp, bufs, images_ptr, rows, labels, schedule, settings, n_steps):
     """Every step of one pass of one member of the fully connected comparison net (256 -> 40 -> 10), as
-    population_fc.FCPopulation computes it."""
+    population.fc40.FCPopulation computes it."""
     act, out, opt, fresh_pass, lr, decay, one_minus_b1, b2, one_minus_b2, eps, mu, gamma, target = settings
     step_size_ptr, bc2_ptr = schedule
     i256 = tl.arange(0, FC_INPUTS)
@@ -418,8 +420,8 @@ def train_pass_kernel(
     idx2_ptr,  # (16, 320) int32: H2 patch entries into the H1 scratch (past the 300 real ones: its zero)
     back_ptr,  # (H1_READERS, 64) int32: for each H1 unit, offsets pos*320 + tap*12 of the dp2 entries that read it, -1 after
     interior_ptr,  # (64,) int32: where each H1 unit sits in its padded 12x12 plane
-    imeta_ptr,  # (P, N_INT) int32 per member: fused_layout's I_* columns
-    fmeta_ptr,  # (P, N_FLOAT) float per member: fused_layout's F_* columns
+    imeta_ptr,  # (P, N_INT) int32 per member: layout's I_* columns
+    fmeta_ptr,  # (P, N_FLOAT) float per member: layout's F_* columns
     step_size_ptr, bc2_ptr,  # (S, n_steps) AdamW's per-step bias corrections, one row per AdamW population
     n_steps,
     ONLY_ARCH: tl.constexpr = -1, ONLY_OPT: tl.constexpr = -1,

@@ -32,14 +32,15 @@ import torch
 
 from repro.config import INITS as config_inits
 from repro.config import Config
-from repro.engines.population import EvalResult
+from repro.engines import codes
 from repro.engines.population import population_class as _lockstep_class
+from repro.engines.population.net1989 import EvalResult
 from repro.hardware import cpu_flags, cpu_has
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
 from repro.net.sdlm import curvature_window
 
-SOURCE = Path(__file__).with_name("native") / "kernel.c"
+SOURCE = Path(__file__).with_name("kernel.c")
 # No flag may let the compiler change a result: contraction of a*b+c is off (the kernel writes its fused
 # multiply-adds out), no fast-math. So -march only picks instructions, never numbers: the same bits on every
 # x86-64 CPU, whatever the target and the lane width (tests/test_native.py builds several and compares).
@@ -69,24 +70,11 @@ def default_build(members: int | None = None, threads: int = 1) -> Build:
                  int(os.environ.get("LECUN1989_NATIVE_LANES", lanes)))
 
 
-# option value -> the kernel's code; anything else is refused (see `supports`)
-ARCHITECTURES = {"net1989": 0, "fc40": 1}
-ACTIVATIONS = {"tanh": 0, "scaled_tanh": 1, "relu": 2}
-OUTPUTS = {"tanh_mse": 0, "scaled_tanh_mse": 1, "softmax_ce": 2}
-OPTIMIZERS = {"sgd": 0, "adamw": 1, "sdlm": 2}
-SDLM_FIXED, SDLM_ESTIMATE = 3, 4  # kernel.c's two calls of SDLM with per-pass curvature
+# Options without a code the kernel implements in every value; anything else is refused (see `supports`).
 LR_SCHEDULES = ("constant", "linear")  # lr comes from cfg.lr_at_pass, once per pass
 SHIFT_MODES = ("wrap", "pad")  # shifted images come from the population's table
 H2_SCHEMES = ("block", "cyclic")
 INITS = config_inits  # initial weights come from init_params (every engine's); the kernel never sees them
-
-# Parameter layout of one member: the reference tensors, flattened in this order (see kernel.c).
-LAYOUTS = {
-    "net1989": {"H1.weight": (12, 1, 5, 5), "H1.bias": (12, 8, 8), "H2.weight": (12, 8, 5, 5), "H2.bias": (12, 4, 4),
-                "H3.weight": (30, 192), "H3.bias": (30,), "out.weight": (10, 30), "out.bias": (10,)},
-    "fc40": {"H.weight": (40, 256), "H.bias": (40,), "out.weight": (10, 40), "out.bias": (10,)},
-}
-NPARAM = {arch: sum(torch.Size(s).numel() for s in shapes.values()) for arch, shapes in LAYOUTS.items()}
 
 
 class _Spec(ctypes.Structure):
@@ -191,13 +179,13 @@ def available(device: torch.device | str | None = None) -> str | None:
 
 def supports(cfg: Config) -> str | None:
     """None when the native engine implements every option of `cfg`, else why not."""
-    checks = [("architecture", ARCHITECTURES), ("hidden_activation", ACTIVATIONS), ("output", OUTPUTS),
-              ("optimizer", OPTIMIZERS), ("init", INITS), ("lr_schedule", LR_SCHEDULES), ("shift_mode", SHIFT_MODES),
-              ("h2_scheme", H2_SCHEMES)]
+    if why := codes.missing_code("native", cfg):
+        return why
+    checks = [("init", INITS), ("lr_schedule", LR_SCHEDULES), ("shift_mode", SHIFT_MODES), ("h2_scheme", H2_SCHEMES)]
     for name, valid in checks:
         value = getattr(cfg, name)
         if value not in valid:
-            return f"the native engine does not implement {name}={value!r} (it has: {', '.join(valid)})"
+            return f"the native engine does not implement {name} = {value!r} (it implements {', '.join(valid)})"
     if cfg.architecture == "fc40" and cfg.dropout > 0:
         return "dropout acts on the input of H3, which architecture 'fc40' does not have"
     return None
@@ -237,8 +225,8 @@ class NativePopulation:
         # generators, initial weights, shifted-image table and per-pass draws: the population engine's
         self._pop = _lockstep_class(cfg.architecture)(cfg, self.seeds, x_train, y_train, device="cpu")
         self.generators = self._pop.generators
-        self.layout = LAYOUTS[cfg.architecture]
-        self.nparam = NPARAM[cfg.architecture]
+        self.layout = codes.LAYOUTS[cfg.architecture]
+        self.nparam = codes.NPARAM[cfg.architecture]
         self.lanes = lanes = lib.native_lanes()
         self.groups = (self.members + lanes - 1) // lanes
         self.params = torch.zeros(self.groups, self.nparam, lanes)
@@ -258,8 +246,8 @@ class NativePopulation:
     def _make_spec(self) -> _Spec:
         cfg = self.cfg
         s = _Spec()
-        s.arch, s.act = ARCHITECTURES[cfg.architecture], ACTIVATIONS[cfg.hidden_activation]
-        s.out, s.opt = OUTPUTS[cfg.output], OPTIMIZERS[cfg.optimizer]
+        s.arch, s.act = codes.code("architecture", cfg.architecture), codes.code("hidden_activation", cfg.hidden_activation)
+        s.out, s.opt = codes.code("output", cfg.output), codes.code("optimizer", cfg.optimizer)
         s.nparam = self.nparam
         for r, i in enumerate(h2_scheme(cfg.h2_scheme).flatten().tolist()):
             s.scheme[r] = i
@@ -267,7 +255,7 @@ class NativePopulation:
         s.beta1, s.beta2, s.eps = cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps
         s.sdlm_gamma, s.sdlm_mu, s.dropout, s.target = cfg.sdlm_gamma, cfg.sdlm_mu, cfg.dropout, cfg.target
         if self._per_pass_curvature:
-            s.opt = SDLM_FIXED
+            s.opt = codes.SDLM_FIXED
         return s
 
     def _threads(self) -> int:
@@ -302,7 +290,7 @@ class NativePopulation:
         rows = self._pop.image_rows(window).expand(self.members, k).contiguous()
         labels = self.labels[window].contiguous()
         spec = _Spec.from_buffer_copy(self._spec)
-        spec.opt = SDLM_ESTIMATE
+        spec.opt = codes.SDLM_ESTIMATE
         self.state1.zero_()
         rc = self._lib.native_train(ctypes.byref(spec), self.params.data_ptr(), self.state1.data_ptr(), None,
                                     self.members, self._pop.images.data_ptr(), rows.data_ptr(), None,

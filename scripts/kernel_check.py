@@ -1,12 +1,12 @@
-"""Compile the fused kernel for a GPU without having one: `python -m repro.engines.kernel_check [--arch 90]`.
+"""Compile the fused kernel for a GPU without having one: `python scripts/kernel_check.py [--arch 90]`.
 
 Triton ships its own ptxas, so the full GPU compilation (Triton IR -> PTX -> cubin) runs on any machine. This
 catches what the CPU interpreter cannot (shapes or ops the GPU backend rejects) and reports the binary's
 resources from ptxas and the cubin: registers per thread, stack and spilled bytes, shared memory, and the
 barriers (bar.sync) in the code, the first things to watch when tuning.
 
-The binary is the one the JIT builds for a launch from fused.py: the same options, and the specialization the
-JIT gives torch tensors (every pointer 16-byte aligned: torch's allocators align far more), which changes the
+The binary is the one the JIT builds for a launch from repro/engines/fused/population.py: the same options, and
+the specialization the JIT gives torch tensors (every pointer 16-byte aligned: torch's allocators align far more), which changes the
 code (vector loads and stores, less stack). n_steps is never specialized (train_pass_kernel says so), so every
 training-set size runs this binary.
 
@@ -25,6 +25,10 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from repro.engines.fused import layout
+from repro.engines.fused.population import FP_FUSION
+from repro.engines.fused.population import NUM_WARPS as DEFAULT_NUM_WARPS
 
 # Element types of the kernel's pointer arguments, as fused.FusedGroup passes them (fp32 unless listed);
 # a test checks this against a real launch.
@@ -59,9 +63,7 @@ def compile_kernel(arch: int, num_warps: int, aligned: bool = True, path: tuple[
     from triton import knobs
     from triton.backends.compiler import GPUTarget
 
-    from repro.engines import fused_layout as layout
-    from repro.engines.fused import FP_FUSION
-    from repro.engines.fused_kernel import train_pass_kernel as fn
+    from repro.engines.fused.kernel import train_pass_kernel as fn
 
     sig, attrs = signature(fn)
     only = {"ONLY_ARCH": -1, "ONLY_OPT": -1}
@@ -109,11 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--paths", action="store_true",
                         help="also compile each (architecture, optimizer) path alone: its barriers are one step's")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
-    parser.add_argument("--num-warps", type=int, help="warps per program (default: the engine's, fused.NUM_WARPS)")
+    parser.add_argument("--num-warps", type=int, help="warps per program (default: the engine's, NUM_WARPS of repro/engines/fused/population.py)")
     args = parser.parse_args(argv)
-    from repro.engines import fused
-
-    NUM_WARPS = args.num_warps or fused.NUM_WARPS
+    NUM_WARPS = args.num_warps or DEFAULT_NUM_WARPS
 
     results = [compile_kernel(args.arch, NUM_WARPS)]
     if args.unaligned:

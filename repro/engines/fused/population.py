@@ -1,13 +1,13 @@
 """The "fused" engine: population.Population with each training pass run by one Triton kernel launch
-(fused_kernel.train_pass_kernel: one program per member loops over all of the pass's steps).
+(kernel.train_pass_kernel: one program per member loops over all of the pass's steps).
 
 Everything but the pass itself is inherited: initial weights, each member's random draws (the same
 generator calls, so the same shifts and dropout masks), evaluation, checkpoints and state_dict. The kernel
-works on a padded copy of the parameters (fused_layout.LAYOUTS); before a pass the engine's tensors are
+works on a padded copy of the parameters (layout.LAYOUTS); before a pass the engine's tensors are
 packed into it and after the pass unpacked back, so `params.views` is current between passes, as with the
 plain engine. Both architectures (the 1989 net and fc40) and every optimizer (SGD, AdamW, SDLM) run in the
 same kernel, so one launch trains members of every configuration of both ladders: a FusedPopulation built
-for an fc40 config is a FusedFCPopulation (population_fc.FCPopulation's layer maths for everything off the
+for an fc40 config is a FusedFCPopulation (population.fc40.FCPopulation's layer maths for everything off the
 kernel: evaluation, layouts).
 
 Host cost per pass (on a GPU the kernel is short, so this matters): each member's draws are made in
@@ -33,9 +33,10 @@ import numpy as np
 import torch
 
 from repro.config import Config
-from repro.engines import fused_layout as layout
-from repro.engines.population import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views
-from repro.engines.population_fc import FC_SHAPES, FCPopulation
+from repro.engines import codes
+from repro.engines.fused import layout
+from repro.engines.population.net1989 import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views
+from repro.engines.population.fc40 import FC_SHAPES, FCPopulation
 from repro.net.model import draw_pass_randomness
 
 # name: (offset in a member's row, padded rows, padded columns), per architecture; the kernel reads the same
@@ -45,13 +46,12 @@ FUSED_LAYOUT = layout.LAYOUT
 FUSED_ROW = layout.ROW
 ENGINE_SHAPES = {"net1989": SHAPES, "fc40": FC_SHAPES}
 
-# Threads per member: 8 warps. Chosen from ptxas's resource report (`python -m repro.engines.kernel_check`): 4 warps
+# Threads per member: 8 warps. Chosen from ptxas's resource report (`python scripts/kernel_check.py`): 4 warps
 # spill more registers to the stack, 16 halve the registers but leave one block per SM all the same. Not yet
 # tuned by measurement on a GPU.
 NUM_WARPS = 8
 FP_FUSION = True  # let the GPU fuse multiply-adds (Triton's default until 3.9); results differ by rounding only
 
-SUPPORTED = {field: tuple(codes) for field, codes in layout.CODES.items()}
 
 
 class FusedEngineError(RuntimeError):
@@ -60,10 +60,8 @@ class FusedEngineError(RuntimeError):
 
 def unsupported_reason(cfg: Config) -> str | None:
     """Why the fused kernel cannot train `cfg`, or None when it can."""
-    for field, allowed in SUPPORTED.items():
-        value = getattr(cfg, field)
-        if value not in allowed:
-            return f"the fused engine does not implement {field} = {value!r} (it implements {', '.join(allowed)})"
+    if why := codes.missing_code("fused", cfg):
+        return why
     if cfg.optimizer == "sdlm" and cfg.sdlm_curvature != "running":
         return f"the fused engine does not implement sdlm_curvature = {cfg.sdlm_curvature!r} (it implements 'running')"
     return None
@@ -104,7 +102,7 @@ def load_kernel(device: torch.device):
     try:
         import triton.language as tl
 
-        from repro.engines import fused_kernel
+        from repro.engines.fused import kernel as fused_kernel
     except ImportError as err:
         raise FusedEngineError(
             "the fused engine needs Triton: CUDA builds of PyTorch include it; on a CPU-only machine "
@@ -283,7 +281,7 @@ class FusedPopulation(Population):
     def member_tables(self, pass_index: int, keep_row0: int, label_base: int, conn_index: int,
                       schedule_row: int):
         """This population's rows of the kernel's per-member tables for one pass: imeta (P, N_INT) int32 and
-        fmeta (P, N_FLOAT) float32 (columns: fused_layout), and for AdamW its row of the per-step tables,
+        fmeta (P, N_FLOAT) float32 (columns: layout.py), and for AdamW its row of the per-step tables,
         step size and bias correction (2, N) float32 (computed in double, as repro.optim.AdamW computes them,
         then rounded to float32), else None. keep_row0: its first member's row in the table of dropout bits."""
         cfg, P, N = self.cfg, self.members, self.n_train
@@ -291,10 +289,10 @@ class FusedPopulation(Population):
         b1, b2 = cfg.adam_beta1, cfg.adam_beta2
         adamw = cfg.optimizer == "adamw"
         imeta = torch.zeros(P, layout.N_INT, dtype=torch.int32)
-        imeta[:, layout.I_ARCH] = layout.code("architecture", cfg.architecture)
-        imeta[:, layout.I_ACT] = layout.code("hidden_activation", cfg.hidden_activation)
-        imeta[:, layout.I_OUT] = layout.code("output", cfg.output)
-        imeta[:, layout.I_OPT] = layout.code("optimizer", cfg.optimizer)
+        imeta[:, layout.I_ARCH] = codes.code("architecture", cfg.architecture)
+        imeta[:, layout.I_ACT] = codes.code("hidden_activation", cfg.hidden_activation)
+        imeta[:, layout.I_OUT] = codes.code("output", cfg.output)
+        imeta[:, layout.I_OPT] = codes.code("optimizer", cfg.optimizer)
         imeta[:, layout.I_KEEP_ROW] = torch.arange(keep_row0, keep_row0 + P) if cfg.dropout > 0 else -1
         imeta[:, layout.I_LABEL_BASE] = label_base
         imeta[:, layout.I_CONN] = conn_index
@@ -373,7 +371,7 @@ class FusedGroup:
 
     def _scratch_for(self, members: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The 1989 net's per-member scratch: H1 planes with background borders (as h1_padded; only the
-        interior is ever written), then zeros (fused_layout.H1_ZERO); d loss / d H2 patches. Kept between passes."""
+        interior is ever written), then zeros (layout.H1_ZERO); d loss / d H2 patches. Kept between passes."""
         if members not in self._scratch:
             h1 = torch.full((members, layout.H1_SCRATCH), -1.0, device=self.device)
             h1[:, layout.H1_ZERO :] = 0.0

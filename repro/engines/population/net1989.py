@@ -24,7 +24,7 @@ import torch.nn.functional as F
 
 from repro.config import Config
 from repro.optim import flat_optimizer
-from repro.engines.layers import (
+from repro.engines.population.layers import (
     act_backward,
     gather_patches,
     linear,
@@ -149,7 +149,7 @@ class EvalResult:
 class Population:
     """P members of one config, each with its own seed, trained in lockstep on one dataset.
 
-    This class computes the 1989 net; population_fc.FCPopulation reuses everything but the layer maths
+    This class computes the 1989 net; fc40.FCPopulation reuses everything but the layer maths
     (SHAPES, the layout conversions, `_forward`, `_backward`, `_eval_pre`) for the paper's fully connected
     comparison network.
     """
@@ -397,22 +397,3 @@ class Population:
         self.step_count = int(d["step_count"])
         for g, s in zip(self.generators, d["generators"], strict=True):
             g.set_state(s)
-
-
-def supports(cfg: Config) -> str | None:
-    """Why the population engine cannot train `cfg` (never: it implements every option), or None."""
-    return None
-
-
-def available(device: torch.device) -> str | None:
-    """Why the population engine cannot run on `device`, or None (it runs wherever torch does)."""
-    return None
-
-
-def population_class(architecture: str) -> type[Population]:
-    """The lockstep engine class of an architecture."""
-    if architecture == "fc40":
-        from repro.engines.population_fc import FCPopulation
-
-        return FCPopulation
-    return Population

@@ -5,28 +5,34 @@ from __future__ import annotations
 import functools
 import statistics
 import sys
+import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 import click
+import torch
 
 from repro import resources
 from repro.config import Config, ConfigError, apply_patch, field_names
-from repro.data import DATASETS, MNIST_ORDERS, DataError, dataset_spec, fingerprint, load_dataset, summary
-from repro.engines.fused.population import FusedEngineError
-from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
-                                 plan)
+from repro.data import DATASETS, MNIST_ORDERS, dataset_spec, fingerprint, load_dataset, summary
 from repro.engines import registry
 from repro.engines.registry import NAMES as ENGINE_NAMES
+from repro.errors import ReproError
+from repro.net.model import init_params, layer_shapes
 from repro.report.fmt import mean_std
+from repro.study.bench import run_bench, usable_engines, write_bench
+from repro.study.distributed import barrier, init_from_env, shutdown
+from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
+                                 plan)
 from repro.study.plan import bench_throughput, estimate_text, make_plan
-from repro.study.runner import DeviceError, Progress, RunContext, resolve_device, run_planned, run_together
 from repro.study.record import read_record
 from repro.study.run_key import ConfigKey
-from repro.study.store import git_commit, remove_stale_temporaries
+from repro.study.runner import Progress, RunContext, resolve_device, run_planned, run_together
+from repro.study.store import SeedLocks, git_commit, remove_stale_temporaries, set_aside_damaged
+from repro.study.sweep import lr_sweep, write_sweep
 from repro.study.workspace import (
     STUDY_DIR,
-    WorkspaceError,
     check_readable_results,
     check_writable,
     default_workspace,
@@ -34,39 +40,87 @@ from repro.study.workspace import (
     output_dir,
 )
 
-DATA_DIR_HELP = "Folder with the raw data (default: $REPRO_DATA_DIR, else a per-user cache folder)."
-
-
 def _log(msg: str) -> None:
     click.echo(msg, err=True)
 
 
-def _fail(e: Exception) -> None:
-    raise click.ClickException(str(e))
+class _Commands(click.Group):
+    """The command group; an error the package reports to its user (ReproError) becomes click's error message,
+    here and nowhere else."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except ReproError as e:
+            raise click.ClickException(str(e)) from e
 
 
-def _load(name: str, data_dir, **options):
-    try:
-        return load_dataset(name, data_dir, **options)
-    except DataError as e:
-        _fail(e)
-
-
-@click.group()
+@click.group(cls=_Commands)
 @click.version_option(package_name="lecun1989")
 def main() -> None:
     """Reproduce LeCun et al. (1989) and measure what each modern trick buys, over many seeds."""
 
 
+# --- options shared by several commands: one declaration and one help text each ----------------------------
+class CommaList(click.ParamType):
+    """A comma-separated list ("a,b,c"), each item converted by a click type; empty items are skipped.
+    `check(items)` may return why the list as a whole is refused."""
+
+    def __init__(self, item=click.STRING, noun: str = "names", check=None):
+        self.item, self.noun, self.check = click.types.convert_type(item), noun, check
+        self.name = "list"
+
+    def get_metavar(self, *args, **kwargs) -> str:  # click 8.2 added a ctx argument
+        return "A,B,..."
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, list):
+            return value
+        try:
+            items = [self.item.convert(v.strip(), param, ctx) for v in value.split(",") if v.strip()]
+        except click.BadParameter:
+            self.fail(f"{value!r} is not a comma-separated list of {self.noun}", param, ctx)
+        if self.check and (why := self.check(items)):
+            self.fail(f"{value!r}: {why}", param, ctx)
+        return items
+
+
+def _help(text: str, more: str) -> str:
+    return f"{text} {more}" if more else text
+
+
+def device_option(f):
+    return click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                        help="auto: CUDA when present, else the CPU (said at the start); cuda without a CUDA device "
+                             "is an error.")(f)
+
+
+def data_dir_option(more: str = ""):
+    return click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=_help(
+        "Folder with the raw data (default: $REPRO_DATA_DIR, else a per-user cache folder).", more))
+
+
+def results_dir_option(more: str = ""):
+    return click.option("--results-dir", type=click.Path(), default=None, help=_help(
+        "Folder for records and outputs (default: the workspace: $REPRO_WORKSPACE, else workspace/ in the "
+        "checkout).", more))
+
+
+def study_option(more: str = ""):
+    return click.option("--study", is_flag=True, help=_help(
+        "Write into the committed reference study (results/, paper/, README) instead of the workspace. Only for "
+        "regenerating the study itself.", more))
+
+
 @main.command()
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
+@data_dir_option()
 @click.option("--dataset", type=click.Choice(DATASETS + ("all",)), default="all", show_default=True)
 @click.option("--mnist-order", type=click.Choice(MNIST_ORDERS), default=None,
               help="mnist16: which split the earlier reproduction's prepro.py drew first (default: test-first, the published runs' draw).")
 def data(data_dir, dataset, mnist_order) -> None:
     """Fetch (if needed), verify and prepare the datasets, then print a summary."""
     for name in DATASETS if dataset == "all" else (dataset,):
-        click.echo(summary(_load(name, data_dir, mnist_order=mnist_order)))
+        click.echo(summary(load_dataset(name, data_dir, mnist_order=mnist_order)))
         click.echo()
 
 
@@ -74,10 +128,6 @@ def data(data_dir, dataset, mnist_order) -> None:
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a config field (repeatable).")
 def info(sets) -> None:
     """Print the network's units, connections, parameters and multiply-accumulates, computed from the model."""
-    import torch
-
-    from repro.net.model import init_params, layer_shapes
-
     cfg = _config_with(Config(), sets)
     shapes = layer_shapes(init_params(cfg, torch.Generator().manual_seed(0)))
     click.echo(f"{'layer':<6}{'units':>8}{'connections':>14}{'parameters':>12}{'MACs/forward':>14}")
@@ -94,8 +144,6 @@ def info(sets) -> None:
 
 
 def _parse_value(text: str):
-    import tomllib
-
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
@@ -116,23 +164,19 @@ def _config_with(cfg: Config, sets) -> Config:
 
 
 def _device(name):
-    try:
-        return resolve_device(name, log=_log)
-    except DeviceError as e:
-        _fail(e)
+    return resolve_device(name, log=_log)
 
 
-STUDY_HELP = ("Write into the committed reference study (results/, paper/, README) instead of the workspace. "
-              "Only for regenerating the study itself.")
-RESULTS_DIR_HELP = ("Folder for records and outputs (default: the workspace: $REPRO_WORKSPACE, else workspace/ in "
-                    "the checkout).")
+def _distinct_seeds(seeds: list[int]) -> str | None:
+    return None if seeds and min(seeds) >= 0 and len(set(seeds)) == len(seeds) else "give distinct seeds >= 0"
+
 
 common_run_options = [
     click.option("--seeds", type=click.IntRange(min=1), default=16, show_default=True, help="Seeds 0..N-1 per configuration."),
-    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True),
-    click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP),
-    click.option("--results-dir", type=click.Path(), default=None, help=RESULTS_DIR_HELP),
-    click.option("--study", is_flag=True, help=STUDY_HELP),
+    device_option,
+    data_dir_option(),
+    results_dir_option(),
+    study_option(),
     click.option("--force", is_flag=True, help="Redo runs that already have a record."),
     click.option("--engine", type=click.Choice(("auto",) + ENGINE_NAMES), default="auto", show_default=True,
                  help="auto: the fastest engine that implements the configuration on this device (native on CPU, "
@@ -143,20 +187,8 @@ common_run_options = [
 ]
 
 
-def _seed_list(ctx, param, value):
-    if value is None:
-        return None
-    try:
-        seeds = [int(s) for s in value.split(",") if s.strip()]
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a comma-separated list of integers") from None
-    if not seeds or min(seeds) < 0 or len(set(seeds)) != len(seeds):
-        raise click.BadParameter(f"{value!r}: give distinct seeds >= 0")
-    return seeds
-
-
 common_run_options.append(click.option(
-    "--seed-list", callback=_seed_list, default=None, metavar="S,S,...",
+    "--seed-list", type=CommaList(click.INT, "integers", check=_distinct_seeds), default=None, metavar="S,S,...",
     help="Exactly these seeds instead of 0..N-1 (1337: the earlier reproduction's run, with --set init=repro2022)."))
 
 
@@ -169,13 +201,6 @@ def with_run_options(f):
     for opt in reversed(common_run_options):
         command = opt(command)
     return command
-
-
-def _out_dir(results_dir, study) -> Path:
-    try:
-        return output_dir(results_dir, study)
-    except WorkspaceError as e:
-        _fail(e)
 
 
 @main.command()
@@ -191,14 +216,14 @@ def train(dataset, passes, sets, seeds, device, data_dir, results_dir, study, fo
     baseline = Rung(0, "baseline", "The 1989 procedure", "", "LeCun et al. (1989)")
     label = "baseline" if cfg == Config() else f"baseline+{cfg.digest()}"
     planned = PlannedConfig(label, baseline, cfg)
-    _run_all([planned], [dataset], seeds, device, data_dir, _out_dir(results_dir, study), force, engine,
+    _run_all([planned], [dataset], seeds, device, data_dir, output_dir(results_dir, study), force, engine,
              mode="cumulative")
 
 
 @main.command()
 @click.option("--all", "run_all", is_flag=True, help="Every rung of the ladder on every dataset.")
 @click.option("--dataset", "datasets", type=click.Choice(DATASETS), multiple=True, help="Dataset(s) (default: usps, or both with --all).")
-@click.option("--rungs", default=None, help="Comma-separated rung names (ladder or extra rungs); default: the whole ladder.")
+@click.option("--rungs", type=CommaList(), default=None, help="Comma-separated rung names (ladder or extra rungs); default: the whole ladder.")
 @click.option("--mode", type=click.Choice(MODES), default="cumulative", show_default=True,
               help="cumulative: rung k = baseline + patches 1..k; single: each patch alone; leave-one-out: full ladder minus one; factorial: baseline + every subset of the changes (2^k configurations); guesses: one rung (--on) and each file of the ladder's guesses/ folder on top of it, judged on training data by `repro report`.")
 @click.option("--on", "on_rung", default=None, help="--mode guesses: the rung the guesses are measured on (default: the ladder's last).")
@@ -209,18 +234,14 @@ def train(dataset, passes, sets, seeds, device, data_dir, results_dir, study, fo
 def ablate(run_all, datasets, rungs, mode, on_rung, ladder_dir, passes, dry_run, seeds, device, data_dir, results_dir,
            study, force, engine):
     """Run the ablation ladder: each rung over many seeds, on one or both datasets."""
-    try:
-        ladder = load_rungs(Path(ladder_dir))
-        extras = extra_rungs(Path(ladder_dir))
-        only = [r.strip() for r in rungs.split(",") if r.strip()] if rungs else None
-        guesses = guess_rungs(Path(ladder_dir)) if mode == "guesses" else None
-        planned = plan(ladder, mode, only, extras, guesses=guesses, on=on_rung)
-        if passes is not None:
-            planned = [PlannedConfig(p.label, p.rung, p.config.replace(passes=passes)) for p in planned]
-    except ConfigError as e:
-        _fail(e)
+    ladder = load_rungs(Path(ladder_dir))
+    extras = extra_rungs(Path(ladder_dir))
+    guesses = guess_rungs(Path(ladder_dir)) if mode == "guesses" else None
+    planned = plan(ladder, mode, rungs or None, extras, guesses=guesses, on=on_rung)
+    if passes is not None:
+        planned = [PlannedConfig(p.label, p.rung, p.config.replace(passes=passes)) for p in planned]
     datasets = list(datasets) or (list(DATASETS) if run_all else ["usps"])
-    out = _out_dir(results_dir, study)
+    out = output_dir(results_dir, study)
     if dry_run:
         _show_plan(planned, datasets, seeds, device, out, force, engine)
         return
@@ -256,10 +277,7 @@ def _show_plan(planned, datasets, seeds, device, out, force, engine) -> None:
 
 
 def _engine_for(name: str, cfg: Config, dev) -> str:
-    try:
-        return registry.choose(name, cfg, dev)[0].name
-    except registry.EngineError as e:
-        _fail(e)
+    return registry.choose(name, cfg, dev)[0].name
 
 
 def _seed_ranges(seeds: list[int]) -> str:
@@ -275,16 +293,10 @@ def _seed_ranges(seeds: list[int]) -> str:
 
 
 def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, engine, mode) -> None:
-    from repro.study.distributed import barrier, init_from_env, shutdown
-    from repro.study.store import SeedLocks, set_aside_damaged
-
     results_dir = Path(results_dir)
     git_commit()  # fix the code version the records will name now, before anyone edits the tree
     dev = _device(device)
-    try:  # every problem with the folder shows now, before anything trains
-        check_writable(results_dir)
-    except WorkspaceError as e:
-        _fail(e)
+    check_writable(results_dir)  # every problem with the folder shows now, before anything trains
     rank = init_from_env(dev)
     dev = rank.device(dev)
     if engine == "fused" and dev.type == "cpu":
@@ -298,7 +310,7 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
             _log(f"removed {stale}, a temporary file left by an interrupted run")
         set_aside_damaged(results_dir, log=_log)
     barrier(rank)
-    loaded = {name: _load(name, data_dir) for name in datasets}
+    loaded = {name: load_dataset(name, data_dir) for name in datasets}
     rows = make_plan(planned, {d: (len(loaded[d].y_train), loaded[d].fingerprint) for d in datasets}, my_seeds,
                      results_dir, force)
     left = sum(r.presentations_left for r in rows)
@@ -321,8 +333,6 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
              f"Run the same command again to resume: finished runs are not redone and training continues from "
              f"the pass after the last one saved.")
         sys.exit(130)
-    except (FusedEngineError, registry.EngineError) as e:
-        _fail(e)
     finally:
         shutdown(rank)
     if rank.is_main:
@@ -372,29 +382,24 @@ def _summarise(paths) -> None:
 
 
 @main.command()
-@click.option("--results-dir", type=click.Path(), default=None,
-              help="Folder whose runs/ are reported (default: the workspace). Its report goes to <folder>/report/.")
-@click.option("--study", is_flag=True, help="Regenerate the committed study: results/results.md, paper/ and the "
-                                            "README's generated blocks, from results/runs/.")
+@results_dir_option("Its runs/ are reported; the report goes to <folder>/report/.")
+@study_option("Here: results/results.md, paper/ and the README's generated blocks, from results/runs/.")
 @click.option("--check", is_flag=True, help="Exit non-zero when any configuration differs from the committed study.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP + " Only for the misclassified-digits figure; never downloads.")
+@data_dir_option("Only for the misclassified-digits figure; never downloads.")
 @click.option("--ladder-dir", type=click.Path(file_okay=False), default=str(DEFAULT_LADDER_DIR), show_default=True,
               help="Ladder whose rung order orders the rows.")
 @click.option("--strict", is_flag=True, help="Stop (exit 1) at the first damaged or foreign file under runs/ instead of skipping it.")
 @click.option("--no-figures", is_flag=True, help="Write the report and tables only (fast).")
 def report(results_dir, study, check, data_dir, ladder_dir, strict, no_figures) -> None:
     """Tables, figures and a report from run records; for a workspace, checked against the committed study."""
-    from repro.report.build import ReportError, write_report
+    from repro.report.build import write_report  # draws the figures: matplotlib loads only for this command
 
-    folder = _out_dir(results_dir, study)
-    try:
-        check_readable_results(folder)
-        outcome = write_report(folder, study=is_study(folder), reference_dir=None if is_study(folder) else STUDY_DIR,
-                               data_dir=data_dir, ladder_dir=Path(ladder_dir), strict=strict,
-                               make_figures=not no_figures, warn=_log,
-                               summary_file=resources.summary_file() if is_study(folder) else None)
-    except (ReportError, WorkspaceError) as e:
-        _fail(e)
+    folder = output_dir(results_dir, study)
+    check_readable_results(folder)
+    outcome = write_report(folder, study=is_study(folder), reference_dir=None if is_study(folder) else STUDY_DIR,
+                           data_dir=data_dir, ladder_dir=Path(ladder_dir), strict=strict,
+                           make_figures=not no_figures, warn=_log,
+                           summary_file=resources.summary_file() if is_study(folder) else None)
     for path in outcome.written:
         click.echo(f"wrote {path}")
     if outcome.comparison_text:
@@ -406,78 +411,61 @@ def report(results_dir, study, check, data_dir, ladder_dir, strict, no_figures) 
 @main.command()
 @click.option("--rung", required=True, help="Rung (ladder or extra) whose config is swept.")
 @click.option("--ladder-dir", type=click.Path(file_okay=False, exists=True), default=str(DEFAULT_LADDER_DIR), show_default=True)
-@click.option("--lrs", default="1e-4,3e-4,1e-3,3e-3,1e-2", show_default=True, help="Learning rates (a log grid).")
+@click.option("--lrs", type=CommaList(click.FLOAT, "numbers"), default="1e-4,3e-4,1e-3,3e-3,1e-2", show_default=True,
+              help="Learning rates (a log grid).")
 @click.option("--seeds", type=click.IntRange(min=1), default=4, show_default=True)
 @click.option("--passes", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--dataset", type=click.Choice(DATASETS), default="usps", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
-@click.option("--results-dir", type=click.Path(), default=None, help=RESULTS_DIR_HELP + " The sweep goes to <folder>/sweeps/.")
-@click.option("--study", is_flag=True, help=STUDY_HELP)
+@device_option
+@data_dir_option()
+@results_dir_option("The sweep goes to <folder>/sweeps/.")
+@study_option()
 def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, results_dir, study) -> None:
     """Sweep the learning rate of one rung's config, judged on training-set error (never the test set)."""
-    from repro.study.sweep import lr_sweep, write_sweep
-
-    try:
-        ladder, extras = load_rungs(Path(ladder_dir)), extra_rungs(Path(ladder_dir))
-        (planned,) = plan(ladder, "cumulative", [rung], extras)
-        grid = [float(v) for v in lrs.split(",") if v.strip()]
-    except ConfigError as e:
-        _fail(e)
-    except ValueError:
-        raise click.BadParameter(f"{lrs!r} is not a comma-separated list of numbers", param_hint="--lrs")
-    out = _checked(_out_dir(results_dir, study) / "sweeps")
+    ladder, extras = load_rungs(Path(ladder_dir)), extra_rungs(Path(ladder_dir))
+    (planned,) = plan(ladder, "cumulative", [rung], extras)
+    out = check_writable(output_dir(results_dir, study) / "sweeps")
     dev = _device(device)
-    ds = _load(dataset, data_dir)
-    points = lr_sweep(planned.config, ds, grid, list(range(seeds)), passes, dev, log=_log)
+    ds = load_dataset(dataset, data_dir)
+    points = lr_sweep(planned.config, ds, lrs, list(range(seeds)), passes, dev, log=_log)
     for path in write_sweep(out / f"{dataset}-{planned.label}-lr", planned.label, planned.config, ds, points, passes, dev):
         click.echo(f"wrote {path}")
 
 
-def _checked(folder: Path) -> Path:
-    try:
-        return check_writable(folder)
-    except WorkspaceError as e:
-        _fail(e)
-
-
 @main.command()
 @click.option("--dataset", type=click.Choice(DATASETS), default="usps", show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None, help=DATA_DIR_HELP)
-@click.option("--populations", default="1,16,224", show_default=True,
+@device_option
+@data_dir_option()
+@click.option("--populations", type=CommaList(click.IntRange(min=1), "population sizes"), default="1,16,224",
+              show_default=True,
               help="Population sizes to measure (224: every configuration of ablate --all at 16 seeds).")
-@click.option("--engines", default=None,
+@click.option("--engines", type=CommaList(), default=None,
               help="Comma-separated engines to measure (default: every engine usable on the device but the "
                    "reference loop, which is always measured; fused only on a GPU).")
 @click.option("--estimate", is_flag=True, help="Project the ablate --all time from measured rates instead of running it.")
 @click.option("--keep-runs", type=click.Path(file_okay=False), default=None,
               help="Keep the records of the measured ablate --all in this new folder (default: a throw-away folder).")
-@click.option("--results-dir", type=click.Path(), default=None, help=RESULTS_DIR_HELP + " Figures go to <folder>/bench/<device>.json and .png.")
-@click.option("--study", is_flag=True, help=STUDY_HELP)
+@results_dir_option("Figures go to <folder>/bench/<device>.json and .png.")
+@study_option()
 def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, results_dir, study) -> None:
     """Speed of every engine as ratios against the plain reference loop, measured in the same run."""
-    import tempfile
-
-    from repro.study.bench import run_bench, usable_engines, write_bench
-
-    out = _checked(_out_dir(results_dir, study) / "bench")
+    out = check_writable(output_dir(results_dir, study) / "bench")
     dev = _device(device)
-    names = [e.strip() for e in engines.split(",") if e.strip()] if engines else usable_engines(dev)
+    names = engines or usable_engines(dev)
     for name in names:
         if name not in ENGINE_NAMES or name == "reference":
             raise click.BadParameter(f"{name!r}; valid: {', '.join(n for n in ENGINE_NAMES if n != 'reference')}",
                                      param_hint="--engines")
         if name == "fused" and dev.type == "cpu":
-            _fail(click.UsageError("--engines fused on cpu runs in Triton's interpreter, which checks the kernel "
-                                   "but says nothing about speed; bench it on a GPU"))
+            raise click.ClickException("--engines fused on cpu runs in Triton's interpreter, which checks the kernel "
+                                       "but says nothing about speed; bench it on a GPU")
         if why := registry.get(name).available(dev):
-            _fail(click.UsageError(f"engine {name} cannot run here: {why}"))
-    ds = _load(dataset, data_dir)
-    sizes = [int(p) for p in populations.split(",") if p.strip()]
+            raise click.ClickException(f"engine {name} cannot run here: {why}")
+    ds = load_dataset(dataset, data_dir)
 
     if keep_runs and Path(keep_runs).exists() and any(Path(keep_runs).iterdir()):
-        _fail(click.UsageError(f"--keep-runs {keep_runs}: the folder is not empty (a timed run must train everything)"))
+        raise click.ClickException(f"--keep-runs {keep_runs}: the folder is not empty (a timed run must train "
+                                   "everything)")
 
     def measure_ablate() -> float:  # the real command, from nothing, into a fresh results folder
         with tempfile.TemporaryDirectory() as tmp:
@@ -486,11 +474,8 @@ def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, 
                      "cumulative")
             return time.perf_counter() - t0
 
-    try:
-        result = run_bench(ds, dev, names, sizes, ablate_engine="auto",
-                           ablate_measure=None if estimate else measure_ablate, log=click.echo)
-    except FusedEngineError as e:
-        _fail(e)
+    result = run_bench(ds, dev, names, populations, ablate_engine="auto",
+                       ablate_measure=None if estimate else measure_ablate, log=click.echo)
     for path in write_bench(result, dev, out):
         click.echo(f"wrote {path}")
 

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, fields
 from typing import Any
 
+from repro.errors import ReproError
+
 HIDDEN_ACTIVATIONS = ("tanh", "scaled_tanh", "relu")
 OUTPUTS = ("tanh_mse", "scaled_tanh_mse", "softmax_ce")
 # "repro2022": the earlier reproduction's own draw (its repro.py), so its single run can be retrained exactly
@@ -25,7 +27,7 @@ SHIFT_MODES = ("wrap", "pad")
 SDLM_CURVATURES = ("running", "per_pass")
 
 
-class ConfigError(ValueError):
+class ConfigError(ReproError, ValueError):
     """A config or patch that cannot be used; the message says where it came from and what is valid."""
 
 

@@ -89,6 +89,7 @@ import torch
 import torch.nn.functional as F
 
 from repro.atomic_files import atomic_torch_save
+from repro.errors import ReproError
 
 __all__ = [
     "DATASETS",
@@ -119,7 +120,7 @@ MNIST_ORDERS = ("train-first", "test-first")  # which split takes the first perm
 MNIST_ORDER = "test-first"  # default: the draw of the published runs; see the module docstring
 
 
-class DataError(Exception):
+class DataError(ReproError):
     """A data problem the user must fix; the message is the whole explanation."""
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from repro.config import Config
+from repro.errors import ReproError
 
 NAMES = ("reference", "population", "fused", "native", "generic")
 AUTO = "auto"
@@ -80,7 +81,7 @@ ENGINES = {
 }
 
 
-class EngineError(ValueError):
+class EngineError(ReproError, ValueError):
     """An unknown engine name, or an engine asked for by name that cannot run on this machine."""
 
 

@@ -49,6 +49,7 @@ from typing import Callable, NamedTuple
 import numpy as np
 import pandas as pd
 
+from repro.report import fmt
 from repro.report.records import Group, group_records, load_records
 from repro.report.stats import holm, summarize, welch_interval
 
@@ -253,9 +254,7 @@ def compare_runs(results_dir: Path, reference_dir: Path, *, strict: bool = False
 
 # ----------------------------------------------------------------------------------------- text
 def _pm(mean: float, std: float) -> str:
-    if math.isnan(mean):
-        return "n/a"
-    return f"{mean:.2f}" + ("" if math.isnan(std) else f" ± {std:.2f}")
+    return fmt.mean_std(mean, std) or "n/a"
 
 
 def _delta(row) -> str:

@@ -19,12 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from repro.errors import ReproError
 from repro.study.record import RunRecord, collapsed_of
 from repro.study.run_key import ConfigKey
 from repro.study.store import read_records
 
 
-class ReportError(RuntimeError):
+class ReportError(ReproError, RuntimeError):
     """Stops the report: damaged inputs under strict=True, a folder without records, or unusable arguments."""
 
 

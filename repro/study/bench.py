@@ -24,6 +24,7 @@ from typing import Callable
 
 import torch
 
+from repro.atomic_files import atomic_write_bytes, atomic_write_json
 from repro.config import Config
 from repro.data import Dataset
 from repro.engines import registry
@@ -31,7 +32,6 @@ from repro.engines.reference import train_reference
 from repro.hardware import cpu_clock_ghz, cpu_has
 from repro.net.model import init_params, layer_shapes, run_generator
 from repro.study.ladder import load_rungs, plan
-from repro.atomic_files import atomic_write_bytes, atomic_write_json
 from repro.study.store import device_description, environment
 
 POPULATIONS = (1, 16, 224)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any, TypedDict
 
+from repro.errors import ReproError
 from repro.net.collapse import is_collapsed
 from repro.study.run_key import RunKey
 
@@ -39,7 +40,7 @@ FINAL_KEYS = HISTORY_KEYS + ("test_rejection_at_1pct",)
 SCHEMA_MARKERS = ("<!-- record:schema:start -->", "<!-- record:schema:end -->")
 
 
-class RecordError(ValueError):
+class RecordError(ReproError, ValueError):
     """A JSON object that is not a valid run record; the message says what is wrong."""
 
 

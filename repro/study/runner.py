@@ -21,6 +21,7 @@ import torch
 
 from repro.data import Dataset
 from repro.engines import registry
+from repro.errors import ReproError
 from repro.net.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
 from repro.study.ladder import PlannedConfig
 from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord, collapsed_of
@@ -28,7 +29,7 @@ from repro.atomic_files import atomic_torch_save, atomic_write_json
 from repro.study.run_key import ConfigKey
 from repro.study.store import SeedLocks, environment, load_state
 
-class DeviceError(RuntimeError):
+class DeviceError(ReproError, RuntimeError):
     pass
 
 

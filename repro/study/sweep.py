@@ -13,10 +13,10 @@ from typing import Callable
 
 import torch
 
+from repro.atomic_files import atomic_write_bytes, atomic_write_json
 from repro.config import Config
 from repro.data import Dataset
 from repro.engines import registry
-from repro.atomic_files import atomic_write_bytes, atomic_write_json
 from repro.study.store import environment
 
 

@@ -21,13 +21,14 @@ import os
 import uuid
 from pathlib import Path
 
+from repro.errors import ReproError
 from repro.resources import checkout_root, study_dir
 
 STUDY_DIR = study_dir()  # the committed reference study (installed: its packaged summary)
 WORKSPACE_ENV = "REPRO_WORKSPACE"
 
 
-class WorkspaceError(RuntimeError):
+class WorkspaceError(ReproError, RuntimeError):
     """An output folder that cannot be used; the message names it and says why."""
 
 

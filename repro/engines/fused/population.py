@@ -37,6 +37,7 @@ from repro.engines import codes
 from repro.engines.fused import layout
 from repro.engines.population.net1989 import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views
 from repro.engines.population.fc40 import FC_SHAPES, FCPopulation
+from repro.errors import ReproError
 from repro.net.model import draw_pass_randomness
 
 # name: (offset in a member's row, padded rows, padded columns), per architecture; the kernel reads the same
@@ -54,7 +55,7 @@ FP_FUSION = True  # let the GPU fuse multiply-adds (Triton's default until 3.9);
 
 
 
-class FusedEngineError(RuntimeError):
+class FusedEngineError(ReproError, RuntimeError):
     """The fused engine cannot run this config or on this machine; the message says what to use instead."""
 
 

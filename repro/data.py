@@ -103,7 +103,6 @@ __all__ = [
     "resolve_data_dir",
     "load_dataset",
     "fingerprint",
-    "targets",
     "summary",
     "MNIST_SEED",
     "MNIST_ORDER",
@@ -777,20 +776,6 @@ def load_dataset(
             _save_cache(cache_path, spec, fp, splits)
     extra = {s: splits[s] for s in spec.extra_tests}
     return Dataset(name, *splits["train"], *splits["test"], fingerprint=fp, extra_tests=extra, options=opts)
-
-
-def targets(labels: torch.Tensor) -> torch.Tensor:
-    """(N, 10) float32 targets: +1 for the labelled class, -1 elsewhere (tanh output range)."""
-    labels = torch.as_tensor(labels)
-    if labels.dim() != 1 or labels.is_floating_point() or labels.is_complex():
-        raise ValueError(
-            f"labels must be a 1-d integer tensor, got {labels.dtype} {tuple(labels.shape)}"
-        )
-    if labels.numel() and (labels.min() < 0 or labels.max() >= NUM_CLASSES):
-        raise ValueError("labels must be in 0-9")
-    t = torch.full((labels.shape[0], NUM_CLASSES), -1.0, dtype=torch.float32, device=labels.device)
-    t[torch.arange(labels.shape[0], device=labels.device), labels.long()] = 1.0
-    return t
 
 
 def summary(ds: Dataset) -> str:

@@ -27,7 +27,6 @@ from repro.data import (
     load_dataset,
     resolve_data_dir,
     summary,
-    targets,
 )
 
 USPS_TRAIN_COUNTS = [1194, 1005, 731, 658, 652, 556, 664, 645, 542, 644]
@@ -348,22 +347,6 @@ def test_dataset_is_frozen(usps):
     with pytest.raises(dataclasses.FrozenInstanceError):
         usps.name = "x"  # type: ignore[misc]
     assert "usps" in repr(usps) and len(repr(usps)) < 200
-
-
-# --------------------------------------------------------------------------- targets
-
-
-def test_targets():
-    t = targets(torch.tensor([0, 3, 9]))
-    assert t.shape == (3, 10) and t.dtype == torch.float32
-    expected = -torch.ones(3, 10)
-    expected[0, 0] = expected[1, 3] = expected[2, 9] = 1
-    assert torch.equal(t, expected)
-    assert targets(torch.tensor([], dtype=torch.int64)).shape == (0, 10)
-    with pytest.raises(ValueError):
-        targets(torch.tensor([10]))
-    with pytest.raises(ValueError):
-        targets(torch.tensor([1.0]))
 
 
 # --------------------------------------------------------------------------- cache

@@ -20,7 +20,6 @@ from repro.config import Config  # noqa: E402
 from repro.engines import codes  # noqa: E402
 from repro.engines.fused import layout  # noqa: E402
 from repro.engines.fused.population import (  # noqa: E402
-    FUSED_LAYOUT,
     FUSED_LAYOUTS,
     FUSED_ROW,
     FusedEngineError,
@@ -365,7 +364,7 @@ def test_layout_matches_the_kernels_offsets():
 
     value = lambda c: getattr(c, "value", c)  # noqa: E731  (constexpr compiled, plain int interpreted)
     names = ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"]
-    assert [FUSED_LAYOUT[n][0] for n in names] == [value(getattr(kernel, f"O_{n.upper()}")) for n in names]
+    assert [FUSED_LAYOUTS["net1989"][n][0] for n in names] == [value(getattr(kernel, f"O_{n.upper()}")) for n in names]
     assert [FUSED_LAYOUTS["fc40"][n][0] for n in names[:4]] == [value(getattr(kernel, f"FC_{n.upper()}")) for n in names[:4]]
     for arch, tensors in FUSED_LAYOUTS.items():
         assert FUSED_ROW >= sum(rows * cols for _, rows, cols in tensors.values()), arch

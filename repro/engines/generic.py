@@ -25,7 +25,7 @@ from repro.config import Config
 from repro.engines.population import population_class
 from repro.engines.population.net1989 import ENGINE_FROM_REFERENCE_192, PAD, flat_views
 from repro.net import activations
-from repro.net.model import forward as stock_forward, loss_per_example, outputs, pad_background
+from repro.net.model import forward as stock_forward, h2_scheme, loss_per_example, outputs, pad_background
 from repro.study import rung_code
 
 _REFERENCE_FROM_ENGINE_192 = torch.argsort(ENGINE_FROM_REFERENCE_192)
@@ -157,8 +157,6 @@ class _Autograd:
         if "W3" not in v:  # fc40
             return {"H.weight": v["W1"].transpose(1, 2), "H.bias": v["b1"].reshape(P, -1),
                     "out.weight": v["W2"].transpose(1, 2), "out.bias": v["b2"].reshape(P, 10)}
-        from repro.net.model import h2_scheme
-
         scheme = h2_scheme(self.cfg.h2_scheme).to(self.device)  # (12, 8): H1 maps each H2 map reads
         w2 = v["W2"].view(P, 25, 12, 12).permute(0, 3, 2, 1)  # (P, H2 map, H1 map, tap)
         w2 = torch.gather(w2, 2, scheme.view(1, 12, 8, 1).expand(P, 12, 8, 25)).reshape(P, 12, 8, 5, 5)

@@ -75,6 +75,3 @@ def rejection_for_error(outputs: torch.Tensor, labels: torch.Tensor, target: flo
     accepted = torch.where(whole, before + size, torch.where(slack >= -tol, before + part, torch.zeros_like(size)))
     return 1.0 - float(accepted.max()) / n
 
-
-def rejection_curve(outputs: torch.Tensor, labels: torch.Tensor, targets: tuple[float, ...]) -> list[float]:
-    return [rejection_for_error(outputs, labels, t) for t in targets]

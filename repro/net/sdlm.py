@@ -38,7 +38,8 @@ For H3 and the output layer the recursion is the exact Gauss-Newton diagonal; fo
 
 With the loss averaged over 10 outputs, gradients and h are 10x smaller than with LeNet-5's summed loss;
 where h << mu the step is ~ lr/mu * g, so lr for SDLM is far smaller than for SGD: short sweeps on usps
-training error picked SDLM_LR below (the faithful ladder's sweep is in ablations/faithful/03-paper.toml).
+training error picked lr = 1e-3 with the default mu and gamma (the faithful ladder's sweep is in
+ablations/faithful/03-paper.toml).
 
 This file is the readable version (paper layout, one pattern) used by the reference loop; the population
 engine computes the same h for many members at once and is tested against it.
@@ -53,9 +54,6 @@ from repro.config import Config
 from repro.net import activations
 from repro.net.loss import MSE_GRAD_SCALE
 from repro.net.model import forward_layers, h2_scheme
-
-SDLM_LR = 1e-3  # suggested lr (eta) for optimizer="sdlm" with the default mu and gamma; Config.lr stays SGD's
-
 
 def activation_grad(name: str, a: torch.Tensor) -> torch.Tensor:
     """f'(a) for the hidden activation, from the pre-activation a."""

@@ -58,6 +58,7 @@ import pandas as pd
 from repro.report import fmt
 from repro.report.records import Group
 from repro.report.stats import CI_LEVEL, contrast, holm, summarize
+from repro.study.ladder import factorial_label, factorial_subset
 
 LEVEL = CI_LEVEL
 TOP_INTERACTIONS = 5  # pairs shown in the text; the CSV and the heat map have all of them
@@ -103,8 +104,6 @@ class Factorial:
 def find_factorial(groups: dict[tuple[str, str], Group], dataset: str, ladder: list[str]) -> tuple[Factorial | None, str | None]:
     """The factorial runs of `dataset` among `groups`: (Factorial, None); (None, why) when there are some but
     they cannot be analysed; (None, None) when there are none."""
-    from repro.study.ladder import factorial_label, factorial_subset
-
     subsets: dict[frozenset, Group] = {}
     for (ds, label), g in sorted(groups.items()):
         names = factorial_subset(label) if ds == dataset else None

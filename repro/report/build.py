@@ -32,16 +32,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from repro.atomic_files import atomic_write_bytes
+from repro.config import ConfigError
 from repro.report import (
-    attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, plots, speed, tables)
+    attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, peers, plots, speed,
+    tables)
 from repro.report.compare import Comparison
 from repro.report.png import styled_png
-from repro.report.records import (  # noqa: F401  (re-exported: the names callers know this module by)
-    COMPAT_FIELDS, Group, Inputs, ReportError, comparison_label, group_records, label_order, load_records)
-from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES, REFERENCES  # noqa: F401
-from repro.report.stats import CI_METHOD, summarize, welch_interval  # noqa: F401
+from repro.report.records import ReportError, group_records, label_order, load_records
+from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES
 from repro.resources import SUMMARY_NAME, paper_dir as _paper_dir
-from repro.atomic_files import atomic_write_bytes
+from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, factorial_subset, load_rungs
+from repro.study.record import refresh_schema_block
 from repro.study.store import DEFAULT_RESULTS_DIR
 from repro.study.summary import read_summary, summary_json
 
@@ -86,9 +88,6 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     under strict=True, or arguments that do not fit the kind of report. Warnings go to `warn` and into the
     report's text. Existing figures are left alone when make_figures=False.
     """
-    from repro.config import ConfigError
-    from repro.study.ladder import DEFAULT_LADDER_DIR, factorial_subset, load_rungs
-
     results_dir = Path(results_dir)
     if study:
         if out_dir is not None or reference_dir is not None:
@@ -190,8 +189,6 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         put(table_dir / "guesses.csv", tables.to_csv(guess_table).encode())
         sections.append(guesses.section_markdown(guess_table))
 
-    from repro.report import peers  # the peers' single runs beside our seeds: peers-<dataset>.md|csv, a section
-
     sections += peers.write(all_groups, table_dir, put)
 
     atts, att_notes = [], []
@@ -235,8 +232,6 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
 
     # Generated blocks inside hand-written documents: the paper's results section, the README headline and
     # the record schema in results/README.md.
-    from repro.study.record import refresh_schema_block
-
     # Claims (paper/claims.toml) are checked before any document changes: a claim the re-made study no longer
     # supports stops the report, naming it (repro.report.claims).
     claims_file = paper_dir / "claims.toml"
@@ -301,9 +296,6 @@ def _inside(path: Path, folder: Path) -> bool:
 
 def _faithful_rungs(ladder_dir: Path, note: Callable[[str], None]) -> tuple[list, list]:
     """The faithfulness ladder (ablations/faithful/, beside the main ladder) and its extra rungs, if present."""
-    from repro.config import ConfigError
-    from repro.study.ladder import extra_rungs, load_rungs
-
     folder = Path(ladder_dir) / "faithful"
     if not folder.is_dir():
         return [], []

@@ -43,14 +43,13 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from repro.report import fmt
-from repro.report.records import Group, group_records, load_records
+from repro.report.records import Group
 from repro.report.stats import holm, summarize, welch_interval
 
 ERROR_ALPHA = 0.005  # family-wise level of the error tests (Holm over every configuration compared)
@@ -242,14 +241,6 @@ def compare_groups(runs: dict[tuple[str, str], Group], reference: dict[tuple[str
             df[c] = df[c].astype("float64")
     compared = df["verdict"].isin([AGREES, DIFFERS])
     return Comparison(df, bool(compared.any()) and not bool((df["verdict"] == DIFFERS).any()))
-
-
-def compare_runs(results_dir: Path, reference_dir: Path, *, strict: bool = False,
-                 warn: Callable[[str], None] = lambda m: None) -> Comparison:
-    """Load and group the records of `results_dir` and of `reference_dir`, and compare them."""
-    runs = group_records(load_records(results_dir, strict=strict, warn=warn).records, warn=warn)
-    reference = group_records(load_records(reference_dir).records)
-    return compare_groups(runs, reference)
 
 
 # ----------------------------------------------------------------------------------------- text

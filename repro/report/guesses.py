@@ -21,9 +21,11 @@ import math
 
 import pandas as pd
 
+from repro.config import config_from_dict
 from repro.report import fmt
 from repro.report.records import Group
 from repro.report.stats import summarize, welch_interval
+from repro.study.ladder import guess_parts
 
 RULE_LEVEL = 0.99
 BETTER, WORSE, SAME = "better", "worse", "no difference"
@@ -37,15 +39,11 @@ RULE_TEXT = (
 
 
 def guess_groups(groups: dict[tuple[str, str], Group]) -> dict[tuple[str, str], Group]:
-    from repro.study.ladder import guess_parts
-
     return {k: g for k, g in groups.items() if guess_parts(k[1]) is not None}
 
 
 def build_table(groups: dict[tuple[str, str], Group], all_groups: dict[tuple[str, str], Group]) -> pd.DataFrame:
     """One row per guess (dataset, base rung, guess), against its base rung's runs in `all_groups`."""
-    from repro.study.ladder import guess_parts
-
     rows = []
     for (ds, label), g in sorted(groups.items()):
         on, name = guess_parts(label)
@@ -78,8 +76,6 @@ def _row(ds: str, on: str, name: str, g: Group, base: Group | None) -> dict:
 
 
 def _config(g: Group) -> dict:
-    from repro.config import config_from_dict
-
     return config_from_dict(g.first["config"], source=f"record of {g.label}").to_dict()
 
 

@@ -16,8 +16,10 @@ from typing import Callable
 
 import pandas as pd
 
+from repro.data import dataset_spec
 from repro.report.records import Group
 from repro.report.references import PEER_FIGURES, REPRO2022_RERUN, CodeRerun, PeerFigure
+from repro.report.tables import to_csv
 
 REPRODUCIBLE = "reproducible with the peer's initial weights"
 DRAW = "a single draw"
@@ -73,8 +75,6 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str,
 def rerun_distance(groups: dict[tuple[str, str], Group], dataset: str = "mnist16",
                    rerun: CodeRerun = REPRO2022_RERUN) -> str | None:
     """One sentence: our run from the peer's initial weights against its own code's result; None without it."""
-    from repro.data import dataset_spec
-
     g = groups.get((dataset, rerun.label))
     rec = next((r for r in g.ok if r["seed"] == rerun.seed), None) if g is not None else None
     if rec is None:
@@ -131,8 +131,6 @@ def _int(x) -> str:
 def write(groups: dict[tuple[str, str], Group], table_dir: Path, put: Callable[[Path, bytes], None]) -> list[str]:
     """peers-<dataset>.md/.csv into `table_dir` for each dataset with peer figures and runs of ours; returns the
     sections for the report's text (none without runs of a rung a peer figure stands beside, or of the rerun)."""
-    from repro.report.tables import to_csv
-
     sections = []
     for dataset in sorted({f.ref.dataset for f in PEER_FIGURES}):
         if not any((dataset, label) in groups for label in [f.rung for f in PEER_FIGURES] + [REPRO2022_RERUN.label]):

@@ -23,6 +23,9 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
+from repro.config import ConfigError, config_from_dict
+from repro.data import DataError, load_dataset
+from repro.net.model import forward, init_params, run_generator
 from repro.report.png import styled_png
 from repro.report.records import Group
 from repro.report.references import KARPATHY_BASELINE, KARPATHY_TOP, PAPER
@@ -328,8 +331,6 @@ def rejection_figure(groups: dict[tuple[str, str], Group], order: dict[str, list
 def misclassified_figure(params: dict[str, torch.Tensor], cfg, x: torch.Tensor, y: torch.Tensor,
                          title: str) -> tuple[bytes, int]:
     """Grid of the test images the network gets wrong (first MAX_MISCLASSIFIED, in test-set order)."""
-    from repro.net.model import forward
-
     with torch.no_grad():
         pred = forward(params, x, cfg).argmax(dim=-1)
     wrong = torch.nonzero(pred != y).flatten().tolist()
@@ -384,8 +385,6 @@ def kernels_figure(rows: list[tuple[str, torch.Tensor]]) -> bytes:
 def _checkpoint(results_dir: Path, group: Group | None, dataset: str, label: str, warn,
                 what: str) -> tuple[dict, object] | None:
     """(state_dict, Config) of the seed-0 checkpoint of a (dataset, label), or None with a warning."""
-    from repro.config import ConfigError, config_from_dict
-    from repro.net.model import init_params, run_generator
     folder = Path(results_dir) / "checkpoints" / dataset
     if group is not None:
         path = group.config_key.run(0).checkpoint_path(results_dir)
@@ -455,8 +454,6 @@ def _weight_figures(results_dir: Path, groups: dict[tuple[str, str], Group], ds:
     ck_base = _checkpoint(results_dir, groups.get((ds, base)), ds, base, warn,
                           f"{digits} and the {'baseline' if study else base} row of {kernels}")
     if ck_base is not None:
-        from repro.data import DataError, load_dataset
-
         try:
             data = load_dataset(ds, data_dir, download=False)
         except DataError as e:

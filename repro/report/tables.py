@@ -105,7 +105,6 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[
     return df
 
 
-PAPER_LOSS_COLUMNS = ("train_loss_paper_mean", "train_loss_paper_std", "test_loss_paper_mean", "test_loss_paper_std")
 PAPER_LOSS_NOTE = (
     "Loss, ours: (y − t)² averaged over the 10 outputs and the patterns; the paper's convention: ½ (y − t)² "
     "averaged the same way (the energy ½ Σ (y − t)² of back-propagation in 1989; the paper calls its figures "

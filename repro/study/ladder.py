@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, field
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -224,8 +225,6 @@ def factorial_subset(label: str) -> tuple[str, ...] | None:
 def _factorial(rungs: list[Rung], only: list[str] | None, extras: list[Rung], base: Config) -> list[PlannedConfig]:
     """Every subset of the changes (see the module's docstring for the rules), the empty subset first, then by
     size, then in ladder order of the changes."""
-    from itertools import combinations
-
     if only:
         by_name = {r.name: r for r in rungs[1:] + extras}
         factors = [by_name[n] for n in dict.fromkeys(only) if n != rungs[0].name]

@@ -44,6 +44,7 @@ from typing import Callable
 import torch
 
 from repro.config import Config, ConfigError, apply_patch
+from repro.net.model import forward, init_params, run_generator
 
 HOOKS: dict[str, tuple[str, ...]] = {
     "activation": ("a",),
@@ -175,8 +176,6 @@ def rung_of(cfg: Config, hook: str) -> str:
 def check_hooks(cfg: Config, hooks: dict[str, Callable] | None = None) -> None:
     """Call each hook of cfg's code once on one example and check what it returns (RungCodeError naming the
     rung and the hook otherwise)."""
-    from repro.net.model import forward, init_params, run_generator
-
     hooks = hooks_for(cfg) if hooks is None else hooks
     params = init_params(cfg, run_generator(0))
     x = torch.zeros(1, 16, 16).uniform_(-1.0, 1.0, generator=run_generator(1))

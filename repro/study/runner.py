@@ -19,13 +19,16 @@ from typing import Callable, TextIO
 
 import torch
 
+from repro.atomic_files import atomic_torch_save, atomic_write_json
 from repro.data import Dataset
 from repro.engines import registry
+from repro.engines.reference import evaluate, train_reference
 from repro.errors import ReproError
 from repro.net.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
+from repro.net.model import forward
+from repro.net.model import outputs as output_values
 from repro.study.ladder import PlannedConfig
 from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord, collapsed_of
-from repro.atomic_files import atomic_torch_save, atomic_write_json
 from repro.study.run_key import ConfigKey
 from repro.study.store import SeedLocks, environment, load_state
 
@@ -357,10 +360,6 @@ class _Training:
 
 def _train_reference(planned: PlannedConfig, ds: Dataset, seed: int, ctx: RunContext) -> MemberResult:
     """One seed through the plain reference loop, on the job's device (no per-pass state: it is the oracle)."""
-    from repro.engines.reference import train_reference
-    from repro.net.model import forward
-    from repro.net.model import outputs as output_values
-
     cfg, what = planned.config, _what(planned, ds, [seed])
     history = MemberHistory()
 
@@ -376,8 +375,6 @@ def _train_reference(planned: PlannedConfig, ds: Dataset, seed: int, ctx: RunCon
         test_out = output_values(cfg, forward(params, ds.x_test, cfg))
     extra = {}
     if history.diverged_at is None:
-        from repro.engines.reference import evaluate
-
         for name, (x, y) in _extra_tests(ds).items():
             loss, err = evaluate(params, x, y, cfg)
             extra[name] = {"error": err, "loss": loss}

@@ -74,9 +74,6 @@ OFFSETS = {arch: _offsets(p) for arch, p in PADDED.items()}
 LAYOUTS = {arch: {n: (OFFSETS[arch][n], r, c) for n, (r, c) in p.items()} for arch, p in PADDED.items()}
 # Floats per member: both architectures' members share one buffer (one launch), so a row fits the larger.
 ROW = max(sum(r * c for r, c in p.values()) for p in PADDED.values())
-# The net1989 names, kept for the kernel's constants and older callers.
-OFFSET = OFFSETS["net1989"]
-LAYOUT = LAYOUTS["net1989"]
 
 # --- per-member settings tables --------------------------------------------------------------------------
 # Columns of the (P, N_INT) int32 table.

@@ -41,9 +41,8 @@ from repro.errors import ReproError
 from repro.net.model import draw_pass_randomness
 
 # name: (offset in a member's row, padded rows, padded columns), per architecture; the kernel reads the same
-# definition. FUSED_LAYOUT: the 1989 net's.
+# definition.
 FUSED_LAYOUTS = layout.LAYOUTS
-FUSED_LAYOUT = layout.LAYOUT
 FUSED_ROW = layout.ROW
 ENGINE_SHAPES = {"net1989": SHAPES, "fc40": FC_SHAPES}
 

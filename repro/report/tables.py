@@ -130,27 +130,26 @@ def to_csv(df: pd.DataFrame) -> str:
 
 
 # ----------------------------------------------------------------------------------------- formatting
-_ok, _num, _pm, _sci = fmt.ok, fmt.num, fmt.mean_std, fmt.sci
 
 
 def _range(lo, hi, dash: str = "–") -> str:
-    return f"{lo:.2f}{dash}{hi:.2f}" if _ok(lo) and _ok(hi) else ""
+    return f"{lo:.2f}{dash}{hi:.2f}" if fmt.ok(lo) and fmt.ok(hi) else ""
 
 
 def error_cell(mean, std, lo, hi, median, pm: str = " ± ", dash: str = "–") -> str:
     """An error over seeds: mean ± std, then (min–max) and the median, so that a skewed or bimodal row is never
     described by mean ± std alone; a single run: its value."""
-    if not _ok(std):
-        return _pm(mean, std, pm=pm)
-    return f"{_pm(mean, std, pm=pm)} ({_range(lo, hi, dash)}), median {_num(median)}"
+    if not fmt.ok(std):
+        return fmt.mean_std(mean, std, pm=pm)
+    return f"{fmt.mean_std(mean, std, pm=pm)} ({_range(lo, hi, dash)}), median {fmt.num(median)}"
 
 
 def _delta(row, lb: str = "[", rb: str = "]", bold: tuple[str, str] = ("**", "**")) -> str:
-    if not _ok(row.delta_test_error):
+    if not fmt.ok(row.delta_test_error):
         return ""
-    ci = (" " + fmt.interval(row.delta_ci_low, row.delta_ci_high, lb=lb, rb=rb)) if _ok(row.delta_ci_low) else ""
-    text = _num(row.delta_test_error, sign=True) + ci
-    return f"{bold[0]}{text}{bold[1]}" if _ok(row.delta_holm) and row.delta_holm else text
+    ci = (" " + fmt.interval(row.delta_ci_low, row.delta_ci_high, lb=lb, rb=rb)) if fmt.ok(row.delta_ci_low) else ""
+    text = fmt.num(row.delta_test_error, sign=True) + ci
+    return f"{bold[0]}{text}{bold[1]}" if fmt.ok(row.delta_holm) and row.delta_holm else text
 
 
 def _seeds(row) -> str:
@@ -163,7 +162,7 @@ def _unreached(row) -> str:
     """How many runs of a row cannot reach 1% error by rejection short of rejecting everything (they count
     as 100% in the mean)."""
     k = row.rejection_1pct_unreached
-    return f" ({k} at 100%)" if _ok(k) and k else ""
+    return f" ({k} at 100%)" if fmt.ok(k) and k else ""
 
 
 def holm_caption(df: pd.DataFrame) -> str:
@@ -192,24 +191,24 @@ def markdown_table(df: pd.DataFrame) -> str:
     for row in df.itertuples(index=False):
         name = f"`{row.label}`" if row.kind == "run" else f"*{row.label}*"
         cells = [
-            name, str(row.passes) if _ok(row.passes) else "", _seeds(row),
+            name, str(row.passes) if fmt.ok(row.passes) else "", _seeds(row),
             (row.outcome or "none") if row.kind == "run" else "",
             error_cell(row.train_error_mean, row.train_error_std, row.train_error_min, row.train_error_max,
                        row.train_error_median),
             error_cell(row.test_error_mean, row.test_error_std, row.test_error_min, row.test_error_max,
                        row.test_error_median),
-            " / ".join(_sci(m, sd) for m, sd in ((row.train_loss_mean, row.train_loss_std),
-                                                 (row.test_loss_mean, row.test_loss_std))) if _ok(row.test_loss_mean) else "",
-            _pm(row.rejection_1pct_mean, row.rejection_1pct_std, 1) + _unreached(row),
+            " / ".join(fmt.sci(m, sd) for m, sd in ((row.train_loss_mean, row.train_loss_std),
+                                                 (row.test_loss_mean, row.test_loss_std))) if fmt.ok(row.test_loss_mean) else "",
+            fmt.mean_std(row.rejection_1pct_mean, row.rejection_1pct_std, 1) + _unreached(row),
             _delta(row), f"`{row.delta_vs}`" if row.delta_vs else "",
         ]
         if full_test:
-            cells.insert(loss_at, _pm(row.test10k_error_mean, row.test10k_error_std))
+            cells.insert(loss_at, fmt.mean_std(row.test10k_error_mean, row.test10k_error_std))
         if paper_loss:
-            cells.insert(loss_at + 1 + full_test, " / ".join(_sci(m, sd) for m, sd in (
+            cells.insert(loss_at + 1 + full_test, " / ".join(fmt.sci(m, sd) for m, sd in (
                 (row.train_loss_paper_mean, row.train_loss_paper_std),
-                (row.test_loss_paper_mean, row.test_loss_paper_std))) if _ok(row.test_loss_paper_mean) else "")
-        if row.kind == "run" and not _ok(row.test_error_mean):
+                (row.test_loss_paper_mean, row.test_loss_paper_std))) if fmt.ok(row.test_loss_paper_mean) else "")
+        if row.kind == "run" and not fmt.ok(row.test_error_mean):
             cells[4:len(header) - 2] = ["n/a (no run that finished without collapsing)"] + [""] * (len(header) - 7)
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
@@ -243,13 +242,13 @@ def to_latex(df: pd.DataFrame, dataset: str) -> str:
             ruled = True
         name = tex_escape(row.label) if row.kind == "run" else r"\textit{" + tex_escape(row.label) + "}"
         cells = [
-            name, str(row.passes) if _ok(row.passes) else "", tex_escape(_seeds(row)),
+            name, str(row.passes) if fmt.ok(row.passes) else "", tex_escape(_seeds(row)),
             f"{row.collapsed}/{row.seeds}" if row.kind == "run" else "",
-            _pm(row.train_error_mean, row.train_error_std, pm=r" $\pm$ "),
-            _pm(row.test_error_mean, row.test_error_std, pm=r" $\pm$ "),
-            _range(row.test_error_min, row.test_error_max, "--") if _ok(row.test_error_std) else "",
-            _num(row.test_error_median) if _ok(row.test_error_std) else "",
-            _pm(row.rejection_1pct_mean, row.rejection_1pct_std, 1, pm=r" $\pm$ "),
+            fmt.mean_std(row.train_error_mean, row.train_error_std, pm=r" $\pm$ "),
+            fmt.mean_std(row.test_error_mean, row.test_error_std, pm=r" $\pm$ "),
+            _range(row.test_error_min, row.test_error_max, "--") if fmt.ok(row.test_error_std) else "",
+            fmt.num(row.test_error_median) if fmt.ok(row.test_error_std) else "",
+            fmt.mean_std(row.rejection_1pct_mean, row.rejection_1pct_std, 1, pm=r" $\pm$ "),
             _delta(row, bold=(r"\textbf{", "}")).replace("-", "$-$").replace("+", "$+$"),
         ]
         lines.append(" & ".join(cells) + r" \\")
@@ -396,9 +395,9 @@ def paper_results_block(frames: dict[str, pd.DataFrame], figures: dict[str, tupl
 def _headline_error(r) -> str:
     """Test error over the runs that did not collapse; a row with collapses or far runs adds its median and
     its outcome, so that it is not described by mean ± std alone."""
-    text = _pm(r.test_error_mean, r.test_error_std)
+    text = fmt.mean_std(r.test_error_mean, r.test_error_std)
     if r.kind == "run" and r.outcome:
-        text += f" (median {_num(r.test_error_median)}; {r.outcome})"
+        text += f" (median {fmt.num(r.test_error_median)}; {r.outcome})"
     return text
 
 
@@ -425,19 +424,19 @@ def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]],
                 cells.append("")
                 seeds.append("")
         lines.append("| " + " | ".join(cells + seeds) + " |")
-    refs = [f"*{r.label}*: {_num(r.test_error_mean)}% ({ds})" for ds, df in frames.items()
-            for r in df[df.kind == "reference"].itertuples() if _ok(r.test_error_mean)]
+    refs = [f"*{r.label}*: {fmt.num(r.test_error_mean)}% ({ds})" for ds, df in frames.items()
+            for r in df[df.kind == "reference"].itertuples() if fmt.ok(r.test_error_mean)]
     out = ["\n".join(lines), "", "Reference (single runs): " + "; ".join(refs) + "." if refs else ""]
     top = faithful[(faithful.kind == "run") & (faithful.label == faithful_top)] if faithful is not None else []
     if len(top):  # the faithfulness ladder's last rung: its most literal reading of the paper
         r = top.iloc[0]
         ref = faithful[faithful.kind == "reference"].iloc[0]
         out += ["", f"Faithfulness study (`ablations/faithful/`, usps): its most literal reading of the paper, "
-                    f"`{r.label}`, scores {_pm(r.train_error_mean, r.train_error_std)}% train and "
-                    f"{_pm(r.test_error_mean, r.test_error_std)}% test error and needs "
-                    f"{_pm(r.rejection_1pct_mean, r.rejection_1pct_std, 1)}% rejection for 1% error "
-                    f"({_seeds(r)} seeds); the paper reports {_num(ref.train_error_mean)}%, "
-                    f"{_num(ref.test_error_mean)}% and {_num(ref.rejection_1pct_mean, 1)}%."]
+                    f"`{r.label}`, scores {fmt.mean_std(r.train_error_mean, r.train_error_std)}% train and "
+                    f"{fmt.mean_std(r.test_error_mean, r.test_error_std)}% test error and needs "
+                    f"{fmt.mean_std(r.rejection_1pct_mean, r.rejection_1pct_std, 1)}% rejection for 1% error "
+                    f"({_seeds(r)} seeds); the paper reports {fmt.num(ref.train_error_mean)}%, "
+                    f"{fmt.num(ref.test_error_mean)}% and {fmt.num(ref.rejection_1pct_mean, 1)}%."]
     if "ladder.png" in figures:
         out += ["", f"![final test error per rung]({figures['ladder.png']})"]
     return "\n".join(out)

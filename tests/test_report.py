@@ -378,10 +378,10 @@ def test_committed_records_load_and_round_trip():
         assert validate_file(path) is None, path
         obj = json.loads(path.read_text())
         rec = RunRecord.from_json(obj)
-        current = upgraded(obj)  # schema 1 gains only the derived `collapsed`
+        current = upgraded(obj)  # a schema-1 record gains only the derived `collapsed`; schema 2 is unchanged
         assert rec.to_json() == current and list(rec.to_json()) == list(current)
         assert {k: v for k, v in current.items() if k not in ("schema", "collapsed")} == \
-            {k: v for k, v in obj.items() if k != "schema"}
+            {k: v for k, v in obj.items() if k not in ("schema", "collapsed")}
         assert rec.file_name == path.name
 
 

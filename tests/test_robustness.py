@@ -116,16 +116,16 @@ def test_one_divergent_member_does_not_stop_the_others(tmp_path, usps, monkeypat
 def test_the_reference_engine_trains_on_the_jobs_device(tmp_path, usps, monkeypatch):
     """It used to call train_reference without the device: `--engine reference --device cuda` trained on the
     CPU while its record said cuda."""
-    import repro.engines.reference as reference
+    import repro.study.runner as runner
 
     seen = []
-    real = reference.train_reference
+    real = runner.train_reference
 
     def spy(*args, **kwargs):
         seen.append(kwargs.get("device"))
         return real(*args, **{**kwargs, "device": "cpu"})  # run it here whatever was asked
 
-    monkeypatch.setattr(reference, "train_reference", spy)
+    monkeypatch.setattr(runner, "train_reference", spy)
     small = type(usps)(usps.name, usps.x_train[:50], usps.y_train[:50], usps.x_test[:50], usps.y_test[:50], usps.fingerprint)
     planned = PlannedConfig("baseline", Rung(0, "baseline", "t", "r", "s"), Config(passes=1))
     marker = torch.device("meta")  # a device no engine would pick by itself

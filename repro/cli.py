@@ -21,7 +21,7 @@ from repro.engines.registry import NAMES as ENGINE_NAMES
 from repro.errors import ReproError
 from repro.net.model import init_params, layer_shapes
 from repro.report.fmt import mean_std
-from repro.study.bench import run_bench, usable_engines, write_bench
+from repro.study.bench import SEEDS, run_bench, usable_engines, write_bench
 from repro.study.distributed import barrier, init_from_env, shutdown
 from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
@@ -470,8 +470,8 @@ def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, 
     def measure_ablate() -> float:  # the real command, from nothing, into a fresh results folder
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            _run_all(plan(load_rungs()), list(DATASETS), 16, device, data_dir, Path(keep_runs or tmp), False, "auto",
-                     "cumulative")
+            _run_all(plan(load_rungs()), list(DATASETS), list(range(SEEDS)), device, data_dir, Path(keep_runs or tmp),
+                     False, "auto", "cumulative")
             return time.perf_counter() - t0
 
     result = run_bench(ds, dev, names, populations, ablate_engine="auto",

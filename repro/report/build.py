@@ -189,7 +189,8 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         put(table_dir / "guesses.csv", tables.to_csv(guess_table).encode())
         sections.append(guesses.section_markdown(guess_table))
 
-    sections += peers.write(all_groups, table_dir, put)
+    peer_sections = peers.write(all_groups, table_dir, put)
+    sections += peer_sections
 
     atts, att_notes = [], []
     for ds in sorted({ds for ds, _ in factorial_groups}, key=lambda d: (d != "usps", d)):
@@ -252,6 +253,9 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     readme = results_dir.parent / "README.md"
     if check_groups and readme.is_file() and "<!-- report:check:start -->" in readme.read_text():
         blocks.append((readme, "check", calibration.readme_block(check_groups)))
+    if peer_sections:  # the peers' single runs beside our seeds, in the paper too
+        blocks.append((paper_dir / "paper.md", "peers", "\n\n".join(
+            text.replace("## ", "#### ", 1) for text in peer_sections)))
     cpu_bench = results_dir / "bench" / "cpu.json"
     if cpu_bench.is_file():
         blocks.append((readme, "speed", speed.speed_block(cpu_bench)))

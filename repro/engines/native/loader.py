@@ -25,7 +25,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -43,7 +43,7 @@ from repro.net.sdlm import curvature_window
 SOURCE = Path(__file__).with_name("kernel.c")
 # No flag may let the compiler change a result: contraction of a*b+c is off (the kernel writes its fused
 # multiply-adds out), no fast-math. So -march only picks instructions, never numbers: the same bits on every
-# x86-64 CPU, whatever the target and the lane width (tests/test_native.py builds several and compares).
+# x86-64 CPU, whatever the target and the lane width (tests/test_native_builds.py builds several and compares).
 FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-pthread",
          "-std=gnu11")
 
@@ -207,16 +207,13 @@ class NativePopulation:
         if why := supports(cfg):
             raise ValueError(why)
         self.threads = threads
-        auto = build is None
-        build = build or default_build(len(seeds), self._threads())
-        lib = load(build)
+        lib = load(build or default_build(len(seeds), self._threads()))
         if isinstance(lib, str):
             raise RuntimeError(f"native engine unavailable: {lib}")
-        # Evaluation splits each group's patterns over the threads, so the widest lanes always pay there.
-        self._eval_lib = lib
-        if auto and build.lanes == 8 and cpu_has("avx512f") and "LECUN1989_NATIVE_LANES" not in os.environ:
-            wide = load(replace(build, lanes=16))
-            self._eval_lib = lib if isinstance(wide, str) else wide
+        # Evaluation splits each group's patterns over the threads, so the widest lanes always pay there
+        # (default_build without a population); an explicit build evaluates with itself.
+        wide = lib if build else load(default_build())
+        self._eval_lib = lib if isinstance(wide, str) else wide
         set_float_mode()
         self._lib = lib
         self.cfg, self.seeds, self.device = cfg, list(seeds), torch.device("cpu")

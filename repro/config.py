@@ -65,7 +65,7 @@ class Config:
     dropout: float = 0.0  # drop probability on the input of H3 (training only)
     shift: int = 0  # random shift of each presentation by -shift..+shift pixels in x and y
     shift_mode: str = "wrap"  # "wrap": torch.roll as earlier repros; "pad": background (-1) fill
-    # --- a rung's own code (repro.study.rung_code) ------------------------------------------------
+    # --- a rung's own code (repro.rung_code) ------------------------------------------------
     # "<file>@<sha256 prefix>" per code file, joined by ", " when rungs are combined: a changed file is a new
     # configuration (digest) and the record names the exact code. Set by the ladder, never by a patch.
     code: str = ""

@@ -1,4 +1,4 @@
-"""The generic engine (autograd in lockstep) and rungs with their own code (repro.study.rung_code): a member
+"""The generic engine (autograd in lockstep) and rungs with their own code (repro.rung_code): a member
 equals the reference loop on the stock net, does not depend on its neighbours, the hooks run, and bad code
 stops before any training with the rung and the hook named."""
 
@@ -13,7 +13,7 @@ from repro.engines import registry
 from repro.engines.generic import generic_class
 from repro.engines.reference import evaluate, train_reference
 from repro.study.ladder import extra_rungs, load_rungs, plan
-from repro.study.rung_code import RungCodeError
+from repro.rung_code import RungCodeError
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = (REPO / "ablations" / "00-baseline.toml").read_text()

@@ -1,5 +1,5 @@
 """Generic engine: all seeds of a config in lockstep through autograd, so that a rung's own code
-(repro.study.rung_code: activation, whole-net forward, loss, update rule, augmentation, initialisation) trains
+(repro.rung_code: activation, whole-net forward, loss, update rule, augmentation, initialisation) trains
 like any other rung. The registry picks it for every config with code; it also trains stock configs.
 
 It is the population engine with autograd in place of the hand-written backward: the members' weights are
@@ -26,7 +26,7 @@ from repro.engines.population import population_class
 from repro.engines.population.net1989 import ENGINE_FROM_REFERENCE_192, PAD, flat_views
 from repro.net import activations
 from repro.net.model import forward as stock_forward, h2_scheme, loss_per_example, outputs, pad_background
-from repro.study import rung_code
+from repro import rung_code
 
 _REFERENCE_FROM_ENGINE_192 = torch.argsort(ENGINE_FROM_REFERENCE_192)
 

@@ -32,7 +32,7 @@ def captions(dataset: str) -> dict[str, str]:
 
 def make_figures(att: Attribution, render: Callable[[Callable[[], Figure]], bytes]) -> dict[str, bytes]:
     """The waterfalls and the interaction heat map as PNG bytes; `render` draws a figure under the report's
-    style (repro.report.plots' _styled, which saves with repro.report.png.figure_png)."""
+    style (repro.report.plots' _styled, which saves with repro.png.figure_png)."""
     waterfall, heat, stable = figure_names(att.dataset)
     out = {}
     if att.stable is not None:

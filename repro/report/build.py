@@ -38,7 +38,7 @@ from repro.report import (
     attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, peers, plots, speed,
     tables)
 from repro.report.compare import Comparison
-from repro.report.png import styled_png
+from repro.png import styled_png
 from repro.report.records import ReportError, group_records, label_order, load_records
 from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES
 from repro.resources import SUMMARY_NAME, paper_dir as _paper_dir
@@ -136,7 +136,7 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     # Guesses (labels `guess:...`, `repro ablate --mode guesses`) are judged in their own table.
     guess_groups = guesses.guess_groups(groups)
     groups = {k: g for k, g in groups.items() if k not in guess_groups}
-    # Rungs with their own code (Config.code; repro.study.rung_code) get their own table, apart from the ladder.
+    # Rungs with their own code (Config.code; repro.rung_code) get their own table, apart from the ladder.
     code_groups = {k: g for k, g in groups.items() if g.first["config"].get("code") and k[1] not in ladder}
     groups = {k: g for k, g in groups.items() if k not in code_groups}
     datasets = sorted({ds for ds, _ in groups}, key=lambda d: (d != "usps", d))

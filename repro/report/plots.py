@@ -1,7 +1,7 @@
 """Figures of the report, drawn with matplotlib's object API on the Agg canvas (no pyplot, no global backend).
 
 Every figure is rendered under one fixed style (matplotlib defaults + STYLE, ignoring any matplotlibrc) and
-saved by repro.report.png, so the same records give byte-identical PNG files.
+saved by repro.png, so the same records give byte-identical PNG files.
 
 Each figure fits what was run: titles name a single configuration or a partial ladder as such, learning
 curves span the passes the runs made, a configuration with one finished seed is drawn as that value (no
@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from repro.config import ConfigError, config_from_dict
 from repro.data import DataError, load_dataset
 from repro.net.model import forward, init_params, run_generator
-from repro.report.png import styled_png
+from repro.png import styled_png
 from repro.report.records import Group
 from repro.report.references import KARPATHY_BASELINE, KARPATHY_TOP, PAPER
 from repro.study.run_key import safe_label

@@ -275,7 +275,7 @@ def write_bench(result: dict, device: torch.device, out_dir: Path) -> list[Path]
 def throughput_plot(result: dict) -> bytes:
     from matplotlib.figure import Figure
 
-    from repro.report.png import figure_png
+    from repro.png import figure_png
 
     fig = Figure(figsize=(6, 4), dpi=120)
     ax = fig.subplots()

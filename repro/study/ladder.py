@@ -3,7 +3,7 @@
 A rung file holds a short `name`, a `title`, a one-line `rationale`, a `source`, and a `[patch]` table of
 only the config fields it changes. Rungs are cumulative: rung k = baseline + patches 1..k. Files in
 subfolders (ablations/extra/, ablations/faithful/) are not in the default ladder; extras are picked by name.
-A rung file may also name its own code, `code = "file.py"` beside it (repro.study.rung_code): loading the
+A rung file may also name its own code, `code = "file.py"` beside it (repro.rung_code): loading the
 rung runs that file, and its hooks join the configuration wherever the rung's patch is applied.
 
 Modes of `plan`:
@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from repro.config import Config, ConfigError, apply_patch, field_names
-from repro.study import rung_code
+from repro import rung_code
 from repro.resources import ladder_dir
 
 DEFAULT_LADDER_DIR = ladder_dir()
@@ -59,7 +59,7 @@ class Rung:
     source: str
     patch: dict[str, Any] = field(default_factory=dict)
     path: str = ""
-    code: str = ""  # its own code (repro.study.rung_code), as Config.code names it; "" for none
+    code: str = ""  # its own code (repro.rung_code), as Config.code names it; "" for none
 
 
 @dataclass(frozen=True)

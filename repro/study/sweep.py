@@ -50,7 +50,7 @@ def sweep_plot(record: dict) -> bytes:
     import matplotlib.ticker
     from matplotlib.figure import Figure
 
-    from repro.report.png import figure_png
+    from repro.png import figure_png
 
     pts = record["points"]
     lrs = [p["lr"] for p in pts]

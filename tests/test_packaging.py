@@ -5,6 +5,7 @@ the commands from outside the checkout (.ci/run)."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -119,3 +120,30 @@ def test_the_wheel_holds_every_subpackage_the_kernel_the_rungs_and_the_summary(t
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True,
                          env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}).stdout.split()
     assert out == ["None", str(len(list((REPO / "ablations").glob("*.toml")))), "True", "True"]
+
+
+def _layout_rows() -> list[tuple[str, str]]:
+    """The README's "What is in here" table: (first column, second column) per row."""
+    text = (REPO / "README.md").read_text()
+    table = text.split("## What is in here", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1:3] for line in table.splitlines() if line.startswith("| `")]
+    return [(first.strip(), second.strip()) for first, second in rows]
+
+
+def test_the_readme_layout_table_matches_the_tree():
+    rows = _layout_rows()
+    named = {p for first, _ in rows for p in re.findall(r"`([^`]+)`", first)}
+    for path in named:
+        assert (REPO / path).exists(), f"README names {path}, which is not in the tree"
+    # every module and sub-package of repro/ has a row (private ones, _study, are data the wheel carries)
+    for entry in sorted((REPO / "repro").iterdir()):
+        if entry.name.startswith("_") or entry.name == "__pycache__" or entry.suffix not in ("", ".py"):
+            continue
+        shown = f"repro/{entry.name}" + ("/" if entry.is_dir() else "")
+        assert shown in named, f"{shown} has no row in the README's layout table"
+    # the files a folder's row names are in that folder
+    for first, second in rows:
+        folder = REPO / re.findall(r"`([^`]+)`", first)[0]
+        if folder.is_dir():
+            for name in re.findall(r"`([\w./]+\.(?:py|c))`", second):
+                assert any(folder.rglob(Path(name).name)), f"README's row {first} names {name}, not in {folder}"

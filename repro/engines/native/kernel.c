@@ -281,9 +281,9 @@ INLINE void fwd_h2(const vf *P, const int32_t *scheme, const vf *h1p, vf *h2, in
     }
 }
 
-/* H3 (30 units over 192 inputs) then the output pre-activations */
-INLINE void fwd_top(const vf *P, const vf *h2in, vf *h3, vf *pre, int act) {
-    const vf *W3 = P + N_W3, *b3 = P + N_B3, *W4 = P + N_W4, *b4 = P + N_B4;
+/* H3: 30 units over H2's 192 outputs (as they enter H3: after dropout, in training) */
+INLINE void fwd_h3(const vf *P, const vf *h2in, vf *h3, int act) {
+    const vf *W3 = P + N_W3, *b3 = P + N_B3;
     for (int u0 = 0; u0 < 30; u0 += 10) {
         vf acc[10];
         for (int u = 0; u < 10; u++) acc[u] = splat(0.0f);
@@ -295,19 +295,25 @@ INLINE void fwd_top(const vf *P, const vf *h2in, vf *h3, vf *pre, int act) {
 #pragma GCC unroll 10
         for (int u = 0; u < 10; u++) h3[u0 + u] = act_f(act, acc[u] + b3[u0 + u]);
     }
-    vf acc[10];
-    for (int o = 0; o < 10; o++) acc[o] = splat(0.0f);
-    for (int u = 0; u < 30; u++) {
-        vf hv = h3[u];
-#pragma GCC unroll 10
-        for (int o = 0; o < 10; o++) acc[o] = fmadd(W4[o * 30 + u], hv, acc[o]);
-    }
-    for (int o = 0; o < 10; o++) pre[o] = acc[o] + b4[o];
 }
 
-/* fc40: 256 inputs (the 16x16 interior of the padded image) -> 40 -> 10 */
-INLINE void fwd_fc(const vf *P, const vf *x, vf *h, vf *pre, int act) {
-    const vf *W1 = P + F_W1, *b1 = P + F_B1, *W2 = P + F_W2, *b2 = P + F_B2;
+/* the output pre-activations from nh hidden units h (net1989's H3, fc40's hidden layer); weights at wk
+ * ([10][nh]), biases at bk */
+INLINE void fwd_out(const vf *P, int wk, int bk, int nh, const vf *h, vf *pre) {
+    const vf *W = P + wk, *b = P + bk;
+    vf acc[10];
+    for (int o = 0; o < 10; o++) acc[o] = splat(0.0f);
+    for (int u = 0; u < nh; u++) {
+        vf hv = h[u];
+#pragma GCC unroll 10
+        for (int o = 0; o < 10; o++) acc[o] = fmadd(W[o * nh + u], hv, acc[o]);
+    }
+    for (int o = 0; o < 10; o++) pre[o] = acc[o] + b[o];
+}
+
+/* fc40's hidden layer: 40 units over 256 inputs (the 16x16 interior of the padded image) */
+INLINE void fwd_fc_hidden(const vf *P, const vf *x, vf *h, int act) {
+    const vf *W1 = P + F_W1, *b1 = P + F_B1;
     for (int u0 = 0; u0 < 40; u0 += 10) {
         vf acc[10];
         for (int u = 0; u < 10; u++) acc[u] = splat(0.0f);
@@ -322,14 +328,24 @@ INLINE void fwd_fc(const vf *P, const vf *x, vf *h, vf *pre, int act) {
 #pragma GCC unroll 10
         for (int u = 0; u < 10; u++) h[u0 + u] = act_f(act, acc[u] + b1[u0 + u]);
     }
-    vf acc[10];
-    for (int o = 0; o < 10; o++) acc[o] = splat(0.0f);
-    for (int u = 0; u < 40; u++) {
-        vf hv = h[u];
-#pragma GCC unroll 10
-        for (int o = 0; o < 10; o++) acc[o] = fmadd(W2[o * 40 + u], hv, acc[o]);
+}
+
+/* the whole forward: output pre-activations in w->pre, hidden outputs kept for the backward. keep: dropout's
+ * scales on H2's outputs (training only), or NULL */
+INLINE void forward(const Spec *s, const vf *P, Work *w, const vf *keep) {
+    if (s->arch == ARCH_NET1989) {
+        fwd_h1(P, w->x, w->h1p, s->act);
+        fwd_h2(P, s->scheme, w->h1p, w->h2, s->act);
+        if (keep)
+            for (int q = 0; q < 192; q++) w->h2in[q] = w->h2[q] * keep[q];
+        else
+            memcpy(w->h2in, w->h2, sizeof w->h2);
+        fwd_h3(P, w->h2in, w->h3, s->act);
+        fwd_out(P, N_W4, N_B4, 30, w->h3, w->pre);
+    } else {
+        fwd_fc_hidden(P, w->x, w->h3, s->act);
+        fwd_out(P, F_W2, F_B2, 40, w->h3, w->pre);
     }
-    for (int o = 0; o < 10; o++) pre[o] = acc[o] + b2[o];
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -364,62 +380,59 @@ INLINE void output_delta(int outk, int sdlm, float target, const vf *pre, int64_
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* one training step of one group, net1989 */
+/* backward and update, one function per layer, from the top. Each computes the lower layer's delta (and
+ * SDLM's curvature) with the old weights before it updates them; the updates of different parameters are
+ * independent, so only each sum's own order matters for the bits. */
 
-INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w, int64_t label,
-                     int dropout) {
-    const int act = s->act, sdlm = opt == OPT_SDLM || opt == OPT_SDLM_ESTIMATE;
-    const int32_t *scheme = s->scheme;
-    vf *s1 = S1, *s2 = S2;
-#define ST1(k) (s1 ? s1 + (k) : NULL)
-#define ST2(k) (s2 ? s2 + (k) : NULL)
-    static const vf zero8;
-    fwd_h1(P, w->x, w->h1p, act);
-    fwd_h2(P, scheme, w->h1p, w->h2, act);
-    if (dropout)
-        for (int q = 0; q < 192; q++) w->h2in[q] = w->h2[q] * w->keep[q];
-    else
-        memcpy(w->h2in, w->h2, sizeof w->h2);
-    fwd_top(P, w->h2in, w->h3, w->pre, act);
-    output_delta(s->out, sdlm, (float)s->target, w->pre, label, w->d4, w->c4);
+INLINE int wants_curvature(int opt) { return opt == OPT_SDLM || opt == OPT_SDLM_ESTIMATE; }
 
-    /* --- output layer: H3's delta with the old W4, then W4, b4 */
-    vf *W4 = P + N_W4;
-    for (int uu = 0; uu < 30; uu++) {
+/* update of parameter k of the group (its optimizer state, where the optimizer has one, at the same offset) */
+INLINE void upd_at(const Upd *u, int opt, vf *P, vf *S1, vf *S2, int k, vf g, vf c) {
+    upd(u, opt, P + k, S1 ? S1 + k : NULL, S2 ? S2 + k : NULL, g, c);
+}
+
+/* output layer over nh hidden units h (net1989's H3, fc40's hidden layer): their delta dh (curvature ch) with
+ * the old weights, then the weights (at wk, [10][nh]) and biases (at bk) */
+INLINE void bwd_out(const Upd *u, const int opt, int act, vf *P, vf *S1, vf *S2, int wk, int bk, int nh,
+                    const vf *h, const vf *d4, const vf *c4, vf *dh, vf *ch) {
+    const int sdlm = wants_curvature(opt);
+    const vf *W = P + wk;
+    for (int uu = 0; uu < nh; uu++) {
         vf g = splat(0.0f), c = splat(0.0f);
         for (int o = 0; o < 10; o++) {
-            g = fmadd(W4[o * 30 + uu], w->d4[o], g);
-            if (sdlm) c = fmadd(W4[o * 30 + uu] * W4[o * 30 + uu], w->c4[o], c);
+            g = fmadd(W[o * nh + uu], d4[o], g);
+            if (sdlm) c = fmadd(W[o * nh + uu] * W[o * nh + uu], c4[o], c);
         }
-        vf f = act_d(act, w->h3[uu]);
-        w->d3[uu] = g * f;
-        if (sdlm) w->c3[uu] = c * (f * f);
+        vf f = act_d(act, h[uu]);
+        dh[uu] = g * f;
+        if (sdlm) ch[uu] = c * (f * f);
     }
     for (int o = 0; o < 10; o++) {
-        for (int uu = 0; uu < 30; uu++) {
-            vf h = w->h3[uu];
-            int k = N_W4 + o * 30 + uu;
-            upd(u, opt, P + k, ST1(k), ST2(k), w->d4[o] * h, sdlm ? w->c4[o] * (h * h) : zero8);
+        for (int uu = 0; uu < nh; uu++) {
+            vf hv = h[uu];
+            upd_at(u, opt, P, S1, S2, wk + o * nh + uu, d4[o] * hv, sdlm ? c4[o] * (hv * hv) : splat(0.0f));
         }
-        int k = N_B4 + o;
-        upd(u, opt, P + k, ST1(k), ST2(k), w->d4[o], sdlm ? w->c4[o] : zero8);
+        upd_at(u, opt, P, S1, S2, bk + o, d4[o], sdlm ? c4[o] : splat(0.0f));
     }
+}
 
-    /* --- H3: H2's delta with the old W3 while updating W3 (q blocks of 8) */
-    vf *W3 = P + N_W3;
+/* H3: H2's delta with the old W3 while updating W3 (q blocks of 8), then b3. Dropout scaled H2's outputs by
+ * keep on their way into H3, so their delta carries the same scale. */
+INLINE void bwd_h3(const Upd *u, const int opt, int act, vf *P, vf *S1, vf *S2, Work *w, int dropout) {
+    const int sdlm = wants_curvature(opt);
+    const vf *W3 = P + N_W3;
     for (int q0 = 0; q0 < 192; q0 += 8) {
         vf dh[8], ch[8];
         for (int q = 0; q < 8; q++) dh[q] = ch[q] = splat(0.0f);
         for (int uu = 0; uu < 30; uu++) {
-            vf d = w->d3[uu], cc = sdlm ? w->c3[uu] : zero8;
+            vf d = w->d3[uu], cc = sdlm ? w->c3[uu] : splat(0.0f);
 #pragma GCC unroll 8
             for (int q = 0; q < 8; q++) {
-                int k = N_W3 + uu * 192 + q0 + q;
                 vf wv = W3[uu * 192 + q0 + q];
                 dh[q] = fmadd(wv, d, dh[q]);
                 if (sdlm) ch[q] = fmadd(wv * wv, cc, ch[q]);
                 vf x = w->h2in[q0 + q];
-                upd(u, opt, P + k, ST1(k), ST2(k), d * x, sdlm ? cc * (x * x) : zero8);
+                upd_at(u, opt, P, S1, S2, N_W3 + uu * 192 + q0 + q, d * x, sdlm ? cc * (x * x) : splat(0.0f));
             }
         }
 #pragma GCC unroll 8
@@ -430,12 +443,14 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, 
             if (sdlm) w->c2[q0 + q] = (dropout ? ch[q] * (kp * kp) : ch[q]) * (f * f);
         }
     }
-    for (int uu = 0; uu < 30; uu++) {
-        int k = N_B3 + uu;
-        upd(u, opt, P + k, ST1(k), ST2(k), w->d3[uu], sdlm ? w->c3[uu] : zero8);
-    }
+    for (int uu = 0; uu < 30; uu++)
+        upd_at(u, opt, P, S1, S2, N_B3 + uu, w->d3[uu], sdlm ? w->c3[uu] : splat(0.0f));
+}
 
-    /* --- H2: H1's delta with the old W2 (a gather over the H2 units each H1 unit feeds) */
+/* H2: H1's delta with the old W2 (a gather over the H2 units each H1 unit feeds), then W2's gradient (and
+ * curvature) and update, then b2 */
+INLINE void bwd_h2(const Upd *u, const int opt, int act, const int32_t *scheme, vf *P, vf *S1, vf *S2, Work *w) {
+    const int sdlm = wants_curvature(opt);
     const vf *W2 = P + N_W2;
     for (int i = 0; i < 12; i++) {
         int readers[8], nr = 0;
@@ -456,7 +471,7 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, 
 #pragma GCC unroll 4
                     for (int ox = 0; ox < 4; ox++) {
                         vf dv = d[oy * 4 + ox];
-                        vf cv = sdlm ? cd[oy * 4 + ox] : zero8;
+                        vf cv = sdlm ? cd[oy * 4 + ox] : splat(0.0f);
 #pragma GCC unroll 5
                         for (int kx = 0; kx < 5; kx++) {
                             const int x = 2 * ox + kx - 2;
@@ -475,7 +490,6 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, 
             }
         }
     }
-    /* W2's gradient (and curvature) and update */
     for (int r = 0; r < 96; r++) {
         const vf *hp = w->h1p + scheme[r] * 144;
         const vf *d = w->d2 + (r >> 3) * 16, *cd = w->c2 + (r >> 3) * 16;
@@ -488,7 +502,7 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, 
 #pragma GCC unroll 4
                 for (int ox = 0; ox < 4; ox++) {
                     vf dv = d[oy * 4 + ox];
-                    vf cv = sdlm ? cd[oy * 4 + ox] : zero8;
+                    vf cv = sdlm ? cd[oy * 4 + ox] : splat(0.0f);
 #pragma GCC unroll 5
                     for (int kx = 0; kx < 5; kx++) {
                         vf hv = row[2 * ox + kx];
@@ -498,18 +512,17 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, 
                 }
             }
 #pragma GCC unroll 5
-            for (int kx = 0; kx < 5; kx++) {
-                int k = N_W2 + r * 25 + ky * 5 + kx;
-                upd(u, opt, P + k, ST1(k), ST2(k), g[0][kx] + g[1][kx], c[0][kx] + c[1][kx]);
-            }
+            for (int kx = 0; kx < 5; kx++)
+                upd_at(u, opt, P, S1, S2, N_W2 + r * 25 + ky * 5 + kx, g[0][kx] + g[1][kx], c[0][kx] + c[1][kx]);
         }
     }
-    for (int q = 0; q < 192; q++) {
-        int k = N_B2 + q;
-        upd(u, opt, P + k, ST1(k), ST2(k), w->d2[q], sdlm ? w->c2[q] : zero8);
-    }
+    for (int q = 0; q < 192; q++)
+        upd_at(u, opt, P, S1, S2, N_B2 + q, w->d2[q], sdlm ? w->c2[q] : splat(0.0f));
+}
 
-    /* --- H1: W1's gradient and update, b1 */
+/* H1: W1's gradient (and curvature) and update, then b1 */
+INLINE void bwd_h1(const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w) {
+    const int sdlm = wants_curvature(opt);
     for (int m = 0; m < 12; m++) {
         const vf *d = w->d1 + m * 64, *cd = w->c1 + m * 64;
         for (int ky = 0; ky < 5; ky++) {
@@ -520,7 +533,7 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, 
 #pragma GCC unroll 8
                 for (int ox = 0; ox < 8; ox++) {
                     vf dv = d[oy * 8 + ox];
-                    vf cv = sdlm ? cd[oy * 8 + ox] : zero8;
+                    vf cv = sdlm ? cd[oy * 8 + ox] : splat(0.0f);
 #pragma GCC unroll 5
                     for (int kx = 0; kx < 5; kx++) {
                         vf xv = row[2 * ox + kx];
@@ -530,61 +543,51 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, 
                 }
             }
 #pragma GCC unroll 5
-            for (int kx = 0; kx < 5; kx++) {
-                int k = N_W1 + m * 25 + ky * 5 + kx;
-                upd(u, opt, P + k, ST1(k), ST2(k), g[0][kx] + g[1][kx], c[0][kx] + c[1][kx]);
-            }
+            for (int kx = 0; kx < 5; kx++)
+                upd_at(u, opt, P, S1, S2, N_W1 + m * 25 + ky * 5 + kx, g[0][kx] + g[1][kx], c[0][kx] + c[1][kx]);
         }
     }
-    for (int q = 0; q < 768; q++) {
-        int k = N_B1 + q;
-        upd(u, opt, P + k, ST1(k), ST2(k), w->d1[q], sdlm ? w->c1[q] : zero8);
-    }
+    for (int q = 0; q < 768; q++)
+        upd_at(u, opt, P, S1, S2, N_B1 + q, w->d1[q], sdlm ? w->c1[q] : splat(0.0f));
 }
 
-/* one training step of one group, fc40 */
-INLINE void step_fc(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w, int64_t label) {
-    const int act = s->act, sdlm = opt == OPT_SDLM || opt == OPT_SDLM_ESTIMATE;
-    vf *s1 = S1, *s2 = S2;
-    static const vf zero8;
-    vf *h = w->h3;
-    fwd_fc(P, w->x, h, w->pre, act);
-    output_delta(s->out, sdlm, (float)s->target, w->pre, label, w->d4, w->c4);
-    vf *W2 = P + F_W2;
+/* fc40's hidden layer: W1's gradient (and curvature) and update, then b1 */
+INLINE void bwd_fc_hidden(const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w) {
+    const int sdlm = wants_curvature(opt);
     for (int uu = 0; uu < 40; uu++) {
-        vf g = splat(0.0f), c = splat(0.0f);
-        for (int o = 0; o < 10; o++) {
-            g = fmadd(W2[o * 40 + uu], w->d4[o], g);
-            if (sdlm) c = fmadd(W2[o * 40 + uu] * W2[o * 40 + uu], w->c4[o], c);
-        }
-        vf f = act_d(act, h[uu]);
-        w->d3[uu] = g * f;
-        if (sdlm) w->c3[uu] = c * (f * f);
-    }
-    for (int o = 0; o < 10; o++) {
-        for (int uu = 0; uu < 40; uu++) {
-            int k = F_W2 + o * 40 + uu;
-            upd(u, opt, P + k, ST1(k), ST2(k), w->d4[o] * h[uu], sdlm ? w->c4[o] * (h[uu] * h[uu]) : zero8);
-        }
-        int k = F_B2 + o;
-        upd(u, opt, P + k, ST1(k), ST2(k), w->d4[o], sdlm ? w->c4[o] : zero8);
-    }
-    for (int uu = 0; uu < 40; uu++) {
-        vf d = w->d3[uu], cc = sdlm ? w->c3[uu] : zero8;
+        vf d = w->d3[uu], cc = sdlm ? w->c3[uu] : splat(0.0f);
         for (int iy = 0; iy < 16; iy++) {
             const vf *xr = w->x + (iy + 2) * 20 + 2;
 #pragma GCC unroll 16
             for (int ix = 0; ix < 16; ix++) {
-                int k = F_W1 + uu * 256 + iy * 16 + ix;
                 vf xv = xr[ix];
-                upd(u, opt, P + k, ST1(k), ST2(k), d * xv, sdlm ? cc * (xv * xv) : zero8);
+                upd_at(u, opt, P, S1, S2, F_W1 + uu * 256 + iy * 16 + ix, d * xv, sdlm ? cc * (xv * xv) : splat(0.0f));
             }
         }
-        int k = F_B1 + uu;
-        upd(u, opt, P + k, ST1(k), ST2(k), d, cc);
+        upd_at(u, opt, P, S1, S2, F_B1 + uu, d, cc);
     }
-#undef ST1
-#undef ST2
+}
+
+/* ---------------------------------------------------------------------------------------------- */
+/* one training step of one group */
+
+INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w, int64_t label,
+                     int dropout) {
+    const int act = s->act;
+    forward(s, P, w, dropout ? w->keep : NULL);
+    output_delta(s->out, wants_curvature(opt), (float)s->target, w->pre, label, w->d4, w->c4);
+    bwd_out(u, opt, act, P, S1, S2, N_W4, N_B4, 30, w->h3, w->d4, w->c4, w->d3, w->c3);
+    bwd_h3(u, opt, act, P, S1, S2, w, dropout);
+    bwd_h2(u, opt, act, s->scheme, P, S1, S2, w);
+    bwd_h1(u, opt, P, S1, S2, w);
+}
+
+INLINE void step_fc(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w, int64_t label) {
+    const int act = s->act;
+    forward(s, P, w, NULL);
+    output_delta(s->out, wants_curvature(opt), (float)s->target, w->pre, label, w->d4, w->c4);
+    bwd_out(u, opt, act, P, S1, S2, F_W2, F_B2, 40, w->h3, w->d4, w->c4, w->d3, w->c3);
+    bwd_fc_hidden(u, opt, P, S1, S2, w);
 }
 
 /* ---------------------------------------------------------------------------------------------- */
@@ -770,13 +773,7 @@ static int eval_task(void *ctx, int64_t task, Work *w) {
             const float *src = c->images + (pat[l] < 0 ? 0 : pat[l]) * 400;
             for (int q = 0; q < 400; q++) xs[q * LANES + l] = src[q];
         }
-        if (s->arch == ARCH_NET1989) {
-            fwd_h1(P, w->x, w->h1p, s->act);
-            fwd_h2(P, s->scheme, w->h1p, w->h2, s->act);
-            fwd_top(P, w->h2, w->h3, w->pre, s->act);
-        } else {
-            fwd_fc(P, w->x, w->h3, w->pre, s->act);
-        }
+        forward(s, P, w, NULL);
         vf y[10];
         if (s->out != OUT_SOFTMAX_CE) {
             int a = s->out == OUT_TANH_MSE ? ACT_TANH : ACT_SCALED_TANH;

@@ -3,8 +3,9 @@
  * LANES members (8 or 16) share one group: every number of the net is a LANES-float vector (gcc vector
  * extension, one AVX2 or AVX-512 register), lane l holding member l of the group. Every lane runs the same
  * instructions with its own data, and no operation mixes lanes, so a member's numbers never depend on its neighbours, on its
- * lane, on its group or on the number of threads. Groups train independently; threads take whole groups
- * (training) or (group, pattern range) pieces (evaluation).
+ * lane, on its group or on the number of threads. Groups train independently; threads take whole groups.
+ * Evaluation turns the lanes around: LANES patterns of one member (see "evaluation" below), threads taking
+ * (member, pattern range) pieces.
  *
  * Parameter layout of one member (float offsets, "NP" floats in all): the reference tensors flattened in
  * the order of model.init_params' names, H2 compact (12 maps x 8 read maps x 25 taps, as H2.weight):
@@ -67,10 +68,16 @@ typedef struct {
 static const float SCALED_A = 1.7159f;
 static const float SCALED_S = (float)(2.0 / 3.0);
 
-INLINE vf splat(float a) {
+INLINE vf splat(float a) { /* one broadcast (gcc builds the lane loop as LANES masked inserts) */
+#if LANES == 16 && defined(__AVX512F__)
+    return (vf)_mm512_set1_ps(a);
+#elif LANES == 8 && defined(__AVX__)
+    return (vf)_mm256_set1_ps(a);
+#else
     vf r;
     for (int l = 0; l < LANES; l++) r[l] = a;
     return r;
+#endif
 }
 
 /* a * b + c, rounded once (the only fused operation in the kernel; see LANES above) */
@@ -229,12 +236,20 @@ static Work *work_new(void) {
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* forward, net1989 */
+/* forward. The weights come in one of two layouts, chosen at compile time at each call (Wts.bcast):
+ * training's, a group's block with one member per lane ([NP][LANES]), and evaluation's, one member's NP
+ * floats broadcast to every lane while the lanes hold LANES patterns. Each lane computes the same operations
+ * in the same order either way, so a pattern's outputs are the same bits in both. */
 
-INLINE void fwd_h1(const vf *P, const vf *x, vf *h1p, int act) {
-    const vf *W1 = P + N_W1, *b1 = P + N_B1;
+typedef struct {
+    const float *p;
+    int bcast; /* 0: p is a group's block, parameter k at p[k * LANES + lane]; 1: p[k] for every lane */
+} Wts;
+
+INLINE vf wt(Wts W, int k) { return W.bcast ? splat(W.p[k]) : ((const vf *)W.p)[k]; }
+
+INLINE void fwd_h1(Wts P, const vf *x, vf *h1p, int act) {
     for (int m = 0; m < 12; m++) {
-        const vf *w = W1 + m * 25;
         for (int oy = 0; oy < 8; oy++) {
             vf acc[8];
             for (int ox = 0; ox < 8; ox++) acc[ox] = splat(0.0f);
@@ -242,31 +257,29 @@ INLINE void fwd_h1(const vf *P, const vf *x, vf *h1p, int act) {
                 const vf *xr = x + (2 * oy + ky) * 20;
 #pragma GCC unroll 5
                 for (int kx = 0; kx < 5; kx++) {
-                    vf wv = w[ky * 5 + kx];
+                    vf wv = wt(P, N_W1 + m * 25 + ky * 5 + kx);
 #pragma GCC unroll 8
                     for (int ox = 0; ox < 8; ox++) acc[ox] = fmadd(wv, xr[2 * ox + kx], acc[ox]);
                 }
             }
             vf *dst = h1p + m * 144 + (oy + 2) * 12 + 2;
 #pragma GCC unroll 8
-            for (int ox = 0; ox < 8; ox++) dst[ox] = act_f(act, acc[ox] + b1[m * 64 + oy * 8 + ox]);
+            for (int ox = 0; ox < 8; ox++) dst[ox] = act_f(act, acc[ox] + wt(P, N_B1 + m * 64 + oy * 8 + ox));
         }
     }
 }
 
-INLINE void fwd_h2(const vf *P, const int32_t *scheme, const vf *h1p, vf *h2, int act) {
-    const vf *W2 = P + N_W2, *b2 = P + N_B2;
+INLINE void fwd_h2(Wts P, const int32_t *scheme, const vf *h1p, vf *h2, int act) {
     for (int j = 0; j < 12; j++) {
         for (int half = 0; half < 2; half++) {
             vf acc[8];
             for (int q = 0; q < 8; q++) acc[q] = splat(0.0f);
             for (int k = 0; k < 8; k++) {
                 const vf *hp = h1p + scheme[j * 8 + k] * 144 + half * 4 * 12; /* rows 4*half.. */
-                const vf *w = W2 + (j * 8 + k) * 25;
                 for (int ky = 0; ky < 5; ky++) {
 #pragma GCC unroll 5
                     for (int kx = 0; kx < 5; kx++) {
-                        vf wv = w[ky * 5 + kx];
+                        vf wv = wt(P, N_W2 + (j * 8 + k) * 25 + ky * 5 + kx);
 #pragma GCC unroll 2
                         for (int r = 0; r < 2; r++)
 #pragma GCC unroll 4
@@ -276,44 +289,42 @@ INLINE void fwd_h2(const vf *P, const int32_t *scheme, const vf *h1p, vf *h2, in
                 }
             }
 #pragma GCC unroll 8
-            for (int q = 0; q < 8; q++) h2[j * 16 + half * 8 + q] = act_f(act, acc[q] + b2[j * 16 + half * 8 + q]);
+            for (int q = 0; q < 8; q++)
+                h2[j * 16 + half * 8 + q] = act_f(act, acc[q] + wt(P, N_B2 + j * 16 + half * 8 + q));
         }
     }
 }
 
 /* H3: 30 units over H2's 192 outputs (as they enter H3: after dropout, in training) */
-INLINE void fwd_h3(const vf *P, const vf *h2in, vf *h3, int act) {
-    const vf *W3 = P + N_W3, *b3 = P + N_B3;
+INLINE void fwd_h3(Wts P, const vf *h2in, vf *h3, int act) {
     for (int u0 = 0; u0 < 30; u0 += 10) {
         vf acc[10];
         for (int u = 0; u < 10; u++) acc[u] = splat(0.0f);
         for (int q = 0; q < 192; q++) {
             vf hv = h2in[q];
 #pragma GCC unroll 10
-            for (int u = 0; u < 10; u++) acc[u] = fmadd(W3[(u0 + u) * 192 + q], hv, acc[u]);
+            for (int u = 0; u < 10; u++) acc[u] = fmadd(wt(P, N_W3 + (u0 + u) * 192 + q), hv, acc[u]);
         }
 #pragma GCC unroll 10
-        for (int u = 0; u < 10; u++) h3[u0 + u] = act_f(act, acc[u] + b3[u0 + u]);
+        for (int u = 0; u < 10; u++) h3[u0 + u] = act_f(act, acc[u] + wt(P, N_B3 + u0 + u));
     }
 }
 
 /* the output pre-activations from nh hidden units h (net1989's H3, fc40's hidden layer); weights at wk
  * ([10][nh]), biases at bk */
-INLINE void fwd_out(const vf *P, int wk, int bk, int nh, const vf *h, vf *pre) {
-    const vf *W = P + wk, *b = P + bk;
+INLINE void fwd_out(Wts P, int wk, int bk, int nh, const vf *h, vf *pre) {
     vf acc[10];
     for (int o = 0; o < 10; o++) acc[o] = splat(0.0f);
     for (int u = 0; u < nh; u++) {
         vf hv = h[u];
 #pragma GCC unroll 10
-        for (int o = 0; o < 10; o++) acc[o] = fmadd(W[o * nh + u], hv, acc[o]);
+        for (int o = 0; o < 10; o++) acc[o] = fmadd(wt(P, wk + o * nh + u), hv, acc[o]);
     }
-    for (int o = 0; o < 10; o++) pre[o] = acc[o] + b[o];
+    for (int o = 0; o < 10; o++) pre[o] = acc[o] + wt(P, bk + o);
 }
 
 /* fc40's hidden layer: 40 units over 256 inputs (the 16x16 interior of the padded image) */
-INLINE void fwd_fc_hidden(const vf *P, const vf *x, vf *h, int act) {
-    const vf *W1 = P + F_W1, *b1 = P + F_B1;
+INLINE void fwd_fc_hidden(Wts P, const vf *x, vf *h, int act) {
     for (int u0 = 0; u0 < 40; u0 += 10) {
         vf acc[10];
         for (int u = 0; u < 10; u++) acc[u] = splat(0.0f);
@@ -322,19 +333,19 @@ INLINE void fwd_fc_hidden(const vf *P, const vf *x, vf *h, int act) {
             for (int ix = 0; ix < 16; ix++) {
                 vf xv = xr[ix];
 #pragma GCC unroll 10
-                for (int u = 0; u < 10; u++) acc[u] = fmadd(W1[(u0 + u) * 256 + iy * 16 + ix], xv, acc[u]);
+                for (int u = 0; u < 10; u++) acc[u] = fmadd(wt(P, F_W1 + (u0 + u) * 256 + iy * 16 + ix), xv, acc[u]);
             }
         }
 #pragma GCC unroll 10
-        for (int u = 0; u < 10; u++) h[u0 + u] = act_f(act, acc[u] + b1[u0 + u]);
+        for (int u = 0; u < 10; u++) h[u0 + u] = act_f(act, acc[u] + wt(P, F_B1 + u0 + u));
     }
 }
 
-/* the whole forward: output pre-activations in w->pre, hidden outputs kept for the backward. keep: dropout's
+/* the whole forward of the padded image x: output pre-activations in w->pre, hidden outputs kept for the backward. keep: dropout's
  * scales on H2's outputs (training only), or NULL */
-INLINE void forward(const Spec *s, const vf *P, Work *w, const vf *keep) {
+INLINE void forward(const Spec *s, Wts P, const vf *x, Work *w, const vf *keep) {
     if (s->arch == ARCH_NET1989) {
-        fwd_h1(P, w->x, w->h1p, s->act);
+        fwd_h1(P, x, w->h1p, s->act);
         fwd_h2(P, s->scheme, w->h1p, w->h2, s->act);
         if (keep)
             for (int q = 0; q < 192; q++) w->h2in[q] = w->h2[q] * keep[q];
@@ -343,7 +354,7 @@ INLINE void forward(const Spec *s, const vf *P, Work *w, const vf *keep) {
         fwd_h3(P, w->h2in, w->h3, s->act);
         fwd_out(P, N_W4, N_B4, 30, w->h3, w->pre);
     } else {
-        fwd_fc_hidden(P, w->x, w->h3, s->act);
+        fwd_fc_hidden(P, x, w->h3, s->act);
         fwd_out(P, F_W2, F_B2, 40, w->h3, w->pre);
     }
 }
@@ -574,7 +585,7 @@ INLINE void bwd_fc_hidden(const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Wo
 INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w, int64_t label,
                      int dropout) {
     const int act = s->act;
-    forward(s, P, w, dropout ? w->keep : NULL);
+    forward(s, (Wts){(const float *)P, 0}, w->x, w, dropout ? w->keep : NULL);
     output_delta(s->out, wants_curvature(opt), (float)s->target, w->pre, label, w->d4, w->c4);
     bwd_out(u, opt, act, P, S1, S2, N_W4, N_B4, 30, w->h3, w->d4, w->c4, w->d3, w->c3);
     bwd_h3(u, opt, act, P, S1, S2, w, dropout);
@@ -584,7 +595,7 @@ INLINE void step_net(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, 
 
 INLINE void step_fc(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w, int64_t label) {
     const int act = s->act;
-    forward(s, P, w, NULL);
+    forward(s, (Wts){(const float *)P, 0}, w->x, w, NULL);
     output_delta(s->out, wants_curvature(opt), (float)s->target, w->pre, label, w->d4, w->c4);
     bwd_out(u, opt, act, P, S1, S2, F_W2, F_B2, 40, w->h3, w->d4, w->c4, w->d3, w->c3);
     bwd_fc_hidden(u, opt, P, S1, S2, w);
@@ -737,58 +748,47 @@ int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t m
 }
 
 /* ---------------------------------------------------------------------------------------------- */
-/* evaluation: every member on every pattern. In a group of Pg < LANES members, the lanes hold R = LANES / Pg
- * copies of the members, each copy on other patterns (lane l: member l % Pg, copy l / Pg). */
+/* evaluation: every member on every pattern. Here the lanes hold patterns, not members: one member's
+ * weights, broadcast, on LANES patterns at a time (Wts.bcast). Each lane does what training's forward does
+ * for that member on that pattern, in the same order, so the outputs are the same bits; but a member's
+ * weights (NP floats, not NP vectors) stay in the near caches, and a population of fewer than LANES members
+ * fills every lane. */
 
 typedef struct {
     const Spec *s;
-    const float *params;   /* (groups, NP, LANES) */
-    const float *wide;     /* (groups, NP, LANES) lanes filled with copies for partial groups */
+    const float *mparams;  /* (members, NP): each member's parameters, contiguous */
     int32_t members, n;
-    const float *images;   /* (n, 400) padded */
+    const vf *xt;          /* (blocks, 400): the padded images of LANES patterns per block, lane = pattern */
     const int64_t *labels;
     float *outs;           /* (members, n, 10) output values */
     float *losses;         /* (members, n) */
-    int64_t chunk;         /* iterations per task */
-    int64_t tasks_per_group;
+    int64_t chunk;         /* blocks per task */
+    int64_t tasks_per_member;
 } EvalCtx;
 
 static int eval_task(void *ctx, int64_t task, Work *w) {
     const EvalCtx *c = ctx;
     const Spec *s = c->s;
-    const int64_t np = s->nparam;
-    const int64_t g = task / c->tasks_per_group, part = task % c->tasks_per_group;
-    const int64_t m0 = g * LANES;
-    const int pg = (int)(c->members - m0 < LANES ? c->members - m0 : LANES);
-    const int reps = LANES / pg;
-    const vf *P = (const vf *)c->wide + g * np;
-    const int64_t iters = (c->n + reps - 1) / reps;
-    const int64_t it0 = part * c->chunk, it1 = it0 + c->chunk < iters ? it0 + c->chunk : iters;
-    float *xs = (float *)w->x;
-    for (int64_t it = it0; it < it1; it++) {
-        int64_t pat[LANES];
-        for (int l = 0; l < LANES; l++) {
-            int64_t p = l < reps * pg ? it * reps + l / pg : -1;
-            pat[l] = p < c->n ? p : -1;
-            const float *src = c->images + (pat[l] < 0 ? 0 : pat[l]) * 400;
-            for (int q = 0; q < 400; q++) xs[q * LANES + l] = src[q];
-        }
-        forward(s, P, w, NULL);
+    const int64_t m = task / c->tasks_per_member, part = task % c->tasks_per_member;
+    const Wts P = {c->mparams + m * s->nparam, 1};
+    const int64_t blocks = (c->n + LANES - 1) / LANES;
+    const int64_t b0 = part * c->chunk, b1 = b0 + c->chunk < blocks ? b0 + c->chunk : blocks;
+    const float target = (float)s->target;
+    for (int64_t b = b0; b < b1; b++) {
+        forward(s, P, c->xt + b * 400, w, NULL);
         vf y[10];
         if (s->out != OUT_SOFTMAX_CE) {
             int a = s->out == OUT_TANH_MSE ? ACT_TANH : ACT_SCALED_TANH;
             for (int o = 0; o < 10; o++) y[o] = act_f(a, w->pre[o]);
         }
-        for (int l = 0; l < LANES; l++) {
-            if (pat[l] < 0) continue;
-            const int64_t m = m0 + l % pg, p = pat[l];
-            const int64_t lab = c->labels[p];
+        for (int l = 0; l < LANES && b * LANES + l < c->n; l++) {
+            const int64_t p = b * LANES + l, lab = c->labels[p];
             float *out = c->outs + (m * c->n + p) * 10;
             float loss;
             if (s->out != OUT_SOFTMAX_CE) {
                 float sum = 0.0f;
                 for (int o = 0; o < 10; o++) {
-                    float d = y[o][l] - (o == lab ? (float)s->target : -(float)s->target);
+                    float d = y[o][l] - (o == lab ? target : -target);
                     out[o] = y[o][l];
                     sum += d * d;
                 }
@@ -810,33 +810,39 @@ static int eval_task(void *ctx, int64_t task, Work *w) {
     return 0;
 }
 
+/* params: the training layout, (groups, NP, LANES); wide: scratch of the same size */
 int native_eval(const Spec *s, const float *params, float *wide, int32_t members, const float *images,
                 const int64_t *labels, int32_t n, float *outs, float *losses, int32_t nthreads) {
     if (!spec_ok(s)) return -2;
-    const int64_t np = s->nparam, groups = (members + LANES - 1) / LANES;
-    /* lanes of each group: members l % pg (copies for partial groups) */
-    for (int64_t g = 0; g < groups; g++) {
-        const int64_t m0 = g * LANES;
-        const int pg = (int)(members - m0 < LANES ? members - m0 : LANES);
-        const float *src = params + g * np * LANES;
-        float *dst = wide + g * np * LANES;
-        for (int64_t k = 0; k < np; k++)
-            for (int l = 0; l < LANES; l++) dst[k * LANES + l] = src[k * LANES + l % pg];
+    const int64_t np = s->nparam, blocks = (n + LANES - 1) / LANES;
+    if (members < 1 || blocks < 1) return 0;
+    /* each member's parameters contiguous */
+    for (int64_t m = 0; m < members; m++) {
+        const float *src = params + (m / LANES) * np * LANES + m % LANES;
+        for (int64_t k = 0; k < np; k++) wide[m * np + k] = src[k * LANES];
     }
-    /* tasks: pieces of about 256 iterations, at least as many tasks as threads */
-    int64_t max_iters = n; /* a group of one member has the most iterations: n / 8; others up to n */
-    (void)max_iters;
-    int64_t chunk = 256;
-    int64_t iters_full = n; /* full group: one pattern per iteration */
-    int64_t per_group = (iters_full + chunk - 1) / chunk;
-    if (per_group < 1) per_group = 1;
-    EvalCtx c = {s, params, wide, members, n, images, labels, outs, losses, chunk, per_group};
+    /* the images in blocks of LANES patterns, lane-minor (lanes past the last pattern: background) */
+    vf *xt = aligned_alloc(sizeof(vf), (size_t)blocks * 400 * sizeof(vf));
+    if (!xt) return -1;
+    for (int64_t b = 0; b < blocks; b++)
+        for (int l = 0; l < LANES; l++) {
+            const int64_t p = b * LANES + l;
+            for (int q = 0; q < 400; q++) xt[b * 400 + q][l] = p < n ? images[p * 400 + q] : -1.0f;
+        }
+    /* tasks: (member, about 16 blocks), at least as many as threads */
+    int64_t per_member = (blocks + 15) / 16;
+    if (members * per_member < nthreads) per_member = (nthreads + members - 1) / members;
+    if (per_member > blocks) per_member = blocks;
+    const int64_t chunk = (blocks + per_member - 1) / per_member;
+    per_member = (blocks + chunk - 1) / chunk;
+    EvalCtx c = {s, wide, members, n, xt, labels, outs, losses, chunk, per_member};
 #ifdef HAVE_MXCSR
     unsigned int csr = _mm_getcsr();
 #endif
-    int rc = pool_run(eval_task, &c, groups * per_group, nthreads);
+    int rc = pool_run(eval_task, &c, members * per_member, nthreads);
 #ifdef HAVE_MXCSR
     _mm_setcsr(csr);
 #endif
+    free(xt);
     return rc;
 }

@@ -210,7 +210,7 @@ class NativePopulation:
         lib = load(build or default_build(len(seeds), self._threads()))
         if isinstance(lib, str):
             raise RuntimeError(f"native engine unavailable: {lib}")
-        # Evaluation splits each group's patterns over the threads, so the widest lanes always pay there
+        # Evaluation puts patterns in the lanes (one member at a time), so the widest lanes always pay there
         # (default_build without a population); an explicit build evaluates with itself.
         wide = lib if build else load(default_build())
         self._eval_lib = lib if isinstance(wide, str) else wide

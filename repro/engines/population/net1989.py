@@ -17,7 +17,9 @@ All parameters live in one flat buffer (and gradients in a twin), so an optimize
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cache
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +75,13 @@ _iy, _ix = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
 H1_INTERIOR = ((_iy + PAD) * 12 + (_ix + PAD)).reshape(64)  # where H1's 8x8 sits in its 12x12 padded plane
 # H2 flattening: the reference is map-major (map*16 + position), the engine position-major (position*12 + map).
 ENGINE_FROM_REFERENCE_192 = torch.arange(192).reshape(12, 16).T.reshape(192)
+
+
+@cache
+def draw_threads() -> ThreadPoolExecutor:
+    """The threads that draw a pass's random numbers, one member at a time each (torch's generator calls
+    release the GIL): as many as torch's intra-op threads."""
+    return ThreadPoolExecutor(max_workers=torch.get_num_threads(), thread_name_prefix="repro-draw")
 
 
 def h2_mask(scheme_name: str) -> torch.Tensor:
@@ -219,15 +228,25 @@ class Population:
         return ((dy + s) * (2 * s + 1) + (dx + s)) * self.n_train + index
 
     def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """As `_pass_inputs`, on the CPU (where the generators are)."""
+        """As `_pass_inputs`, on the CPU (where the generators are). Members draw in parallel threads, each
+        from its own generator, into its own rows of the outputs: the same numbers as one after another (a
+        pass of dropout masks is 1.4 M draws per member, measured as a quarter of a native dropout pass when
+        drawn serially)."""
         N, cfg = self.n_train, self.cfg
-        rows, keeps = [], []
-        for gen in self.generators:
-            shifts, keep = draw_pass_randomness(gen, N, cfg)
-            rows.append(self.image_rows(torch.arange(N), shifts))
+        rows = torch.empty(self.members, N, dtype=torch.int64)
+        scale = torch.empty(self.members, N, 192) if cfg.dropout > 0 else None
+
+        def draw(m: int) -> None:
+            shifts, keep = draw_pass_randomness(self.generators[m], N, cfg)
+            rows[m] = self.image_rows(torch.arange(N), shifts)
             if keep is not None:
-                keeps.append(keep[:, ENGINE_FROM_REFERENCE_192] / (1.0 - cfg.dropout))
-        return torch.stack(rows), torch.stack(keeps) if keeps else None
+                torch.div(keep[:, ENGINE_FROM_REFERENCE_192], 1.0 - cfg.dropout, out=scale[m])
+
+        if cfg.dropout > 0 or cfg.shift > 0:
+            list(draw_threads().map(draw, range(self.members)))
+        else:
+            rows[:] = self.image_rows(torch.arange(N))
+        return rows, scale
 
     def train_pass(self, pass_index: int) -> None:
         if self.curv is not None and not self.curvature_each_step:

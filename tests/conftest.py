@@ -65,6 +65,11 @@ SLOW: dict[str, str] = {
     "tests/test_robustness.py::test_one_divergent_member_does_not_stop_the_others":
         "whole passes (the fast tier checks divergence on small populations: test_engine, test_native)",
     "tests/test_attribution.py::test_stable_game_intervals_cover_when_our_records_are_resampled": "resampling",
+    "tests/test_attribution.py::test_stable_game_intervals_cover_at_the_seed_count_on_synthetic_runs":
+        "1,200 synthetic factorials",
+    "tests/test_attribution.py::test_collapse_game_intervals_cover_at_the_committed_collapse_rates": "resampling",
+    "tests/test_report.py::test_report_is_deterministic_and_writes_valid_pngs": "draws every figure twice",
+    "tests/test_tutorial.py": "the README's tutorial: a rung with code trained through autograd, then a report",
     # SDLM stays in the fast tier through two of these, test_native's options and fc40, test_state and test_fused.
     "tests/test_sdlm.py::test_member_trained_with_sdlm_matches_reference_loop[tanh_mse]": "the reference loop",
     "tests/test_sdlm.py::test_member_trained_with_sdlm_matches_reference_loop[cyclic+gamma]": "the reference loop",

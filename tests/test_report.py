@@ -614,11 +614,11 @@ def test_an_empty_reference_is_not_a_passing_check(tmp_path):
 
 
 def test_report_modules_import_one_way():
-    """stats, fmt, references, records, png, tables, plots, compare, calibration, attribution, guesses, claims,
-    peers, speed, build: each imports only modules before it."""
+    """stats, fmt, references, records, tables, plots, compare, calibration, attribution, guesses, claims,
+    peers, speed, build: each imports only modules before it (the PNG writer is repro/png.py, below them all)."""
     import ast
 
-    order = ["stats", "fmt", "references", "records", "png", "tables", "plots", "compare", "calibration",
+    order = ["stats", "fmt", "references", "records", "tables", "plots", "compare", "calibration",
              "attribution", "attribution_text", "attribution_figures", "guesses", "claims", "peers", "speed",
              "build"]
     folder = REPO / "repro" / "report"

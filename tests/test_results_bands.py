@@ -30,6 +30,10 @@ BANDS = {
     ("mnist16", "shift"): (3.06, 0.27, 16, 2.81, 3.31),
     ("usps", "adamw"): (4.98, 0.39, 16, 4.69, 5.27),
     ("usps", "baseline"): (5.96, 0.30, 16, 5.71, 6.21),
+    # rungs with their own code (ablations/examples/, the generic engine), measured the same way
+    ("usps", "gelu"): (5.44, 0.55, 16, 5.03, 5.86),
+    ("usps", "label-smoothing"): (5.98, 0.35, 16, 5.72, 6.24),
+    ("usps", "momentum"): (6.03, 0.36, 16, 5.76, 6.30),
     ("usps", "dropout"): (4.59, 0.23, 16, 4.34, 4.84),
     ("usps", "fc40"): (7.13, 0.33, 16, 6.87, 7.38),
     ("usps", "guess:paper+curvature-per-pass"): (5.69, 0.33, 16, 5.44, 5.94),

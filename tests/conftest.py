@@ -70,6 +70,11 @@ SLOW: dict[str, str] = {
     "tests/test_attribution.py::test_collapse_game_intervals_cover_at_the_committed_collapse_rates": "resampling",
     "tests/test_report.py::test_report_is_deterministic_and_writes_valid_pngs": "draws every figure twice",
     "tests/test_tutorial.py": "the README's tutorial: a rung with code trained through autograd, then a report",
+    "tests/test_check.py::test_report_check_on_the_command_line": "a `repro report --check` process",
+    "tests/test_report.py::test_workspace_report_agrees_with_the_committed_study": "a report with figures",
+    "tests/test_robustness.py::test_divergent_run_is_marked_and_reported": "a diverging run and its report",
+    "tests/test_store_faults.py::test_report_on_a_folder_that_does_not_exist_is_an_error": "`repro` processes",
+    "tests/test_store_faults.py::test_an_unusable_results_folder_fails_before_training": "`repro` processes",
     # SDLM stays in the fast tier through two of these, test_native's options and fc40, test_state and test_fused.
     "tests/test_sdlm.py::test_member_trained_with_sdlm_matches_reference_loop[tanh_mse]": "the reference loop",
     "tests/test_sdlm.py::test_member_trained_with_sdlm_matches_reference_loop[cyclic+gamma]": "the reference loop",

@@ -615,12 +615,12 @@ def test_an_empty_reference_is_not_a_passing_check(tmp_path):
 
 def test_report_modules_import_one_way():
     """stats, fmt, references, records, tables, plots, compare, calibration, attribution, guesses, claims,
-    peers, speed, build: each imports only modules before it (the PNG writer is repro/png.py, below them all)."""
+    peers, speed, tie_rule, build: each imports only modules before it (the PNG writer is repro/png.py, below them all)."""
     import ast
 
     order = ["stats", "fmt", "references", "records", "tables", "plots", "compare", "calibration",
              "attribution", "attribution_text", "attribution_figures", "guesses", "claims", "peers", "speed",
-             "build"]
+             "tie_rule", "build"]
     folder = REPO / "repro" / "report"
     assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(order)
     for i, name in enumerate(order):
@@ -656,3 +656,22 @@ def test_faithful_table_shows_the_loss_in_the_paper_convention_too():
     assert header.count("|") == rule.count("|") == first.count("|")
     assert tables.PAPER_LOSS_NOTE in text and "2.50e-03 / 1.80e-02" in text
     assert "paper's convention" not in tables.markdown_table(tables.build_table(groups, "usps", ["baseline"], ["baseline"]))
+
+
+def test_tie_rule_table_scores_collapsed_checkpoints_as_their_records():
+    """repro.report.tie_rule on the committed factorial: each collapsed seed-0 checkpoint scores, under the tie
+    rule, what its record says (within one test digit: the record comes from a training engine, this from the
+    plain forward), argmax never counts more errors, and under either rule the run stays above the collapse
+    threshold on its training data."""
+    from repro.net.collapse import COLLAPSE_TRAIN_ERROR
+    from repro.report import tie_rule
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    groups = group_records(load_records(results).records)
+    factorial = {k: g for k, g in groups.items() if k[1].startswith("f:")}
+    warnings: list[str] = []
+    table = tie_rule.build_table(factorial, results, None, warnings.append)
+    assert len(table) > 0 and not warnings
+    assert (table.test_error_tie - table.recorded_test_error).abs().max() < 100 / 2007
+    assert (table.test_error_argmax <= table.test_error_tie).all()
+    assert (table.train_error_argmax > 100 * COLLAPSE_TRAIN_ERROR).all()

@@ -36,7 +36,7 @@ from repro.atomic_files import atomic_write_bytes
 from repro.config import ConfigError
 from repro.report import (
     attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, peers, plots, speed,
-    tables)
+    tables, tie_rule)
 from repro.report.compare import Comparison
 from repro.png import styled_png
 from repro.report.records import ReportError, group_records, label_order, load_records
@@ -214,6 +214,12 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         sections.append(attribution_text.section_markdown(
             atts, {ds: {n: (_rel(p, text_path.parent), c) for n, (p, c) in figs.items()}
                    for ds, figs in att_figures.items()}, att_notes))
+
+    if factorial_groups:  # the tie rule against argmax, on the collapsed runs (repro.report.tie_rule)
+        ties = tie_rule.build_table(factorial_groups, results_dir, data_dir, note)
+        if len(ties):
+            put(table_dir / "tie-rule.csv", tables.to_csv(ties).encode())
+            sections.append(tie_rule.section_markdown(ties))
 
     figures = (plots.make_figures(groups, order, ladder, results_dir, data_dir, warn=note, study=study)
                if make_figures else {})

@@ -382,7 +382,7 @@ def kernels_figure(rows: list[tuple[str, torch.Tensor]]) -> bytes:
 
 
 # ----------------------------------------------------------------------------------------- all figures
-def _checkpoint(results_dir: Path, group: Group | None, dataset: str, label: str, warn,
+def seed0_checkpoint(results_dir: Path, group: Group | None, dataset: str, label: str, warn,
                 what: str) -> tuple[dict, object] | None:
     """(state_dict, Config) of the seed-0 checkpoint of a (dataset, label), or None with a warning."""
     folder = Path(results_dir) / "checkpoints" / dataset
@@ -451,7 +451,7 @@ def _weight_figures(results_dir: Path, groups: dict[tuple[str, str], Group], ds:
     out: dict[str, FigureFile] = {}
     digits = f"misclassified_{ds}_{safe_label(base)}.png"
     kernels = f"h1_kernels_{ds}.png"
-    ck_base = _checkpoint(results_dir, groups.get((ds, base)), ds, base, warn,
+    ck_base = seed0_checkpoint(results_dir, groups.get((ds, base)), ds, base, warn,
                           f"{digits} and the {'baseline' if study else base} row of {kernels}")
     if ck_base is not None:
         try:
@@ -469,7 +469,7 @@ def _weight_figures(results_dir: Path, groups: dict[tuple[str, str], Group], ds:
                      f"{rec['final']['test_mistakes']}")
     rows = [(f"{base}\n(seed 0)", ck_base[0]["H1.weight"])] if ck_base and "H1.weight" in ck_base[0] else []
     if top is not None:
-        ck_top = _checkpoint(results_dir, groups.get((ds, top)), ds, top, warn,
+        ck_top = seed0_checkpoint(results_dir, groups.get((ds, top)), ds, top, warn,
                              f"the {'top-rung' if study else top} row of {kernels}")
         if ck_top is not None and "H1.weight" in ck_top[0]:
             rows.append((f"{top}\n(top rung,\nseed 0)" if study else f"{top}\n(seed 0)", ck_top[0]["H1.weight"]))

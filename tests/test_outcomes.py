@@ -113,6 +113,18 @@ def test_clopper_pearson_matches_known_values():
     assert clopper_pearson(16, 16) == pytest.approx((0.025 ** (1 / 16), 1.0), abs=1e-9)
 
 
+def test_share_difference_matches_newcombes_examples():
+    """Newcombe (1998), Statistics in Medicine 17:873, method 10 (hybrid score), his examples (a) and (h)."""
+    from repro.report.stats import share_difference
+
+    c = share_difference(48, 80, 56, 70)  # 56/70 - 48/80
+    assert (c.value, c.low, c.high) == pytest.approx((0.2, 0.0524, 0.3339), abs=1e-4)
+    c = share_difference(0, 10, 0, 10)
+    assert (c.low, c.high, c.p) == pytest.approx((-0.2775, 0.2775, 1.0), abs=1e-4)
+    c = share_difference(0, 16, 16, 16)  # never the point: the t interval's failure at shares of 0 and 1
+    assert c.value == 1.0 and c.low < 0.8 and c.high == pytest.approx(1.0) and c.p < 1e-8
+
+
 def test_holm_rejects_step_down():
     from repro.report.stats import holm
 

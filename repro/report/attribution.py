@@ -38,7 +38,10 @@ matrix). Intervals: 95% t intervals with Welch-Satterthwaite degrees of freedom,
 sum_k w_k^2 s_k^2 / n_k (repro.report.stats.contrast), right at the seed count. For the collapse share, s_k^2 is
 p(1-p) with p = k/n (k collapses of n runs): drawing factorials of 16 runs per configuration at the committed
 study's collapse rates, these intervals hold the true Shapley values and interactions about 95% of the time,
-where shrinking p towards 1/2 ((k+1)/(n+2)) held them every time at 4-6 times the width (tests/test_attribution.py). Configurations are independent samples (seeds are shared, but the per-seed
+where shrinking p towards 1/2 ((k+1)/(n+2)) held them every time at 4-6 times the width (tests/test_attribution.py).
+A single difference of two configurations' shares (alone, last, ladder step) gets Newcombe's hybrid score
+interval and Fisher's exact test instead (repro.report.stats.share_difference): a t interval there collapses
+to the point where both shares are 0 or 1 (0 of 16 against 16 of 16 is not a certain difference of 100 points). Configurations are independent samples (seeds are shared, but the per-seed
 correlation of errors between configurations is near zero). Bold / "significant": the two-sided t test
 rejects 0 after Holm's correction over the family of all effects and interactions of that game and dataset.
 
@@ -51,13 +54,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from itertools import combinations
+from typing import Callable
 
 import numpy as np
 import pandas as pd
 
 from repro.report import fmt
 from repro.report.records import Group
-from repro.report.stats import CI_LEVEL, contrast, holm, summarize
+from repro.report.stats import CI_LEVEL, Contrast, contrast, holm, share_difference, summarize
 from repro.study.ladder import factorial_label, factorial_subset
 
 LEVEL = CI_LEVEL
@@ -223,23 +227,27 @@ class Game:
 
 
 def _game(name: str, players: tuple[str, ...], labels: tuple[str, ...], means: np.ndarray, variances: np.ndarray,
-          counts: np.ndarray, fixed: tuple[str, ...] = (), steps: bool = True, collapsed_inside: int = 0) -> Game:
+          counts: np.ndarray, fixed: tuple[str, ...] = (), steps: bool = True, collapsed_inside: int = 0,
+          step: Callable[[int, int], Contrast] | None = None) -> Game:
     """Shapley values (and, with steps, alone / last / ladder step) and interactions of the game whose
-    configuration means are `means` (bit i = players[i]), each with a t interval, Holm over the whole family."""
+    configuration means are `means` (bit i = players[i]), each with a t interval, Holm over the whole family.
+    `step(before, after)`, where given, estimates a difference of two configurations (alone, last, ladder
+    step) in place of the t interval."""
     n, full = len(players), 2 ** len(players) - 1
-    rows = [shapley_matrix(n)]
-    if steps:
-        rows.append(np.array([_step(n, 0, 1 << i) for i in range(n)]))
-        rows.append(np.array([_step(n, full & ~(1 << i), full) for i in range(n)]))
-        rows.append(np.array([_step(n, (1 << i) - 1, (1 << (i + 1)) - 1) for i in range(n)]))
     pairs, inter = interaction_matrix(n)
-    matrix = np.vstack(rows + ([inter] if pairs else []))
-    cs = [contrast(row, means, variances, counts) for row in matrix]
+    cs = [contrast(row, means, variances, counts) for row in shapley_matrix(n)]
+    rows = 1
+    if steps:
+        for before, after in ([(0, 1 << i) for i in range(n)] + [(full & ~(1 << i), full) for i in range(n)]
+                              + [((1 << i) - 1, (1 << (i + 1)) - 1) for i in range(n)]):
+            cs.append(step(before, after) if step else contrast(_step(n, before, after), means, variances, counts))
+        rows = 4
+    cs += [contrast(row, means, variances, counts) for row in (inter if pairs else [])]
     sig = holm([c.p for c in cs])
     est = [Estimate(c.value, c.low, c.high, c.p, bool(g)) for c, g in zip(cs, sig)]
     effects = tuple(ChangeEffect(c, est[i], *((est[n + i], est[2 * n + i], est[3 * n + i]) if steps else ()))
                     for i, c in enumerate(players))
-    at = len(rows) * n
+    at = rows * n
     inters = sorted((Interaction(players[i], players[j], est[at + r]) for r, (i, j) in enumerate(pairs)),
                     key=lambda it: -abs(it.index.value))
     return Game(name, players, fixed, labels, float(means[0]), float(means[-1]), effects, tuple(inters),
@@ -260,8 +268,13 @@ def collapse_game(fac: Factorial) -> Game:
     """E[S]: share of runs that collapsed (%), over the whole lattice."""
     k, runs = fac.collapse_counts()
     share = k / runs
+
+    def two_shares(before: int, after: int) -> Contrast:  # one difference: Newcombe's interval, Fisher's test
+        c = share_difference(int(k[before]), int(runs[before]), int(k[after]), int(runs[after]))
+        return Contrast(100.0 * c.value, 100.0 * c.low, 100.0 * c.high, c.df, c.p)
+
     return _game("collapse", fac.changes, fac.labels, 100.0 * share, 1e4 * share * (1.0 - share), runs,
-                 collapsed_inside=int(k.sum()))
+                 collapsed_inside=int(k.sum()), step=two_shares)
 
 
 def stable_game(fac: Factorial, fixed: str = STABLE_FIXED) -> tuple[Game | None, str | None]:

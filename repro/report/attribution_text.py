@@ -79,7 +79,9 @@ def _collapse_section(att: Attribution, heading: str) -> list[str]:
     out = [f"{heading} Collapses", "",
            f"{int(k.sum()):,} of {int(runs.sum()):,} runs collapsed, in {len(where)} of {len(fac.labels)} "
            "configurations" + (f": {', '.join(where)}" if where else "") + ". Shapley values of the collapse "
-           "share (percentage points of runs collapsing) [95% CI]:", ""]
+           "share (percentage points of runs collapsing) [95% CI]; alone, last and ladder step, each the difference "
+           "of two configurations' shares, with Newcombe's score interval and Fisher's exact test (a t interval "
+           "would shrink to the point where both shares are 0 or 1):", ""]
     return out + _effects_table(game, "pp of runs") + _interactions(game, "pp of runs")
 
 

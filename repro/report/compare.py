@@ -42,7 +42,6 @@ one configuration was compared and none differs.
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from typing import NamedTuple
 
 import numpy as np
@@ -50,7 +49,7 @@ import pandas as pd
 
 from repro.report import fmt
 from repro.report.records import Group
-from repro.report.stats import holm, summarize, welch_interval
+from repro.report.stats import fisher_exact, holm, summarize, welch_interval
 
 ERROR_ALPHA = 0.005  # family-wise level of the error tests (Holm over every configuration compared)
 COLLAPSE_ALPHA = 0.1  # family-wise level of the collapse tests (Fisher's exact test, Tarone's Bonferroni)
@@ -89,19 +88,6 @@ class Comparison(NamedTuple):
 
 
 # ----------------------------------------------------------------------------------------- tests
-@lru_cache(maxsize=4096)
-def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
-    """Two-sided p-value of Fisher's exact test for k1 of n1 against k2 of n2: the probability, with the margins
-    fixed, of a table as probable as the observed one or less (exact integer arithmetic, math.comb)."""
-    total, k = n1 + n2, k1 + k2
-    lo, hi = max(0, k - n2), min(k, n1)
-    weights = {x: math.comb(n1, x) * math.comb(n2, k - x) for x in range(lo, hi + 1)}
-    observed = weights[k1]
-    # Relative tolerance as in common implementations: tables equally probable up to rounding count as extreme.
-    extreme = sum(w for w in weights.values() if w <= observed * (1 + 1e-7))
-    return min(1.0, extreme / math.comb(total, k))
-
-
 def fisher_min_p(k: int, n1: int, n2: int) -> float:
     """The smallest p-value Fisher's test can give with k collapses in all among n1 and n2 runs."""
     lo, hi = max(0, k - n2), min(k, n1)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
@@ -178,6 +179,41 @@ def contrast(weights, means, variances, counts, level: float = CI_LEVEL) -> Cont
     half = t_quantile(0.5 + level / 2.0, df) * se
     p = 2.0 * (1.0 - t_cdf(abs(value) / se, df))
     return Contrast(value, value - half, value + half, df, min(1.0, max(0.0, p)))
+
+
+@lru_cache(maxsize=4096)
+def fisher_exact(k1: int, n1: int, k2: int, n2: int) -> float:
+    """Two-sided p-value of Fisher's exact test for k1 of n1 against k2 of n2: the probability, with the margins
+    fixed, of a table as probable as the observed one or less (exact integer arithmetic, math.comb)."""
+    total, k = n1 + n2, k1 + k2
+    lo, hi = max(0, k - n2), min(k, n1)
+    weights = {x: math.comb(n1, x) * math.comb(n2, k - x) for x in range(lo, hi + 1)}
+    observed = weights[k1]
+    # Relative tolerance as in common implementations: tables equally probable up to rounding count as extreme.
+    extreme = sum(w for w in weights.values() if w <= observed * (1 + 1e-7))
+    return min(1.0, extreme / math.comb(total, k))
+
+
+def wilson(k: int, n: int, level: float = CI_LEVEL) -> tuple[float, float]:
+    """Wilson's score interval for a share of k in n (well behaved at 0 and n, unlike p +- z sqrt(p(1-p)/n))."""
+    z = t_quantile(0.5 + level / 2.0, math.inf)
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def share_difference(k1: int, n1: int, k2: int, n2: int, level: float = CI_LEVEL) -> Contrast:
+    """k2/n2 - k1/n1 with Newcombe's hybrid score interval (from the two Wilson intervals; it stays wide where
+    a share is 0 or 1, where a t interval collapses to the point) and the two-sided p-value of Fisher's exact
+    test; as a fraction (not %)."""
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson(k1, n1, level)
+    l2, u2 = wilson(k2, n2, level)
+    d = p2 - p1
+    low = d - math.sqrt((p2 - l2) ** 2 + (u1 - p1) ** 2)
+    high = d + math.sqrt((u2 - p2) ** 2 + (p1 - l1) ** 2)
+    return Contrast(d, low, high, math.inf, fisher_exact(k1, n1, k2, n2))
 
 
 def holm(pvalues, alpha: float = 1.0 - CI_LEVEL) -> list[bool]:

@@ -71,6 +71,8 @@ SLOW: dict[str, str] = {
     "tests/test_report.py::test_report_is_deterministic_and_writes_valid_pngs": "draws every figure twice",
     "tests/test_tutorial.py": "the README's tutorial: a rung with code trained through autograd, then a report",
     "tests/test_check.py::test_report_check_on_the_command_line": "a `repro report --check` process",
+    "tests/test_report.py::test_tie_rule_table_scores_collapsed_checkpoints_as_their_records":
+        "the plain forward of 15 checkpoints over both splits",
     "tests/test_report.py::test_workspace_report_agrees_with_the_committed_study": "a report with figures",
     "tests/test_robustness.py::test_divergent_run_is_marked_and_reported": "a diverging run and its report",
     "tests/test_store_faults.py::test_report_on_a_folder_that_does_not_exist_is_an_error": "`repro` processes",

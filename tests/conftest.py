@@ -71,6 +71,9 @@ SLOW: dict[str, str] = {
     "tests/test_report.py::test_report_is_deterministic_and_writes_valid_pngs": "draws every figure twice",
     "tests/test_tutorial.py": "the README's tutorial: a rung with code trained through autograd, then a report",
     "tests/test_check.py::test_report_check_on_the_command_line": "a `repro report --check` process",
+    "tests/test_download.py": "HTTP servers on the loopback address, files fetched and checked",
+    "tests/test_generic.py::test_member_matches_reference_loop": "autograd against the reference loop per option",
+    "tests/test_generic.py::test_relu_member_matches_reference_loop_on_one_short_pass": "autograd, the reference loop",
     "tests/test_report.py::test_tie_rule_table_scores_collapsed_checkpoints_as_their_records":
         "the plain forward of 15 checkpoints over both splits",
     "tests/test_report.py::test_workspace_report_agrees_with_the_committed_study": "a report with figures",

@@ -19,6 +19,8 @@ import pytest
 import torch
 
 import repro.data as data
+from repro.data.mnist16 import parse_idx
+from repro.data.registry import SHA256
 from repro.data import (
     DATASETS,
     REGISTRY,
@@ -325,7 +327,7 @@ def test_registry_describes_each_dataset():
         assert spec.name == name and spec.subdir == SUBDIR[spec.raw_files[0].name]
         assert (spec.n_train, spec.n_test) == (7291, 2007)
         for rf in spec.raw_files:
-            assert data.SHA256[rf.name] == rf.sha256 and len(rf.sha256) == 64 and rf.urls
+            assert SHA256[rf.name] == rf.sha256 and len(rf.sha256) == 64 and rf.urls
     assert [rf.name for rf in REGISTRY["usps"].raw_files] == list(USPS_FILES)
     assert [rf.name for rf in REGISTRY["mnist16"].raw_files] == list(MNIST_FILES)
     assert data.dataset_spec("mnist16") is REGISTRY["mnist16"]
@@ -415,7 +417,7 @@ def test_checksum_mismatch(tmp_path, no_network):
         load_dataset("usps", tmp_path)
     msg = str(e.value)
     assert "zip.test.gz" in msg
-    assert data.SHA256["zip.test.gz"] in msg
+    assert SHA256["zip.test.gz"] in msg
     assert "not used" in msg
     assert not (tmp_path / "prepared").exists()
     assert no_network == []  # a present-but-wrong file is reported, not re-downloaded
@@ -476,15 +478,15 @@ def test_bad_label(tmp_path, monkeypatch):
 
 def test_idx_header_checks():
     good = bytes([0, 0, 8, 1]) + (3).to_bytes(4, "big") + bytes([1, 2, 3])
-    assert data._parse_idx(good, "f", 0x801, (3,)).tolist() == [1, 2, 3]
+    assert parse_idx(good, "f", 0x801, (3,)).tolist() == [1, 2, 3]
     with pytest.raises(DataError, match="magic"):
-        data._parse_idx(bytes([0, 0, 8, 3]) + good[4:], "f", 0x801, (3,))
+        parse_idx(bytes([0, 0, 8, 3]) + good[4:], "f", 0x801, (3,))
     with pytest.raises(DataError, match="shape"):
-        data._parse_idx(good, "f", 0x801, (4,))
+        parse_idx(good, "f", 0x801, (4,))
     with pytest.raises(DataError, match="data bytes"):
-        data._parse_idx(good[:-1], "f", 0x801, (3,))
+        parse_idx(good[:-1], "f", 0x801, (3,))
     with pytest.raises(DataError, match="header"):
-        data._parse_idx(good[:5], "f", 0x803, (3, 28, 28))
+        parse_idx(good[:5], "f", 0x803, (3, 28, 28))
 
 
 # --------------------------------------------------------------------------- missing data
@@ -498,7 +500,7 @@ def test_offline_message_names_every_file(tmp_path, name, no_network):
     files = USPS_FILES if name == "usps" else MNIST_FILES
     for f in files:
         assert f in msg
-        assert data.SHA256[f] in msg
+        assert SHA256[f] in msg
         assert str(tmp_path / SUBDIR[f]) in msg
     assert "--data-dir" in msg and "REPRO_DATA_DIR" in msg
     assert no_network == []  # download=False really means no download
@@ -509,7 +511,7 @@ def test_failed_download_message(tmp_path, no_network):
         load_dataset("mnist16", tmp_path, download=True)
     msg = str(e.value)
     for f in MNIST_FILES:
-        assert f in msg and data.SHA256[f] in msg
+        assert f in msg and SHA256[f] in msg
     assert "network disabled in tests" in msg
     assert len(no_network) == 8  # both mirrors tried for each of the four files
     assert list((tmp_path / "mnist").iterdir()) == []  # no partial downloads left behind

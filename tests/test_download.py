@@ -20,6 +20,7 @@ import pytest
 
 from repro import data
 from repro.data import DataError, load_dataset
+from repro.data.registry import SHA256
 from tests.conftest import data_dir
 
 USPS_FILES = ("zip.train.gz", "zip.test.gz")
@@ -107,7 +108,7 @@ def test_a_corrupt_file_is_refused_and_fetched_again_once_intact(server, monkeyp
         load_dataset("usps", tmp_path / "data", download=True, cache=False)
     msg = str(e.value)
     assert f"{base}/zip.test.gz: wrong sha256" in msg
-    assert data.SHA256["zip.test.gz"] in msg  # the checksum a manual copy must have
+    assert SHA256["zip.test.gz"] in msg  # the checksum a manual copy must have
     assert installed(tmp_path / "data") == ["zip.train.gz"]  # the intact file is kept, the corrupt one refused
 
     copy_real(served, "zip.test.gz")  # the server now has an intact copy
@@ -156,7 +157,7 @@ def test_an_unreachable_server_is_named_with_the_manual_fallback(monkeypatch, tm
     msg = str(e.value)
     for name in USPS_FILES:
         assert f"{base}/{name}: " in msg  # the server, by URL, with why it failed
-        assert data.SHA256[name] in msg
+        assert SHA256[name] in msg
     assert "refused" in msg.lower()
     assert f"put it in:  {tmp_path / 'data' / 'usps'}" in msg  # the manual fallback
     assert "--data-dir" in msg and "REPRO_DATA_DIR" in msg

@@ -27,11 +27,9 @@ from repro.data.fetch import download_file as _download
 from repro.data.fetch import raw_files as _raw_files
 from repro.data.locations import resolve_data_dir
 from repro.data.mnist16 import MNIST_ORDER, MNIST_ORDERS, MNIST_SEED
-from repro.data.mnist16 import parse_idx as _parse_idx  # noqa: F401  (reached as repro.data._parse_idx)
 from repro.data.prepare import build_splits as _build
 from repro.data.prepare import spec_fingerprint as _fingerprint
 from repro.data.registry import DATASETS, PREP_VERSION, REGISTRY, dataset_spec
-from repro.data.registry import SHA256  # noqa: F401  (reached as repro.data.SHA256)
 from repro.data.spec import NUM_CLASSES, DataError, Dataset, DatasetSpec, Option, RawFile
 
 __all__ = [

@@ -236,18 +236,16 @@ def _game(name: str, players: tuple[str, ...], labels: tuple[str, ...], means: n
     n, full = len(players), 2 ** len(players) - 1
     pairs, inter = interaction_matrix(n)
     cs = [contrast(row, means, variances, counts) for row in shapley_matrix(n)]
-    rows = 1
     if steps:
         for before, after in ([(0, 1 << i) for i in range(n)] + [(full & ~(1 << i), full) for i in range(n)]
                               + [((1 << i) - 1, (1 << (i + 1)) - 1) for i in range(n)]):
             cs.append(step(before, after) if step else contrast(_step(n, before, after), means, variances, counts))
-        rows = 4
+    at = len(cs)  # where the interactions start
     cs += [contrast(row, means, variances, counts) for row in (inter if pairs else [])]
     sig = holm([c.p for c in cs])
     est = [Estimate(c.value, c.low, c.high, c.p, bool(g)) for c, g in zip(cs, sig)]
     effects = tuple(ChangeEffect(c, est[i], *((est[n + i], est[2 * n + i], est[3 * n + i]) if steps else ()))
                     for i, c in enumerate(players))
-    at = rows * n
     inters = sorted((Interaction(players[i], players[j], est[at + r]) for r, (i, j) in enumerate(pairs)),
                     key=lambda it: -abs(it.index.value))
     return Game(name, players, fixed, labels, float(means[0]), float(means[-1]), effects, tuple(inters),

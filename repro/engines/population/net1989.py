@@ -242,10 +242,7 @@ class Population:
             if keep is not None:
                 torch.div(keep[:, ENGINE_FROM_REFERENCE_192], 1.0 - cfg.dropout, out=scale[m])
 
-        if cfg.dropout > 0 or cfg.shift > 0:
-            list(draw_threads().map(draw, range(self.members)))
-        else:
-            rows[:] = self.image_rows(torch.arange(N))
+        list(draw_threads().map(draw, range(self.members)))
         return rows, scale
 
     def train_pass(self, pass_index: int) -> None:

@@ -28,7 +28,8 @@ from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, 
 from repro.study.plan import bench_throughput, estimate_text, make_plan
 from repro.study.record import read_record
 from repro.study.run_key import ConfigKey
-from repro.study.runner import Progress, RunContext, resolve_device, run_planned, run_together
+from repro.study.runner import (Progress, RunContext, resolve_device, run_planned, run_side_by_side, run_together,
+                                side_by_side_workers)
 from repro.study.store import SeedLocks, git_commit, remove_stale_temporaries, set_aside_damaged
 from repro.study.sweep import lr_sweep, write_sweep
 from repro.study.workspace import (
@@ -350,6 +351,8 @@ def _train_jobs(jobs, seeds, ctx) -> None:
         ctx.busy.clear()
         if ctx.engine == "fused":  # every population of the job together, one kernel launch per pass
             run_together(jobs, seeds, ctx)
+        elif (workers := side_by_side_workers(jobs, ctx)) > 1:  # native: one configuration per CPU thread
+            run_side_by_side(jobs, seeds, ctx, workers)
         else:
             for p, ds in jobs:
                 run_planned(p, ds, seeds, ctx)

@@ -294,7 +294,7 @@ def test_draws_are_the_population_engines_as_bits(usps):
         assert torch.equal(rows.long(), want_rows)
         kept = (bits.unsqueeze(-1) >> torch.arange(8, dtype=torch.uint8)) & 1  # bit b of byte j: entry 8j + b
         kept = kept.reshape(4, 50, 192)[:, :, ENGINE_FROM_REFERENCE_192].bool()
-        from repro.engines.fused.population import keep_scale
+        from repro.engines.population.net1989 import keep_scale
 
         scale = torch.where(kept, torch.tensor(keep_scale(cfg)), torch.tensor(0.0))
         assert torch.equal(scale, want_scale)

@@ -71,3 +71,24 @@ def test_the_lane_width_follows_the_cpu_and_the_population():
     assert native.default_build(members=8, threads=1).lanes == 8
     for members, threads in ((16, 1), (64, 2)):
         assert native.default_build(members=members, threads=threads).lanes == (16 if cpu_has("avx512f") else 8)
+
+
+def test_a_division_by_a_constant_through_its_double_reciprocal_rounds_as_the_division():
+    """kernel.c's vdiv_by_const: AdamW's sqrt(v) / sqrt(1 - beta2^t) as x * (1/c) in double, rounded once to
+    float. The argument (the double product is within 2^-52 of x/c; a quotient of floats is never within about
+    2^-49 of a midpoint) is checked here against IEEE float32 division: every c the default betas give over the
+    longest run's steps, and random c in (0.03, 1], against x over every exponent a square root reaches."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1, 80 * 7291 + 1, dtype=np.float64)
+    schedule = np.unique((1.0 - 0.999 ** steps) ** 0.5).astype(np.float32)
+    cs = np.concatenate([schedule[rng.choice(len(schedule), 1500, replace=False)], schedule[:200],
+                         rng.uniform(0.03, 1.0, 1000).astype(np.float32)])
+    mantissas = rng.integers(1 << 23, 1 << 24, 4000).astype(np.float64)
+    xs = np.ldexp(mantissas, rng.integers(-63 - 23, 64 - 23, 4000)).astype(np.float32)
+    xs = np.concatenate([xs, np.float32([0.0, 1.0, np.inf])])
+    for c in cs:
+        want = xs / c
+        got = (xs.astype(np.float64) * (1.0 / np.float64(c))).astype(np.float32)
+        assert np.array_equal(want.view(np.int32), got.view(np.int32)), f"c = {c!r}"

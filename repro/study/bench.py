@@ -32,6 +32,7 @@ from repro.engines.reference import train_reference
 from repro.hardware import cpu_clock_ghz, cpu_has
 from repro.net.model import init_params, layer_shapes, run_generator
 from repro.study.ladder import load_rungs, plan
+from repro.study.runner import side_by_side_count
 from repro.study.store import device_description, environment
 
 POPULATIONS = (1, 16, 224)
@@ -71,16 +72,23 @@ def fused_pass_seconds(cfg: Config, ds: Dataset, members: int, n: int, device: t
     return time.perf_counter() - t0, group.kernel_seconds
 
 
+def _on_threads(engine: str, threads: int | None) -> dict:
+    """The constructor argument that puts a native population on `threads` CPU threads (None: torch's)."""
+    return {"threads": threads} if engine == "native" and threads else {}
+
+
 def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
-                 seconds: float = TARGET_SECONDS) -> dict[str, float]:
+                 seconds: float = TARGET_SECONDS, threads: int | None = None) -> dict[str, float]:
     """Member-steps per second of one population of `engine` training `cfg` (timed after a warm-up pass):
-    {"steps_per_s": wall-clock rate}, and for the fused engine "kernel_steps_per_s" (the kernel alone)."""
+    {"steps_per_s": wall-clock rate}, and for the fused engine "kernel_steps_per_s" (the kernel alone).
+    `threads`: the native population's CPU threads (default: torch's)."""
     cls = registry.get(engine).population_class(cfg)
 
     def timed_pass(n: int) -> tuple[float, float | None]:
         if engine == "fused":
             return fused_pass_seconds(cfg, ds, members, n, device)
-        pop = cls(cfg, list(range(members)), ds.x_train[:n], ds.y_train[:n], device=device)
+        pop = cls(cfg, list(range(members)), ds.x_train[:n], ds.y_train[:n], device=device,
+                  **_on_threads(engine, threads))
         _sync(device)
         t0 = time.perf_counter()
         pop.train_pass(0)
@@ -99,9 +107,9 @@ def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: to
 
 
 def engine_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
-                seconds: float = TARGET_SECONDS) -> float:
+                seconds: float = TARGET_SECONDS, threads: int | None = None) -> float:
     """Member-steps per second (wall clock) of one population of `engine` training `cfg`."""
-    return engine_rates(engine, cfg, ds, members, device, seconds)["steps_per_s"]
+    return engine_rates(engine, cfg, ds, members, device, seconds, threads)["steps_per_s"]
 
 
 def single_run_seconds(engine: str, ds: Dataset, device: torch.device) -> float:
@@ -120,9 +128,11 @@ def single_run_seconds(engine: str, ds: Dataset, device: torch.device) -> float:
     return time.perf_counter() - t0
 
 
-def eval_seconds(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device) -> float:
+def eval_seconds(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
+                 threads: int | None = None) -> float:
     """Time of one after-pass evaluation (train and test split) of a population."""
-    pop = registry.get(engine).population_class(cfg)(cfg, list(range(members)), ds.x_train[:10], ds.y_train[:10], device=device)
+    pop = registry.get(engine).population_class(cfg)(cfg, list(range(members)), ds.x_train[:10], ds.y_train[:10],
+                                                     device=device, **_on_threads(engine, threads))
     pop.evaluate(ds.x_test[:100], ds.y_test[:100])
     _sync(device)
     t0 = time.perf_counter()
@@ -155,16 +165,23 @@ def rung_figures(engine: str, ds: Dataset, device: torch.device, seeds: int, log
     """Per rung of the ladder, a population of `seeds` members: the engine that trains it, its training rate
     and the time of one after-pass evaluation (both splits); and the projected time of the rung on one dataset.
     The rungs differ by one mechanism each (activation, optimizer, schedule, dropout, shifts, passes), so these
-    figures are what each costs."""
+    figures are what each costs. Where ablate trains configurations side by side (one per CPU thread, see
+    runner.side_by_side_count), each population is measured on one thread and its figures scaled by the
+    number of threads (labelled so): that is how ablate runs them."""
+    planned = plan(load_rungs())
+    chosen = [registry.choose(engine, p.config, device)[0] for p in planned]
+    side = side_by_side_count([c.name for c in chosen] * 2, device)  # the ladder on both datasets
+    threads = 1 if side > 1 else None
+    if side > 1:
+        log(f"  (one population per thread, as ablate trains them: each measured on 1 thread, x {side} threads)")
     figures = {}
-    for p in plan(load_rungs()):
-        chosen, _ = registry.choose(engine, p.config, device)
-        rate = engine_rate(chosen.name, p.config, ds, seeds, device, seconds=1.0)
-        ev = eval_seconds(chosen.name, p.config, ds, seeds, device)
+    for p, eng in zip(planned, chosen):
+        rate = side * engine_rate(eng.name, p.config, ds, seeds, device, seconds=1.0, threads=threads)
+        ev = eval_seconds(eng.name, p.config, ds, seeds, device, threads=threads) / side
         per_dataset = p.config.passes * (seeds * len(ds.y_train) / rate + ev)
-        log(f"  {p.label:<10} {chosen.name}: {rate:>10,.0f} steps/s, eval {ev:.2f} s/pass -> {per_dataset:,.0f} s per dataset")
-        figures[p.label] = {"engine": chosen.name, "steps_per_s": rate, "eval_s_per_pass": ev,
-                            "seconds_per_dataset": per_dataset}
+        log(f"  {p.label:<10} {eng.name}: {rate:>10,.0f} steps/s, eval {ev:.2f} s/pass -> {per_dataset:,.0f} s per dataset")
+        figures[p.label] = {"engine": eng.name, "steps_per_s": rate, "eval_s_per_pass": ev,
+                            "seconds_per_dataset": per_dataset, "side_by_side": side}
     return figures
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import math
 import sys
+import threading
 import time
 from collections import deque
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TextIO
@@ -62,8 +64,13 @@ class Progress:
     done_presentations: int = 0
     start: float = field(default_factory=time.perf_counter)
     window: deque = field(default_factory=lambda: deque(maxlen=8))
+    lock: threading.Lock = field(default_factory=threading.Lock)  # configurations trained side by side report here
 
     def pass_done(self, what: str, pass_index: int, passes: int, test_errors: torch.Tensor, presentations: int):
+        with self.lock:
+            self._pass_done(what, pass_index, passes, test_errors, presentations)
+
+    def _pass_done(self, what: str, pass_index: int, passes: int, test_errors: torch.Tensor, presentations: int):
         now = time.perf_counter()
         if not self.window:
             self.window.append((self.start, self.done_presentations))
@@ -147,6 +154,13 @@ class RunContext:
     locks: SeedLocks | None = None
     log: Callable[[str], None] = field(default_factory=lambda: (lambda msg: print(msg, file=sys.stderr)))
     busy: list = field(default_factory=list)  # (planned, dataset, seed) another process was training
+    threads: int | None = None  # CPU threads of each native population (None: torch's); see run_side_by_side
+    stop: threading.Event = field(default_factory=threading.Event)  # set: finish the pass in hand, then stop
+
+
+class Stopped(Exception):
+    """A configuration trained side by side stopped after a pass because the job was interrupted (its state
+    after that pass is saved, as after every pass)."""
 
 
 def claim_seeds(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunContext) -> list[int]:
@@ -186,11 +200,14 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
             if not engine.lockstep:
                 results = [_train_reference(planned, ds, s, ctx) for s in todo]
             else:
-                pop = engine.population_class(cfg)(cfg, todo, ds.x_train, ds.y_train, device=ctx.device)
+                threads = {"threads": ctx.threads} if engine.name == "native" and ctx.threads else {}
+                pop = engine.population_class(cfg)(cfg, todo, ds.x_train, ds.y_train, device=ctx.device, **threads)
                 training = _Training(pop, ds, planned, engine.name, ctx)
                 for p in range(training.first_pass, cfg.passes):
                     training.pop.train_pass(p)
                     training.after_pass(p)
+                    if ctx.stop.is_set() and p < cfg.passes - 1:
+                        raise Stopped(planned.label)
                 results = training.results()
                 training.forget_state()
             _write_records(planned, ds, results, ctx, engine.name)
@@ -198,6 +215,63 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
         _release(planned, ds, todo, ctx)
     key = ConfigKey.of(planned, ds)
     return [key.run(s).record_path(ctx.results_dir) for s in seeds]
+
+
+def side_by_side_count(engines: list[str], device: torch.device) -> int:
+    """How many configurations to train at once on the CPU, given the engine of each: one per thread when every
+    one trains on the native engine (each population then runs on one thread: a whole population of 16 fills
+    one AVX-512 register, which trains faster than two half-filled groups on two threads), else 1."""
+    threads = torch.get_num_threads()
+    if torch.device(device).type != "cpu" or threads < 2 or len(engines) < 2 or set(engines) != {"native"}:
+        return 1
+    return min(threads, len(engines))
+
+
+def side_by_side_workers(jobs: list[tuple[PlannedConfig, Dataset]], ctx: RunContext) -> int:
+    """side_by_side_count for a job's configurations, on the engines they would train on."""
+    return side_by_side_count([registry.choose(ctx.engine, p.config, ctx.device)[0].name for p, _ in jobs], ctx.device)
+
+
+def run_side_by_side(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext,
+                     workers: int) -> None:
+    """Train the jobs `workers` at a time, each population on one CPU thread, the longest first (so that the
+    last to finish are short ones). Every member's numbers are the same bits as one configuration after
+    another: the native kernel's results depend on neither lanes nor threads. On Ctrl-C, the configurations in
+    training finish the pass in hand (their state is saved after it) and the interrupt goes on to the caller."""
+    order = sorted(jobs, key=lambda job: -_expected_cost(*job))
+    threads, ctx.threads = ctx.threads, 1
+    try:
+        _train_side_by_side(order, seeds, ctx, workers)
+    finally:
+        ctx.threads = threads
+
+
+def _expected_cost(planned: PlannedConfig, ds: Dataset) -> float:
+    """A configuration's training time relative to others, only to order the side-by-side queue: presentations,
+    times 2 for AdamW and 1.2 for dropout (the rungs' ratios in results/bench/cpu.json, rounded)."""
+    cfg = planned.config
+    return cfg.passes * len(ds.y_train) * (2.0 if cfg.optimizer == "adamw" else 1.0) * (1.2 if cfg.dropout > 0 else 1.0)
+
+
+def _train_side_by_side(order: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext,
+                        workers: int) -> None:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="repro-config") as pool:
+        futures = [pool.submit(run_planned, planned, ds, seeds, ctx) for planned, ds in order]
+        try:
+            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+        except KeyboardInterrupt:
+            ctx.stop.set()
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            raise
+        for f in futures:
+            if f.done() and not f.cancelled() and f.exception() is not None:
+                ctx.stop.set()
+                for g in futures:
+                    g.cancel()
+                wait(futures)
+                raise f.exception()
 
 
 def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext) -> None:

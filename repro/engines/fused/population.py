@@ -29,16 +29,15 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 
 from repro.config import Config
 from repro.engines import codes
 from repro.engines.fused import layout
-from repro.engines.population.net1989 import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views
+from repro.engines.population.net1989 import (H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views,
+                                              keep_scale)
 from repro.engines.population.fc40 import FC_SHAPES, FCPopulation
 from repro.errors import ReproError
-from repro.net.model import draw_pass_randomness
 
 # name: (offset in a member's row, padded rows, padded columns), per architecture; the kernel reads the same
 # definition.
@@ -173,18 +172,6 @@ def _draw_workers() -> ThreadPoolExecutor:
     return _draw_pool
 
 
-def keep_bits(keep: torch.Tensor) -> np.ndarray:
-    """Dropout masks (n, 192) of 0/1 as draw_pass_randomness gives them (reference order) -> (n, KEEP_BYTES)
-    uint8: bit b of byte j is entry 8j + b."""
-    return np.packbits(keep.numpy() != 0, axis=1, bitorder="little")
-
-
-def keep_scale(cfg: Config) -> float:
-    """The scale of a kept H3 input, rounded to float32 exactly as Population._draw_pass rounds it (the same
-    torch division); 1.0 without dropout."""
-    return float((torch.ones(1) / (1.0 - cfg.dropout))[0]) if cfg.dropout > 0 else 1.0
-
-
 class FusedPopulation(Population):
     """Population whose training passes run in the fused kernel; same results to float32 rounding.
 
@@ -257,26 +244,9 @@ class FusedPopulation(Population):
         self._alone, self._states_before_ahead = None, None
 
     def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One pass's draws from each member's generator, with the same calls as Population._draw_pass (so the
-        same numbers), made in worker threads: image rows (P, N) int32 and dropout masks as bits
-        (P, N, KEEP_BYTES) uint8 in the reference's order (keep_bits), or None. In pinned memory on CUDA, so
-        that they go to the GPU by non-blocking copies."""
-        N, cfg, P = self.n_train, self.cfg, self.members
-        pin = self.device.type == "cuda"
-        rows = torch.empty(P, N, dtype=torch.int32, pin_memory=pin)
-        bits = torch.empty(P, N, layout.KEEP_BYTES, dtype=torch.uint8, pin_memory=pin) if cfg.dropout > 0 else None
-
-        def draw(m: int) -> None:
-            shifts, keep = draw_pass_randomness(self.generators[m], N, cfg)
-            rows[m] = self.image_rows(torch.arange(N), shifts)
-            if keep is not None:
-                bits[m] = torch.from_numpy(keep_bits(keep))
-
-        if P == 1:
-            draw(0)
-        else:
-            list(_draw_workers().map(draw, range(P)))
-        return rows, bits
+        """One pass's draws (Population.draw_pass_bits): image rows (P, N) int32 and dropout masks as bits, in
+        worker threads, in pinned memory on CUDA (so that they go to the GPU by non-blocking copies)."""
+        return self.draw_pass_bits(torch.int32, pin=self.device.type == "cuda", pool=_draw_workers())
 
     def member_tables(self, pass_index: int, keep_row0: int, label_base: int, conn_index: int,
                       schedule_row: int):

@@ -61,6 +61,7 @@ typedef struct {
     /* hyperparameters as Python holds them (double); each scalar an update uses is derived in double and
      * rounded to float once, as torch does with Python scalars applied to float32 tensors */
     double lr, weight_decay, beta1, beta2, eps, sdlm_gamma, sdlm_mu, dropout;
+    double keep_scale;  /* a kept H3 input's dropout scale, float32 1/(1-p) as the population engine rounds it */
     double target;      /* squared-error targets: +target for the label, -target elsewhere */
     int64_t step;       /* optimizer steps taken before this call */
 } Spec;
@@ -103,6 +104,31 @@ INLINE vf vsqrt(vf x) { /* correctly rounded on every CPU */
     vf r;
     for (int l = 0; l < LANES; l++) r[l] = sqrtf(x[l]);
     return r;
+#endif
+}
+
+/* x / c for x >= 0 (a square root: never subnormal) and a constant c in (0, 1], correctly rounded as the
+ * division is, without the divider: x * (1/c) in double, rounded once to float. The double product is within
+ * 2^-52 (relative) of x/c, and a quotient of two floats is never closer than about 2^-49 to a midpoint between
+ * floats (nor on one), so rounding the product gives the float nearest x/c: the division's bits on every CPU. */
+INLINE vf vdiv_by_const(vf x, double inv_c) {
+#if LANES == 16 && defined(__AVX512F__)
+    __m512d r = _mm512_set1_pd(inv_c);
+    __m512 xv = (__m512)x;
+    __m256 lo = _mm512_cvtpd_ps(_mm512_mul_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(xv)), r));
+    __m256 hi = _mm512_cvtpd_ps(_mm512_mul_pd(
+        _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(xv), 1))), r));
+    return (vf)_mm512_castpd_ps(_mm512_insertf64x4(_mm512_castpd256_pd512(_mm256_castps_pd(lo)), _mm256_castps_pd(hi), 1));
+#elif LANES == 8 && defined(__AVX__)
+    __m256d r = _mm256_set1_pd(inv_c);
+    __m256 xv = (__m256)x;
+    __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(xv)), r));
+    __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)), r));
+    return (vf)_mm256_set_m128(hi, lo);
+#else
+    vf q;
+    for (int l = 0; l < LANES; l++) q[l] = (float)((double)x[l] * inv_c);
+    return q;
 #endif
 }
 
@@ -162,6 +188,7 @@ typedef struct {
     float lr;
     /* adamw */
     float decay, lerp1, beta2, one_minus_beta2, bc2_sqrt, eps, step_size;
+    double inv_bc2_sqrt; /* 1 / bc2_sqrt, for vdiv_by_const */
     /* sdlm */
     float gamma, mu;
     int first;
@@ -177,6 +204,7 @@ static void make_upd(const Spec *s, int64_t t, Upd *u) { /* t: this step's count
         u->beta2 = (float)b2;
         u->one_minus_beta2 = (float)(1.0 - b2);
         u->bc2_sqrt = (float)pow(1.0 - pow(b2, (double)t), 0.5);
+        u->inv_bc2_sqrt = 1.0 / (double)u->bc2_sqrt;
         u->step_size = (float)(lr / (1.0 - pow(b1, (double)t)));
         u->eps = (float)s->eps;
     } else if (s->opt == OPT_SDLM || s->opt == OPT_SDLM_FIXED) {
@@ -200,7 +228,7 @@ INLINE void upd(const Upd *u, int opt, vf *w, vf *s1, vf *s2, vf g, vf c) {
         v = fmadd(u->one_minus_beta2 * g, g, v);
         *s1 = m;
         *s2 = v;
-        vf denom = vsqrt(v) / u->bc2_sqrt + u->eps;
+        vf denom = vdiv_by_const(vsqrt(v), u->inv_bc2_sqrt) + u->eps;
         *w = p + (-u->step_size * m) / denom;
     } else if (opt == OPT_SDLM) {
         vf h = u->first ? c : fmadd(splat(u->gamma), c - *s1, *s1);
@@ -659,7 +687,7 @@ typedef struct {
     int32_t members, n;
     const float *images;  /* (rows, 400) padded images */
     const int64_t *rows;  /* (members, n) image row of each member's step */
-    const float *keep;    /* (members, n, 192) dropout scales in position-major order, or NULL */
+    const uint8_t *keep;  /* (members, n, 24) dropout masks, bit r of a pattern's 24 bytes for H3 input r (map-major), or NULL */
     const int64_t *labels; /* (n,) */
 } TrainCtx;
 
@@ -674,6 +702,7 @@ typedef struct {
         int valid = (int)(c->members - m0 < LANES ? c->members - m0 : LANES);                             \
         const int dropout = c->keep != NULL && s->arch == ARCH_NET1989;                                  \
         float *xs = (float *)w->x, *ks = (float *)w->keep;                                               \
+        const float scale = (float)s->keep_scale;                                                        \
         for (int64_t i = 0; i < c->n; i++) {                                                             \
             for (int l = 0; l < LANES; l++) {                                                            \
                 int64_t row = l < valid ? c->rows[(m0 + l) * c->n + i] : 0;                              \
@@ -681,9 +710,9 @@ typedef struct {
                 for (int p = 0; p < 400; p++) xs[p * LANES + l] = src[p];                                \
                 if (dropout) {                                                                           \
                     if (l < valid) {                                                                     \
-                        const float *kp = c->keep + ((m0 + l) * c->n + i) * 192;                         \
-                        for (int j = 0; j < 12; j++)                                                     \
-                            for (int q = 0; q < 16; q++) ks[(j * 16 + q) * LANES + l] = kp[q * 12 + j];  \
+                        const uint8_t *kb = c->keep + ((m0 + l) * c->n + i) * 24;                        \
+                        for (int r = 0; r < 192; r++)                                                    \
+                            ks[r * LANES + l] = (kb[r >> 3] >> (r & 7)) & 1 ? scale : 0.0f;              \
                     } else {                                                                             \
                         for (int q = 0; q < 192; q++) ks[q * LANES + l] = 1.0f;                          \
                     }                                                                                    \
@@ -727,12 +756,12 @@ static int spec_ok(const Spec *s) {
     return 1;
 }
 
-int native_abi_version(void) { return 4; }
+int native_abi_version(void) { return 5; }
 int native_lanes(void) { return LANES; }
 int native_sizeof_spec(void) { return (int)sizeof(Spec); }
 
 int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t members, const float *images,
-                 const int64_t *rows, const float *keep, const int64_t *labels, int32_t n, int32_t nthreads) {
+                 const int64_t *rows, const uint8_t *keep, const int64_t *labels, int32_t n, int32_t nthreads) {
     if (!spec_ok(s)) return -2;
     if ((s->opt == OPT_ADAMW && (!st1 || !st2)) || (s->opt >= OPT_SDLM && !st1)) return -3;
     TrainCtx c = {s, params, st1, st2, members, n, images, rows, keep, labels};

@@ -6,8 +6,8 @@ engines' tolerances), and its numbers do not depend on its neighbours, its place
 number of threads (bit for bit): every lane runs the same instructions on its own data.
 
 Random draws are the `population` engine's: this engine holds a `Population` (or `FCPopulation`) for its
-per-member generators, initial weights, shifted-image table and per-pass draws (`_draw_pass`), and hands
-the drawn rows and dropout scales to the kernel.
+per-member generators, initial weights, shifted-image table and per-pass draws (`draw_pass_bits`), and hands
+the drawn rows and dropout masks (bits, with the scale of a kept input) to the kernel.
 
 The kernel is compiled on first use with the system C compiler ($CC, else cc or gcc) into a cache folder
 (`$LECUN1989_NATIVE_CACHE`, else `$XDG_CACHE_HOME/lecun1989/native`, else `~/.cache/lecun1989/native`),
@@ -25,6 +25,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ from repro.config import INITS as config_inits
 from repro.config import Config
 from repro.engines import codes
 from repro.engines.population import population_class as _lockstep_class
-from repro.engines.population.net1989 import EvalResult
+from repro.engines.population.net1989 import EvalResult, keep_scale
 from repro.hardware import cpu_flags, cpu_has
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
@@ -82,13 +83,15 @@ class _Spec(ctypes.Structure):
                 ("nparam", ctypes.c_int32), ("scheme", ctypes.c_int32 * 96),
                 ("lr", ctypes.c_double), ("weight_decay", ctypes.c_double), ("beta1", ctypes.c_double),
                 ("beta2", ctypes.c_double), ("eps", ctypes.c_double), ("sdlm_gamma", ctypes.c_double),
-                ("sdlm_mu", ctypes.c_double), ("dropout", ctypes.c_double), ("target", ctypes.c_double),
+                ("sdlm_mu", ctypes.c_double), ("dropout", ctypes.c_double), ("keep_scale", ctypes.c_double),
+                ("target", ctypes.c_double),
                 ("step", ctypes.c_int64)]
 
 
 # --- building and loading the kernel ---------------------------------------------------------------
 
 _loaded: dict[Build, ctypes.CDLL | str] = {}  # a loaded kernel, or why it could not be built or loaded
+_loading = threading.Lock()  # configurations trained side by side may ask for the kernel at the same moment
 
 
 def _compiler() -> str | None:
@@ -149,7 +152,7 @@ def _open(build: Build) -> ctypes.CDLL | str:
         lib = ctypes.CDLL(str(_compile(cc, build)))
     except Exception as e:  # noqa: BLE001 - any build or load failure makes the engine unavailable, with the reason
         return f"the native engine's kernel ({build}) could not be built or loaded: {e}"
-    if lib.native_abi_version() != 4 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
+    if lib.native_abi_version() != 5 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
         return "the native engine's kernel does not match this Python module (ABI mismatch)"
     p, i32 = ctypes.c_void_p, ctypes.c_int32
     lib.native_train.argtypes = [p, p, p, p, i32, p, p, p, p, i32, i32]
@@ -163,9 +166,10 @@ def load(build: Build | None = None) -> ctypes.CDLL | str:
     """The kernel compiled for `build` (default: `default_build()`), or why it cannot be had; built on first
     use and cached on disk."""
     build = build or default_build()
-    if build not in _loaded:
-        _loaded[build] = _open(build)
-    return _loaded[build]
+    with _loading:
+        if build not in _loaded:
+            _loaded[build] = _open(build)
+        return _loaded[build]
 
 
 def available(device: torch.device | str | None = None) -> str | None:
@@ -251,6 +255,7 @@ class NativePopulation:
         s.lr, s.weight_decay = cfg.lr, cfg.weight_decay
         s.beta1, s.beta2, s.eps = cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps
         s.sdlm_gamma, s.sdlm_mu, s.dropout, s.target = cfg.sdlm_gamma, cfg.sdlm_mu, cfg.dropout, cfg.target
+        s.keep_scale = keep_scale(cfg)
         if self._per_pass_curvature:
             s.opt = codes.SDLM_FIXED
         return s
@@ -266,14 +271,12 @@ class NativePopulation:
     def train_pass(self, pass_index: int) -> None:
         if self._per_pass_curvature:
             self._estimate_curvature(pass_index)
-        rows, scale = self._pop._draw_pass()  # each member's own generator, in the reference loop's order
-        rows = rows.contiguous()
-        scale = None if scale is None else scale.contiguous()
+        rows, keep = self._pop.draw_pass_bits()  # each member's own generator, in the reference loop's order
         self._spec.lr = self.cfg.lr_at_pass(pass_index)
         self._spec.step = self.step_count
         rc = self._lib.native_train(ctypes.byref(self._spec), self.params.data_ptr(), self._ptr(self.state1),
                                     self._ptr(self.state2), self.members, self._pop.images.data_ptr(),
-                                    rows.data_ptr(), self._ptr(scale), self.labels.data_ptr(), self.n_train,
+                                    rows.data_ptr(), self._ptr(keep), self.labels.data_ptr(), self.n_train,
                                     self._threads())
         if rc != 0:
             raise RuntimeError(f"native kernel failed in training (code {rc})")

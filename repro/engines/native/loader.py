@@ -271,7 +271,8 @@ class NativePopulation:
     def train_pass(self, pass_index: int) -> None:
         if self._per_pass_curvature:
             self._estimate_curvature(pass_index)
-        rows, keep = self._pop.draw_pass_bits()  # each member's own generator, in the reference loop's order
+        # each member's own generator, in the reference loop's order; on one thread, in this one
+        rows, keep = self._pop.draw_pass_bits(parallel=self._threads() > 1)
         self._spec.lr = self.cfg.lr_at_pass(pass_index)
         self._spec.step = self.step_count
         rc = self._lib.native_train(ctypes.byref(self._spec), self.params.data_ptr(), self._ptr(self.state1),

@@ -262,12 +262,14 @@ class Population:
         return rows, scale
 
     def draw_pass_bits(self, rows_dtype: torch.dtype = torch.int64, pin: bool = False,
-                       pool: ThreadPoolExecutor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                       pool: ThreadPoolExecutor | None = None, parallel: bool = True
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The pass's draws as the compiled kernels take them: image rows (P, N) and dropout masks as bits
         (P, N, KEEP_BYTES) uint8 in the reference's order (keep_bits), or None; the kept inputs' scale is
         keep_scale(cfg). The same generator calls as _draw_pass, so the same numbers, but none of its
         reordering and division (a third of a pass's drawing time). Members draw in `pool`'s threads (default:
-        draw_threads()); `pin` puts both in pinned memory, for non-blocking copies to a GPU."""
+        draw_threads()), or one after another in this thread unless `parallel`; `pin` puts both in pinned
+        memory, for non-blocking copies to a GPU."""
         N, cfg, P = self.n_train, self.cfg, self.members
         rows = torch.empty(P, N, dtype=rows_dtype, pin_memory=pin)
         bits = torch.empty(P, N, KEEP_BYTES, dtype=torch.uint8, pin_memory=pin) if cfg.dropout > 0 else None
@@ -278,8 +280,9 @@ class Population:
             if keep is not None:
                 bits[m] = torch.from_numpy(keep_bits(keep))
 
-        if P == 1:
-            draw(0)
+        if P == 1 or not parallel:
+            for m in range(P):
+                draw(m)
         else:
             list((pool or draw_threads()).map(draw, range(P)))
         return rows, bits

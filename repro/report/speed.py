@@ -34,8 +34,11 @@ def speed_block(bench_file: Path) -> str:
     peak = result.get("multiply_add_peak")
     rungs = result.get("rungs") or {}
     if rungs:
+        side = max(fig.get("side_by_side", 1) for fig in rungs.values())
+        how = (f", trained side by side as `ablate` trains them (one population per thread: each measured on one "
+               f"thread, times {side} threads)" if side > 1 else "")
         lines += ["", f"Each rung of the ladder at 16 members (one mechanism each), training and one evaluation of "
-                      f"both splits" + (f"; share of the multiply-add peak, {peak['member_steps_per_s']:,.0f} "
+                      f"both splits{how}" + (f"; share of the multiply-add peak, {peak['member_steps_per_s']:,.0f} "
                                         f"member-steps/s ({peak['how']})" if peak else "") + ":", "",
                   "| rung | engine | member-steps/s | evaluation s/pass |" + (" of peak |" if peak else ""),
                   "|---|---|--:|--:|" + ("--:|" if peak else "")]

@@ -330,7 +330,7 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
         finished = sum(1 for r in rows for s in r.todo
                        if ConfigKey.of(r.planned, loaded[r.dataset]).run(s).record_path(results_dir).exists())
         _log(f"\ninterrupted: {n_done + finished} finished records are kept in {results_dir / 'runs'}; the "
-             f"configuration in training keeps its state after its last finished pass ({results_dir / 'state'}).\n"
+             f"configurations in training keep their state after their last finished pass ({results_dir / 'state'}).\n"
              f"Run the same command again to resume: finished runs are not redone and training continues from "
              f"the pass after the last one saved.")
         sys.exit(130)

@@ -240,7 +240,7 @@ def run_side_by_side(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int]
     training finish the pass in hand (their state is saved after it) and the interrupt goes on to the caller."""
     order = sorted(jobs, key=lambda job: -_expected_cost(*job))
     # torch's own ops (draws, evaluation's bookkeeping) on one thread too: its OpenMP threads would otherwise
-    # spin on the core the other configuration trains on (measured: a third slower side by side)
+    # compete for the core the other configuration trains on
     threads, torch_threads, ctx.threads = ctx.threads, torch.get_num_threads(), 1
     torch.set_num_threads(1)
     try:
@@ -262,20 +262,22 @@ def _train_side_by_side(order: list[tuple[PlannedConfig, Dataset]], seeds: list[
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="repro-config") as pool:
         futures = [pool.submit(run_planned, planned, ds, seeds, ctx) for planned, ds in order]
         try:
-            done, _ = wait(futures, return_when=FIRST_EXCEPTION)
+            wait(futures, return_when=FIRST_EXCEPTION)
         except KeyboardInterrupt:
-            ctx.stop.set()
-            for f in futures:
-                f.cancel()
-            wait(futures)
+            _stop(futures, ctx)
             raise
-        for f in futures:
-            if f.done() and not f.cancelled() and f.exception() is not None:
-                ctx.stop.set()
-                for g in futures:
-                    g.cancel()
-                wait(futures)
-                raise f.exception()
+        failed = next((f for f in futures if f.done() and not f.cancelled() and f.exception() is not None), None)
+        if failed is not None:
+            _stop(futures, ctx)
+            raise failed.exception()
+
+
+def _stop(futures: list, ctx: RunContext) -> None:
+    """Cancel the configurations not started and let those in training finish their pass (then they stop)."""
+    ctx.stop.set()
+    for f in futures:
+        f.cancel()
+    wait(futures)
 
 
 def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext) -> None:

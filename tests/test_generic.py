@@ -45,7 +45,8 @@ def _assert_matches_reference(cfg, x, y, usps):
     pop = _train(cfg, [3, 11, 5], x, y)  # the member of interest between two others
     got = pop.member_params(1)
     for name, want in ref.params.items():
-        torch.testing.assert_close(got[name], want.detach(), atol=2e-5, rtol=1e-4, msg=name)
+        torch.testing.assert_close(got[name], want.detach(), atol=2e-5, rtol=1e-4,
+                                   msg=lambda detail, name=name: f"{name}: {detail}")
     ev = pop.evaluate(usps.x_test[:300], usps.y_test[:300])
     loss, err = evaluate(ref.params, usps.x_test[:300], usps.y_test[:300], ref_cfg)
     assert ev.loss[1].item() == pytest.approx(loss, rel=1e-4, abs=1e-6)

@@ -159,8 +159,8 @@ class RunContext:
 
 
 class Stopped(Exception):
-    """A configuration trained side by side stopped after a pass because the job was interrupted (its state
-    after that pass is saved, as after every pass)."""
+    """A configuration trained side by side stopped because the job was interrupted: the pass it was training
+    is dropped, and its state after the pass before is saved (as after every pass)."""
 
 
 def claim_seeds(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunContext) -> list[int]:
@@ -205,9 +205,9 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
                 training = _Training(pop, ds, planned, engine.name, ctx)
                 for p in range(training.first_pass, cfg.passes):
                     training.pop.train_pass(p)
-                    training.after_pass(p)
-                    if ctx.stop.is_set() and p < cfg.passes - 1:
+                    if ctx.stop.is_set():  # the pass in hand is dropped, as an interrupt drops it in the main thread
                         raise Stopped(planned.label)
+                    training.after_pass(p)
                 results = training.results()
                 training.forget_state()
             _write_records(planned, ds, results, ctx, engine.name)
@@ -236,8 +236,9 @@ def run_side_by_side(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int]
                      workers: int) -> None:
     """Train the jobs `workers` at a time, each population on one CPU thread, the longest first (so that the
     last to finish are short ones). Every member's numbers are the same bits as one configuration after
-    another: the native kernel's results depend on neither lanes nor threads. On Ctrl-C, the configurations in
-    training finish the pass in hand (their state is saved after it) and the interrupt goes on to the caller."""
+    another: the native kernel's results depend on neither lanes nor threads. On Ctrl-C, each configuration in
+    training stops when its pass in hand ends and drops it, as one trained alone would (its state after the pass
+    before is saved), and the interrupt goes on to the caller."""
     order = sorted(jobs, key=lambda job: -_expected_cost(*job))
     # torch's own ops (draws, evaluation's bookkeeping) on one thread too: its OpenMP threads would otherwise
     # compete for the core the other configuration trains on
@@ -273,7 +274,7 @@ def _train_side_by_side(order: list[tuple[PlannedConfig, Dataset]], seeds: list[
 
 
 def _stop(futures: list, ctx: RunContext) -> None:
-    """Cancel the configurations not started and let those in training finish their pass (then they stop)."""
+    """Cancel the configurations not started; those in training stop when their pass in hand ends."""
     ctx.stop.set()
     for f in futures:
         f.cancel()

@@ -32,7 +32,7 @@ from repro.engines.reference import train_reference
 from repro.hardware import cpu_clock_ghz, cpu_has
 from repro.net.model import init_params, layer_shapes, run_generator
 from repro.study.ladder import load_rungs, plan
-from repro.study.runner import side_by_side_count
+from repro.study.runner import on_threads, side_by_side_count
 from repro.study.store import device_description, environment
 
 POPULATIONS = (1, 16, 224)
@@ -72,11 +72,6 @@ def fused_pass_seconds(cfg: Config, ds: Dataset, members: int, n: int, device: t
     return time.perf_counter() - t0, group.kernel_seconds
 
 
-def _on_threads(engine: str, threads: int | None) -> dict:
-    """The constructor argument that puts a native population on `threads` CPU threads (None: torch's)."""
-    return {"threads": threads} if engine == "native" and threads else {}
-
-
 def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
                  seconds: float = TARGET_SECONDS, threads: int | None = None) -> dict[str, float]:
     """Member-steps per second of one population of `engine` training `cfg` (timed after a warm-up pass):
@@ -88,7 +83,7 @@ def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: to
         if engine == "fused":
             return fused_pass_seconds(cfg, ds, members, n, device)
         pop = cls(cfg, list(range(members)), ds.x_train[:n], ds.y_train[:n], device=device,
-                  **_on_threads(engine, threads))
+                  **on_threads(engine, threads))
         _sync(device)
         t0 = time.perf_counter()
         pop.train_pass(0)
@@ -132,7 +127,7 @@ def eval_seconds(engine: str, cfg: Config, ds: Dataset, members: int, device: to
                  threads: int | None = None) -> float:
     """Time of one after-pass evaluation (train and test split) of a population."""
     pop = registry.get(engine).population_class(cfg)(cfg, list(range(members)), ds.x_train[:10], ds.y_train[:10],
-                                                     device=device, **_on_threads(engine, threads))
+                                                     device=device, **on_threads(engine, threads))
     pop.evaluate(ds.x_test[:100], ds.y_test[:100])
     _sync(device)
     t0 = time.perf_counter()

@@ -155,7 +155,7 @@ class RunContext:
     log: Callable[[str], None] = field(default_factory=lambda: (lambda msg: print(msg, file=sys.stderr)))
     busy: list = field(default_factory=list)  # (planned, dataset, seed) another process was training
     threads: int | None = None  # CPU threads of each native population (None: torch's); see run_side_by_side
-    stop: threading.Event = field(default_factory=threading.Event)  # set: finish the pass in hand, then stop
+    stop: threading.Event = field(default_factory=threading.Event)  # set: drop the pass in hand and stop
 
 
 class Stopped(Exception):
@@ -200,8 +200,8 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
             if not engine.lockstep:
                 results = [_train_reference(planned, ds, s, ctx) for s in todo]
             else:
-                threads = {"threads": ctx.threads} if engine.name == "native" and ctx.threads else {}
-                pop = engine.population_class(cfg)(cfg, todo, ds.x_train, ds.y_train, device=ctx.device, **threads)
+                pop = engine.population_class(cfg)(cfg, todo, ds.x_train, ds.y_train, device=ctx.device,
+                                                   **on_threads(engine.name, ctx.threads))
                 training = _Training(pop, ds, planned, engine.name, ctx)
                 for p in range(training.first_pass, cfg.passes):
                     training.pop.train_pass(p)
@@ -215,6 +215,11 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
         _release(planned, ds, todo, ctx)
     key = ConfigKey.of(planned, ds)
     return [key.run(s).record_path(ctx.results_dir) for s in seeds]
+
+
+def on_threads(engine: str, threads: int | None) -> dict:
+    """The constructor argument that puts a native population on `threads` CPU threads (None: torch's)."""
+    return {"threads": threads} if engine == "native" and threads else {}
 
 
 def side_by_side_count(engines: list[str], device: torch.device) -> int:

@@ -35,7 +35,7 @@ from repro.config import INITS as config_inits
 from repro.config import Config
 from repro.engines import codes
 from repro.engines.population import population_class as _lockstep_class
-from repro.engines.population.net1989 import EvalResult, keep_scale
+from repro.engines.population.net1989 import EvalResult, draw_threads, keep_scale
 from repro.hardware import cpu_flags, cpu_has
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
@@ -272,7 +272,7 @@ class NativePopulation:
         if self._per_pass_curvature:
             self._estimate_curvature(pass_index)
         # each member's own generator, in the reference loop's order; on one thread, in this one
-        rows, keep = self._pop.draw_pass_bits(parallel=self._threads() > 1)
+        rows, keep = self._pop.draw_pass_bits(pool=draw_threads() if self._threads() > 1 else None)
         self._spec.lr = self.cfg.lr_at_pass(pass_index)
         self._spec.step = self.step_count
         rc = self._lib.native_train(ctypes.byref(self._spec), self.params.data_ptr(), self._ptr(self.state1),

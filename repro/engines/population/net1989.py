@@ -244,48 +244,53 @@ class Population:
         return ((dy + s) * (2 * s + 1) + (dx + s)) * self.n_train + index
 
     def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """As `_pass_inputs`, on the CPU (where the generators are). Members draw in parallel threads, each
-        from its own generator, into its own rows of the outputs: the same numbers as one after another (a
-        pass of dropout masks is 1.4 M draws per member, measured as a quarter of a native dropout pass when
-        drawn serially)."""
+        """As `_pass_inputs`, on the CPU (where the generators are). Members draw in parallel threads (a pass
+        of dropout masks is 1.4 M draws per member, measured as a quarter of a native dropout pass when drawn
+        serially)."""
         N, cfg = self.n_train, self.cfg
         rows = torch.empty(self.members, N, dtype=torch.int64)
         scale = torch.empty(self.members, N, 192) if cfg.dropout > 0 else None
 
-        def draw(m: int) -> None:
-            shifts, keep = draw_pass_randomness(self.generators[m], N, cfg)
+        def store(m: int, shifts: torch.Tensor | None, keep: torch.Tensor | None) -> None:
             rows[m] = self.image_rows(torch.arange(N), shifts)
             if keep is not None:
                 torch.div(keep[:, ENGINE_FROM_REFERENCE_192], 1.0 - cfg.dropout, out=scale[m])
 
-        list(draw_threads().map(draw, range(self.members)))
+        self._draw_members(store, draw_threads())
         return rows, scale
 
     def draw_pass_bits(self, rows_dtype: torch.dtype = torch.int64, pin: bool = False,
-                       pool: ThreadPoolExecutor | None = None, parallel: bool = True
-                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                       pool: ThreadPoolExecutor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """The pass's draws as the compiled kernels take them: image rows (P, N) and dropout masks as bits
         (P, N, KEEP_BYTES) uint8 in the reference's order (keep_bits), or None; the kept inputs' scale is
         keep_scale(cfg). The same generator calls as _draw_pass, so the same numbers, but none of its
-        reordering and division (a third of a pass's drawing time). Members draw in `pool`'s threads (default:
-        draw_threads()), or one after another in this thread unless `parallel`; `pin` puts both in pinned
-        memory, for non-blocking copies to a GPU."""
+        reordering and division (a third of a pass's drawing time). Members draw in `pool`'s threads, or one
+        after another in this thread without one; `pin` puts both in pinned memory, for non-blocking copies to
+        a GPU."""
         N, cfg, P = self.n_train, self.cfg, self.members
         rows = torch.empty(P, N, dtype=rows_dtype, pin_memory=pin)
         bits = torch.empty(P, N, KEEP_BYTES, dtype=torch.uint8, pin_memory=pin) if cfg.dropout > 0 else None
 
-        def draw(m: int) -> None:
-            shifts, keep = draw_pass_randomness(self.generators[m], N, cfg)
+        def store(m: int, shifts: torch.Tensor | None, keep: torch.Tensor | None) -> None:
             rows[m] = self.image_rows(torch.arange(N), shifts)
             if keep is not None:
                 bits[m] = torch.from_numpy(keep_bits(keep))
 
-        if P == 1 or not parallel:
-            for m in range(P):
+        self._draw_members(store, pool)
+        return rows, bits
+
+    def _draw_members(self, store, pool: ThreadPoolExecutor | None) -> None:
+        """Each member's draws for a pass (draw_pass_randomness, from its own generator) handed to
+        store(m, shifts, keep), in `pool`'s threads or, without a pool, here: the same numbers either way, as
+        each member draws from its own generator into its own rows."""
+        def draw(m: int) -> None:
+            store(m, *draw_pass_randomness(self.generators[m], self.n_train, self.cfg))
+
+        if pool is None or self.members == 1:
+            for m in range(self.members):
                 draw(m)
         else:
-            list((pool or draw_threads()).map(draw, range(P)))
-        return rows, bits
+            list(pool.map(draw, range(self.members)))
 
     def train_pass(self, pass_index: int) -> None:
         if self.curv is not None and not self.curvature_each_step:

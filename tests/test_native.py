@@ -1,5 +1,6 @@
 """The native (C) engine: against the reference loop for every rung and option, and its own guarantees:
-a member's numbers do not depend on its neighbours, its lane, its group or the thread count (bit for bit);
+a member's numbers do not depend on its neighbours, its lane, its group, the thread count or whether it trains
+alone (bit for bit);
 runs are deterministic; a diverging member leaves the others alone; a run resumes bit for bit from its
 state_dict. Skipped only where no C compiler exists (then the engine reports itself unavailable)."""
 
@@ -204,6 +205,40 @@ def test_resume_from_state_dict_is_bit_for_bit(patch, usps):
         assert (a is None and b is None) or torch.equal(a, b)
     with pytest.raises(ValueError):
         NativePopulation(cfg, [0, 5], x, y).load_state_dict(state)
+
+
+def test_a_small_population_trains_alone_where_the_options_allow(usps):
+    x, y = usps.x_train[:20], usps.y_train[:20]
+    assert NativePopulation(Config(), [0], x, y, threads=2).trains_alone
+    assert NativePopulation(Config(optimizer="adamw", lr=3e-4), [0, 1, 2, 3], x, y, threads=2).trains_alone
+    assert not NativePopulation(Config(), list(range(16)), x, y, threads=2).trains_alone
+    assert not NativePopulation(Config(), [0], x, y, lane_use="members").trains_alone
+    assert NativePopulation(Config(), list(range(16)), x, y, lane_use="alone").trains_alone
+    for patch in ({"optimizer": "sdlm", "lr": 1e-3}, {"architecture": "fc40"}):  # in the lanes: solo.c lacks them
+        assert not NativePopulation(Config().replace(**patch), [0], x, y, lane_use="alone").trains_alone
+    with pytest.raises(ValueError, match="lane_use"):
+        NativePopulation(Config(), [0], x, y, lane_use="sideways")
+
+
+def test_a_state_saved_in_other_lanes_resumes_bit_for_bit(usps):
+    """A state_dict from an 8-lane kernel (members in the lanes) resumes in this machine's default kernel (alone,
+    16 lanes where the CPU has AVX-512), and the other way round."""
+    cfg = Config(passes=2, optimizer="adamw", lr=3e-4)
+    x, y = usps.x_train[:60], usps.y_train[:60]
+    eight = native.Build("x86-64-v3", 8)
+    straight = NativePopulation(cfg, [0, 5, 9], x, y, build=eight, lane_use="members")
+    for p in range(2):
+        straight.train_pass(p)
+    for first_build, first_use in ((eight, "members"), (None, "auto")):
+        first = NativePopulation(cfg, [0, 5, 9], x, y, build=first_build, lane_use=first_use)
+        first.train_pass(0)
+        other = (None, "auto") if first_build else (eight, "members")
+        resumed = NativePopulation(cfg, [0, 5, 9], x, y, build=other[0], lane_use=other[1])
+        resumed.load_state_dict(first.state_dict())
+        resumed.train_pass(1)
+        for m in range(3):
+            assert all(torch.equal(a, b) for a, b in zip(straight.member_params(m).values(),
+                                                         resumed.member_params(m).values()))
 
 
 def test_unknown_options_and_devices_are_refused(usps):

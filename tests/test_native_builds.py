@@ -42,13 +42,23 @@ def _configs() -> dict[str, object]:
 CONFIGS = _configs()
 
 
-def _train(cfg, build, usps):
-    pop = native.NativePopulation(cfg, SEEDS, usps.x_train[:N], usps.y_train[:N], threads=2, build=build)
+def _train(cfg, build, usps, lane_use="members"):
+    pop = native.NativePopulation(cfg, SEEDS, usps.x_train[:N], usps.y_train[:N], threads=2, build=build,
+                                  lane_use=lane_use)
     for p in range(cfg.passes):
         pop.train_pass(p)
     ev = pop.evaluate(usps.x_test[:200], usps.y_test[:200], keep_outputs=True)
     members = [pop.member_params(m) for m in range(len(SEEDS))]
-    return members, ev
+    return members, ev, pop.trains_alone
+
+
+def _assert_same(label, want, got, how):
+    (want_params, want_eval, _), (got_params, got_eval, _) = want, got
+    for m, (a, b) in enumerate(zip(want_params, got_params)):
+        for name in a:
+            assert torch.equal(a[name], b[name]), f"{label}: member {m} {name} differs {how}"
+    assert torch.equal(want_eval.outputs, got_eval.outputs), f"{label}: evaluation outputs differ {how}"
+    assert torch.equal(want_eval.loss, got_eval.loss), label
 
 
 @pytest.mark.parametrize("build", _builds(), ids=lambda b: f"{b.march}-{b.lanes}lanes")
@@ -57,19 +67,29 @@ def test_every_configuration_is_the_same_bits_under_every_build(build, usps):
         if isinstance(why := native.load(b), str):
             pytest.skip(why)
     for label, cfg in CONFIGS.items():
-        want_params, want_eval = _train(cfg, REFERENCE_BUILD, usps)
-        got_params, got_eval = _train(cfg, build, usps)
-        for m, (want, got) in enumerate(zip(want_params, got_params)):
-            for name in want:
-                assert torch.equal(want[name], got[name]), f"{label}: member {m} {name} differs under {build}"
-        assert torch.equal(want_eval.outputs, got_eval.outputs), f"{label}: evaluation outputs differ under {build}"
-        assert torch.equal(want_eval.loss, got_eval.loss), label
+        _assert_same(label, _train(cfg, REFERENCE_BUILD, usps), _train(cfg, build, usps), f"under {build}")
+
+
+@pytest.mark.parametrize("build", [REFERENCE_BUILD, native.default_build(members=1)], ids=lambda b: f"{b.lanes}lanes")
+def test_every_configuration_is_the_same_bits_trained_alone(build, usps):
+    """solo.c (one member's units in the lanes) against kernel.c (members in the lanes): every configuration
+    it takes trains to the same bits; the others are trained in the lanes and say so."""
+    if isinstance(why := native.load(build), str):
+        pytest.skip(why)
+    alone = 0
+    for label, cfg in CONFIGS.items():
+        want, got = _train(cfg, REFERENCE_BUILD, usps), _train(cfg, build, usps, lane_use="alone")
+        _assert_same(label, want, got, f"trained alone under {build}")
+        takes = cfg.architecture == "net1989" and cfg.optimizer in ("sgd", "adamw")
+        assert got[2] == takes, label
+        alone += got[2]
+    assert alone >= 10  # both ladders' SGD and AdamW rungs
 
 
 def test_the_lane_width_follows_the_cpu_and_the_population():
     assert native.default_build(members=16, threads=2).lanes == 8
     assert native.default_build(members=8, threads=1).lanes == 8
-    for members, threads in ((16, 1), (64, 2)):
+    for members, threads in ((16, 1), (64, 2), (1, 2), (4, 2)):  # 1 and 4 members on 2 threads: each alone
         assert native.default_build(members=members, threads=threads).lanes == (16 if cpu_has("avx512f") else 8)
 
 

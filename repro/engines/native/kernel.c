@@ -64,6 +64,7 @@ typedef struct {
     double keep_scale;  /* a kept H3 input's dropout scale, float32 1/(1-p) as the population engine rounds it */
     double target;      /* squared-error targets: +target for the label, -target elsewhere */
     int64_t step;       /* optimizer steps taken before this call */
+    int32_t alone;      /* 1: train each member alone, its units in the lanes (solo.c), where the options allow */
 } Spec;
 
 static const float SCALED_A = 1.7159f;
@@ -745,6 +746,8 @@ static int train_task(void *ctx, int64_t g, Work *w) {
     return 1;
 }
 
+#include "solo.c"
+
 static int spec_ok(const Spec *s) {
     if (s->arch == ARCH_NET1989 && s->nparam != N_NP * 1) return 0;
     if (s->arch == ARCH_FC40 && s->nparam != F_NP) return 0;
@@ -753,11 +756,14 @@ static int spec_ok(const Spec *s) {
     if (s->arch == ARCH_NET1989)
         for (int r = 0; r < 96; r++)
             if (s->scheme[r] < 0 || s->scheme[r] > 11) return 0;
+    if (s->alone != 0 && s->alone != 1) return 0;
     return 1;
 }
 
-int native_abi_version(void) { return 5; }
+int native_abi_version(void) { return 6; }
 int native_lanes(void) { return LANES; }
+/* whether native_train trains each member alone (solo.c): asked for, and the options allow it */
+int native_trains_alone(const Spec *s) { return spec_ok(s) && solo_chosen(s); }
 int native_sizeof_spec(void) { return (int)sizeof(Spec); }
 
 int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t members, const float *images,
@@ -766,10 +772,11 @@ int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t m
     if ((s->opt == OPT_ADAMW && (!st1 || !st2)) || (s->opt >= OPT_SDLM && !st1)) return -3;
     TrainCtx c = {s, params, st1, st2, members, n, images, rows, keep, labels};
     int64_t groups = (members + LANES - 1) / LANES;
+    const int alone = solo_chosen(s);
 #ifdef HAVE_MXCSR
     unsigned int csr = _mm_getcsr();
 #endif
-    int rc = pool_run(train_task, &c, groups, nthreads);
+    int rc = alone ? pool_run(solo_task, &c, members, nthreads) : pool_run(train_task, &c, groups, nthreads);
 #ifdef HAVE_MXCSR
     _mm_setcsr(csr);
 #endif

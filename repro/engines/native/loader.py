@@ -1,9 +1,12 @@
 """Native CPU engine: all seeds of a config trained in lockstep at batch size 1 by a plain C kernel
-(`native/kernel.c`), eight members per AVX2 register (one member per SIMD lane), threads over groups of 8.
+(`native/kernel.c`), 8 or 16 members per AVX2 or AVX-512 register (one member per SIMD lane), threads over
+groups. A population too small to fill the lanes trains each member alone instead (`native/solo.c`: one
+member's units in the lanes, threads over members; see LANE_USES).
 
 Each member computes exactly what the reference loop computes for it (tested against it at the lockstep
-engines' tolerances), and its numbers do not depend on its neighbours, its place in the population or the
-number of threads (bit for bit): every lane runs the same instructions on its own data.
+engines' tolerances), and its numbers do not depend on its neighbours, its place in the population, the number
+of threads or whether it trains alone (bit for bit): every lane runs the same instructions on its own data,
+and alone, every number comes from the same operations in the same order.
 
 Random draws are the `population` engine's: this engine holds a `Population` (or `FCPopulation`) for its
 per-member generators, initial weights, shifted-image table and per-pass draws (`draw_pass_bits`), and hands
@@ -41,7 +44,8 @@ from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
 from repro.net.sdlm import curvature_window
 
-SOURCE = Path(__file__).with_name("kernel.c")
+SOURCE = Path(__file__).with_name("kernel.c")  # which #includes solo.c
+SOURCES = (SOURCE, SOURCE.with_name("solo.c"))
 # No flag may let the compiler change a result: contraction of a*b+c is off (the kernel writes its fused
 # multiply-adds out), no fast-math. So -march only picks instructions, never numbers: the same bits on every
 # x86-64 CPU, whatever the target and the lane width (tests/test_native_builds.py builds several and compares).
@@ -62,11 +66,13 @@ class Build:
 
 def default_build(members: int | None = None, threads: int = 1) -> Build:
     """This CPU's own instructions, with 16 lanes where it has AVX-512 and the population fills a group of 16
-    for every thread, else 8 (threads take whole groups: 16 members on 2 threads train faster as two groups of
-    8, and 8 members would leave half of a 16-lane register idle). The choice never changes a record.
+    for every thread or trains alone (`trains_alone_by_default`: one member's units fill the lanes), else 8
+    (threads take whole groups: 16 members on 2 threads train faster as two groups of 8, and 8 members would
+    leave half of a 16-lane register idle). The choice never changes a record.
 
     `$LECUN1989_NATIVE_MARCH` and `$LECUN1989_NATIVE_LANES` override either."""
-    lanes = 16 if cpu_has("avx512f") and (members is None or members >= 16 * threads) else 8
+    lanes = 16 if cpu_has("avx512f") and (members is None or members >= 16 * threads
+                                           or trains_alone_by_default(members, threads)) else 8
     return Build(os.environ.get("LECUN1989_NATIVE_MARCH", "native"),
                  int(os.environ.get("LECUN1989_NATIVE_LANES", lanes)))
 
@@ -85,7 +91,20 @@ class _Spec(ctypes.Structure):
                 ("beta2", ctypes.c_double), ("eps", ctypes.c_double), ("sdlm_gamma", ctypes.c_double),
                 ("sdlm_mu", ctypes.c_double), ("dropout", ctypes.c_double), ("keep_scale", ctypes.c_double),
                 ("target", ctypes.c_double),
-                ("step", ctypes.c_int64)]
+                ("step", ctypes.c_int64), ("alone", ctypes.c_int32)]
+
+
+# How a population's members train: "members" in the lanes (kernel.c), "alone" each with its own units in the
+# lanes (solo.c; net1989 with SGD or AdamW, else in the lanes), "auto" alone when the population has at most
+# ALONE_PER_THREAD members per thread. The same bits every way; only the speed differs. Measured on a 2-core
+# Intel Xeon (AVX-512): one member alone takes about 0.14x the time of a 16-lane group's step, 0.3x of an 8-lane
+# group's; on AVX2 (an 8-lane build), about 0.35x: alone wins up to about 2 members per thread.
+LANE_USES = ("auto", "members", "alone")
+ALONE_PER_THREAD = 2
+
+
+def trains_alone_by_default(members: int, threads: int) -> bool:
+    return members <= ALONE_PER_THREAD * max(1, threads)
 
 
 # --- building and loading the kernel ---------------------------------------------------------------
@@ -110,7 +129,7 @@ def cache_dir() -> Path:
 
 
 def _compile(cc: str, build: Build) -> Path:
-    src = SOURCE.read_bytes()
+    src = b"\0".join(p.read_bytes() for p in SOURCES)
     version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout.splitlines()[:1]
     # "-march=native" means this CPU's instructions: its feature flags belong in the name of what it built
     key = hashlib.sha256(b"\0".join([src, " ".join(build.flags()).encode(), "".join(version).encode(),
@@ -152,13 +171,15 @@ def _open(build: Build) -> ctypes.CDLL | str:
         lib = ctypes.CDLL(str(_compile(cc, build)))
     except Exception as e:  # noqa: BLE001 - any build or load failure makes the engine unavailable, with the reason
         return f"the native engine's kernel ({build}) could not be built or loaded: {e}"
-    if lib.native_abi_version() != 5 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
+    if lib.native_abi_version() != 6 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
         return "the native engine's kernel does not match this Python module (ABI mismatch)"
     p, i32 = ctypes.c_void_p, ctypes.c_int32
     lib.native_train.argtypes = [p, p, p, p, i32, p, p, p, p, i32, i32]
     lib.native_train.restype = ctypes.c_int
     lib.native_eval.argtypes = [p, p, p, i32, p, p, i32, p, p, i32]
     lib.native_eval.restype = ctypes.c_int
+    lib.native_trains_alone.argtypes = [p]
+    lib.native_trains_alone.restype = ctypes.c_int
     return lib
 
 
@@ -201,16 +222,19 @@ class NativePopulation:
     """P members of one config, each with its own seed, trained in lockstep by the C kernel (CPU only).
 
     Interface as `Population`: train_pass, evaluate, member_params, plus state_dict / load_state_dict.
-    `threads` defaults to torch.get_num_threads().
+    `threads` defaults to torch.get_num_threads(); `lane_use` (LANE_USES) says whether members train in the
+    lanes or alone.
     """
 
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu",
-                 threads: int | None = None, build: Build | None = None):
+                 threads: int | None = None, build: Build | None = None, lane_use: str = "auto"):
         if torch.device(device).type != "cpu":
             raise ValueError(f"the native engine runs on the CPU only, not on {device!r}")
         if why := supports(cfg):
             raise ValueError(why)
-        self.threads = threads
+        if lane_use not in LANE_USES:
+            raise ValueError(f"lane_use must be one of {', '.join(LANE_USES)}, not {lane_use!r}")
+        self.threads, self.lane_use = threads, lane_use
         lib = load(build or default_build(len(seeds), self._threads()))
         if isinstance(lib, str):
             raise RuntimeError(f"native engine unavailable: {lib}")
@@ -256,9 +280,16 @@ class NativePopulation:
         s.beta1, s.beta2, s.eps = cfg.adam_beta1, cfg.adam_beta2, cfg.adam_eps
         s.sdlm_gamma, s.sdlm_mu, s.dropout, s.target = cfg.sdlm_gamma, cfg.sdlm_mu, cfg.dropout, cfg.target
         s.keep_scale = keep_scale(cfg)
+        s.alone = self.lane_use == "alone" or (self.lane_use == "auto"
+                                               and trains_alone_by_default(self.members, self._threads()))
         if self._per_pass_curvature:
             s.opt = codes.SDLM_FIXED
         return s
+
+    @property
+    def trains_alone(self) -> bool:
+        """Whether each member trains alone, its units in the lanes (see LANE_USES), rather than in a lane."""
+        return bool(self._lib.native_trains_alone(ctypes.byref(self._spec)))
 
     def _threads(self) -> int:
         return max(1, int(self.threads if self.threads is not None else torch.get_num_threads()))
@@ -322,13 +353,11 @@ class NativePopulation:
 
     def _params_in_lanes(self, lanes: int) -> torch.Tensor:
         """The parameters laid out in groups of `lanes` members (a copy when that is not the training layout)."""
-        if lanes == self.lanes:
-            return self.params
-        members = self.params.permute(0, 2, 1).reshape(-1, self.nparam)[: self.members]
-        groups = -(-self.members // lanes)
-        padded = torch.zeros(groups * lanes, self.nparam)
-        padded[: self.members] = members
-        return padded.reshape(groups, lanes, self.nparam).permute(0, 2, 1).contiguous()
+        return self.params if lanes == self.lanes else _relaid(self.params, self.members, lanes)
+
+    def _in_own_lanes(self, blocks: torch.Tensor) -> torch.Tensor:
+        """Blocks of (groups, NP, any lanes), as this kernel lays them out."""
+        return blocks if blocks.shape[-1] == self.lanes else _relaid(blocks, self.members, self.lanes)
 
     # --- parameters and state -----------------------------------------------------------------------
     def member_params(self, m: int) -> dict[str, torch.Tensor]:
@@ -357,17 +386,28 @@ class NativePopulation:
     def load_state_dict(self, d: dict) -> None:
         if d.get("engine") != "native" or d["config_digest"] != self.cfg.digest() or list(d["seeds"]) != self.seeds:
             raise ValueError("state_dict is not from a native engine with this config and these seeds")
-        if d["params"].shape != self.params.shape:
-            raise ValueError(f"state_dict params have shape {tuple(d['params'].shape)}, expected {tuple(self.params.shape)}")
-        self.params.copy_(d["params"])
+        lanes = d["params"].shape[-1]  # a state saved by a kernel of another lane width is laid out again
+        want = (-(-self.members // lanes), self.nparam, lanes)
+        if tuple(d["params"].shape) != want:
+            raise ValueError(f"state_dict params have shape {tuple(d['params'].shape)}, expected {want}")
+        self.params.copy_(self._in_own_lanes(d["params"]))
         for mine, theirs in ((self.state1, d["state1"]), (self.state2, d["state2"])):
             if (mine is None) != (theirs is None):
                 raise ValueError("state_dict optimizer state does not match this config's optimizer")
             if mine is not None:
-                mine.copy_(theirs)
+                mine.copy_(self._in_own_lanes(theirs))
         self.step_count = int(d["step_count"])
         for g, state in zip(self.generators, d["generators"], strict=True):
             g.set_state(state)
+
+
+def _relaid(blocks: torch.Tensor, members: int, lanes: int) -> torch.Tensor:
+    """Per-member blocks (groups, NP, lanes of the source) in groups of `lanes` members (spare lanes zero)."""
+    nparam = blocks.shape[1]
+    flat = blocks.permute(0, 2, 1).reshape(-1, nparam)[:members]
+    padded = torch.zeros(-(-members // lanes) * lanes, nparam)
+    padded[:members] = flat
+    return padded.reshape(-1, lanes, nparam).permute(0, 2, 1).contiguous()
 
 
 def population_class(cfg: Config | None = None) -> type[NativePopulation]:

@@ -692,6 +692,23 @@ typedef struct {
     const int64_t *labels; /* (n,) */
 } TrainCtx;
 
+/* dropout's scales on H3's inputs for step i of the group from member m0: lane l of keep[r] is scale where bit r
+ * of member m0 + l's mask is set, else 0, and 1 in lanes past the population. Each lane's 24 mask bytes are
+ * read once; the bits become whole vectors. */
+static void group_keep(const TrainCtx *c, int64_t m0, int valid, int64_t i, float scale, vf *keep) {
+    vi bytes[24];
+    vf scales;
+    for (int l = 0; l < LANES; l++) {
+        const uint8_t *kb = c->keep + ((m0 + l) * c->n + i) * 24;
+        scales[l] = l < valid ? scale : 1.0f;
+        for (int b = 0; b < 24; b++) bytes[b][l] = l < valid ? kb[b] : 0xff;
+    }
+    for (int r = 0; r < 192; r++) {
+        vi bit = (bytes[r >> 3] >> (r & 7)) & 1;
+        keep[r] = (vf)((vi)scales & -bit);
+    }
+}
+
 #define TRAIN_VARIANT(NAME, OPT)                                                                          \
     static void NAME(const TrainCtx *c, int64_t g, Work *w) {                                            \
         const Spec *s = c->s;                                                                            \
@@ -702,23 +719,15 @@ typedef struct {
         const int64_t m0 = g * LANES;                                                                    \
         int valid = (int)(c->members - m0 < LANES ? c->members - m0 : LANES);                             \
         const int dropout = c->keep != NULL && s->arch == ARCH_NET1989;                                  \
-        float *xs = (float *)w->x, *ks = (float *)w->keep;                                               \
+        float *xs = (float *)w->x;                                                                       \
         const float scale = (float)s->keep_scale;                                                        \
         for (int64_t i = 0; i < c->n; i++) {                                                             \
             for (int l = 0; l < LANES; l++) {                                                            \
                 int64_t row = l < valid ? c->rows[(m0 + l) * c->n + i] : 0;                              \
                 const float *src = c->images + row * 400;                                                \
                 for (int p = 0; p < 400; p++) xs[p * LANES + l] = src[p];                                \
-                if (dropout) {                                                                           \
-                    if (l < valid) {                                                                     \
-                        const uint8_t *kb = c->keep + ((m0 + l) * c->n + i) * 24;                        \
-                        for (int r = 0; r < 192; r++)                                                    \
-                            ks[r * LANES + l] = (kb[r >> 3] >> (r & 7)) & 1 ? scale : 0.0f;              \
-                    } else {                                                                             \
-                        for (int q = 0; q < 192; q++) ks[q * LANES + l] = 1.0f;                          \
-                    }                                                                                    \
-                }                                                                                        \
             }                                                                                            \
+            if (dropout) group_keep(c, m0, valid, i, scale, w->keep);                                    \
             Upd u;                                                                                       \
             make_upd(s, s->step + i + 1, &u);                                                            \
             if (s->arch == ARCH_NET1989)                                                                 \

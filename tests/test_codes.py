@@ -3,11 +3,11 @@
 import re
 
 from repro.engines import codes
-from repro.engines.native.loader import SOURCE
+from repro.engines.native.loader import KERNEL
 
 
 def _enums() -> dict[str, int]:
-    text = SOURCE.read_text()
+    text = KERNEL.read_text()
     found = {}
     for body in re.findall(r"enum\s*\{([^}]*)\}", text):
         for name, value in re.findall(r"(\w+)\s*=\s*(\d+)", body):

@@ -1,7 +1,7 @@
 """The package as users install it: files found in a checkout and in an installed wheel (repro.resources), the
 study's summary that a wheel carries (repro.study.summary), and a wheel built from the tree holding every
-sub-package, kernel.c, the rungs and the summary. CI also installs the wheel in a fresh environment and runs
-the commands from outside the checkout (.ci/run)."""
+sub-package, the native engine's C files, the rungs and the summary. CI also installs the wheel in a fresh
+environment and runs the commands from outside the checkout (.ci/run)."""
 
 from __future__ import annotations
 

@@ -1,2 +1,3 @@
-"""The native engine: the C kernel (kernel.c, compiled with the system's compiler on first use) and the module
-that builds, loads and drives it (loader.py: NativePopulation, supports, available)."""
+"""The native engine: the C kernels (native.c, the interface, which includes kernel.c, members in the lanes, and
+solo.c, one member alone; compiled with the system's compiler on first use) and the module that builds, loads
+and drives them (loader.py: NativePopulation, supports, available)."""

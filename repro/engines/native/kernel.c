@@ -1,4 +1,5 @@
-/* Members-in-lanes CPU kernel for the 1989 net and the fc40 comparison net.
+/* Members-in-lanes CPU kernel for the 1989 net and the fc40 comparison net, and the helpers solo.c shares
+ * (native.c, the interface, includes both).
  *
  * LANES members (8 or 16) share one group: every number of the net is a LANES-float vector (gcc vector
  * extension, one AVX2 or AVX-512 register), lane l holding member l of the group. Every lane runs the same
@@ -755,43 +756,6 @@ static int train_task(void *ctx, int64_t g, Work *w) {
     return 1;
 }
 
-#include "solo.c"
-
-static int spec_ok(const Spec *s) {
-    if (s->arch == ARCH_NET1989 && s->nparam != N_NP * 1) return 0;
-    if (s->arch == ARCH_FC40 && s->nparam != F_NP) return 0;
-    if (s->arch != ARCH_NET1989 && s->arch != ARCH_FC40) return 0;
-    if (s->act < 0 || s->act > 2 || s->out < 0 || s->out > 2 || s->opt < 0 || s->opt > 4) return 0;
-    if (s->arch == ARCH_NET1989)
-        for (int r = 0; r < 96; r++)
-            if (s->scheme[r] < 0 || s->scheme[r] > 11) return 0;
-    if (s->alone != 0 && s->alone != 1) return 0;
-    return 1;
-}
-
-int native_abi_version(void) { return 6; }
-int native_lanes(void) { return LANES; }
-/* whether native_train trains each member alone (solo.c): asked for, and the options allow it */
-int native_trains_alone(const Spec *s) { return spec_ok(s) && solo_chosen(s); }
-int native_sizeof_spec(void) { return (int)sizeof(Spec); }
-
-int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t members, const float *images,
-                 const int64_t *rows, const uint8_t *keep, const int64_t *labels, int32_t n, int32_t nthreads) {
-    if (!spec_ok(s)) return -2;
-    if ((s->opt == OPT_ADAMW && (!st1 || !st2)) || (s->opt >= OPT_SDLM && !st1)) return -3;
-    TrainCtx c = {s, params, st1, st2, members, n, images, rows, keep, labels};
-    int64_t groups = (members + LANES - 1) / LANES;
-    const int alone = solo_chosen(s);
-#ifdef HAVE_MXCSR
-    unsigned int csr = _mm_getcsr();
-#endif
-    int rc = alone ? pool_run(solo_task, &c, members, nthreads) : pool_run(train_task, &c, groups, nthreads);
-#ifdef HAVE_MXCSR
-    _mm_setcsr(csr);
-#endif
-    return rc;
-}
-
 /* ---------------------------------------------------------------------------------------------- */
 /* evaluation: every member on every pattern. Here the lanes hold patterns, not members: one member's
  * weights, broadcast, on LANES patterns at a time (Wts.bcast). Each lane does what training's forward does
@@ -855,10 +819,9 @@ static int eval_task(void *ctx, int64_t task, Work *w) {
     return 0;
 }
 
-/* params: the training layout, (groups, NP, LANES); wide: scratch of the same size */
-int native_eval(const Spec *s, const float *params, float *wide, int32_t members, const float *images,
-                const int64_t *labels, int32_t n, float *outs, float *losses, int32_t nthreads) {
-    if (!spec_ok(s)) return -2;
+/* every member on n patterns. params: the training layout, (groups, NP, LANES); wide: scratch of the same size */
+static int eval_population(const Spec *s, const float *params, float *wide, int32_t members, const float *images,
+                           const int64_t *labels, int32_t n, float *outs, float *losses, int32_t nthreads) {
     const int64_t np = s->nparam, blocks = (n + LANES - 1) / LANES;
     if (members < 1 || blocks < 1) return 0;
     /* each member's parameters contiguous */

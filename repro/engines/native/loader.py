@@ -44,8 +44,10 @@ from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
 from repro.net.sdlm import curvature_window
 
-SOURCE = Path(__file__).with_name("kernel.c")  # which #includes solo.c
-SOURCES = (SOURCE, SOURCE.with_name("solo.c"))
+ENTRY = Path(__file__).with_name("native.c")  # the C interface; it #includes the two kernels:
+KERNEL = ENTRY.with_name("kernel.c")  # members in the lanes (and the helpers and evaluation)
+SOLO = ENTRY.with_name("solo.c")  # one member alone
+SOURCES = (ENTRY, KERNEL, SOLO)
 # No flag may let the compiler change a result: contraction of a*b+c is off (the kernel writes its fused
 # multiply-adds out), no fast-math. So -march only picks instructions, never numbers: the same bits on every
 # x86-64 CPU, whatever the target and the lane width (tests/test_native_builds.py builds several and compares).
@@ -150,10 +152,10 @@ def _compile(cc: str, build: Build) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".kernel-", suffix=".so", dir=out.parent)
     os.close(fd)
     try:
-        proc = subprocess.run([cc, *build.flags(), "-o", tmp, str(SOURCE), "-lm"], capture_output=True, text=True,
+        proc = subprocess.run([cc, *build.flags(), "-o", tmp, str(ENTRY), "-lm"], capture_output=True, text=True,
                               timeout=300)
         if proc.returncode != 0:
-            raise RuntimeError(f"compiling {SOURCE.name} failed:\n{proc.stderr.strip()[-2000:]}")
+            raise RuntimeError(f"compiling {ENTRY.name} failed:\n{proc.stderr.strip()[-2000:]}")
         os.replace(tmp, out)  # atomic: a concurrent reader sees the old name absent or the whole file
     finally:
         if os.path.exists(tmp):

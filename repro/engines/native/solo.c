@@ -1,4 +1,4 @@
-/* One member alone, its units in the lanes (included by kernel.c, which it shares its helpers with).
+/* One member alone, its units in the lanes (native.c includes it after kernel.c, whose helpers it uses).
  *
  * The members-in-lanes kernel trains LANES members in the time of one: a population of one leaves all but one
  * lane idle. Here one member's units fill the lanes instead. Every number is still computed by the same IEEE

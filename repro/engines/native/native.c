@@ -1,0 +1,48 @@
+/* The native engine's C interface (what loader.py calls): it checks the Spec and hands a pass's training to
+ * the members-in-lanes kernel (kernel.c) or, where asked and possible, to each member alone (solo.c), and
+ * evaluation to kernel.c. The build compiles this file, which includes the other two. */
+#include "kernel.c"
+#include "solo.c"
+
+static int spec_ok(const Spec *s) {
+    if (s->arch == ARCH_NET1989 && s->nparam != N_NP * 1) return 0;
+    if (s->arch == ARCH_FC40 && s->nparam != F_NP) return 0;
+    if (s->arch != ARCH_NET1989 && s->arch != ARCH_FC40) return 0;
+    if (s->act < 0 || s->act > 2 || s->out < 0 || s->out > 2 || s->opt < 0 || s->opt > 4) return 0;
+    if (s->arch == ARCH_NET1989)
+        for (int r = 0; r < 96; r++)
+            if (s->scheme[r] < 0 || s->scheme[r] > 11) return 0;
+    if (s->alone != 0 && s->alone != 1) return 0;
+    return 1;
+}
+
+int native_abi_version(void) { return 6; }
+int native_lanes(void) { return LANES; }
+/* whether native_train trains each member alone (solo.c): asked for, and the options allow it */
+int native_trains_alone(const Spec *s) { return spec_ok(s) && solo_chosen(s); }
+int native_sizeof_spec(void) { return (int)sizeof(Spec); }
+
+/* one pass of n steps for every member (rows: (members, n) image rows; keep: (members, n, 24) dropout bits or
+ * NULL): in groups, members in the lanes (kernel.c), or each member alone (solo.c) where Spec.alone asks for it */
+int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t members, const float *images,
+                 const int64_t *rows, const uint8_t *keep, const int64_t *labels, int32_t n, int32_t nthreads) {
+    if (!spec_ok(s)) return -2;
+    if ((s->opt == OPT_ADAMW && (!st1 || !st2)) || (s->opt >= OPT_SDLM && !st1)) return -3;
+    TrainCtx c = {s, params, st1, st2, members, n, images, rows, keep, labels};
+    int64_t groups = (members + LANES - 1) / LANES;
+    const int alone = solo_chosen(s);
+#ifdef HAVE_MXCSR
+    unsigned int csr = _mm_getcsr();
+#endif
+    int rc = alone ? pool_run(solo_task, &c, members, nthreads) : pool_run(train_task, &c, groups, nthreads);
+#ifdef HAVE_MXCSR
+    _mm_setcsr(csr);
+#endif
+    return rc;
+}
+
+int native_eval(const Spec *s, const float *params, float *wide, int32_t members, const float *images,
+                const int64_t *labels, int32_t n, float *outs, float *losses, int32_t nthreads) {
+    if (!spec_ok(s)) return -2;
+    return eval_population(s, params, wide, members, images, labels, n, outs, losses, nthreads);
+}

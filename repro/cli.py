@@ -181,7 +181,8 @@ common_run_options = [
     click.option("--force", is_flag=True, help="Redo runs that already have a record."),
     click.option("--engine", type=click.Choice(("auto",) + ENGINE_NAMES), default="auto", show_default=True,
                  help="auto: the fastest engine that implements the configuration on this device (native on CPU, "
-                      "fused on a GPU, else population). native: compiled CPU kernel, members in SIMD lanes; "
+                      "fused on a GPU, else population). native: compiled CPU kernel, members in SIMD lanes (a "
+                      "population of up to 2 per thread: each member alone, its units in the lanes); "
                       "population: members in lockstep with batched torch ops; fused: one Triton kernel launch per "
                       "pass (GPU; on CPU only Triton's slow interpreter); reference: the plain loop. All are tested "
                       "equal to the reference loop."),

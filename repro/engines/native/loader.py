@@ -99,8 +99,8 @@ class _Spec(ctypes.Structure):
 # How a population's members train: "members" in the lanes (kernel.c), "alone" each with its own units in the
 # lanes (solo.c; net1989 with SGD or AdamW, else in the lanes), "auto" alone when the population has at most
 # ALONE_PER_THREAD members per thread. The same bits every way; only the speed differs. Measured on a 2-core
-# Intel Xeon (AVX-512): one member alone takes about 0.14x the time of a 16-lane group's step, 0.3x of an 8-lane
-# group's; on AVX2 (an 8-lane build), about 0.35x: alone wins up to about 2 members per thread.
+# Intel Xeon (AVX-512), one thread: a step alone takes about 0.14x the time of a 16-lane group's step; built for
+# AVX2 (x86-64-v3, 8 lanes), about 0.35x of an 8-lane group's. So alone wins up to about 2 members per thread.
 LANE_USES = ("auto", "members", "alone")
 ALONE_PER_THREAD = 2
 

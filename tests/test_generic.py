@@ -140,22 +140,24 @@ def test_a_member_with_code_does_not_depend_on_its_neighbours(tmp_path, usps):
     assert torch.equal(a.outputs[0], c.outputs[2]) and a.loss[0] == c.loss[2]
 
 
+STOCK_AS_CODE = """\
+import torch
+import torch.nn.functional as F
+def activation(a):
+    return torch.tanh(a)
+def forward(params, x, stock):
+    return stock(params, x)
+def loss(pre, labels):
+    return F.cross_entropy(pre, labels, reduction="none")
+def update(param, grad, state, lr, step):
+    param.sub_(grad, alpha=lr)
+"""
+
+
 def test_stock_as_code_matches_the_reference_loop(tmp_path, usps):
     """Hooks that restate the stock choices (tanh, the net, cross-entropy, SGD) train as the reference loop
     trains the config without them."""
-    code = """\
-    import torch
-    import torch.nn.functional as F
-    def activation(a):
-        return torch.tanh(a)
-    def forward(params, x, stock):
-        return stock(params, x)
-    def loss(pre, labels):
-        return F.cross_entropy(pre, labels, reduction="none")
-    def update(param, grad, state, lr, step):
-        param.sub_(grad, alpha=lr)
-    """
-    root = _ladder(tmp_path, {"stock": ('[patch]\noutput = "softmax_ce"\ndropout = 0.25\n', code)})
+    root = _ladder(tmp_path, {"stock": ('[patch]\noutput = "softmax_ce"\ndropout = 0.25\n', STOCK_AS_CODE)})
     _assert_matches_reference(_config(root, "stock", passes=2), usps.x_train[:80], usps.y_train[:80], usps)
 
 

@@ -223,8 +223,9 @@ def forward_layers(
         return Layers(x0, a1, x1, x1 @ params["out.weight"].T + params["out.bias"])  # a2 (B, 10)
     x0 = pad_background(x.unsqueeze(1))  # (B, 1, 20, 20)
     a1 = F.conv2d(x0, params["H1.weight"], stride=2) + params["H1.bias"]  # (B, 12, 8, 8)
-    # Gather, for each H2 map, the 8 H1 maps it reads, then one grouped convolution (group j = H2 map j).
-    x1 = pad_background(activation(act, a1))[:, h2_scheme(cfg.h2_scheme).flatten()]  # (B, 96, 12, 12)
+    # Gather, for each H2 map, the 8 H1 maps it reads, then one grouped convolution (group j = H2 map j). An
+    # index_select: its gradient adds in index order (indexing with a list would add in thread order).
+    x1 = pad_background(activation(act, a1)).index_select(1, h2_scheme(cfg.h2_scheme).flatten())  # (B, 96, 12, 12)
     a2 = F.conv2d(x1, params["H2.weight"], stride=2, groups=12) + params["H2.bias"]  # (B, 12, 4, 4)
     x2 = activation(act, a2).flatten(1)  # (B, 192), map-major
     if keep is not None:

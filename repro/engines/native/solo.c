@@ -18,6 +18,8 @@
  * group (which trains 16 members in that time).
  */
 
+#include <stddef.h>
+
 #define NV16 (16 / LANES)
 /* the vector at p: parameters start anywhere (b1 at float 300), so every access may be unaligned */
 typedef float vfu __attribute__((vector_size(LANES * 4), aligned(4)));
@@ -105,6 +107,8 @@ struct Solo {
     /* gather and scatter offsets (see solo_new) */
     vi ix_ph[NV16], ix_t[32 / LANES], ih_col[NV16], ih_t[32 / LANES], ix_w3[32 / LANES], ix_w4[NV16], ix_sh[9][NV16];
 };
+
+_Static_assert(offsetof(Solo, w3t) % 64 == 0 && offsetof(Solo, w4t) % 64 == 0, "w3t and w4t rows are whole vectors");
 
 INLINE vf shifted(const Solo *w, const float *plane, int s, int h, float fill) {
 #if LANES == 16 && defined(__AVX512F__)
@@ -353,6 +357,12 @@ static void solo_bwd_h1_delta(Solo *w, int act) {
     }
 }
 
+/* a weight's 25 taps, each the sum of its two partial sums (even + odd), to dst: lanes past 25 are not stored */
+INLINE void store_taps(float *dst, const vf *even, const vf *odd) {
+    for (int v = 0; v < 32 / LANES; v++)
+        store_first(dst + v * LANES, even[v] + odd[v], 25 - v * LANES < LANES ? 25 - v * LANES : LANES);
+}
+
 /* W2's gradient (as bwd_h2's second loop: two partial sums, even and odd oy, each over oy then ox; lanes over
  * taps), b2's, W1's (as bwd_h1: even and odd ox) and b1's */
 static void solo_bwd_grads(Solo *w, const int32_t *scheme) {
@@ -368,8 +378,7 @@ static void solo_bwd_grads(Solo *w, const int32_t *scheme) {
             const int par = (pos >> 2) & 1;
             for (int v = 0; v < 32 / LANES; v++) g[par][v] = fmadd(dv, VAT(&w->h1t[i][pos][v * LANES]), g[par][v]);
         }
-        for (int v = 0; v < 32 / LANES; v++)
-            store_first(&G[N_W2 + r * 25 + v * LANES], g[0][v] + g[1][v], 25 - v * LANES < LANES ? 25 - v * LANES : LANES);
+        store_taps(&G[N_W2 + r * 25], g[0], g[1]);
     }
     memcpy(&G[N_B2], w->d2, sizeof w->d2);
     for (int m0 = 0; m0 < 12; m0 += 2) { /* two maps: eight independent sums */
@@ -389,27 +398,24 @@ static void solo_bwd_grads(Solo *w, const int32_t *scheme) {
                     }
                 }
             }
-        for (int mm = 0; mm < 2; mm++)
-            for (int v = 0; v < 32 / LANES; v++)
-                store_first(&G[N_W1 + (m0 + mm) * 25 + v * LANES], even[mm][v] + odd[mm][v],
-                            25 - v * LANES < LANES ? 25 - v * LANES : LANES);
+        for (int mm = 0; mm < 2; mm++) store_taps(&G[N_W1 + (m0 + mm) * 25], even[mm], odd[mm]);
     }
     memcpy(&G[N_B1], w->d1, sizeof w->d1);
 }
 
 /* SGD's update of the transposed copies, without transposing: each weight's gradient is the same product
- * (x * d = d * x) and its update the same fused multiply-add as upd's, so the copies stay equal to W3 and W4 */
-static void solo_sgd_top_transposed(Solo *w, float lr) {
-    const vf step = splat(-lr);
+ * (x * d = d * x) and upd's SGD rule updates it, so the copies stay equal to W3 and W4 (their rows are whole
+ * vectors: see the assertion after Solo) */
+static void solo_sgd_top_transposed(Solo *w, const Upd *u) {
     for (int q = 0; q < 192; q++) {
         vf x = splat(w->h2in[q]);
         for (int v = 0; v < 32 / LANES; v++)
-            VAT(&w->w3t[q][v * LANES]) = fmadd(step, x * VAT(&w->d3[v * LANES]), VAT(&w->w3t[q][v * LANES]));
+            upd(u, OPT_SGD, (vf *)&w->w3t[q][v * LANES], NULL, NULL, x * VAT(&w->d3[v * LANES]), splat(0.0f));
     }
-    for (int u = 0; u < 30; u++) {
-        vf x = splat(w->h3[u]);
+    for (int uu = 0; uu < 30; uu++) {
+        vf x = splat(w->h3[uu]);
         for (int h = 0; h < NV16; h++)
-            VAT(&w->w4t[u][h * LANES]) = fmadd(step, x * VAT(&w->d4[h * LANES]), VAT(&w->w4t[u][h * LANES]));
+            upd(u, OPT_SGD, (vf *)&w->w4t[uu][h * LANES], NULL, NULL, x * VAT(&w->d4[h * LANES]), splat(0.0f));
     }
 }
 
@@ -430,7 +436,7 @@ INLINE void solo_step(const Spec *s, const Upd *u, const int opt, Solo *w, int64
     const vf *G = (const vf *)w->G;
     for (int k = 0; k < N_NP / LANES; k++) upd(u, opt, P + k, S1 + k, S2 + k, G[k], splat(0.0f));
     if (opt == OPT_SGD)
-        solo_sgd_top_transposed(w, u->lr);
+        solo_sgd_top_transposed(w, u);
     else
         solo_transpose_top(w);
 }

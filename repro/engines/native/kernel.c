@@ -50,6 +50,11 @@ enum { OUT_TANH_MSE = 0, OUT_SCALED_TANH_MSE = 1, OUT_SOFTMAX_CE = 2 };
  * curvature into the state (the caller zeroes it before and divides after) and leaves the weights alone;
  * FIXED then trains the pass with that h and computes no curvature. */
 enum { OPT_SGD = 0, OPT_ADAMW = 1, OPT_SDLM = 2, OPT_SDLM_FIXED = 3, OPT_SDLM_ESTIMATE = 4 };
+/* An update rule inside the kernel only (never a Spec's opt): AdamW's steps once the square root of its second
+ * moment's bias correction rounds to 1.0f (with beta2 = 0.999, from step 16,628 on: most of a study's steps).
+ * sqrt(v) / 1 is sqrt(v) exactly, so the rule leaves that division out: the same bits, and about 7% less time
+ * a 16-lane step (measured on the AVX-512 Xeon: 133 against 142 us). */
+enum { RULE_ADAMW_SETTLED = 5 };
 
 /* Offsets (in vf units within a group block). */
 enum { N_W1 = 0, N_B1 = 300, N_W2 = 1068, N_B2 = 3468, N_W3 = 3660, N_B3 = 9420, N_W4 = 9450, N_B4 = 9750, N_NP = 9760 };
@@ -216,13 +221,18 @@ static void make_upd(const Spec *s, int64_t t, Upd *u) { /* t: this step's count
     }
 }
 
+/* the rule of this step: RULE_ADAMW_SETTLED for AdamW's steps whose bias correction is 1.0f, else opt */
+INLINE int step_rule(const Upd *u, int opt) {
+    return opt == OPT_ADAMW && u->bc2_sqrt == 1.0f ? RULE_ADAMW_SETTLED : opt;
+}
+
 /* One parameter of LANES members: gradient g, curvature c (SDLM only). Each formula rounds as the torch ops
  * the population engine and the reference loop use: add with alpha and lerp fuse (fma); mul_, sqrt, div and
  * add_ round on their own; addcmul is self + (value*t1)*t2 and addcdiv self + (value*t1)/t2. */
 INLINE void upd(const Upd *u, int opt, vf *w, vf *s1, vf *s2, vf g, vf c) {
     if (opt == OPT_SGD) {
         *w = fmadd(splat(-u->lr), g, *w);
-    } else if (opt == OPT_ADAMW) {
+    } else if (opt == OPT_ADAMW || opt == RULE_ADAMW_SETTLED) {
         vf p = *w * u->decay;
         vf m = *s1, v = *s2;
         m = fmadd(splat(u->lerp1), g - m, m);
@@ -230,7 +240,8 @@ INLINE void upd(const Upd *u, int opt, vf *w, vf *s1, vf *s2, vf g, vf c) {
         v = fmadd(u->one_minus_beta2 * g, g, v);
         *s1 = m;
         *s2 = v;
-        vf denom = vdiv_by_const(vsqrt(v), u->inv_bc2_sqrt) + u->eps;
+        vf root = vsqrt(v);
+        vf denom = (opt == RULE_ADAMW_SETTLED ? root : vdiv_by_const(root, u->inv_bc2_sqrt)) + u->eps;
         *w = p + (-u->step_size * m) / denom;
     } else if (opt == OPT_SDLM) {
         vf h = u->first ? c : fmadd(splat(u->gamma), c - *s1, *s1);
@@ -631,6 +642,14 @@ INLINE void step_fc(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, v
     bwd_fc_hidden(u, opt, P, S1, S2, w);
 }
 
+INLINE void step_group(const Spec *s, const Upd *u, const int opt, vf *P, vf *S1, vf *S2, Work *w, int64_t label,
+                       int dropout) {
+    if (s->arch == ARCH_NET1989)
+        step_net(s, u, opt, P, S1, S2, w, label, dropout);
+    else
+        step_fc(s, u, opt, P, S1, S2, w, label);
+}
+
 /* ---------------------------------------------------------------------------------------------- */
 /* threads */
 
@@ -693,6 +712,22 @@ typedef struct {
     const int64_t *labels; /* (n,) */
 } TrainCtx;
 
+/* the padded images of step i of the group from member m0, lane l holding member m0 + l's (the first image in
+ * lanes past the population): one gather a pixel */
+static void group_image(const TrainCtx *c, int64_t m0, int valid, int64_t i, vf *x) {
+    vi at; /* each lane's image, in floats from the table's start (the table holds under 2^31 floats) */
+    for (int l = 0; l < LANES; l++) at[l] = (int32_t)((l < valid ? c->rows[(m0 + l) * c->n + i] : 0) * 400);
+    for (int p = 0; p < 400; p++) {
+#if LANES == 16 && defined(__AVX512F__)
+        x[p] = (vf)_mm512_i32gather_ps((__m512i)(at + p), c->images, 4);
+#elif LANES == 8 && defined(__AVX2__)
+        x[p] = (vf)_mm256_i32gather_ps(c->images, (__m256i)(at + p), 4);
+#else
+        for (int l = 0; l < LANES; l++) x[p][l] = c->images[at[l] + p];
+#endif
+    }
+}
+
 /* dropout's scales on H3's inputs for step i of the group from member m0: lane l of keep[r] is scale where bit r
  * of member m0 + l's mask is set, else 0, and 1 in lanes past the population. Each lane's 24 mask bytes are
  * read once; the bits become whole vectors. */
@@ -710,7 +745,7 @@ static void group_keep(const TrainCtx *c, int64_t m0, int valid, int64_t i, floa
     }
 }
 
-#define TRAIN_VARIANT(NAME, OPT)                                                                          \
+#define TRAIN_VARIANT(NAME, OPT)                                                                         \
     static void NAME(const TrainCtx *c, int64_t g, Work *w) {                                            \
         const Spec *s = c->s;                                                                            \
         const int64_t np = s->nparam;                                                                    \
@@ -718,23 +753,18 @@ static void group_keep(const TrainCtx *c, int64_t m0, int valid, int64_t i, floa
         vf *S1 = c->st1 ? (vf *)c->st1 + g * np : NULL;                                                  \
         vf *S2 = c->st2 ? (vf *)c->st2 + g * np : NULL;                                                  \
         const int64_t m0 = g * LANES;                                                                    \
-        int valid = (int)(c->members - m0 < LANES ? c->members - m0 : LANES);                             \
+        int valid = (int)(c->members - m0 < LANES ? c->members - m0 : LANES);                            \
         const int dropout = c->keep != NULL && s->arch == ARCH_NET1989;                                  \
-        float *xs = (float *)w->x;                                                                       \
         const float scale = (float)s->keep_scale;                                                        \
         for (int64_t i = 0; i < c->n; i++) {                                                             \
-            for (int l = 0; l < LANES; l++) {                                                            \
-                int64_t row = l < valid ? c->rows[(m0 + l) * c->n + i] : 0;                              \
-                const float *src = c->images + row * 400;                                                \
-                for (int p = 0; p < 400; p++) xs[p * LANES + l] = src[p];                                \
-            }                                                                                            \
+            group_image(c, m0, valid, i, w->x);                                                          \
             if (dropout) group_keep(c, m0, valid, i, scale, w->keep);                                    \
             Upd u;                                                                                       \
             make_upd(s, s->step + i + 1, &u);                                                            \
-            if (s->arch == ARCH_NET1989)                                                                 \
-                step_net(s, &u, OPT, P, S1, S2, w, c->labels[i], dropout);                               \
+            if (step_rule(&u, OPT) == RULE_ADAMW_SETTLED)                                                \
+                step_group(s, &u, RULE_ADAMW_SETTLED, P, S1, S2, w, c->labels[i], dropout);              \
             else                                                                                         \
-                step_fc(s, &u, OPT, P, S1, S2, w, c->labels[i]);                                         \
+                step_group(s, &u, OPT, P, S1, S2, w, c->labels[i], dropout);                             \
         }                                                                                                \
     }
 

@@ -37,6 +37,7 @@ import torch
 from repro.config import INITS as config_inits
 from repro.config import Config
 from repro.engines import codes
+from repro.engines.native import draws
 from repro.engines.population import population_class as _lockstep_class
 from repro.engines.population.net1989 import EvalResult, draw_threads, keep_scale
 from repro.hardware import cpu_flags, cpu_has
@@ -47,7 +48,8 @@ from repro.net.sdlm import curvature_window
 ENTRY = Path(__file__).with_name("native.c")  # the C interface; it #includes the two kernels:
 KERNEL = ENTRY.with_name("kernel.c")  # members in the lanes (and the helpers and evaluation)
 SOLO = ENTRY.with_name("solo.c")  # one member alone
-SOURCES = (ENTRY, KERNEL, SOLO)
+DRAWS = ENTRY.with_name("draws.c")  # a member's draws for a pass, from its torch generator's state
+SOURCES = (ENTRY, KERNEL, SOLO, DRAWS)
 # No flag may let the compiler change a result: contraction of a*b+c is off (the kernel writes its fused
 # multiply-adds out), no fast-math. So -march only picks instructions, never numbers: the same bits on every
 # x86-64 CPU, whatever the target and the lane width (tests/test_native_builds.py builds several and compares).
@@ -173,7 +175,7 @@ def _open(build: Build) -> ctypes.CDLL | str:
         lib = ctypes.CDLL(str(_compile(cc, build)))
     except Exception as e:  # noqa: BLE001 - any build or load failure makes the engine unavailable, with the reason
         return f"the native engine's kernel ({build}) could not be built or loaded: {e}"
-    if lib.native_abi_version() != 6 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
+    if lib.native_abi_version() != 7 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
         return "the native engine's kernel does not match this Python module (ABI mismatch)"
     p, i32 = ctypes.c_void_p, ctypes.c_int32
     lib.native_train.argtypes = [p, p, p, p, i32, p, p, p, p, i32, i32]
@@ -182,6 +184,8 @@ def _open(build: Build) -> ctypes.CDLL | str:
     lib.native_eval.restype = ctypes.c_int
     lib.native_trains_alone.argtypes = [p]
     lib.native_trains_alone.restype = ctypes.c_int
+    lib.native_draw_pass.argtypes = [p, i32, i32, ctypes.c_float, ctypes.c_int64, p, p]
+    lib.native_draw_pass.restype = ctypes.c_int
     return lib
 
 
@@ -251,6 +255,9 @@ class NativePopulation:
         self.n_train = len(x_train)
         # generators, initial weights, shifted-image table and per-pass draws: the population engine's
         self._pop = _lockstep_class(cfg.architecture)(cfg, self.seeds, x_train, y_train, device="cpu")
+        if self._pop.images.numel() >= 2**31:  # the kernel gathers pixels by 32-bit offsets into this table
+            raise ValueError(f"the native engine takes at most {2**31 // 400 - 1:,} training images (with their "
+                             f"shifted copies); this configuration has {len(self._pop.images):,}")
         self.generators = self._pop.generators
         self.layout = codes.LAYOUTS[cfg.architecture]
         self.nparam = codes.NPARAM[cfg.architecture]
@@ -304,8 +311,7 @@ class NativePopulation:
     def train_pass(self, pass_index: int) -> None:
         if self._per_pass_curvature:
             self._estimate_curvature(pass_index)
-        # each member's own generator, in the reference loop's order; on one thread, in this one
-        rows, keep = self._pop.draw_pass_bits(pool=draw_threads() if self._threads() > 1 else None)
+        rows, keep = self._draw_pass()
         self._spec.lr = self.cfg.lr_at_pass(pass_index)
         self._spec.step = self.step_count
         rc = self._lib.native_train(ctypes.byref(self._spec), self.params.data_ptr(), self._ptr(self.state1),
@@ -315,6 +321,14 @@ class NativePopulation:
         if rc != 0:
             raise RuntimeError(f"native kernel failed in training (code {rc})")
         self.step_count += self.n_train
+
+    def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The pass's image rows and dropout bits from each member's own generator, in the reference loop's
+        order: by the library's copy of torch's generator (draws.py) where it agrees with torch here, else by
+        torch (on one thread, in this one)."""
+        if draws.draws_agree(self._lib):
+            return draws.draw_pass_bits(self._lib, self.generators, self.n_train, self.cfg)
+        return self._pop.draw_pass_bits(pool=draw_threads() if self._threads() > 1 else None)
 
     def _estimate_curvature(self, pass_index: int) -> None:
         """SDLM "per_pass": state1 := the mean curvature over the pass's window of patterns (sdlm.py), by one

@@ -1,8 +1,10 @@
 /* The native engine's C interface (what loader.py calls): it checks the Spec and hands a pass's training to
  * the members-in-lanes kernel (kernel.c) or, where asked and possible, to each member alone (solo.c), and
- * evaluation to kernel.c. The build compiles this file, which includes the other two. */
+ * evaluation to kernel.c; draws.c makes a member's random draws for a pass. The build compiles this file,
+ * which includes the other three. */
 #include "kernel.c"
 #include "solo.c"
+#include "draws.c"
 
 static int spec_ok(const Spec *s) {
     if (s->arch == ARCH_NET1989 && s->nparam != N_NP * 1) return 0;
@@ -16,7 +18,7 @@ static int spec_ok(const Spec *s) {
     return 1;
 }
 
-int native_abi_version(void) { return 6; }
+int native_abi_version(void) { return 7; }
 int native_lanes(void) { return LANES; }
 /* whether native_train trains each member alone (solo.c): asked for, and the options allow it */
 int native_trains_alone(const Spec *s) { return spec_ok(s) && solo_chosen(s); }

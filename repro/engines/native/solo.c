@@ -434,7 +434,10 @@ INLINE void solo_step(const Spec *s, const Upd *u, const int opt, Solo *w, int64
     solo_bwd_grads(w, s->scheme);
     vf *P = (vf *)w->P, *S1 = (vf *)w->S1, *S2 = (vf *)w->S2; /* each at the start of a 64-byte aligned block */
     const vf *G = (const vf *)w->G;
-    for (int k = 0; k < N_NP / LANES; k++) upd(u, opt, P + k, S1 + k, S2 + k, G[k], splat(0.0f));
+    if (step_rule(u, opt) == RULE_ADAMW_SETTLED)
+        for (int k = 0; k < N_NP / LANES; k++) upd(u, RULE_ADAMW_SETTLED, P + k, S1 + k, S2 + k, G[k], splat(0.0f));
+    else
+        for (int k = 0; k < N_NP / LANES; k++) upd(u, opt, P + k, S1 + k, S2 + k, G[k], splat(0.0f));
     if (opt == OPT_SGD)
         solo_sgd_top_transposed(w, u);
     else

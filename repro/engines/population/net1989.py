@@ -94,6 +94,14 @@ def keep_bits(keep: torch.Tensor) -> np.ndarray:
 KEEP_BYTES = 192 // 8
 
 
+def shifted_rows(index: torch.Tensor, shifts: torch.Tensor | None, shift: int, n_train: int) -> torch.Tensor:
+    """Rows of a population's image table (`Population.images`: one copy of the n_train training patterns per
+    (dy, dx) in [-shift, shift]^2, row-major) holding patterns `index` shifted by `shifts` ((n, 2) as (dy, dx);
+    None: unshifted)."""
+    dy, dx = (0, 0) if shifts is None else (shifts[:, 0], shifts[:, 1])
+    return ((dy + shift) * (2 * shift + 1) + (dx + shift)) * n_train + index
+
+
 def keep_scale(cfg: Config) -> float:
     """The scale of a kept H3 input, rounded to float32 exactly as Population._draw_pass rounds it (the same
     torch division); 1.0 without dropout."""
@@ -239,9 +247,7 @@ class Population:
     def image_rows(self, index: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
         """Rows of self.images holding training patterns `index` shifted by `shifts` ((n, 2) as (dy, dx);
         None: unshifted). The shifted copies are stacked row-major in (dy, dx), as __init__ builds them."""
-        s = self.cfg.shift
-        dy, dx = (0, 0) if shifts is None else (shifts[:, 0], shifts[:, 1])
-        return ((dy + s) * (2 * s + 1) + (dx + s)) * self.n_train + index
+        return shifted_rows(index, shifts, self.cfg.shift, self.n_train)
 
     def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """As `_pass_inputs`, on the CPU (where the generators are). Members draw in parallel threads (a pass

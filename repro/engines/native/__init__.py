@@ -1,3 +1,4 @@
-"""The native engine: the C kernels (native.c, the interface, which includes kernel.c, members in the lanes, and
-solo.c, one member alone; compiled with the system's compiler on first use) and the module that builds, loads
-and drives them (loader.py: NativePopulation, supports, available)."""
+"""The native engine: the C kernels (native.c, the interface, which includes kernel.c, members in the lanes,
+solo.c, one member alone, and draws.c, a member's random draws for a pass; compiled with the system's compiler on
+first use), the module that builds, loads and drives them (loader.py: NativePopulation, supports, available) and
+the one that draws through draws.c (draws.py)."""

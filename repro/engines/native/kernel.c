@@ -101,6 +101,16 @@ INLINE vf fmadd(vf a, vf b, vf c) {
 #endif
 }
 INLINE vf sel(vi m, vf a, vf b) { return (vf)((m & (vi)a) | (~m & (vi)b)); }
+/* a < b ? a : b, and b where either is NaN (x86's min, one instruction) */
+INLINE vf vmin(vf a, vf b) {
+#if LANES == 16 && defined(__AVX512F__)
+    return (vf)_mm512_min_ps((__m512)a, (__m512)b);
+#elif LANES == 8 && defined(__AVX__)
+    return (vf)_mm256_min_ps((__m256)a, (__m256)b);
+#else
+    return sel(a < b, a, b);
+#endif
+}
 
 INLINE vf vsqrt(vf x) { /* correctly rounded on every CPU */
 #if LANES == 16 && defined(__AVX512F__)
@@ -139,11 +149,34 @@ INLINE vf vdiv_by_const(vf x, double inv_c) {
 #endif
 }
 
-/* exp(t) for t in [0, 40] (Cephes expf: range reduction by ln 2, degree-6 polynomial, 2^n in the exponent). */
+/* x truncated toward zero, as a float (x in [0, 2^31)) */
+INLINE vf vtrunc(vf x) {
+#if LANES == 16 && defined(__AVX512F__)
+    return (vf)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+#elif LANES == 8 && defined(__AVX__)
+    return (vf)_mm256_round_ps((__m256)x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+#else
+    return __builtin_convertvector(__builtin_convertvector(x, vi), vf);
+#endif
+}
+
+/* y * 2^n for a whole float n, where the product is a normal float: exact, one instruction with AVX-512
+ * (scalef), else n added to y's exponent bits */
+INLINE vf vscale2(vf y, vf n) {
+#if LANES == 16 && defined(__AVX512F__)
+    return (vf)_mm512_scalef_ps((__m512)y, (__m512)n);
+#elif LANES == 8 && defined(__AVX512VL__)
+    return (vf)_mm256_scalef_ps((__m256)y, (__m256)n);
+#else
+    return (vf)((vi)y + (__builtin_convertvector(n, vi) << 23));
+#endif
+}
+
+/* exp(t) for t in [0, 40] (Cephes expf: range reduction by ln 2, degree-6 polynomial, 2^n in the exponent).
+ * Every step is exact or one rounding, so the instructions chosen (vtrunc, vscale2) never change a bit. */
 INLINE vf vexp_pos(vf t) {
     vf fx = fmadd(t, splat(1.44269504088896341f), splat(0.5f));
-    vi n = __builtin_convertvector(fx, vi); /* truncation = floor for t >= 0 */
-    vf fn = __builtin_convertvector(n, vf);
+    vf fn = vtrunc(fx); /* = floor for t >= 0 */
     vf r = fmadd(fn, splat(-0.693359375f), t);
     r = fmadd(fn, splat(2.12194440e-4f), r);
     vf r2 = r * r;
@@ -153,7 +186,7 @@ INLINE vf vexp_pos(vf t) {
     y = fmadd(y, r, splat(1.6666665459e-1f));
     y = fmadd(y, r, splat(5.0000001201e-1f));
     y = fmadd(y, r2, r) + 1.0f;
-    return (vf)((vi)y + (n << 23));
+    return vscale2(y, fn);
 }
 
 /* tanh (Cephes tanhf): odd polynomial below |x| = 0.625, 1 - 2/(exp(2|x|) + 1) above; NaN stays NaN
@@ -168,7 +201,7 @@ INLINE vf vtanh(vf x) {
     p = fmadd(p, z, splat(-3.33332819422e-1f));
     p = fmadd(p * z, x, x);
     vf t = a + a;
-    t = sel(t > 40.0f, splat(40.0f), t);
+    t = vmin(splat(40.0f), t); /* a NaN t stays NaN (and takes the polynomial branch) */
     vf e = vexp_pos(t);
     vf r = 1.0f - 2.0f / (e + 1.0f);
     r = (vf)((vi)r | sign);

@@ -9,8 +9,10 @@ of threads or whether it trains alone (bit for bit): every lane runs the same in
 and alone, every number comes from the same operations in the same order.
 
 Random draws are the `population` engine's: this engine holds a `Population` (or `FCPopulation`) for its
-per-member generators, initial weights, shifted-image table and per-pass draws (`draw_pass_bits`), and hands
-the drawn rows and dropout masks (bits, with the scale of a kept input) to the kernel.
+per-member generators, initial weights and shifted-image table. A pass's draws come from each member's own
+generator in the reference loop's order, made by `draws.c` (a copy of torch's CPU generator, checked against
+torch when first used; draws.py) or else by the population's `draw_pass_bits`, the same numbers either way;
+the drawn rows and dropout masks (bits, with the scale of a kept input) go to the kernel.
 
 The kernel is compiled on first use with the system C compiler ($CC, else cc or gcc) into a cache folder
 (`$LECUN1989_NATIVE_CACHE`, else `$XDG_CACHE_HOME/lecun1989/native`, else `~/.cache/lecun1989/native`),

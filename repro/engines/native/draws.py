@@ -3,9 +3,9 @@ numbers as `Population.draw_pass_bits` (model.draw_pass_randomness's calls, in i
 takes them (image rows and dropout bits), and each generator left in the state torch's calls leave it in.
 
 torch takes about 10 ms per member and pass to draw and pack a pass of dropout masks (1.4 M numbers); the C
-copy of its generator about 1.3 (measured on the AVX-512 Xeon). Where the C draws would not reproduce torch's (a torch whose CPU
-generator differs from the one draws.c copies), `draws_agree` says so once per library and the engine draws
-through torch instead: the same numbers either way, only slower.
+copy of its generator about 1.3 ms (measured on the AVX-512 Xeon). Where the C draws would not reproduce
+torch's (a torch whose CPU generator differs from the one draws.c copies), `draws_agree` says so once per
+library and the engine draws through torch instead: the same numbers either way, only slower.
 """
 
 from __future__ import annotations

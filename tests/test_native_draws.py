@@ -10,20 +10,12 @@ from repro.config import Config
 from repro.engines.native import draws
 from repro.engines.native import loader as native
 from repro.engines.native.loader import NativePopulation
-from repro.engines.population.net1989 import keep_bits, shifted_rows
-from repro.net.model import draw_pass_randomness
 from tests.conftest import N_SUBSET
 
 pytestmark = pytest.mark.skipif(native._compiler() is None, reason="no C compiler: the native engine is unavailable")
 
 # 0.5 + 2^-26 rounds to 0.5 in float32: a draw of exactly 0.5 is kept, as torch compares in the tensor's dtype
 PROBABILITIES = [0.0, 0.1, 0.25, 0.5, 0.5 + 2.0**-26]
-
-
-def _torch_draws(gen: torch.Generator, n: int, cfg: Config) -> tuple[torch.Tensor, torch.Tensor | None]:
-    shifts, keep = draw_pass_randomness(gen, n, cfg)
-    rows = shifted_rows(torch.arange(n), shifts, cfg.shift, n)
-    return rows, None if keep is None else torch.from_numpy(keep_bits(keep))
 
 
 @pytest.mark.parametrize("shift", [0, 1, 2])
@@ -37,7 +29,7 @@ def test_draws_equal_torchs(shift, dropout, already_drawn):
         for gen in (ours, theirs):
             torch.rand(already_drawn, generator=gen)
         rows, bits = draws.draw_pass_bits(lib, [ours], n, cfg)
-        want_rows, want_bits = _torch_draws(theirs, n, cfg)
+        want_rows, want_bits = draws.torch_draws(theirs, n, cfg)
         assert torch.equal(rows[0], want_rows)
         assert (bits is None) == (want_bits is None)
         if bits is not None:

@@ -37,6 +37,14 @@ def draw_pass_bits(lib: ctypes.CDLL, generators: list[torch.Generator], n: int,
     return rows, bits
 
 
+def torch_draws(gen: torch.Generator, n: int, cfg: Config) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """One member's rows (n,) and dropout bits (n, KEEP_BYTES) or None, drawn through torch's own calls
+    (model.draw_pass_randomness): what draw_pass_bits must reproduce."""
+    shifts, keep = draw_pass_randomness(gen, n, cfg)
+    rows = shifted_rows(torch.arange(n), shifts, cfg.shift, n)
+    return rows, None if keep is None else torch.from_numpy(keep_bits(keep))
+
+
 @cache
 def draws_agree(lib: ctypes.CDLL) -> bool:
     """Whether `lib`'s draws equal torch's on this installation: one short pass with shifts and dropout from a
@@ -47,7 +55,6 @@ def draws_agree(lib: ctypes.CDLL) -> bool:
         torch.rand(1000, generator=gen)  # a position inside the generator's 624-number block
     n = 50
     rows, bits = draw_pass_bits(lib, [ours], n, cfg)
-    shifts, keep = draw_pass_randomness(theirs, n, cfg)
-    return (torch.equal(rows[0], shifted_rows(torch.arange(n), shifts, cfg.shift, n))
-            and torch.equal(bits[0], torch.from_numpy(keep_bits(keep)))
+    want_rows, want_bits = torch_draws(theirs, n, cfg)
+    return (torch.equal(rows[0], want_rows) and torch.equal(bits[0], want_bits)
             and torch.equal(ours.get_state(), theirs.get_state()))

@@ -46,3 +46,23 @@ def test_usable_engines_on_cpu_leave_out_the_interpreted_kernel():
 def test_a_training_step_has_the_multiply_adds_of_the_paper_s_connections():
     # forward 63,660 (connections less biases), weight gradients as many, deltas of H2, H3 and out
     assert bench.macs_per_member_step() == 2 * 63_660 + 38_400 + 5_760 + 300
+
+
+def test_a_run_s_rate_weighs_its_dearer_first_steps_by_their_number(usps, monkeypatch):
+    from repro.config import Config
+    asked = []
+
+    def rate(engine, cfg, ds, members, device, seconds, threads, after_steps=0):
+        asked.append(after_steps)
+        return 100.0 if after_steps == 0 else 400.0
+
+    monkeypatch.setattr(bench, "engine_rate", rate)
+    monkeypatch.setattr(bench, "settled_from_step", lambda engine, cfg, ds, device: 1_001)
+    small = type(usps)(usps.name, usps.x_train[:500], usps.y_train[:500], usps.x_test, usps.y_test, usps.fingerprint)
+    got = bench.run_rate("native", Config(passes=4), small, 16, torch.device("cpu"), 1.0, 1)
+    assert asked == [0, 1_000]  # the second pass is timed as if 1,000 steps had come before
+    # 2,000 steps a member: 1,000 at 100/s (10 s) and 1,000 at 400/s (2.5 s)
+    assert got == {"steps_per_s": 2_000 / 12.5, "first_steps_per_s": 100.0, "settled_steps_per_s": 400.0,
+                   "settled_from_step": 1_001}
+    monkeypatch.setattr(bench, "settled_from_step", lambda engine, cfg, ds, device: 5_000)  # after the run's end
+    assert bench.run_rate("native", Config(passes=4), small, 16, torch.device("cpu"), 1.0, 1) == {"steps_per_s": 100.0}

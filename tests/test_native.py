@@ -207,6 +207,25 @@ def test_resume_from_state_dict_is_bit_for_bit(patch, usps):
         NativePopulation(cfg, [0, 5], x, y).load_state_dict(state)
 
 
+def _first_step_with_bias_correction_one(beta2: float) -> int:
+    """Independently of the kernel: the first step t whose float32 sqrt(1 - beta2^t) is 1 (bisection)."""
+    settled = lambda t: float(torch.tensor(math.pow(1.0 - math.pow(beta2, t), 0.5), dtype=torch.float32)) == 1.0
+    lo, hi = 0, 1 << 40
+    while hi - lo > 1:
+        lo, hi = (lo, (lo + hi) // 2) if settled((lo + hi) // 2) else ((lo + hi) // 2, hi)
+    return hi
+
+
+@pytest.mark.parametrize("beta2", [0.999, 0.99, 0.9999])
+def test_adamw_steps_settle_where_the_bias_correction_rounds_to_one(beta2, usps):
+    x, y = usps.x_train[:4], usps.y_train[:4]
+    pop = NativePopulation(Config(optimizer="adamw", lr=3e-4, adam_beta2=beta2), [0], x, y)
+    assert pop.settled_from_step == _first_step_with_bias_correction_one(beta2)
+    if beta2 == 0.999:  # the figure kernel.c's comment gives
+        assert pop.settled_from_step == 16_628
+    assert NativePopulation(Config(), [0], x, y).settled_from_step is None
+
+
 def test_a_small_population_trains_alone_where_the_options_allow(usps):
     x, y = usps.x_train[:20], usps.y_train[:20]
     assert NativePopulation(Config(), [0], x, y, threads=2).trains_alone

@@ -37,9 +37,13 @@ def speed_block(bench_file: Path) -> str:
         side = max(fig.get("side_by_side", 1) for fig in rungs.values())
         how = (f", trained side by side as `ablate` trains them (one population per thread: each measured on one "
                f"thread, times {side} threads)" if side > 1 else "")
+        settled = sorted({fig["settled_from_step"] for fig in rungs.values() if "settled_from_step" in fig})
+        parts = (f"; a run's rate, where its first {', '.join(f'{t - 1:,}' for t in settled)} steps cost more "
+                 f"(AdamW's bias correction not yet rounded to 1) and were timed apart" if settled else "")
         lines += ["", f"Each rung of the ladder at 16 members (one mechanism each), training and one evaluation of "
-                      f"both splits{how}" + (f"; share of the multiply-add peak, {peak['member_steps_per_s']:,.0f} "
-                                        f"member-steps/s ({peak['how']})" if peak else "") + ":", "",
+                      f"both splits{how}{parts}" + (f"; share of the multiply-add peak, "
+                                                   f"{peak['member_steps_per_s']:,.0f} member-steps/s ({peak['how']})"
+                                                   if peak else "") + ":", "",
                   "| rung | engine | member-steps/s | evaluation s/pass |" + (" of peak |" if peak else ""),
                   "|---|---|--:|--:|" + ("--:|" if peak else "")]
         for label, fig in rungs.items():

@@ -9,7 +9,9 @@ real command into a throw-away folder, or with `estimate=True` projected from me
 as such).
 
 Every engine is timed the same way: a warm-up pass over a few images (which also loads or compiles a
-kernel), then one pass over the first n training images, n chosen to take about TARGET_SECONDS. The fused
+kernel), then one pass over the first n training images, n chosen to take about TARGET_SECONDS. Where an
+engine's steps cost less from some step of a run on (the native engine's AdamW), a rung's rate weighs the two
+kinds of step, each timed, by their number in the run. The fused
 engine's timed pass makes its own draws and no others (a real run makes the next pass's while the GPU trains),
 and its kernel time is measured by CUDA events beside the wall time, so the two show the host's share.
 """
@@ -73,10 +75,13 @@ def fused_pass_seconds(cfg: Config, ds: Dataset, members: int, n: int, device: t
 
 
 def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
-                 seconds: float = TARGET_SECONDS, threads: int | None = None) -> dict[str, float]:
+                 seconds: float = TARGET_SECONDS, threads: int | None = None,
+                 after_steps: int = 0) -> dict[str, float]:
     """Member-steps per second of one population of `engine` training `cfg` (timed after a warm-up pass):
     {"steps_per_s": wall-clock rate}, and for the fused engine "kernel_steps_per_s" (the kernel alone).
-    `threads`: the native population's CPU threads (default: torch's)."""
+    `threads`: the native population's CPU threads (default: torch's). `after_steps`: the timed pass's steps
+    are counted as if that many had come before (for an engine whose steps cost less from a given step on:
+    `settled_from_step`); the weights are fresh either way, which does not change the cost of a step."""
     cls = registry.get(engine).population_class(cfg)
 
     def timed_pass(n: int) -> tuple[float, float | None]:
@@ -84,6 +89,7 @@ def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: to
             return fused_pass_seconds(cfg, ds, members, n, device)
         pop = cls(cfg, list(range(members)), ds.x_train[:n], ds.y_train[:n], device=device,
                   **on_threads(engine, threads))
+        pop.step_count = after_steps
         _sync(device)
         t0 = time.perf_counter()
         pop.train_pass(0)
@@ -102,9 +108,34 @@ def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: to
 
 
 def engine_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
-                seconds: float = TARGET_SECONDS, threads: int | None = None) -> float:
+                seconds: float = TARGET_SECONDS, threads: int | None = None, after_steps: int = 0) -> float:
     """Member-steps per second (wall clock) of one population of `engine` training `cfg`."""
-    return engine_rates(engine, cfg, ds, members, device, seconds, threads)["steps_per_s"]
+    return engine_rates(engine, cfg, ds, members, device, seconds, threads, after_steps)["steps_per_s"]
+
+
+def settled_from_step(engine: str, cfg: Config, ds: Dataset, device: torch.device) -> int | None:
+    """The count of the step from which `engine`'s steps of `cfg` cost less for good (the native engine's
+    AdamW: see NativePopulation.settled_from_step), or None where they all cost the same."""
+    if engine == "fused":
+        return None
+    pop = registry.get(engine).population_class(cfg)(cfg, [0], ds.x_train[:1], ds.y_train[:1], device=device)
+    return getattr(pop, "settled_from_step", None)
+
+
+def run_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device, seconds: float,
+             threads: int | None) -> dict:
+    """Member-steps per second over a whole run of `cfg` ({"steps_per_s": ...}): one timed pass, or, where the
+    engine's steps cost less from some step on, the steps before it and those after timed apart and weighed
+    by their number in the run ("first_steps_per_s", "settled_steps_per_s", "settled_from_step" added)."""
+    first = engine_rate(engine, cfg, ds, members, device, seconds, threads)
+    settled = settled_from_step(engine, cfg, ds, device)
+    steps = cfg.passes * len(ds.y_train)  # per member
+    if settled is None or settled > steps:
+        return {"steps_per_s": first}
+    later = engine_rate(engine, cfg, ds, members, device, seconds, threads, after_steps=settled - 1)
+    before = settled - 1
+    return {"steps_per_s": steps / (before / first + (steps - before) / later), "first_steps_per_s": first,
+            "settled_steps_per_s": later, "settled_from_step": settled}
 
 
 def single_run_seconds(engine: str, ds: Dataset, device: torch.device) -> float:
@@ -158,7 +189,8 @@ def ablate_all_presentations(n_train: int, seeds: int = SEEDS) -> int:
 
 def rung_figures(engine: str, ds: Dataset, device: torch.device, seeds: int, log: Callable[[str], None]) -> dict:
     """Per rung of the ladder, a population of `seeds` members: the engine that trains it, its training rate
-    and the time of one after-pass evaluation (both splits); and the projected time of the rung on one dataset.
+    over a whole run (run_rate) and the time of one after-pass evaluation (both splits); and the projected time
+    of the rung on one dataset.
     The rungs differ by one mechanism each (activation, optimizer, schedule, dropout, shifts, passes), so these
     figures are what each costs. Where ablate trains configurations side by side (one per CPU thread, see
     runner.side_by_side_count), each population is measured on one thread and its figures scaled by the
@@ -171,11 +203,16 @@ def rung_figures(engine: str, ds: Dataset, device: torch.device, seeds: int, log
         log(f"  (one population per thread, as ablate trains them: each measured on 1 thread, x {side} threads)")
     figures = {}
     for p, eng in zip(planned, chosen):
-        rate = side * engine_rate(eng.name, p.config, ds, seeds, device, seconds=1.0, threads=threads)
+        rates = {k: side * v if k.endswith("steps_per_s") else v
+                 for k, v in run_rate(eng.name, p.config, ds, seeds, device, seconds=1.0, threads=threads).items()}
+        rate = rates["steps_per_s"]
         ev = eval_seconds(eng.name, p.config, ds, seeds, device, threads=threads) / side
         per_dataset = p.config.passes * (seeds * len(ds.y_train) / rate + ev)
-        log(f"  {p.label:<10} {eng.name}: {rate:>10,.0f} steps/s, eval {ev:.2f} s/pass -> {per_dataset:,.0f} s per dataset")
-        figures[p.label] = {"engine": eng.name, "steps_per_s": rate, "eval_s_per_pass": ev,
+        parts = (f" (first {rates['settled_from_step'] - 1:,} steps {rates['first_steps_per_s']:,.0f}/s, the rest "
+                 f"{rates['settled_steps_per_s']:,.0f}/s)" if "settled_from_step" in rates else "")
+        log(f"  {p.label:<10} {eng.name}: {rate:>10,.0f} steps/s{parts}, eval {ev:.2f} s/pass -> "
+            f"{per_dataset:,.0f} s per dataset")
+        figures[p.label] = {"engine": eng.name, **rates, "eval_s_per_pass": ev,
                             "seconds_per_dataset": per_dataset, "side_by_side": side}
     return figures
 

@@ -177,7 +177,7 @@ def _open(build: Build) -> ctypes.CDLL | str:
         lib = ctypes.CDLL(str(_compile(cc, build)))
     except Exception as e:  # noqa: BLE001 - any build or load failure makes the engine unavailable, with the reason
         return f"the native engine's kernel ({build}) could not be built or loaded: {e}"
-    if lib.native_abi_version() != 7 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
+    if lib.native_abi_version() != 8 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
         return "the native engine's kernel does not match this Python module (ABI mismatch)"
     p, i32 = ctypes.c_void_p, ctypes.c_int32
     lib.native_train.argtypes = [p, p, p, p, i32, p, p, p, p, i32, i32]
@@ -188,6 +188,8 @@ def _open(build: Build) -> ctypes.CDLL | str:
     lib.native_trains_alone.restype = ctypes.c_int
     lib.native_draw_pass.argtypes = [p, i32, i32, ctypes.c_float, ctypes.c_int64, p, p]
     lib.native_draw_pass.restype = ctypes.c_int
+    lib.native_settled_step.argtypes = [p]
+    lib.native_settled_step.restype = ctypes.c_int64
     return lib
 
 
@@ -301,6 +303,13 @@ class NativePopulation:
     def trains_alone(self) -> bool:
         """Whether each member trains alone, its units in the lanes (see LANE_USES), rather than in a lane."""
         return bool(self._lib.native_trains_alone(ctypes.byref(self._spec)))
+
+    @property
+    def settled_from_step(self) -> int | None:
+        """The count (from 1) of the first step from which each step costs less, for good (AdamW: the second
+        moment's bias correction has rounded to 1, so the kernel leaves out dividing by it; the numbers are the
+        same), or None where no step does. Timing (`repro bench`) measures the steps before and after apart."""
+        return int(self._lib.native_settled_step(ctypes.byref(self._spec))) or None
 
     def _threads(self) -> int:
         return max(1, int(self.threads if self.threads is not None else torch.get_num_threads()))

@@ -18,11 +18,28 @@ static int spec_ok(const Spec *s) {
     return 1;
 }
 
-int native_abi_version(void) { return 7; }
+int native_abi_version(void) { return 8; }
 int native_lanes(void) { return LANES; }
 /* whether native_train trains each member alone (solo.c): asked for, and the options allow it */
 int native_trains_alone(const Spec *s) { return spec_ok(s) && solo_chosen(s); }
 int native_sizeof_spec(void) { return (int)sizeof(Spec); }
+
+/* the count (from 1) of the first step that takes AdamW's settled rule (kernel.c's step_rule: the bias
+ * correction rounds to 1.0f) and every later step does too, as the correction only grows; 0 where no step
+ * before 2^62 does (not AdamW). For timing: a run's steps before it cost more. */
+int64_t native_settled_step(const Spec *s) {
+    Upd u;
+    int64_t lo = 0, hi = (int64_t)1 << 62; /* lo: 0 or an unsettled count; hi: a settled count */
+    if (s->opt != OPT_ADAMW) return 0;
+    make_upd(s, hi, &u);
+    if (step_rule(&u, s->opt) != RULE_ADAMW_SETTLED) return 0;
+    while (hi - lo > 1) {
+        int64_t mid = lo + (hi - lo) / 2;
+        make_upd(s, mid, &u);
+        if (step_rule(&u, s->opt) == RULE_ADAMW_SETTLED) hi = mid; else lo = mid;
+    }
+    return hi;
+}
 
 /* one pass of n steps for every member (rows: (members, n) image rows; keep: (members, n, 24) dropout bits or
  * NULL): in groups, members in the lanes (kernel.c), or each member alone (solo.c) where Spec.alone asks for it */

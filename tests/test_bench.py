@@ -25,6 +25,9 @@ def test_bench_fields_and_ratios(usps, tmp_path, monkeypatch):
     if peak is not None:  # where /proc/cpuinfo gives a clock
         assert peak["member_steps_per_s"] == peak["lanes"] * 2 * peak["clock_ghz"] * 1e9 * peak["cores"] / 171_780
         assert saved["rungs"]["long"]["of_peak"] == 1.0e5 / peak["member_steps_per_s"]
+        # one evaluation: 16 members x (500 training + 2,007 test digits) x 63,660 multiply-adds, in 0.1 s
+        peak_macs = peak["member_steps_per_s"] * 171_780
+        assert abs(saved["rungs"]["long"]["eval_of_peak"] - 16 * 2_507 * 63_660 / 0.1 / peak_macs) < 1e-12
     assert saved["ablate_all"]["estimated"] is True and saved["ablate_all"]["seconds"] == 999.0
     assert saved["ablate_all"]["presentations"] == 2 * (6 * 23 + 80) * 500 * 16
     for engine in ("population", "native"):
@@ -45,6 +48,7 @@ def test_usable_engines_on_cpu_leave_out_the_interpreted_kernel():
 
 def test_a_training_step_has_the_multiply_adds_of_the_paper_s_connections():
     # forward 63,660 (connections less biases), weight gradients as many, deltas of H2, H3 and out
+    assert bench.forward_macs() == 63_660
     assert bench.macs_per_member_step() == 2 * 63_660 + 38_400 + 5_760 + 300
 
 

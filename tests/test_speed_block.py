@@ -13,7 +13,7 @@ def test_the_speed_block_reads_every_figure_from_the_bench_file(tmp_path):
                     "native": {"populations": [{"members": 1, "steps_per_s": 12000.0, "ratio": 30.0,
                                                 "x_population": 10.0}], "single_run_s": 5.5}},
         "rungs": {"baseline": {"engine": "native", "steps_per_s": 456000.0, "eval_s_per_pass": 0.12,
-                               "seconds_per_dataset": 1.0, "of_peak": 0.5, "side_by_side": 2}},
+                               "seconds_per_dataset": 1.0, "of_peak": 0.5, "eval_of_peak": 0.71, "side_by_side": 2}},
         "multiply_add_peak": {"member_steps_per_s": 912000.0, "how": "stated"},
         "ablate_all": {"engine": "auto", "seconds": 180.0, "estimated": False, "presentations": 50862016},
     }
@@ -21,5 +21,5 @@ def test_the_speed_block_reads_every_figure_from_the_bench_file(tmp_path):
     path.write_text(json.dumps(bench))
     text = speed_block(path)
     for figure in ("400 steps/s", "1,200 (3x)", "12,000 (30x; 10.0x population)", "5.5 s", "456,000", "0.12",
-                   "50%", "912,000", "180 s (3.0 min), measured end to end", "Some CPU", "times 2 threads"):
+                   "50%", "71%", "912,000", "180 s (3.0 min), measured end to end", "Some CPU", "times 2 threads"):
         assert figure in text, figure

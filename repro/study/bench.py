@@ -217,12 +217,16 @@ def rung_figures(engine: str, ds: Dataset, device: torch.device, seeds: int, log
     return figures
 
 
+def forward_macs(cfg: Config = Config()) -> int:
+    """Multiply-adds of one forward pass of the 1989 net (one pattern, one member): what evaluation computes."""
+    return sum(layer.macs for layer in layer_shapes(init_params(cfg, run_generator(0))))
+
+
 def macs_per_member_step(cfg: Config = Config()) -> int:
     """Multiply-adds of one training step of the 1989 net: the forward pass, the weight gradients (as many),
     and the deltas of every layer but H1 (no delta is needed below it)."""
     layers = layer_shapes(init_params(cfg, run_generator(0)))
-    forward = sum(layer.macs for layer in layers)
-    return 2 * forward + sum(layer.macs for layer in layers[1:])
+    return 2 * forward_macs(cfg) + sum(layer.macs for layer in layers[1:])
 
 
 FMA_UNITS_PER_CORE = 2  # Zen 3 (AMD EPYC) and AVX-512 Xeon cores: two vector FMA pipes each
@@ -278,8 +282,11 @@ def run_bench(ds: Dataset, device: torch.device, engines: list[str], populations
         log(f"multiply-add peak: {peak['member_steps_per_s']:,.0f} member-steps/s ({peak['lanes']} lanes x "
             f"{peak['fma_units_per_core']} FMA units x {peak['clock_ghz']:.2f} GHz x {peak['cores']} cores / "
             f"{peak['macs_per_member_step']:,} multiply-adds per step)")
+        peak_macs_per_s = peak["member_steps_per_s"] * peak["macs_per_member_step"]
+        eval_macs = SEEDS * (len(ds.y_train) + len(ds.y_test)) * forward_macs()  # one evaluation, both splits
         for label, fig in rungs.items():
             fig["of_peak"] = fig["steps_per_s"] / peak["member_steps_per_s"]
+            fig["eval_of_peak"] = eval_macs / fig["eval_s_per_pass"] / peak_macs_per_s
     if ablate_measure is None:
         ablate_s = 2 * sum(fig["seconds_per_dataset"] for fig in rungs.values())
     else:

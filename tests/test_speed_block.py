@@ -23,3 +23,7 @@ def test_the_speed_block_reads_every_figure_from_the_bench_file(tmp_path):
     for figure in ("400 steps/s", "1,200 (3x)", "12,000 (30x; 10.0x population)", "5.5 s", "456,000", "0.12",
                    "50%", "71%", "912,000", "180 s (3.0 min), measured end to end", "Some CPU", "times 2 threads"):
         assert figure in text, figure
+    assert "evaluation, of peak" in text
+    del bench["rungs"]["baseline"]["eval_of_peak"]  # a bench file made before evaluation's share was measured
+    path.write_text(json.dumps(bench))
+    assert "evaluation, of peak" not in speed_block(path) and "50%" in speed_block(path)

@@ -36,6 +36,9 @@ def test_bench_fields_and_ratios(usps, tmp_path, monkeypatch):
         for p in rows:
             assert p["steps_per_s"] > 0
             assert abs(p["ratio"] - p["steps_per_s"] / saved["reference_steps_per_s"]) < 1e-9
+    # the reference loop before the first engine and after each; the ratios against the fastest
+    assert len(saved["reference_measurements"]) == 3
+    assert saved["reference_steps_per_s"] == max(saved["reference_measurements"])
     for p, base in zip(saved["engines"]["native"]["populations"], saved["engines"]["population"]["populations"]):
         assert abs(p["x_population"] - p["steps_per_s"] / base["steps_per_s"]) < 1e-9
     assert paths[1].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -47,12 +47,12 @@ def speed_block(bench_file: Path) -> str:
         settled = sorted({fig["settled_from_step"] for fig in rungs.values() if "settled_from_step" in fig})
         parts = (f"; a run's rate, where its first {', '.join(f'{t - 1:,}' for t in settled)} steps cost more "
                  f"(AdamW's bias correction not yet rounded to 1) and were timed apart" if settled else "")
+        of_peak = (f"; share of the multiply-add peak, {peak['member_steps_per_s']:,.0f} member-steps/s "
+                   f"({peak['how']})" if peak else "")
+        if eval_share:
+            of_peak += "; evaluation's: its forward passes' multiply-adds a second against the same peak"
         lines += ["", f"Each rung of the ladder at 16 members (one mechanism each), training and one evaluation of "
-                      f"both splits{how}{parts}" + (f"; share of the multiply-add peak, "
-                                                   f"{peak['member_steps_per_s']:,.0f} member-steps/s ({peak['how']})"
-                                                   + ("; evaluation's: its forward passes' multiply-adds a second "
-                                                      "against the same peak" if eval_share else "")
-                                                   if peak else "") + ":", "",
+                      f"both splits{how}{parts}{of_peak}:", "",
                   "| rung | engine | member-steps/s | evaluation s/pass |" + (" of peak |" if peak else "")
                   + (" evaluation, of peak |" if eval_share else ""),
                   "|---|---|--:|--:|" + ("--:|" if peak else "") + ("--:|" if eval_share else "")]

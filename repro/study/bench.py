@@ -9,12 +9,13 @@ real command into a throw-away folder, or with `estimate=True` projected from me
 as such).
 
 The reference loop is measured before the first engine and after each; the ratios are against the fastest of
-these measurements (on a shared machine a slowed one would inflate them). Every engine is timed the same way: a warm-up pass over a few images (which also loads or compiles a
-kernel), then one pass over the first n training images, n chosen to take about TARGET_SECONDS. Where an
-engine's steps cost less from some step of a run on (the native engine's AdamW), a rung's rate weighs the two
-kinds of step, each timed, by their number in the run. The fused
-engine's timed pass makes its own draws and no others (a real run makes the next pass's while the GPU trains),
-and its kernel time is measured by CUDA events beside the wall time, so the two show the host's share.
+these measurements (on a shared machine a slowed one would inflate them). Every engine is timed the same way:
+a warm-up pass over a few images (which also loads or compiles a kernel), then one pass over the first n
+training images, n chosen to take about TARGET_SECONDS. Where an engine's steps cost less from some step of a
+run on (the native engine's AdamW), a rung's rate weighs the two kinds of step, each timed, by their number in
+the run. The fused engine's timed pass makes its own draws and no others (a real run makes the next pass's
+while the GPU trains), and its kernel time is measured by CUDA events beside the wall time, so the two show
+the host's share.
 """
 
 from __future__ import annotations
@@ -133,8 +134,8 @@ def run_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.
     steps = cfg.passes * len(ds.y_train)  # per member
     if settled is None or settled > steps:
         return {"steps_per_s": first}
-    later = engine_rate(engine, cfg, ds, members, device, seconds, threads, after_steps=settled - 1)
     before = settled - 1
+    later = engine_rate(engine, cfg, ds, members, device, seconds, threads, after_steps=before)
     return {"steps_per_s": steps / (before / first + (steps - before) / later), "first_steps_per_s": first,
             "settled_steps_per_s": later, "settled_from_step": settled}
 
@@ -218,16 +219,21 @@ def rung_figures(engine: str, ds: Dataset, device: torch.device, seeds: int, log
     return figures
 
 
+def _layer_macs(cfg: Config) -> list[int]:
+    """Multiply-adds of each layer's forward pass (one pattern, one member), H1 first."""
+    return [layer.macs for layer in layer_shapes(init_params(cfg, run_generator(0)))]
+
+
 def forward_macs(cfg: Config = Config()) -> int:
     """Multiply-adds of one forward pass of the 1989 net (one pattern, one member): what evaluation computes."""
-    return sum(layer.macs for layer in layer_shapes(init_params(cfg, run_generator(0))))
+    return sum(_layer_macs(cfg))
 
 
 def macs_per_member_step(cfg: Config = Config()) -> int:
     """Multiply-adds of one training step of the 1989 net: the forward pass, the weight gradients (as many),
     and the deltas of every layer but H1 (no delta is needed below it)."""
-    layers = layer_shapes(init_params(cfg, run_generator(0)))
-    return 2 * forward_macs(cfg) + sum(layer.macs for layer in layers[1:])
+    layers = _layer_macs(cfg)
+    return 2 * sum(layers) + sum(layers[1:])
 
 
 FMA_UNITS_PER_CORE = 2  # Zen 3 (AMD EPYC) and AVX-512 Xeon cores: two vector FMA pipes each
@@ -241,8 +247,9 @@ def multiply_add_peak(threads: int) -> dict | None:
         return None
     lanes = 16 if cpu_has("avx512f") else 8
     macs_per_s = lanes * FMA_UNITS_PER_CORE * clock * 1e9 * threads
+    per_step = macs_per_member_step()
     return {"lanes": lanes, "fma_units_per_core": FMA_UNITS_PER_CORE, "clock_ghz": clock, "cores": threads,
-            "macs_per_member_step": macs_per_member_step(), "member_steps_per_s": macs_per_s / macs_per_member_step(),
+            "macs_per_member_step": per_step, "member_steps_per_s": macs_per_s / per_step,
             "how": "lanes: the widest vector the CPU has (16 floats with AVX-512, else 8); FMA units per core: 2 "
                    "(Zen 3 and AVX-512 Xeon cores); clock: /proc/cpuinfo's cpu MHz; cores: the threads used"}
 

@@ -246,8 +246,9 @@ def _game(name: str, players: tuple[str, ...], labels: tuple[str, ...], means: n
     est = [Estimate(c.value, c.low, c.high, c.p, bool(g)) for c, g in zip(cs, sig)]
     effects = tuple(ChangeEffect(c, est[i], *((est[n + i], est[2 * n + i], est[3 * n + i]) if steps else ()))
                     for i, c in enumerate(players))
+    # largest |index| first; equal ones (to 1e-9: equal up to rounding) in the players' order, not rounding's
     inters = sorted((Interaction(players[i], players[j], est[at + r]) for r, (i, j) in enumerate(pairs)),
-                    key=lambda it: -abs(it.index.value))
+                    key=lambda it: (-round(abs(it.index.value), 9), players.index(it.a), players.index(it.b)))
     return Game(name, players, fixed, labels, float(means[0]), float(means[-1]), effects, tuple(inters),
                 collapsed_inside)
 

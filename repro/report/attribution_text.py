@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import math
+
 from repro.net.collapse import COLLAPSE_TRAIN_ERROR
 from repro.report import fmt
 from repro.report.attribution import (
@@ -53,14 +55,19 @@ def _effects_table(game: Game, unit: str) -> list[str]:
                "|---|--:|--:|--:|--:|"]
         out += [f"| `{e.change}` | {_cell(e.shapley)} | {_cell(e.alone)} | {_cell(e.last)} | {_cell(e.ladder_step)} |"
                 for e in game.effects]
-        out.append(f"| sum | {sum(e.shapley.value for e in game.effects):+.2f} (= full − base, "
-                   f"{game.full - game.base:+.2f}) | | | {sum(e.ladder_step.value for e in game.effects):+.2f} |")
+        out.append(f"| sum | {_sum(e.shapley for e in game.effects)} (= full − base, "
+                   f"{fmt.num(game.full - game.base, sign=True)}) | | | {_sum(e.ladder_step for e in game.effects)} |")
     else:
         out = [f"| change | Shapley value, {unit} |", "|---|--:|"]
         out += [f"| `{e.change}` | {_cell(e.shapley)} |" for e in game.effects]
-        out.append(f"| sum | {sum(e.shapley.value for e in game.effects):+.2f} (= full − base, "
-                   f"{game.full - game.base:+.2f}) |")
+        out.append(f"| sum | {_sum(e.shapley for e in game.effects)} (= full − base, "
+                   f"{fmt.num(game.full - game.base, sign=True)}) |")
     return out + [""]
+
+
+def _sum(estimates) -> str:
+    """The sum of the estimates' values, signed (a sum that is 0 up to rounding is written +0.00)."""
+    return fmt.num(math.fsum(e.value for e in estimates), sign=True)
 
 
 def _interactions(game: Game, unit: str) -> list[str]:

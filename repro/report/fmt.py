@@ -11,9 +11,11 @@ def ok(x) -> bool:
 
 
 def num(x, digits: int = 2, sign: bool = False) -> str:
+    """`x` to `digits` decimals (with its sign where `sign`); a value that rounds to zero is written as +0.00 or
+    0.00, never -0.00, whichever side of zero rounding noise left it on (the `z` of the format)."""
     if not ok(x):
         return ""
-    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+    return f"{x:+z.{digits}f}" if sign else f"{x:z.{digits}f}"
 
 
 def mean_std(mean, std, digits: int = 2, pm: str = " ± ") -> str:

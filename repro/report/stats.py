@@ -169,12 +169,15 @@ def contrast(weights, means, variances, counts, level: float = CI_LEVEL) -> Cont
     With zero variance the interval is the point and p is 0 (or 1 when the value is 0)."""
     w, m = np.asarray(weights, float), np.asarray(means, float)
     v, n = np.asarray(variances, float), np.asarray(counts, float)
-    value = float(w @ m)
+    # Sums by math.fsum (correctly rounded, so independent of the order of the terms): `w @ m` goes to the BLAS,
+    # whose kernel and so whose summation order depends on the CPU, and a Shapley value that is 0 came out as
+    # +1e-16 on one CPU and -1e-16 on another (printed +0.00 and -0.00; near-ties sorted apart).
+    value = math.fsum(w * m)
     parts = w ** 2 * v / n
-    se2 = float(parts.sum())
+    se2 = math.fsum(parts)
     if se2 == 0.0:
         return Contrast(value, value, value, math.inf, 1.0 if value == 0.0 else 0.0)
-    df = se2 ** 2 / float((parts ** 2 / np.maximum(n - 1, 1)).sum())
+    df = se2 ** 2 / math.fsum(parts ** 2 / np.maximum(n - 1, 1))
     se = math.sqrt(se2)
     half = t_quantile(0.5 + level / 2.0, df) * se
     p = 2.0 * (1.0 - t_cdf(abs(value) / se, df))

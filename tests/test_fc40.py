@@ -5,8 +5,9 @@ import torch
 
 from repro.config import Config, ConfigError
 from repro.engines.population import FCPopulation
-from repro.net.model import init_params, layer_shapes, run_generator
+from repro.net.model import forward, init_params, layer_shapes, outputs, run_generator
 from repro.engines.reference import train_reference
+from tests.conftest import FLOAT64_TOLERANCE, float64
 
 
 def test_fc40_has_the_papers_10690_connections():
@@ -30,17 +31,19 @@ def test_fc40_rejects_dropout():
                                     "output": "scaled_tanh_mse", "init": "fan_in"},
                                    {"output": "softmax_ce", "optimizer": "sdlm", "lr": 1e-3}])
 def test_fc40_member_matches_reference_loop(patch, usps):
+    """Both in float64 (conftest.FLOAT64_TOLERANCE)."""
     cfg = Config(architecture="fc40", passes=2).replace(**patch)
-    x, y = usps.x_train[:150], usps.y_train[:150]
-    ref = train_reference(cfg, x, y, x, y, seed=4)
-    pop = FCPopulation(cfg, [1, 4], x, y)
-    for p in range(cfg.passes):
-        pop.train_pass(p)
-    got = pop.member_params(1)
-    for name, want in ref.params.items():
-        torch.testing.assert_close(got[name], want.detach(), atol=2e-5, rtol=1e-4, msg=name)
-    ev = pop.evaluate(usps.x_test[:300], usps.y_test[:300], keep_outputs=True)
-    from repro.net.model import forward, outputs
-
-    torch.testing.assert_close(ev.outputs[1], outputs(cfg, forward(ref.params, usps.x_test[:300], cfg)).detach(),
-                               atol=1e-5, rtol=1e-5)
+    with float64():
+        x, y = usps.x_train[:150].double(), usps.y_train[:150]
+        ref = train_reference(cfg, x, y, x, y, seed=4)
+        pop = FCPopulation(cfg, [1, 4], x, y)
+        for p in range(cfg.passes):
+            pop.train_pass(p)
+        got = pop.member_params(1)
+        for name, want in ref.params.items():
+            assert got[name].dtype == torch.float64, "the engine did not follow the default dtype"
+            torch.testing.assert_close(got[name], want.detach(), **FLOAT64_TOLERANCE, msg=name)
+        x_test = usps.x_test[:300].double()
+        ev = pop.evaluate(x_test, usps.y_test[:300], keep_outputs=True)
+        torch.testing.assert_close(ev.outputs[1], outputs(cfg, forward(ref.params, x_test, cfg)).detach(),
+                                   **FLOAT64_TOLERANCE)

@@ -14,11 +14,12 @@ from repro.engines.generic import generic_class
 from repro.engines.reference import evaluate, train_reference
 from repro.study.ladder import extra_rungs, load_rungs, plan
 from repro.rung_code import RungCodeError
+from tests.conftest import FLOAT64_TOLERANCE, float64
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = (REPO / "ablations" / "00-baseline.toml").read_text()
 
-# tanh-based configs for the two-pass comparison; ReLU ones below run one short pass (a unit near 0 may flip)
+# tanh-based configs for the two-pass comparison; ReLU ones below run one short pass
 TANH_CASES = {
     "sgd": {},
     "adamw": {"optimizer": "adamw", "lr": 3e-4},
@@ -39,18 +40,23 @@ def _train(cfg, seeds, x, y, passes=None):
 
 
 def _assert_matches_reference(cfg, x, y, usps):
-    """A member of cfg (with its code, if any) ends where the reference loop ends on cfg without code."""
+    """A member of cfg (with its code, if any) ends where the reference loop ends on cfg without code, both in
+    float64 (see conftest.FLOAT64_TOLERANCE), and evaluates as the reference does."""
     ref_cfg = cfg.replace(code="")
-    ref = train_reference(ref_cfg, x, y, x, y, seed=11)
-    pop = _train(cfg, [3, 11, 5], x, y)  # the member of interest between two others
-    got = pop.member_params(1)
-    for name, want in ref.params.items():
-        torch.testing.assert_close(got[name], want.detach(), atol=2e-5, rtol=1e-4,
-                                   msg=lambda detail, name=name: f"{name}: {detail}")
-    ev = pop.evaluate(usps.x_test[:300], usps.y_test[:300])
-    loss, err = evaluate(ref.params, usps.x_test[:300], usps.y_test[:300], ref_cfg)
-    assert ev.loss[1].item() == pytest.approx(loss, rel=1e-4, abs=1e-6)
-    assert ev.error[1].item() == pytest.approx(err, abs=1.5 / 300)
+    x_test, y_test = usps.x_test[:300].double(), usps.y_test[:300]
+    with float64():
+        x = x.double()
+        ref = train_reference(ref_cfg, x, y, x, y, seed=11)
+        pop = _train(cfg, [3, 11, 5], x, y)  # the member of interest between two others
+        got = pop.member_params(1)
+        for name, want in ref.params.items():
+            assert got[name].dtype == torch.float64, "the engine did not follow the default dtype"
+            torch.testing.assert_close(got[name], want.detach(), **FLOAT64_TOLERANCE,
+                                       msg=lambda detail, name=name: f"{name}: {detail}")
+        ev = pop.evaluate(x_test, y_test)
+        loss, err = evaluate(ref.params, x_test, y_test, ref_cfg)
+    assert ev.loss[1].item() == pytest.approx(loss, rel=1e-7)  # parameters within FLOAT64_TOLERANCE
+    assert ev.error[1].item() == err
 
 
 @pytest.mark.parametrize("case", sorted(TANH_CASES))

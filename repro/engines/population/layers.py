@@ -8,6 +8,8 @@ two are the same numbers, so the backward writes it there once.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 
 from repro.config import Config
@@ -25,6 +27,22 @@ def linear_invariant(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch
     depending on its place in the batch for (1, 192) @ (192, 30) and (1, 256) @ (256, 40), and a member's
     numbers must not depend on its neighbours."""
     return (x.transpose(1, 2) * w).sum(1, keepdim=True) + b
+
+
+@contextmanager
+def one_blas_thread(device: torch.device):
+    """Evaluation's matrix products on one thread (CPU): MKL's AVX2 kernels (an AVX2-only Intel CPU, or
+    MKL_ENABLE_INSTRUCTIONS=AVX2) split a product over threads in a way that changes its rounding, so that a
+    member evaluated to other bits on two threads than on one, and alone than in a group of four; on one
+    thread a product of the same shape rounds the same way wherever it runs. (Per member and pass, evaluation
+    is a small part of training; the training step's products are already per member, `linear_invariant`.)"""
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def linear_backward(x: torch.Tensor, delta: torch.Tensor, w: torch.Tensor | None,

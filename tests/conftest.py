@@ -108,20 +108,44 @@ SLOW: dict[str, str] = {
         "test_run_together_writes_the_records_of_one_by_one_runs",
         "test_the_benchs_timed_pass_draws_once_and_times_the_kernel", "test_state_dict_continues_bit_for_bit")},
 }
-_SLOW_PATTERNS = [re.compile(".*".join(map(re.escape, entry.split("*")))) for entry in SLOW]
+# The tests whose outcome torch's, MKL's, oneDNN's or numpy's kernels could change: engines against the
+# reference loop, members against their neighbours and threads, the committed report's bytes. They run once
+# more on the plainer code path this CPU can run (tests/test_cpu_paths.py: the fast ones in the fast tier, the
+# committed report in the slow tier). The same entry syntax as SLOW.
+CPU_SENSITIVE: tuple[str, ...] = (
+    "tests/test_engine.py", "tests/test_evaluation.py", "tests/test_sdlm.py", "tests/test_fc40.py",
+    "tests/test_generic.py::test_*match*", "tests/test_native.py::test_*match*",
+    "tests/test_native.py::test_a_member_does_not_depend_on_its_neighbours_lane_group_or_threads",
+    "tests/test_fused.py::test_faithful_ladder_matches_reference_loop", "tests/test_committed_report.py",
+    "tests/test_cpu_paths.py::test_the_child_runs_on_the_path_it_was_given",
+)
+
+
+def _patterns(entries) -> list[re.Pattern]:
+    return [re.compile(".*".join(map(re.escape, entry.split("*")))) for entry in entries]
+
+
+_SLOW_PATTERNS, _CPU_SENSITIVE_PATTERNS = _patterns(SLOW), _patterns(CPU_SENSITIVE)
+
+
+def _listed(patterns, path: str, name: str, originalname: str) -> bool:
+    return any(p.fullmatch(path) or p.fullmatch(f"{path}::{originalname}") or p.fullmatch(f"{path}::{name}")
+               for p in patterns)
 
 
 def is_slow(path: str, name: str, originalname: str) -> bool:
     """Whether SLOW lists the test `name` (node name with parameters) of the file `path` (relative to the repo)."""
-    return any(p.fullmatch(path) or p.fullmatch(f"{path}::{originalname}") or p.fullmatch(f"{path}::{name}")
-               for p in _SLOW_PATTERNS)
+    return _listed(_SLOW_PATTERNS, path, name, originalname)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest's `-m` selection reads the marks
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if is_slow(Path(str(item.fspath)).relative_to(REPO).as_posix(), item.name, item.originalname):
+        path = Path(str(item.fspath)).relative_to(REPO).as_posix()
+        if is_slow(path, item.name, item.originalname):
             item.add_marker(pytest.mark.slow)
+        if _listed(_CPU_SENSITIVE_PATTERNS, path, item.name, item.originalname):
+            item.add_marker(pytest.mark.cpu_sensitive)
 
 
 def data_dir() -> Path:

@@ -52,7 +52,6 @@ SLOW: dict[str, str] = {
     "tests/test_committed_retrain.py": "retrains committed seeds over all their passes",
     "tests/test_committed_report.py": "regenerates the committed study's report, figures included",
     "tests/test_regression.py": "16 seeds of every rung over 2 passes of the whole training set",
-    "tests/test_distributed.py": "two torchrun processes",
     "tests/test_workspace.py": "a clone of the checkout and several `repro` processes",
     "tests/test_robustness.py::test_killed_ablate_keeps_finished_records_and_resumes": "a process killed and rerun",
     "tests/test_store_faults.py::test_a_damaged_record_is_set_aside_and_its_run_trained_again": "`repro` processes",

@@ -323,9 +323,15 @@ def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, resul
 @click.option("--estimate", is_flag=True, help="Project the ablate --all time from measured rates instead of running it.")
 @click.option("--keep-runs", type=click.Path(file_okay=False), default=None,
               help="Keep the records of the measured ablate --all in this new folder (default: a throw-away folder).")
+@click.option("--cluster", default=None, metavar="ADDRESS|local[:N]",
+              help="Also time ablate --seeds 16 through this Dask cluster against the default runner (alternating, "
+                   "best of two each, from empty folders) and check that their records are equal.")
+@click.option("--cluster-rungs", type=CommaList(), default=None,
+              help="The rungs of the --cluster comparison (default: every rung, as ablate --all).")
 @results_dir_option("Figures go to <folder>/bench/<device>.json and .png.")
 @study_option()
-def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, results_dir, study) -> None:
+def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, cluster, cluster_rungs, results_dir,
+          study) -> None:
     """Speed of every engine as ratios against the plain reference loop, measured in the same run."""
     out = check_writable(output_dir(results_dir, study) / "bench")
     dev = _device(device)
@@ -354,6 +360,10 @@ def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, 
 
     result = run_bench(ds, dev, names, populations, ablate_engine="auto",
                        ablate_measure=None if estimate else measure_ablate, log=click.echo)
+    if cluster:
+        from repro.study.bench_cluster import compare_with_cluster
+
+        result["cluster_vs_default"] = compare_with_cluster(cluster, cluster_rungs, data_dir, dev, SEEDS, log=click.echo)
     for path in write_bench(result, dev, out):
         click.echo(f"wrote {path}")
 

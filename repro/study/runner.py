@@ -1,4 +1,5 @@
-"""Runs configurations over seeds and writes one record per run: the glue between CLI, engines and store.
+"""Runs configurations over seeds and writes one record per run: the glue between a job (repro.study.job), the
+engines and the store.
 
 A finished run (its record exists and is whole) is skipped unless `force`. While a configuration trains, its
 population's state is saved after every pass (parameters, optimizer state, random-generator states,

@@ -215,3 +215,15 @@ def test_local_cluster_sizes():
     assert cluster._local_workers("local:3") == 3 and cluster._local_workers("local") == (os.cpu_count() or 1)
     with pytest.raises(cluster.ClusterError, match="local:N"):
         cluster._local_workers("local:0")
+
+
+def test_the_benchs_record_comparison_ignores_only_wall_time_and_creation_time(tmp_path):
+    from repro.study.bench_cluster import same_records
+
+    record = {"seed": 0, "test_error": 0.05, "wall_time_s": 1.0, "created": "2026-01-01T00:00:00+00:00"}
+    for folder, changes in (("a", {}), ("b", {"wall_time_s": 2.0, "created": "later"}), ("c", {"test_error": 0.06})):
+        (tmp_path / folder / "runs" / "usps").mkdir(parents=True)
+        (tmp_path / folder / "runs" / "usps" / "x.json").write_text(json.dumps({**record, **changes}))
+    assert same_records(tmp_path / "a", tmp_path / "b") and not same_records(tmp_path / "a", tmp_path / "c")
+    (tmp_path / "empty").mkdir()
+    assert not same_records(tmp_path / "empty", tmp_path / "empty")  # nothing to compare is not agreement

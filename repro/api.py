@@ -13,20 +13,21 @@ exists is not trained again (`force=True` retrains).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Iterable
 
 import pandas as pd
-import torch
 
 from repro.config import Config
 from repro.data import Dataset
 from repro.data import load_dataset as _load_dataset
 from repro.study.ladder import DEFAULT_LADDER_DIR, PlannedConfig, Rung, extra_rungs, load_rungs, plan
-from repro.study.runner import Progress, RunContext, run_planned
+from repro.study.job import JobRequest, run_job
 from repro.study.record import RunRecord, read_record
+from repro.study.runner import resolve_device
 from repro.study.store import read_records
-from repro.study.workspace import check_writable, default_workspace
+from repro.study.workspace import default_workspace
 
 __all__ = ["load_dataset", "rung_config", "train", "load_results", "Config"]
 
@@ -46,17 +47,21 @@ def rung_config(rung: str = "baseline", ladder_dir: str | Path = DEFAULT_LADDER_
 def train(cfg: Config, dataset: Dataset, seeds: Iterable[int] = (0,), label: str | None = None,
           engine: str = "auto", device: str = "cpu", results_dir: str | Path | None = None,
           force: bool = False, progress: bool = True) -> pd.DataFrame:
-    """Train `cfg` on `dataset` for each seed (as `repro train`/`ablate` do) and return their records as
-    `load_results` rows. `label` names the configuration in records and reports (default: the digest)."""
-    folder = check_writable(Path(results_dir) if results_dir is not None else default_workspace())
+    """Train `cfg` on `dataset` for each seed as `repro train`/`ablate` do (the same job: the folder's checks,
+    damaged records set aside, each run locked while it trains, the code version pinned) and return their
+    records as `load_results` rows. `label` names the configuration in records and reports (default: the
+    digest). `device`: "cpu", "cuda" or "auto"."""
+    folder = Path(results_dir) if results_dir is not None else default_workspace()
     label = label or f"config-{cfg.digest()}"
     planned = PlannedConfig(label, Rung(0, label, label, "", "user"), cfg)
-    seeds = list(seeds)
-    total = cfg.passes * len(dataset.y_train) * len(seeds)
-    ctx = RunContext(folder, torch.device(device), force=force, engine=engine,
-                     progress=Progress(total) if progress else None)
-    paths = run_planned(planned, dataset, seeds, ctx)
-    return records_frame([read_record(p) for p in paths])
+    request = JobRequest([planned], [dataset.name], list(seeds), folder, resolve_device(device), engine,
+                         force=force)
+    done = run_job(request, data={dataset.name: dataset}, log=_log, progress=progress)
+    return records_frame([read_record(p) for p in done.record_paths()])
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr)
 
 
 def load_results(results_dir: str | Path | None = None) -> pd.DataFrame:

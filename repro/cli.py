@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import statistics
 import sys
 import tempfile
 import time
@@ -15,31 +14,19 @@ import torch
 
 from repro import resources
 from repro.config import Config, ConfigError, apply_patch, field_names
-from repro.data import DATASETS, MNIST_ORDERS, dataset_spec, fingerprint, load_dataset, summary
+from repro.data import DATASETS, MNIST_ORDERS, load_dataset, summary
 from repro.engines import registry
 from repro.engines.registry import NAMES as ENGINE_NAMES
 from repro.errors import ReproError
 from repro.net.model import init_params, layer_shapes
-from repro.report.fmt import mean_std
 from repro.study.bench import SEEDS, run_bench, usable_engines, write_bench
-from repro.study.distributed import barrier, init_from_env, shutdown
 from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
-from repro.study.plan import bench_throughput, estimate_text, make_plan
-from repro.study.record import read_record
-from repro.study.run_key import ConfigKey
-from repro.study.runner import (Progress, RunContext, resolve_device, run_planned, run_side_by_side, run_together,
-                                side_by_side_workers)
-from repro.study.store import SeedLocks, git_commit, remove_stale_temporaries, set_aside_damaged
+from repro.study.job import (JobInterrupted, JobRequest, facts_without_data, plan_job, plan_lines, run_job,
+                             summary_lines, where_lines)
+from repro.study.runner import resolve_device
 from repro.study.sweep import lr_sweep, write_sweep
-from repro.study.workspace import (
-    STUDY_DIR,
-    check_readable_results,
-    check_writable,
-    default_workspace,
-    is_study,
-    output_dir,
-)
+from repro.study.workspace import STUDY_DIR, check_readable_results, check_writable, is_study, output_dir
 
 def _log(msg: str) -> None:
     click.echo(msg, err=True)
@@ -190,6 +177,11 @@ common_run_options = [
 
 
 common_run_options.append(click.option(
+    "--cluster", envvar="REPRO_CLUSTER", default=None, metavar="ADDRESS|local[:N]",
+    help="Train on a Dask cluster (the [cluster] extra): a running scheduler's address (tcp://host:8786), or "
+         "local[:N] for N one-thread worker processes started here (default: one per core). Default "
+         "($REPRO_CLUSTER unset): this process, configurations side by side."))
+common_run_options.append(click.option(
     "--seed-list", type=CommaList(click.INT, "integers", check=_distinct_seeds), default=None, metavar="S,S,...",
     help="Exactly these seeds instead of 0..N-1 (1337: the earlier reproduction's run, with --set init=repro2022)."))
 
@@ -210,7 +202,7 @@ def with_run_options(f):
 @click.option("--passes", type=click.IntRange(min=1), default=None, help="Override the number of passes (default 23).")
 @click.option("--set", "sets", multiple=True, metavar="FIELD=VALUE", help="Override a config field (repeatable).")
 @with_run_options
-def train(dataset, passes, sets, seeds, device, data_dir, results_dir, study, force, engine) -> None:
+def train(dataset, passes, sets, seeds, device, data_dir, results_dir, study, force, engine, cluster) -> None:
     """Train the 1989 network with the 1989 procedure (the 'baseline' rung) for several seeds."""
     cfg = _config_with(Config(), sets)
     if passes is not None:
@@ -218,8 +210,8 @@ def train(dataset, passes, sets, seeds, device, data_dir, results_dir, study, fo
     baseline = Rung(0, "baseline", "The 1989 procedure", "", "LeCun et al. (1989)")
     label = "baseline" if cfg == Config() else f"baseline+{cfg.digest()}"
     planned = PlannedConfig(label, baseline, cfg)
-    _run_all([planned], [dataset], seeds, device, data_dir, output_dir(results_dir, study), force, engine,
-             mode="cumulative")
+    request = _job([planned], [dataset], seeds, device, output_dir(results_dir, study), force, engine, "cumulative")
+    _run_job(request, data_dir, cluster)
 
 
 @main.command()
@@ -234,7 +226,7 @@ def train(dataset, passes, sets, seeds, device, data_dir, results_dir, study, fo
 @click.option("--dry-run", is_flag=True, help="Show the plan (seeds done and to do, estimated time), then stop.")
 @with_run_options
 def ablate(run_all, datasets, rungs, mode, on_rung, ladder_dir, passes, dry_run, seeds, device, data_dir, results_dir,
-           study, force, engine):
+           study, force, engine, cluster):
     """Run the ablation ladder: each rung over many seeds, on one or both datasets."""
     ladder = load_rungs(Path(ladder_dir))
     extras = extra_rungs(Path(ladder_dir))
@@ -243,146 +235,28 @@ def ablate(run_all, datasets, rungs, mode, on_rung, ladder_dir, passes, dry_run,
     if passes is not None:
         planned = [PlannedConfig(p.label, p.rung, p.config.replace(passes=passes)) for p in planned]
     datasets = list(datasets) or (list(DATASETS) if run_all else ["usps"])
-    out = output_dir(results_dir, study)
+    request = _job(planned, datasets, seeds, device, output_dir(results_dir, study), force, engine, mode)
     if dry_run:
-        _show_plan(planned, datasets, seeds, device, out, force, engine)
+        for line in plan_lines(plan_job(request, facts_without_data(datasets))):
+            click.echo(line)
         return
-    _run_all(planned, datasets, seeds, device, data_dir, out, force, engine, mode)
+    _run_job(request, data_dir, cluster)
 
 
-def _plan_rows(planned, datasets, seeds, out, force):
-    facts = {d: (dataset_spec(d).n_train, fingerprint(d)) for d in datasets}
-    return make_plan(planned, facts, seeds, out, force)
+def _job(planned, datasets, seeds, device, results_dir, force, engine, mode) -> JobRequest:
+    return JobRequest(planned, datasets, seeds, Path(results_dir), _device(device), engine, mode, force)
 
 
-def _show_plan(planned, datasets, seeds, device, out, force, engine) -> None:
-    """--dry-run: per (dataset, configuration) the seeds done and to do, and the estimated time left."""
-    dev = _device(device)
-    rows = _plan_rows(planned, datasets, seeds, out, force)
-    click.echo(f"results folder: {out}")
-    click.echo(f"{'dataset':<9}{'label':<42}{'passes':>7}{'done':>6}{'to do':>7}  {'seeds to do':<18}{'engine':<11}changes from baseline")
-    left = 0
-    by_engine: dict[str, int] = {}
-    for r in rows:
-        chosen = _engine_for(engine, r.planned.config, dev)
-        by_engine[chosen] = by_engine.get(chosen, 0) + r.presentations_left
-        left += r.presentations_left
-        diff = {k: v for k, v in r.planned.config.to_dict().items() if v != getattr(Config(), k)}
-        click.echo(f"{r.dataset:<9}{r.planned.label:<42}{r.planned.config.passes:>7}{len(r.done):>6}{len(r.todo):>7}  "
-                   f"{_seed_ranges(r.todo):<18}{chosen:<11}{diff or ''}")
-    done = sum(len(r.done) for r in rows)
-    todo = sum(len(r.todo) for r in rows)
-    click.echo(f"total: {done + todo} runs: {done} done, {todo} to do ({left:,} presentations)")
-    for name, n in by_engine.items():
-        if n:
-            click.echo(f"  {name} on {dev.type}: {n:,} presentations, {estimate_text(n, bench_throughput(dev, name))}")
-
-
-def _engine_for(name: str, cfg: Config, dev) -> str:
-    return registry.choose(name, cfg, dev)[0].name
-
-
-def _seed_ranges(seeds: list[int]) -> str:
-    """[0, 1, 2, 5, 7, 8] -> '0-2,5,7-8'."""
-    out, start = [], None
-    for i, s in enumerate(seeds):
-        if start is None:
-            start = s
-        if i + 1 == len(seeds) or seeds[i + 1] != s + 1:
-            out.append(f"{start}" if start == s else f"{start}-{s}")
-            start = None
-    return ",".join(out) or "-"
-
-
-def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, engine, mode) -> None:
-    results_dir = Path(results_dir)
-    git_commit()  # fix the code version the records will name now, before anyone edits the tree
-    dev = _device(device)
-    check_writable(results_dir)  # every problem with the folder shows now, before anything trains
-    rank = init_from_env(dev)
-    dev = rank.device(dev)
-    if engine == "fused" and dev.type == "cpu":
-        _log("--engine fused on cpu: the kernel runs in Triton's interpreter, about 75 steps/s whatever the "
-             "population (100-600x slower than the CPU engines); it is there to check the kernel, not to train")
-    my_seeds = rank.share(seeds)
-    if rank.world > 1:
-        _log(f"rank {rank.rank} of {rank.world}: seeds {my_seeds} of every configuration, on {dev}")
-    if rank.is_main:
-        for stale in remove_stale_temporaries(results_dir):
-            _log(f"removed {stale}, a temporary file left by an interrupted run")
-        set_aside_damaged(results_dir, log=_log)
-    barrier(rank)
-    loaded = {name: load_dataset(name, data_dir) for name in datasets}
-    rows = make_plan(planned, {d: (len(loaded[d].y_train), loaded[d].fingerprint) for d in datasets}, my_seeds,
-                     results_dir, force)
-    left = sum(r.presentations_left for r in rows)
-    n_todo, n_done = sum(len(r.todo) for r in rows), sum(len(r.done) for r in rows)
-    if rank.is_main:
-        first = _engine_for(engine, planned[0].config, dev) if planned else engine
-        _log(f"{n_todo} run{'s' if n_todo != 1 else ''} to train, {n_done} already in {results_dir}; "
-             f"time on {dev.type} ({first}): {estimate_text(left, bench_throughput(dev, first))}")
-    ctx = RunContext(results_dir, dev, mode, force, engine, Progress(left), locks=SeedLocks(results_dir), log=_log)
+def _run_job(request: JobRequest, data_dir, cluster) -> None:
+    """Train a job; at the end, a summary of its records and where they are (Ctrl-C: exit status 130)."""
     try:
-        jobs = [(p, loaded[name]) for name in datasets for p in planned] if my_seeds else []
-        _train_jobs(jobs, my_seeds, ctx)
-        barrier(rank)
-    except KeyboardInterrupt:
-        ctx.locks.release_all()
-        finished = sum(1 for r in rows for s in r.todo
-                       if ConfigKey.of(r.planned, loaded[r.dataset]).run(s).record_path(results_dir).exists())
-        _log(f"\ninterrupted: {n_done + finished} finished records are kept in {results_dir / 'runs'}; the "
-             f"configurations in training keep their state after their last finished pass ({results_dir / 'state'}).\n"
-             f"Run the same command again to resume: finished runs are not redone and training continues from "
-             f"the pass after the last one saved.")
+        plan = run_job(request, data_dir=data_dir, log=_log, cluster=cluster)
+    except JobInterrupted:
         sys.exit(130)
-    finally:
-        shutdown(rank)
-    if rank.is_main:
-        _summarise([ConfigKey.of(p, loaded[d]).run(s).record_path(results_dir)
-                    for d in datasets for p in planned for s in seeds])
-        where = "the committed study" if is_study(results_dir) else "your workspace"
-        _log(f"records: {results_dir / 'runs'} ({where}); tables, figures and the comparison with the committed "
-             f"study: repro report" + ("" if results_dir == default_workspace() else f" --results-dir {results_dir}"))
-
-
-def _train_jobs(jobs, seeds, ctx) -> None:
-    """Train every job; a run another process holds is left to it, then waited for (its lock is released when
-    that process ends, even by a crash): if its record is still missing then, it is trained here."""
-    while True:
-        ctx.busy.clear()
-        if ctx.engine == "fused":  # every population of the job together, one kernel launch per pass
-            run_together(jobs, seeds, ctx)
-        elif (workers := side_by_side_workers(jobs, ctx)) > 1:  # native: one configuration per CPU thread
-            run_side_by_side(jobs, seeds, ctx, workers)
-        else:
-            for p, ds in jobs:
-                run_planned(p, ds, seeds, ctx)
-        if not ctx.busy:
-            return
-        for planned, ds, s in ctx.busy:
-            _log(f"waiting for another process to finish {ds.name} | {planned.label} | seed {s} ...")
-            ctx.locks.wait(ConfigKey.of(planned, ds).run(s))
-
-
-def _summarise(paths) -> None:
-    """A short table of what the records say (mean +- std of the final errors; no +- for one seed)."""
-    groups: dict[tuple[str, str], list] = {}
-    for path in paths:
-        if path.exists():
-            rec = read_record(path)
-            groups.setdefault((rec.dataset, rec.label), []).append(rec)
-    click.echo(f"{'dataset':<9}{'label':<42}{'seeds':>6}{'train err %':>16}{'test err %':>16}{'wall s':>9}")
-    for (ds, label), recs in groups.items():
-        ok = [r for r in recs if r.finished]
-
-        def ms(key):
-            vals = [100 * r.final[key] for r in ok]
-            if not vals:
-                return "n/a"
-            return mean_std(statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else None, pm="+-")
-        wall = max(r.wall_time_s for r in recs)
-        div = f"  ({len(recs) - len(ok)} diverged)" if len(ok) < len(recs) else ""
-        click.echo(f"{ds:<9}{label:<42}{len(recs):>6}{ms('train_error'):>16}{ms('test_error'):>16}{wall:>9.1f}{div}")
+    for line in summary_lines(plan.record_paths()):
+        click.echo(line)
+    for line in where_lines(request.results_dir):
+        _log(line)
 
 
 @main.command()
@@ -449,20 +323,26 @@ def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, resul
 @click.option("--estimate", is_flag=True, help="Project the ablate --all time from measured rates instead of running it.")
 @click.option("--keep-runs", type=click.Path(file_okay=False), default=None,
               help="Keep the records of the measured ablate --all in this new folder (default: a throw-away folder).")
+@click.option("--cluster", default=None, metavar="ADDRESS|local[:N]",
+              help="Also time ablate --seeds 16 through this Dask cluster against the default runner (alternating, "
+                   "best of two each, from empty folders) and check that their records are equal.")
+@click.option("--cluster-rungs", type=CommaList(), default=None,
+              help="The rungs of the --cluster comparison (default: every rung, as ablate --all).")
 @results_dir_option("Figures go to <folder>/bench/<device>.json and .png.")
 @study_option()
-def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, results_dir, study) -> None:
+def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, cluster, cluster_rungs, results_dir,
+          study) -> None:
     """Speed of every engine as ratios against the plain reference loop, measured in the same run."""
     out = check_writable(output_dir(results_dir, study) / "bench")
     dev = _device(device)
     names = engines or usable_engines(dev)
+    measurable = [n for n in ENGINE_NAMES if registry.get(n).lockstep]
     for name in names:
-        if name not in ENGINE_NAMES or name == "reference":
-            raise click.BadParameter(f"{name!r}; valid: {', '.join(n for n in ENGINE_NAMES if n != 'reference')}",
-                                     param_hint="--engines")
-        if name == "fused" and dev.type == "cpu":
-            raise click.ClickException("--engines fused on cpu runs in Triton's interpreter, which checks the kernel "
-                                       "but says nothing about speed; bench it on a GPU")
+        if name not in measurable:
+            raise click.BadParameter(f"{name!r}; valid: {', '.join(measurable)}", param_hint="--engines")
+        if registry.get(name).only_checks_on(dev):
+            raise click.ClickException(f"--engines {name} on {dev.type} runs in {registry.get(name).checks_in}, "
+                                       "which checks the kernel but says nothing about speed; bench it on a GPU")
         if why := registry.get(name).available(dev):
             raise click.ClickException(f"engine {name} cannot run here: {why}")
     ds = load_dataset(dataset, data_dir)
@@ -471,15 +351,19 @@ def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, 
         raise click.ClickException(f"--keep-runs {keep_runs}: the folder is not empty (a timed run must train "
                                    "everything)")
 
-    def measure_ablate() -> float:  # the real command, from nothing, into a fresh results folder
+    def measure_ablate() -> float:  # the real job, from nothing, into a fresh results folder
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            _run_all(plan(load_rungs()), list(DATASETS), list(range(SEEDS)), device, data_dir, Path(keep_runs or tmp),
-                     False, "auto", "cumulative")
+            run_job(JobRequest(plan(load_rungs()), list(DATASETS), list(range(SEEDS)), Path(keep_runs or tmp), dev),
+                    data_dir=data_dir, log=_log)
             return time.perf_counter() - t0
 
     result = run_bench(ds, dev, names, populations, ablate_engine="auto",
                        ablate_measure=None if estimate else measure_ablate, log=click.echo)
+    if cluster:
+        from repro.study.bench_cluster import compare_with_cluster
+
+        result["cluster_vs_default"] = compare_with_cluster(cluster, cluster_rungs, data_dir, dev, SEEDS, log=click.echo)
     for path in write_bench(result, dev, out):
         click.echo(f"wrote {path}")
 

@@ -53,8 +53,10 @@ SLOW: dict[str, str] = {
     "tests/test_committed_retrain.py": "retrains committed seeds over all their passes",
     "tests/test_committed_report.py": "regenerates the committed study's report, figures included",
     "tests/test_regression.py": "16 seeds of every rung over 2 passes of the whole training set",
-    "tests/test_distributed.py": "two torchrun processes",
     "tests/test_workspace.py": "a clone of the checkout and several `repro` processes",
+    **{f"tests/test_cluster.py::{name}": "a Dask scheduler and workers, each its own process" for name in (
+        "test_ablate_on_a_cluster_writes_the_records_of_a_local_run", "test_a_killed_workers_unit_runs_again_elsewhere",
+        "test_a_killed_client_resumes", "test_a_worker_running_other_code_is_refused_and_named")},
     "tests/test_robustness.py::test_killed_ablate_keeps_finished_records_and_resumes": "a process killed and rerun",
     "tests/test_store_faults.py::test_a_damaged_record_is_set_aside_and_its_run_trained_again": "`repro` processes",
     "tests/test_store_faults.py::test_two_processes_on_one_folder_never_train_the_same_run": "`repro` processes",

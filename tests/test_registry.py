@@ -1,6 +1,8 @@
 """The engine registry: names, what each engine supports, and the fallback rule; one table of activations
 and one set of update rules, where an unknown name is an error."""
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -67,8 +69,8 @@ def test_an_explicit_engine_that_cannot_run_here_is_an_error(monkeypatch):
 
 
 def test_native_is_unavailable_off_the_cpu_and_when_missing(monkeypatch):
-    assert "CPU" in registry.get("native").available(torch.device("cuda"))
-    missing = registry.Engine("native", "repro.engines.no_such_module")
+    assert "runs on cpu, not on cuda" in registry.get("native").available(torch.device("cuda"))
+    missing = dataclasses.replace(registry.get("native"), module="repro.engines.no_such_module")
     assert "not installed" in missing.available("cpu") and "not installed" in missing.supports(Config())
 
 

@@ -1,29 +1,32 @@
-"""Which engine trains a config: every engine by name, what each supports, and the one fallback rule.
+"""Which engine trains a config: one protocol every engine is declared by, and the one choice rule.
 
     reference   the plain per-example loop (the oracle); one run per seed
-    population  all seeds in lockstep with batched torch ops; every config, every device
-    fused       the Triton kernel (population.Population's API); CUDA, or Triton's CPU interpreter for checks
-    native      the C engine (repro.engines.native.loader; optional: unavailable when missing or not built)
+    population  all seeds in lockstep with batched torch ops; every config, every device (the fallback)
+    fused       the Triton kernel (population.Population's API); CUDA, or Triton's CPU interpreter for checks;
+                groups a job's configurations into one launch per pass
+    native      the C engine (repro.engines.native.loader; optional: unavailable when missing or not built);
+                trains configurations side by side, one CPU thread each
     generic     all seeds in lockstep through autograd (repro.engines.generic): the one engine that runs a rung's
                 own code (Config.code), which no other engine can know; stock configs too, but SDLM
 
-Each engine module answers `supports(cfg) -> str | None` and `available(device) -> str | None` (None: yes;
-otherwise the reason; the native module's `available()` takes no device: it runs on the CPU), and a
-lockstep engine gives its population class (Population's API: train_pass, evaluate, member_params,
-state_dict, load_state_dict).
+An engine is declared once, in ENGINES: its name, its module, the devices it trains on (and those it runs on
+only to check its kernel), how its population class is made, and its traits. Each engine module answers
+`supports(cfg) -> str | None` and `available(device) -> str | None` (None: yes; otherwise the reason). Nothing
+outside this module compares an engine's name: callers ask an Engine for its traits.
 """
 
 from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from types import ModuleType
+from typing import Callable
 
 import torch
 
 from repro.config import Config
 from repro.errors import ReproError
 
-NAMES = ("reference", "population", "fused", "native", "generic")
 AUTO = "auto"
 
 
@@ -31,26 +34,41 @@ AUTO = "auto"
 class Engine:
     name: str
     module: str  # the engine's module, imported when first asked
+    devices: tuple[str, ...] | None  # device types it trains on; None: wherever torch runs
+    # how its population class is made from its module (cls(cfg, seeds, x_train, y_train, device=device));
+    # None: it trains one seed at a time (reference.train_reference)
+    make: Callable[[ModuleType, Config], type] | None = None
+    checks_on: tuple[str, ...] = ()  # device types it runs on only to check its kernel, far slower than others
+    checks_in: str = ""  # what runs it there (named in messages)
+    auto_on: tuple[str, ...] = ()  # device types where `--engine auto` picks it first
+    side_by_side: bool = False  # configurations train side by side, each population on its own CPU thread
+    grouped: bool = False  # a job's configurations train together, one launch per pass (the module's FusedGroup)
+    runs_code: bool = False  # runs a rung's own code (Config.code)
+    fallback: bool = False  # trains what the engine asked for cannot
 
     @property
     def lockstep(self) -> bool:
-        """True: trains a population (train_pass, evaluate, member_params, state_dict); False: the reference
-        loop (reference.train_reference, one seed at a time)."""
-        return self.name != "reference"
+        """True: trains a population (train_pass, evaluate, member_params, state_dict); False: one seed at a
+        time (reference.train_reference)."""
+        return self.make is not None
 
-    def _load(self):
+    def _load(self) -> ModuleType:
         return importlib.import_module(self.module)
 
     def available(self, device: torch.device | str) -> str | None:
         """Why this engine cannot run on `device` here, or None."""
         device = torch.device(device)
+        if self.devices is not None and device.type not in self.devices + self.checks_on:
+            return f"the {self.name} engine runs on {' or '.join(self.devices)}, not on {device.type}"
         try:
             mod = self._load()
         except ImportError as err:
             return f"the {self.name} engine is not installed ({err})"
-        if self.name == "native":  # the C engine's module answers for the CPU it runs on
-            return mod.available() if device.type == "cpu" else f"the native engine runs on the CPU, not on {device.type}"
         return mod.available(device)
+
+    def only_checks_on(self, device: torch.device | str) -> bool:
+        """Whether it runs on `device` only to check its kernel (slow: not for training or for speed)."""
+        return torch.device(device).type in self.checks_on
 
     def supports(self, cfg: Config) -> str | None:
         """Why this engine cannot train `cfg`, or None."""
@@ -62,23 +80,36 @@ class Engine:
 
     def population_class(self, cfg: Config) -> type:
         """The class to build as cls(cfg, seeds, x_train, y_train, device=device)."""
-        if not self.lockstep:
-            raise TypeError("the reference engine trains one seed at a time: call reference.train_reference")
-        mod = self._load()
-        if self.name == "population":
-            return mod.population_class(cfg.architecture)
-        if self.name == "generic":
-            return mod.generic_class(cfg.architecture)
-        return mod.FusedPopulation if self.name == "fused" else mod.NativePopulation
+        if self.make is None:
+            raise TypeError(f"the {self.name} engine trains one seed at a time: call reference.train_reference")
+        return self.make(self._load(), cfg)
+
+    def group_class(self) -> type:
+        """The class that trains several of this engine's populations in one launch per pass."""
+        if not self.grouped:
+            raise TypeError(f"the {self.name} engine does not group configurations into one launch")
+        return self._load().FusedGroup
+
+    def thread_options(self, threads: int | None) -> dict:
+        """The constructor argument that puts a population on `threads` CPU threads (None: torch's)."""
+        return {"threads": threads} if self.side_by_side and threads else {}
 
 
-ENGINES = {
-    "reference": Engine("reference", "repro.engines.reference"),
-    "population": Engine("population", "repro.engines.population"),
-    "fused": Engine("fused", "repro.engines.fused.population"),
-    "native": Engine("native", "repro.engines.native.loader"),
-    "generic": Engine("generic", "repro.engines.generic"),
-}
+ENGINES = {e.name: e for e in (
+    Engine("reference", "repro.engines.reference", devices=None),
+    Engine("population", "repro.engines.population", devices=None,
+           make=lambda mod, cfg: mod.population_class(cfg.architecture), fallback=True),
+    Engine("fused", "repro.engines.fused.population", devices=("cuda",), checks_on=("cpu",),
+           checks_in="Triton's interpreter", auto_on=("cuda",), make=lambda mod, cfg: mod.FusedPopulation,
+           grouped=True),
+    Engine("native", "repro.engines.native.loader", devices=("cpu",), auto_on=("cpu",),
+           make=lambda mod, cfg: mod.NativePopulation, side_by_side=True),
+    Engine("generic", "repro.engines.generic", devices=None,
+           make=lambda mod, cfg: mod.generic_class(cfg.architecture), runs_code=True),
+)}
+NAMES = tuple(ENGINES)
+(FALLBACK,) = (e for e in ENGINES.values() if e.fallback)
+(CODE_RUNNER,) = (e for e in ENGINES.values() if e.runs_code)
 
 
 class EngineError(ReproError, ValueError):
@@ -91,35 +122,40 @@ def get(name: str) -> Engine:
     return ENGINES[name]
 
 
+def first_choice(device: torch.device | str) -> Engine:
+    """The engine `--engine auto` tries first on `device` (the fallback where none is declared for it)."""
+    kind = torch.device(device).type
+    return next((e for e in ENGINES.values() if kind in e.auto_on), FALLBACK)
+
+
 def choose(name: str, cfg: Config, device: torch.device | str) -> tuple[Engine, str | None]:
     """The engine that trains `cfg` on `device` when `name` is asked for, and a note saying why it is not
     the one asked for (None when it is, or when "auto" took its first choice or found it unavailable).
 
-    A config with code (a rung's own hooks) always gets the generic engine.
-    "auto": on CPU the native engine when available and it supports cfg, on CUDA the fused engine likewise;
-    otherwise population. An engine named explicitly that does not support cfg falls back to population
-    (a ladder mixes configs); one that is not available on this machine is an EngineError.
+    A config with code (a rung's own hooks) always gets the engine that runs code.
+    "auto": the device's first choice (first_choice) when available and it supports cfg, otherwise the
+    fallback. An engine named explicitly that does not support cfg falls back too (a ladder mixes configs);
+    one that is not available on this machine is an EngineError.
     """
     device = torch.device(device)
-    population = ENGINES["population"]
-    if cfg.code:  # a rung's own code: only the generic engine can run it
+    if cfg.code:  # a rung's own code: only one engine can run it
         if name != AUTO:
             get(name)
-        generic = ENGINES["generic"]
-        if why := generic.supports(cfg):
+        if why := CODE_RUNNER.supports(cfg):
             raise EngineError(f"config with code {cfg.code}: {why}")
-        note = None if name in (AUTO, "generic") else f"--engine {name} cannot run a rung's own code; running it on the generic engine"
-        return generic, note
+        note = (None if name in (AUTO, CODE_RUNNER.name) else
+                f"--engine {name} cannot run a rung's own code; running it on the {CODE_RUNNER.name} engine")
+        return CODE_RUNNER, note
     if name == AUTO:
-        first = ENGINES["fused" if device.type == "cuda" else "native"]
+        first = first_choice(device)
         if first.available(device):
-            return population, None
+            return FALLBACK, None
         if why := first.supports(cfg):
-            return population, f"{why}; running it on the population engine"
+            return FALLBACK, f"{why}; running it on the {FALLBACK.name} engine"
         return first, None
     engine = get(name)
     if why := engine.available(device):
         raise EngineError(f"--engine {name}: {why}")
     if why := engine.supports(cfg):
-        return population, f"{why}; running it on the population engine"
+        return FALLBACK, f"{why}; running it on the {FALLBACK.name} engine"
     return engine, None

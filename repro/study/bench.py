@@ -36,7 +36,7 @@ from repro.engines.reference import train_reference
 from repro.hardware import cpu_clock_ghz, cpu_has
 from repro.net.model import init_params, layer_shapes, run_generator
 from repro.study.ladder import load_rungs, plan
-from repro.study.runner import on_threads, side_by_side_count
+from repro.study.runner import side_by_side_count
 from repro.study.store import device_description, environment
 
 POPULATIONS = (1, 16, 224)
@@ -84,13 +84,14 @@ def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: to
     `threads`: the native population's CPU threads (default: torch's). `after_steps`: the timed pass's steps
     are counted as if that many had come before (for an engine whose steps cost less from a given step on:
     `settled_from_step`); the weights are fresh either way, which does not change the cost of a step."""
-    cls = registry.get(engine).population_class(cfg)
+    chosen = registry.get(engine)
+    cls = chosen.population_class(cfg)
 
     def timed_pass(n: int) -> tuple[float, float | None]:
-        if engine == "fused":
+        if chosen.grouped:
             return fused_pass_seconds(cfg, ds, members, n, device)
         pop = cls(cfg, list(range(members)), ds.x_train[:n], ds.y_train[:n], device=device,
-                  **on_threads(engine, threads))
+                  **chosen.thread_options(threads))
         pop.step_count = after_steps
         _sync(device)
         t0 = time.perf_counter()
@@ -118,7 +119,7 @@ def engine_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: tor
 def settled_from_step(engine: str, cfg: Config, ds: Dataset, device: torch.device) -> int | None:
     """The count of the step from which `engine`'s steps of `cfg` cost less for good (the native engine's
     AdamW: see NativePopulation.settled_from_step), or None where they all cost the same."""
-    if engine == "fused":
+    if registry.get(engine).grouped:
         return None
     pop = registry.get(engine).population_class(cfg)(cfg, [0], ds.x_train[:1], ds.y_train[:1], device=device)
     return getattr(pop, "settled_from_step", None)
@@ -159,8 +160,9 @@ def single_run_seconds(engine: str, ds: Dataset, device: torch.device) -> float:
 def eval_seconds(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
                  threads: int | None = None) -> float:
     """Time of one after-pass evaluation (train and test split) of a population."""
-    pop = registry.get(engine).population_class(cfg)(cfg, list(range(members)), ds.x_train[:10], ds.y_train[:10],
-                                                     device=device, **on_threads(engine, threads))
+    chosen = registry.get(engine)
+    pop = chosen.population_class(cfg)(cfg, list(range(members)), ds.x_train[:10], ds.y_train[:10], device=device,
+                                       **chosen.thread_options(threads))
     pop.evaluate(ds.x_test[:100], ds.y_test[:100])
     _sync(device)
     t0 = time.perf_counter()
@@ -330,10 +332,10 @@ def run_bench(ds: Dataset, device: torch.device, engines: list[str], populations
 
 
 def usable_engines(device: torch.device) -> list[str]:
-    """Engines worth measuring on `device`: every lockstep engine that runs there (fused only on a GPU, where it
-    is compiled; on CPU it runs interpreted, which says nothing about speed)."""
-    names = [n for n in registry.NAMES if registry.get(n).lockstep and not registry.get(n).available(device)]
-    return [n for n in names if n != "fused" or device.type == "cuda"]
+    """Engines worth measuring on `device`: every lockstep engine that runs there, but those that run there
+    only to check their kernel (fused on a CPU, interpreted: that says nothing about speed)."""
+    return [n for n, e in registry.ENGINES.items()
+            if e.lockstep and not e.available(device) and not e.only_checks_on(device)]
 
 
 def device_slug(device: torch.device) -> str:

@@ -1,4 +1,4 @@
-"""A job's plan before it trains: per (dataset, configuration) the seeds done and to do, and the time left.
+"""A job's estimated time (its plan: repro.study.job).
 
 The time is an estimate, labelled so everywhere it is shown: presentations left divided by the throughput
 measured by `repro bench` for this device and engine (end to end, evaluation included, when the bench
@@ -17,37 +17,9 @@ import torch
 from repro.config import Config
 from repro.engines import registry
 from repro.study.bench import CALIBRATION_MEMBERS, calibration_rate, device_slug
-from repro.study.ladder import PlannedConfig
 from repro.study.runner import fmt_seconds
-from repro.study.run_key import ConfigKey
 from repro.study.store import device_description
 from repro.study.workspace import STUDY_DIR, default_workspace
-
-
-@dataclass(frozen=True)
-class PlanRow:
-    dataset: str
-    planned: PlannedConfig
-    done: list[int]
-    todo: list[int]
-    n_train: int
-
-    @property
-    def presentations_left(self) -> int:
-        return self.planned.config.passes * self.n_train * len(self.todo)
-
-
-def make_plan(planned: list[PlannedConfig], datasets: dict[str, tuple[int, str]], seeds: list[int],
-              results_dir: Path, force: bool) -> list[PlanRow]:
-    """datasets: name -> (training-set size, fingerprint). A seed is done when its record exists (and not
-    `force`)."""
-    rows = []
-    for name, (n_train, fingerprint) in datasets.items():
-        for p in planned:
-            key = ConfigKey(name, fingerprint, p.label, p.config.digest())
-            done = [] if force else [s for s in seeds if key.run(s).record_path(results_dir).exists()]
-            rows.append(PlanRow(name, p, done, [s for s in seeds if s not in done], n_train))
-    return rows
 
 
 @dataclass(frozen=True)

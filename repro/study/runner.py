@@ -1,4 +1,5 @@
-"""Runs configurations over seeds and writes one record per run: the glue between CLI, engines and store.
+"""Runs configurations over seeds and writes one record per run: the glue between a job (repro.study.job), the
+engines and the store.
 
 A finished run (its record exists and is whole) is skipped unless `force`. While a configuration trains, its
 population's state is saved after every pass (parameters, optimizer state, random-generator states,
@@ -154,8 +155,21 @@ class RunContext:
     locks: SeedLocks | None = None
     log: Callable[[str], None] = field(default_factory=lambda: (lambda msg: print(msg, file=sys.stderr)))
     busy: list = field(default_factory=list)  # (planned, dataset, seed) another process was training
-    threads: int | None = None  # CPU threads of each native population (None: torch's); see run_side_by_side
+    threads: int | None = None  # CPU threads of each side-by-side population (None: torch's); see run_side_by_side
     stop: threading.Event = field(default_factory=threading.Event)  # set: drop the pass in hand and stop
+    chosen: dict = field(default_factory=dict)  # ConfigKey -> Engine, chosen once by the job's plan
+    # where finished runs go: sink(record, checkpoint or None); None: written into results_dir (write_run)
+    sink: Callable[[RunRecord, dict | None], None] | None = None
+
+    def engine_for(self, planned: PlannedConfig, ds: Dataset) -> registry.Engine:
+        """The engine the job's plan chose for this configuration; else chosen now (and a fallback said)."""
+        key = ConfigKey.of(planned, ds)
+        if key not in self.chosen:
+            engine, note = registry.choose(self.engine, planned.config, self.device)
+            if note:
+                self.log(f"{ds.name} | {planned.label}: {note}")
+            self.chosen[key] = engine
+        return self.chosen[key]
 
 
 class Stopped(Exception):
@@ -194,14 +208,12 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
     todo = claim_seeds(planned, ds, seeds, ctx)
     try:
         if todo:
-            engine, note = registry.choose(ctx.engine, cfg, ctx.device)
-            if note:
-                ctx.log(f"{_what(planned, ds, todo)}: {note}")
+            engine = ctx.engine_for(planned, ds)
             if not engine.lockstep:
                 results = [_train_reference(planned, ds, s, ctx) for s in todo]
             else:
                 pop = engine.population_class(cfg)(cfg, todo, ds.x_train, ds.y_train, device=ctx.device,
-                                                   **on_threads(engine.name, ctx.threads))
+                                                   **engine.thread_options(ctx.threads))
                 training = _Training(pop, ds, planned, engine.name, ctx)
                 for p in range(training.first_pass, cfg.passes):
                     training.pop.train_pass(p)
@@ -217,24 +229,22 @@ def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
     return [key.run(s).record_path(ctx.results_dir) for s in seeds]
 
 
-def on_threads(engine: str, threads: int | None) -> dict:
-    """The constructor argument that puts a native population on `threads` CPU threads (None: torch's)."""
-    return {"threads": threads} if engine == "native" and threads else {}
-
-
 def side_by_side_count(engines: list[str], device: torch.device) -> int:
     """How many configurations to train at once on the CPU, given the engine of each: one per thread when every
-    one trains on the native engine (each population then runs on one thread: a whole population of 16 fills
-    one AVX-512 register, which trains faster than two half-filled groups on two threads), else 1."""
+    one trains on an engine that trains side by side (the native engine: each population then runs on one
+    thread, and a whole population of 16 fills one AVX-512 register, which trains faster than two half-filled
+    groups on two threads), else 1."""
     threads = torch.get_num_threads()
-    if torch.device(device).type != "cpu" or threads < 2 or len(engines) < 2 or set(engines) != {"native"}:
+    if torch.device(device).type != "cpu" or threads < 2 or len(engines) < 2:
+        return 1
+    if not all(registry.get(name).side_by_side for name in engines):
         return 1
     return min(threads, len(engines))
 
 
 def side_by_side_workers(jobs: list[tuple[PlannedConfig, Dataset]], ctx: RunContext) -> int:
-    """side_by_side_count for a job's configurations, on the engines they would train on."""
-    return side_by_side_count([registry.choose(ctx.engine, p.config, ctx.device)[0].name for p, _ in jobs], ctx.device)
+    """side_by_side_count for a job's configurations, on the engines they train on."""
+    return side_by_side_count([ctx.engine_for(p, ds).name for p, ds in jobs], ctx.device)
 
 
 def run_side_by_side(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext,
@@ -244,7 +254,7 @@ def run_side_by_side(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int]
     another: the native kernel's results depend on neither lanes nor threads. On Ctrl-C, each configuration in
     training stops when its pass in hand ends and drops it, as one trained alone would (its state after the pass
     before is saved), and the interrupt goes on to the caller."""
-    order = sorted(jobs, key=lambda job: -_expected_cost(*job))
+    order = sorted(jobs, key=lambda job: -expected_cost(*job))
     # torch's own ops (draws, evaluation's bookkeeping) on one thread too: its OpenMP threads would otherwise
     # compete for the core the other configuration trains on
     threads, torch_threads, ctx.threads = ctx.threads, torch.get_num_threads(), 1
@@ -256,7 +266,7 @@ def run_side_by_side(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int]
         torch.set_num_threads(torch_threads)
 
 
-def _expected_cost(planned: PlannedConfig, ds: Dataset) -> float:
+def expected_cost(planned: PlannedConfig, ds: Dataset) -> float:
     """A configuration's training time relative to others, only to order the side-by-side queue: presentations,
     times 2 for AdamW and 1.2 for dropout (the rungs' ratios in results/bench/cpu.json, rounded)."""
     cfg = planned.config
@@ -287,26 +297,24 @@ def _stop(futures: list, ctx: RunContext) -> None:
 
 
 def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext) -> None:
-    """The fused engine's way to run a whole job: every pending (config, dataset) population trained together,
-    one kernel launch per pass for all of them (a population drops out when its passes are done and writes its
-    records then). Configurations the kernel does not implement run one by one on their fallback engine;
-    populations with training sets of different sizes form separate groups."""
-    from repro.engines.fused.population import FusedGroup
-
-    groups: dict[int, list[_Training]] = {}
+    """A grouping engine's way to run a whole job (the fused engine's): every pending (config, dataset)
+    population trained together, one kernel launch per pass for all of them (a population drops out when its
+    passes are done and writes its records then). Configurations their engine does not group run one by one;
+    populations with training sets of different sizes, or of different engines, form separate groups."""
+    groups: dict[tuple, list[_Training]] = {}
     for planned, ds in jobs:
-        engine, _ = registry.choose("fused", planned.config, ctx.device)
-        if engine.name != "fused":
-            run_planned(planned, ds, seeds, ctx)  # says why, and trains it on its fallback engine
+        engine = ctx.engine_for(planned, ds)
+        if not engine.grouped:
+            run_planned(planned, ds, seeds, ctx)
             continue
         todo = claim_seeds(planned, ds, seeds, ctx)
         if not todo:
             continue
         pop = engine.population_class(planned.config)(planned.config, todo, ds.x_train, ds.y_train, device=ctx.device)
-        groups.setdefault(len(ds.y_train), []).append(_Training(pop, ds, planned, "fused", ctx))
-    for trainings in groups.values():
+        groups.setdefault((engine, len(ds.y_train)), []).append(_Training(pop, ds, planned, engine.name, ctx))
+    for (engine, _), trainings in groups.items():
         try:
-            group = FusedGroup([t.pop for t in trainings])
+            group = engine.group_class()([t.pop for t in trainings])
             for p in range(min(t.first_pass for t in trainings), max(t.pop.cfg.passes for t in trainings)):
                 active = [t.first_pass <= p < t.pop.cfg.passes for t in trainings]
                 group.train_pass([p if a else None for a in active])
@@ -315,7 +323,7 @@ def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ct
                         continue
                     t.after_pass(p)
                     if p == t.pop.cfg.passes - 1:
-                        _write_records(t.planned, t.ds, t.results(), ctx, "fused")
+                        _write_records(t.planned, t.ds, t.results(), ctx, engine.name)
                         t.forget_state()
                         _release(t.planned, t.ds, t.pop.seeds, ctx)
         finally:
@@ -339,10 +347,20 @@ def _write_records(planned: PlannedConfig, ds: Dataset, results: list[MemberResu
     cfg = planned.config
     for r in results:
         record = build_record(planned, ds, r, ctx.mode, engine, ctx.device)
-        atomic_write_json(record.key.record_path(ctx.results_dir), record.to_json())
+        checkpoint = None
         if r.seed in ctx.checkpoint_seeds and r.history.diverged_at is None:
-            atomic_torch_save(record.key.checkpoint_path(ctx.results_dir),
-                              {"config": cfg.to_dict(), "dataset": ds.name, "seed": r.seed, "state_dict": r.params})
+            checkpoint = {"config": cfg.to_dict(), "dataset": ds.name, "seed": r.seed, "state_dict": r.params}
+        if ctx.sink is not None:
+            ctx.sink(record, checkpoint)
+        else:
+            write_run(ctx.results_dir, record, checkpoint)
+
+
+def write_run(results_dir: Path, record: RunRecord, checkpoint: dict | None) -> None:
+    """A finished run into the store: its record, and its checkpoint where it has one (atomic files)."""
+    atomic_write_json(record.key.record_path(results_dir), record.to_json())
+    if checkpoint is not None:
+        atomic_torch_save(record.key.checkpoint_path(results_dir), checkpoint)
 
 
 def build_record(planned: PlannedConfig, ds: Dataset, r: MemberResult, mode: str, engine: str,

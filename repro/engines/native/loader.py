@@ -236,6 +236,8 @@ class NativePopulation:
     lanes or alone.
     """
 
+    ENGINE = "native"  # the registry's name, recorded in state_dict
+
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu",
                  threads: int | None = None, build: Build | None = None, lane_use: str = "auto"):
         if torch.device(device).type != "cpu":
@@ -400,7 +402,7 @@ class NativePopulation:
     def state_dict(self) -> dict:
         """Everything needed to continue training bit for bit after a pass."""
         return {
-            "engine": "native",
+            "engine": self.ENGINE,
             "config_digest": self.cfg.digest(),
             "seeds": list(self.seeds),
             "params": self.params.clone(),
@@ -411,7 +413,7 @@ class NativePopulation:
         }
 
     def load_state_dict(self, d: dict) -> None:
-        if d.get("engine") != "native" or d["config_digest"] != self.cfg.digest() or list(d["seeds"]) != self.seeds:
+        if d.get("engine") != self.ENGINE or d["config_digest"] != self.cfg.digest() or list(d["seeds"]) != self.seeds:
             raise ValueError("state_dict is not from a native engine with this config and these seeds")
         lanes = d["params"].shape[-1]  # a state saved by a kernel of another lane width is laid out again
         want = (-(-self.members // lanes), self.nparam, lanes)

@@ -18,6 +18,8 @@ Values (strings in a claim's [values] table):
 - `runs DATASET LABEL`: the runs of a configuration that did not collapse: `.n`, `.mean`, `.std`, `.median`,
   `.min`, `.max` of their final test error (%), `.train_mean` etc. of their train error; `.all_mean`: the mean
   test error of every finished run, collapsed ones included.
+- `runs_below DATASET LABEL METRIC VALUE`: how many runs of a configuration that did not collapse end with METRIC
+  (`test_error` or `train_error`, %) below VALUE.
 - `collapsed DATASET LABEL`: `.k` collapsed of `.n` runs (the records' `collapsed`), `.share`, and `.low`,
   `.high`: its 95% Clopper–Pearson interval, in %.
 - `diff DATASET A B METRIC in FAMILY`: mean of B minus mean of A of METRIC (`test_error` or `train_error`, %,
@@ -155,6 +157,9 @@ class _Sources:
         return SimpleNamespace(n=len(test), **stats(test), **stats(train, "train_"),
                                all_mean=float(np.mean(g.values("test_error", 100.0))))
 
+    def runs_below(self, dataset: str, label: str, metric: str, value: str) -> int:
+        return sum(v < float(value) for v in self.group(dataset, label).stable_values(metric, 100.0))
+
     def collapsed(self, dataset: str, label: str) -> SimpleNamespace:
         g = self.group(dataset, label)
         k, n = g.n_collapsed, len(g.records)
@@ -195,6 +200,8 @@ class _Sources:
             return self.aggregate(kind, *args)
         if kind == "runs" and len(args) == 2:
             return self.runs(*args)
+        if kind == "runs_below" and len(args) == 4:
+            return self.runs_below(*args)
         if kind == "collapsed" and len(args) == 2:
             return self.collapsed(*args)
         if kind == "diff" and len(args) == 6 and args[4] == "in":

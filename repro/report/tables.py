@@ -301,7 +301,7 @@ def provenance_summary(records: list[dict]) -> list[str]:
 def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, str], Group],
                      order: dict[str, list[str]], inputs: Inputs, notes: list[str], rungs,
                      figures: dict[str, tuple[str, str]], faithful: pd.DataFrame | None = None,
-                     faithful_top: str | None = None, *, runs: str = "results/runs/", title: str = "Results",
+                     *, runs: str = "results/runs/", title: str = "Results",
                      sections: tuple[str, ...] = ()) -> str:
     """The report's text: `figures` maps file name -> (link, caption); `runs` names the folder read;
     `sections` (Markdown, each with its own heading) go after the tables and before the figures."""
@@ -402,9 +402,11 @@ def _headline_error(r) -> str:
 
 
 def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]], figures: dict[str, str],
-                   faithful: pd.DataFrame | None = None, faithful_top: str | None = None) -> str:
+                   faithful: pd.DataFrame | None = None, most_literal: str | None = None,
+                   matches: pd.DataFrame | None = None) -> str:
     """README headline: final test error per rung on each dataset (mean ± std over the seeds that did not
-    collapse, with collapses and far runs named), and the ladder plot."""
+    collapse, with collapses and far runs named), the faithfulness study's most literal reading with how many
+    of the paper's numbers it matches (`matches`: repro.report.match's table), and the ladder plot."""
     datasets = list(frames)
     if not datasets:
         return "*(no results yet: run `repro ablate --all`, then `repro report`)*"
@@ -427,8 +429,8 @@ def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]],
     refs = [f"*{r.label}*: {fmt.num(r.test_error_mean)}% ({ds})" for ds, df in frames.items()
             for r in df[df.kind == "reference"].itertuples() if fmt.ok(r.test_error_mean)]
     out = ["\n".join(lines), "", "Reference (single runs): " + "; ".join(refs) + "." if refs else ""]
-    top = faithful[(faithful.kind == "run") & (faithful.label == faithful_top)] if faithful is not None else []
-    if len(top):  # the faithfulness ladder's last rung: its most literal reading of the paper
+    top = faithful[(faithful.kind == "run") & (faithful.label == most_literal)] if faithful is not None else []
+    if len(top):
         r = top.iloc[0]
         ref = faithful[faithful.kind == "reference"].iloc[0]
         out += ["", f"Faithfulness study (`ablations/faithful/`, usps): its most literal reading of the paper, "
@@ -437,6 +439,11 @@ def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]],
                     f"{fmt.mean_std(r.rejection_1pct_mean, r.rejection_1pct_std, 1)}% rejection for 1% error "
                     f"({_seeds(r)} seeds); the paper reports {fmt.num(ref.train_error_mean)}%, "
                     f"{fmt.num(ref.test_error_mean)}% and {fmt.num(ref.rejection_1pct_mean, 1)}%."]
+        rows = matches[matches.label == most_literal] if matches is not None else []
+        if len(rows):
+            out[-1] += (f" By the report's rule for a match (the paper's single run inside the 95% prediction "
+                        f"interval for one new run), it matches {(rows.verdict == 'matches').sum()} of the "
+                        f"{len(rows)} numbers the paper reports (errors, losses, rejection).")
     if "ladder.png" in figures:
         out += ["", f"![final test error per rung]({figures['ladder.png']})"]
     return "\n".join(out)

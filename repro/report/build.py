@@ -169,9 +169,9 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         name = f"faithful-{FAITHFUL_DATASET}"
         put(table_dir / f"{name}.csv", tables.to_csv(faithful_frame).encode())
         put(table_dir / f"{name}.tex", tables.to_latex(faithful_frame, name).encode())
-    match_table = None
-    if faithful_groups:  # each reading against the paper's numbers, by the one rule (repro.report.match)
-        match_table = match.build_table(faithful_groups, f_order, FAITHFUL_DATASET)
+    match_table = None  # each reading against the paper's numbers, by the one rule (repro.report.match)
+    if faithful_groups and len(m := match.build_table(faithful_groups, f_order, FAITHFUL_DATASET)):
+        match_table = m
         put(table_dir / f"match-{FAITHFUL_DATASET}.csv", tables.to_csv(match_table).encode())
 
     comparison, sections = None, []

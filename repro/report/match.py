@@ -71,7 +71,8 @@ def prediction(values, paper: float, scale: str) -> dict:
 
 
 def build_table(groups: dict[tuple[str, str], Group], order: list[str], dataset: str) -> pd.DataFrame:
-    """One row per (reading in `order`, number the paper reports for it)."""
+    """One row per (reading in `order` with 2 or more runs that did not collapse, number the paper reports for
+    it); empty when no reading has 2."""
     rows = []
     for label in order:
         g = groups[(dataset, label)]
@@ -81,6 +82,8 @@ def build_table(groups: dict[tuple[str, str], Group], order: list[str], dataset:
             if paper is None:
                 continue
             values = [factor * x for x in g.stable_values(key)]
+            if len(values) < 2:  # one run gives no interval: the reading is left out of the table
+                continue
             rows.append({"label": label, "measure": key, "what": what, "scale": scale, "paper": paper,
                          **prediction(values, paper, scale)})
     return pd.DataFrame(rows, columns=list(COLUMNS))

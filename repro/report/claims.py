@@ -23,7 +23,11 @@ Values (strings in a claim's [values] table):
 - `collapsed DATASET LABEL`: `.k` collapsed of `.n` runs (the records' `collapsed`), `.share`, and `.low`,
   `.high`: its 95% Clopper–Pearson interval, in %.
 - `diff DATASET A B METRIC in FAMILY`: mean of B minus mean of A of METRIC (`test_error` or `train_error`, %,
-  of the runs that did not collapse, as in the tables' Δ columns): `.diff`, `.low`, `.high` (95% Welch interval), `.p`, and,
+  of the runs that did not collapse, as in the tables' Δ columns): `.diff`, `.low`, `.high` (95% interval, paired
+  by seed where both ran the same seeds and none collapsed, else Welch's: repro.report.records.difference),
+  `.p`, `.paired`, `.corr` (the correlation over seeds when paired), the equivalence test at
+  EQUIVALENCE_MARGIN points (`.equivalent`: the 90% interval `.eq_low`, `.eq_high` lies inside +-`.margin`,
+  two one-sided tests at 5%), and,
   over the declared family FAMILY ([family.FAMILY] comparisons = ["DATASET A B METRIC", ...]): `.p_holm` (Holm's
   adjusted p-value) and `.low_adj`, `.high_adj` (Bonferroni-simultaneous 95% interval over the family's size).
   A difference must belong to a declared family: the correction covers every comparison of the family, cited
@@ -47,11 +51,12 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from repro.report.records import Group, ReportError
-from repro.report.stats import clopper_pearson, welch_interval
+from repro.report.records import Group, ReportError, difference
+from repro.report.stats import clopper_pearson
 
 MARKER = re.compile(r"<!-- claim:([A-Za-z0-9_.-]+) -->(.*?)<!-- /claim -->", re.DOTALL)
 FAMILY_LEVEL = 0.95
+EQUIVALENCE_MARGIN = 0.3  # points: "no effect" is claimed only when a difference is shown to lie within it
 
 
 class ClaimError(ReportError):
@@ -168,9 +173,15 @@ class _Sources:
 
     def _difference(self, comparison: str) -> SimpleNamespace:
         dataset, a, b, metric = comparison.split()
-        ra, rb = self.group(dataset, a).stable_values(metric, 100.0), self.group(dataset, b).stable_values(metric, 100.0)
-        iv = welch_interval(ra, rb)
-        return SimpleNamespace(diff=iv.diff, low=iv.low, high=iv.high, p=iv.p, ra=ra, rb=rb)
+        ga, gb = self.group(dataset, a), self.group(dataset, b)
+        d = difference(ga, gb, metric)
+        iv = d.interval
+        # Equivalence (two one-sided tests at 5%): the 90% interval lies inside +-EQUIVALENCE_MARGIN points.
+        eq = difference(ga, gb, metric, level=1.0 - 2.0 * (1.0 - FAMILY_LEVEL)).interval
+        return SimpleNamespace(diff=iv.diff, low=iv.low, high=iv.high, p=iv.p, paired=d.paired, corr=d.corr,
+                               eq_low=eq.low, eq_high=eq.high, margin=EQUIVALENCE_MARGIN,
+                               equivalent=-EQUIVALENCE_MARGIN < eq.low and eq.high < EQUIVALENCE_MARGIN,
+                               groups=(ga, gb, metric))
 
     def family(self, name: str) -> dict[str, SimpleNamespace]:
         if name not in self._family_cache:
@@ -184,7 +195,7 @@ class _Sources:
                 running = max(running, min(1.0, (m - rank) * d.p))
                 d.p_holm = running
             for d in members.values():
-                adj = welch_interval(d.ra, d.rb, 1.0 - (1.0 - FAMILY_LEVEL) / m)
+                adj = difference(*d.groups, level=1.0 - (1.0 - FAMILY_LEVEL) / m).interval
                 d.low_adj, d.high_adj, d.m = adj.low, adj.high, m
             self._family_cache[name] = members
         return self._family_cache[name]

@@ -18,12 +18,12 @@ import math
 import pandas as pd
 
 from repro.report import fmt
-from repro.report.records import Group, Inputs, comparison_label
+from repro.report.records import Group, Inputs, comparison_label, difference
 from repro.report.references import REFERENCES
 from repro.report.stats import (
-    CI_METHOD, FAR_MADS, FAR_MIN_PP, HOLM_TEXT, clopper_pearson, far_runs, holm, mean_interval, summarize, welch_interval)
+    CI_METHOD, FAR_MADS, FAR_MIN_PP, HOLM_TEXT, clopper_pearson, far_runs, holm, mean_interval, summarize)
 
-INT_COLUMNS = ("passes", "seeds", "diverged", "collapsed", "rejection_1pct_unreached", "delta_holm")
+INT_COLUMNS = ("passes", "seeds", "diverged", "collapsed", "rejection_1pct_unreached", "delta_holm", "delta_paired")
 TEXT_COLUMNS = ("kind", "label", "title", "outcome", "delta_vs", "source")
 COLUMNS = (
     "kind", "label", "title", "passes", "seeds", "diverged", "collapsed", "collapse_rate_low", "collapse_rate_high",
@@ -35,6 +35,7 @@ COLUMNS = (
     "train_loss_mean", "train_loss_std", "test_loss_mean", "test_loss_std", "rejection_1pct_mean", "rejection_1pct_std",
     "rejection_1pct_unreached",
     "delta_vs", "delta_test_error", "delta_ci_low", "delta_ci_high", "delta_df", "delta_p", "delta_holm", "source",
+    "delta_paired", "delta_corr",
 )
 
 
@@ -78,8 +79,10 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[
         # 100%: no accepted set reaches 1% (the largest-gap block of saturated outputs already errs above it)
         row["rejection_1pct_unreached"] = sum(v >= 100.0 for v in g.stable_values("test_rejection_at_1pct", 100.0))
         vs = comparison_label(label, order, ladder)
-        iv = (welch_interval(groups[(dataset, vs)].stable_values("test_error", 100.0),
-                             g.stable_values("test_error", 100.0)) if vs else None)
+        step = difference(groups[(dataset, vs)], g) if vs else None
+        iv = step.interval if step else None
+        row["delta_paired"] = int(step.paired) if step else None
+        row["delta_corr"] = step.corr if step else math.nan
         row["delta_vs"] = vs or ""
         row["delta_test_error"] = iv.diff if iv else math.nan
         row["delta_ci_low"] = iv.low if iv else math.nan

@@ -40,7 +40,7 @@ from repro.report import (
 from repro.report.compare import Comparison
 from repro.png import styled_png
 from repro.report.records import ReportError, group_records, label_order, load_records
-from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES, MOST_LITERAL
+from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES, MOST_LITERAL, PEER_FIGURES
 from repro.resources import SUMMARY_NAME, paper_dir as _paper_dir
 from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, factorial_subset, load_rungs
 from repro.study.record import refresh_schema_block
@@ -48,6 +48,8 @@ from repro.study.store import DEFAULT_RESULTS_DIR
 from repro.study.summary import read_summary, summary_json
 
 DEFAULT_PAPER_DIR = _paper_dir()  # None when installed from a wheel
+# our runs of the peers' steps from their initial weights, but the baseline's (`peer-weights`, a row of its own)
+RETRAINED_PEER_STEPS = {f.retrained for f in PEER_FIGURES if f.retrained} - {"peer-weights"}
 
 
 @dataclass
@@ -138,6 +140,8 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     # Rungs with their own code (Config.code; repro.rung_code) get their own table, apart from the ladder.
     code_groups = {k: g for k, g in groups.items() if g.first["config"].get("code") and k[1] not in ladder}
     groups = {k: g for k, g in groups.items() if k not in code_groups}
+    # Runs that retrain a peer's published step from its initial weights are shown beside it (repro.report.peers).
+    groups = {k: g for k, g in groups.items() if k[1] not in RETRAINED_PEER_STEPS}
     # Extra rungs of the ladder (ablations/extra/, controls such as ReLU + SGD at small rates) get their own
     # table, so that the ladder table's family of comparisons stays the ladder's steps.
     extra_names = [r.name for r in _extra_rungs(ladder_root, note)]

@@ -13,7 +13,8 @@ Values (strings in a claim's [values] table):
   A cell that is not a number is read as text. A ROW with spaces is quoted: `table guesses "measured
   on=paper,guess=mu-0.005" verdict`.
 - `count NAME ROW`: how many rows of table NAME the selection ROW (as above) matches.
-- `sum|min|max|absmax NAME ROW COLUMN`: that aggregate of COLUMN over the rows ROW selects (`*`: every row).
+- `sum|min|max|median|absmax NAME ROW COLUMN`: that aggregate of COLUMN over the rows ROW selects (`*`: every
+  row).
 - `= EXPRESSION`: computed from the values declared above it (same forms as `holds`).
 - `runs DATASET LABEL`: the runs of a configuration that did not collapse: `.n`, `.mean`, `.std`, `.median`,
   `.min`, `.max` of their final test error (%), `.train_mean` etc. of their train error; `.all_mean`: the mean
@@ -145,7 +146,7 @@ class _Sources:
         values = pd.to_numeric((df if mask is None else df.loc[mask])[column], errors="coerce").dropna().to_numpy()
         if not len(values):
             raise KeyError(f"table {name} has no numbers in {column} for {row}")
-        return float({"sum": values.sum(), "min": values.min(), "max": values.max(),
+        return float({"sum": values.sum(), "min": values.min(), "max": values.max(), "median": np.median(values),
                       "absmax": np.abs(values).max()}[how])
 
     def runs(self, dataset: str, label: str) -> SimpleNamespace:
@@ -207,7 +208,7 @@ class _Sources:
             return self.table(*args)
         if kind == "count" and len(args) == 2:
             return self.count(*args)
-        if kind in ("sum", "min", "max", "absmax") and len(args) == 3:
+        if kind in ("sum", "min", "max", "median", "absmax") and len(args) == 3:
             return self.aggregate(kind, *args)
         if kind == "runs" and len(args) == 2:
             return self.runs(*args)

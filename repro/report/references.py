@@ -67,6 +67,8 @@ class PeerFigure:
     rung: str  # the label of our runs it stands beside
     differs: str  # what its procedure does differently from that rung ("" when nothing but the draw)
     reproducible: bool
+    retrained: str = ""  # the label of our run of its step from the peer's initial weights (seed 1337), if any
+    read_at_pass: int | None = None  # the pass its figure is read at, where that is not the run's last
 
 
 BLOG = "the 2023 ladder blog (Korean; one run per step following the 2022 code; mnist16 test-first)"
@@ -83,16 +85,17 @@ PEER_FIGURES: tuple[PeerFigure, ...] = (
     PeerFigure(Reference(name="Karpathy 2022: repro.py", dataset="mnist16",
                          source="A. Karpathy, lecun1989-repro (2022), README", passes=23, train_error=0.62,
                          test_error=4.09, train_loss=4.073e-3, test_loss=2.838e-2),
-               "baseline", "another torch version's rounding", True),
-    PeerFigure(_blog("baseline", 23, 0.60, 4.19, train_loss=3.880e-3, test_loss=2.824e-2), "baseline", "", True),
-    PeerFigure(_blog("1", 23, 0.93, 3.84), "relu", "", True),
-    PeerFigure(_blog("2", 23, 0.45, 3.94), "adamw", "", True),
-    PeerFigure(_blog("3", 23, 0.14, 3.24), "lr-decay", "", True),
-    PeerFigure(_blog("4", 23, 0.60, 3.44), "dropout", "", False),
-    PeerFigure(_blog("5", 23, 1.98, 2.69), "shift", "no dropout (step 3 + shifts)", False),
-    PeerFigure(_blog("5b", 23, 2.43, 2.49), "shift", "", False),
+               "baseline", "another torch version's rounding", True, "peer-weights"),
+    PeerFigure(_blog("baseline", 23, 0.60, 4.19, train_loss=3.880e-3, test_loss=2.824e-2), "baseline", "", True,
+               "peer-weights"),
+    PeerFigure(_blog("1", 23, 0.93, 3.84), "relu", "", True, "blog-1"),
+    PeerFigure(_blog("2", 23, 0.45, 3.94), "adamw", "", True, "blog-2"),
+    PeerFigure(_blog("3", 23, 0.14, 3.24), "lr-decay", "", True, "blog-3"),
+    PeerFigure(_blog("4", 23, 0.60, 3.44), "dropout", "", False, "blog-4"),
+    PeerFigure(_blog("5", 23, 1.98, 2.69), "shift", "no dropout (step 3 + shifts)", False, "blog-5"),
+    PeerFigure(_blog("5b", 23, 2.43, 2.49), "shift", "", False, "blog-5b"),
     PeerFigure(_blog("6", 71, 1.39, 1.59), "long",
-               "no dropout (step 5's code); figure at pass 71 of a longer run, ours at pass 80", False),
+               "no dropout (step 5's code); figure at pass 71 of a longer run, ours at pass 80", False, "blog-6", 71),
     PeerFigure(Reference(name="Karpathy 2022: modern.py", dataset="mnist16", source=_MODERN_SOURCE, passes=80,
                          train_error=1.47, test_error=1.59),
                "modern-2022", "", False),

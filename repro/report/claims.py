@@ -35,7 +35,7 @@ Values (strings in a claim's [values] table):
   or not.
 
 `holds` is an expression over the values: comparisons, `and`, `or`, `not`, arithmetic, `abs`, `min`, `max`,
-attribute access. `text` is a Python format string over the values (`{d.diff:+.2f}`).
+`sqrt`, attribute access. `text` is a Python format string over the values (`{d.diff:+.2f}`).
 """
 
 from __future__ import annotations
@@ -226,7 +226,7 @@ class _Sources:
 
 
 # ----------------------------------------------------------------------------------------- conditions
-_FUNCTIONS = {"abs": abs, "min": min, "max": max}
+_FUNCTIONS = {"abs": abs, "min": min, "max": max, "sqrt": math.sqrt}
 
 
 def _evaluate(node: ast.AST, names: dict):

@@ -1,7 +1,7 @@
 """Every committed claim can fail: for each claim of paper/claims.toml and each value its condition reads, moving
-that value past the condition (a number pushed far up or down or its sign turned, a word swapped, a flag
-flipped; expressions recomputed from the moved value) makes the condition false. A condition that holds whatever
-a value is does not test that value."""
+that value past the condition (a number pushed far up or down, its sign turned or set to another number the
+claim reads, a word swapped, a flag flipped; expressions recomputed from the moved value) makes the condition
+false. A condition that holds whatever a value is does not test that value."""
 
 from __future__ import annotations
 
@@ -48,13 +48,13 @@ def _moves(value):
 
 def _holds(claim, names) -> bool:
     values = {}
-    for k, v in claim.values.items():
-        values[k] = (claims._evaluate(ast.parse(v[1:].strip(), mode="eval"), values) if v.startswith("=")
-                     else names[k])
     try:
+        for k, v in claim.values.items():
+            values[k] = (claims._evaluate(ast.parse(v[1:].strip(), mode="eval"), values) if v.startswith("=")
+                         else names[k])
         return bool(claims._evaluate(ast.parse(claim.holds, mode="eval"), values))
     except (TypeError, ValueError, AttributeError, ZeroDivisionError):
-        return False  # a moved value the condition cannot compare: the claim fails
+        return False  # a moved value the condition cannot compare or compute with: the claim fails
 
 
 def _condition_reads(claim) -> set[str]:
@@ -74,6 +74,8 @@ def test_a_claim_fails_when_any_value_its_condition_reads_is_moved(claim, source
     assert _holds(claim, read), f"{claim.name} does not hold on the committed study"
     reads = _condition_reads(claim)
     assert reads, f"claim {claim.name}: its condition reads none of its values"
-    stuck = [name for name in sorted(reads)
-             if all(_holds(claim, {**read, name: moved}) for moved in _moves(read[name]))]
+    numbers = [v for v in read.values() if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    stuck = [name for name in sorted(reads)  # moved far, or onto another number the claim reads
+             if all(_holds(claim, {**read, name: moved})
+                    for moved in _moves(read[name]) + (numbers if isinstance(read[name], (int, float)) else []))]
     assert not stuck, f"claim {claim.name}: moving {stuck} never makes `{claim.holds}` false"

@@ -18,7 +18,7 @@ import pandas as pd
 
 from repro.data import dataset_spec
 from repro.report.records import Group
-from repro.report.references import PEER_FIGURES, REPRO2022_RERUN, CodeRerun, PeerFigure
+from repro.report.references import CODE_RERUNS, PEER_FIGURES, REPRO2022_RERUN, CodeRerun, PeerFigure
 from repro.report.tables import to_csv
 
 REPRODUCIBLE = "reproducible with the peer's initial weights"
@@ -103,6 +103,19 @@ def rerun_distance(groups: dict[tuple[str, str], Group], dataset: str = "mnist16
             f"{_rel(final['test_loss'], rerun.test_loss)}.")
 
 
+def code_rerun_table(reruns: tuple[CodeRerun, ...] = CODE_RERUNS) -> pd.DataFrame:
+    """The peer's own code, run unchanged on each mnist16 draw: misses and losses, and how they were measured."""
+    return pd.DataFrame([{"draw": r.draw, "train_misses": r.train_misses, "test_misses": r.test_misses,
+                          "train_loss": r.train_loss, "test_loss": r.test_loss, "how": r.source} for r in reruns])
+
+
+def code_rerun_text(table: pd.DataFrame) -> str:
+    """One sentence: the peer's own code on each draw."""
+    runs = "; ".join(f"{r.draw}: {r.train_misses} / {r.test_misses} train / test misses, losses "
+                     f"{r.train_loss:.3e} / {r.test_loss:.3e}" for r in table.itertuples())
+    return f"The peer's own `repro.py`, run unchanged (torch 2.13, CPU) on each mnist16 draw: {runs}."
+
+
 def _rel(ours: float, theirs: float) -> str:
     return f"{100.0 * (ours - theirs) / theirs:+.1f}%"
 
@@ -158,8 +171,10 @@ def write(groups: dict[tuple[str, str], Group], table_dir: Path, put: Callable[[
     for dataset in sorted({f.ref.dataset for f in PEER_FIGURES}):
         if not any((dataset, label) in groups for label in [f.rung for f in PEER_FIGURES] + [REPRO2022_RERUN.label]):
             continue
-        table = build_table(groups, dataset)
-        text = section_markdown(table, dataset, rerun_distance(groups, dataset))
+        table, reruns = build_table(groups, dataset), code_rerun_table()
+        rerun = " ".join(t for t in (code_rerun_text(reruns), rerun_distance(groups, dataset)) if t)
+        text = section_markdown(table, dataset, rerun)
+        put(table_dir / f"code-reruns-{dataset}.csv", to_csv(reruns).encode())
         put(table_dir / f"peers-{dataset}.csv", to_csv(table).encode())
         put(table_dir / f"peers-{dataset}.md", (text + "\n").encode())
         sections.append(text)

@@ -101,7 +101,7 @@ def test_a_committed_claim_fails_when_its_table_is_moved(tmp_path, committed_gro
 
     tables_dir = tmp_path / "tables"
     shutil.copytree(REPO / "paper" / "tables", tables_dir)
-    claims.evaluate(REPO / "paper" / "claims.toml", tables_dir, committed_groups)  # holds as committed
+    claims.evaluate(REPO / "paper" / "claims.toml", tables_dir, committed_groups, {name})  # holds as committed
     df = pd.read_csv(tables_dir / f"{table}.csv", keep_default_na=False, na_values=[""])
     mask = np.ones(len(df), dtype=bool)
     for col, v in row.items():
@@ -111,4 +111,4 @@ def test_a_committed_claim_fails_when_its_table_is_moved(tmp_path, committed_gro
     df.loc[mask, column] = value
     df.to_csv(tables_dir / f"{table}.csv", index=False)
     with pytest.raises(claims.ClaimError, match=f"claim {name}: no longer holds"):
-        claims.evaluate(REPO / "paper" / "claims.toml", tables_dir, committed_groups)
+        claims.evaluate(REPO / "paper" / "claims.toml", tables_dir, committed_groups, {name})

@@ -198,14 +198,7 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     if match_table is not None:
         sections.append(match.markdown(match_table))
 
-    for ds in sorted({ds for ds, _ in extra_groups}, key=lambda d: (d != "usps", d)):
-        base = [ladder[0]] if ladder and (ds, ladder[0]) in all_groups else []
-        labels = label_order([lb for d, lb in extra_groups if d == ds], extra_names)
-        frame = tables.build_table(all_groups, ds, base + labels, ladder, ())
-        put(table_dir / f"extra-{ds}.csv", tables.to_csv(frame).encode())
-        sections.append(f"## Extra rungs ({ds})\n\nRungs of `ablations/extra/`, each a single patch on the baseline "
-                        "(the controls among them: ReLU trained by SGD at small learning rates, alone and with the "
-                        "rest of the recipe), compared with the baseline.\n\n" + tables.markdown_table(frame))
+    sections += _extra_tables(extra_groups, all_groups, ladder, extra_names, table_dir, put)
 
     guess_table = None
     if guess_groups:
@@ -336,6 +329,22 @@ def _reference_records(folder: Path) -> list[dict]:
 def _inside(path: Path, folder: Path) -> bool:
     path, folder = path.resolve(), folder.resolve()
     return path == folder or folder in path.parents
+
+
+def _extra_tables(extra_groups: dict, all_groups: dict, ladder: list[str], extra_names: list[str], table_dir: Path,
+                  put: Callable[[Path, bytes], None]) -> list[str]:
+    """extra-<dataset>.csv per dataset with runs of the ladder's extra rungs, each against the baseline; the
+    report's sections on them."""
+    sections = []
+    for ds in sorted({ds for ds, _ in extra_groups}, key=lambda d: (d != "usps", d)):
+        base = [ladder[0]] if ladder and (ds, ladder[0]) in all_groups else []
+        labels = label_order([lb for d, lb in extra_groups if d == ds], extra_names)
+        frame = tables.build_table(all_groups, ds, base + labels, ladder, ())
+        put(table_dir / f"extra-{ds}.csv", tables.to_csv(frame).encode())
+        sections.append(f"## Extra rungs ({ds})\n\nRungs of `ablations/extra/`, each a single patch on the baseline "
+                        "(the controls among them: ReLU trained by SGD at small learning rates, alone and with the "
+                        "rest of the recipe), compared with the baseline.\n\n" + tables.markdown_table(frame))
+    return sections
 
 
 def _extra_rungs(ladder_dir: Path, note: Callable[[str], None]) -> list:

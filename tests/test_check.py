@@ -34,6 +34,8 @@ def copy_study(ws: Path, dataset: str, labels) -> list[Path]:
     out = []
     for label in labels:
         for path in sorted((COMMITTED / "runs" / dataset).glob(f"{label}-*-s*.json")):
+            if json.loads(path.read_text())["label"] != label:  # `relu-*` also names relu-sgd-3e-3's files
+                continue
             target = ws / "runs" / dataset / path.name
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target)

@@ -79,8 +79,8 @@ def test_an_undeclared_or_unreadable_claim_is_an_error(tmp_path, ladder_dir):  #
 def test_holm_over_the_declared_family(tmp_path):
     for s in range(4):
         write(tmp_path, make_record(label="baseline", seed=s, test_error=0.06 + 0.002 * s))
-        write(tmp_path, make_record(label="relu", seed=s, test_error=0.061 + 0.002 * s))
-        write(tmp_path, make_record(label="adamw", seed=s, test_error=0.05 + 0.002 * s))
+        write(tmp_path, make_record(label="relu", seed=s, test_error=0.061 + 0.002 * s + 0.001 * (s % 2)))
+        write(tmp_path, make_record(label="adamw", seed=s, test_error=0.05 + 0.002 * s - 0.001 * (s % 3)))
     from repro.report.records import load_records
     groups = group_records(load_records(tmp_path).records)
     sources = claims._Sources(tmp_path, groups, {"f": ["usps baseline relu test_error", "usps relu adamw test_error"]})
@@ -88,5 +88,6 @@ def test_holm_over_the_declared_family(tmp_path):
     small, large = sorted(fam.values(), key=lambda d: d.p)
     assert small.p_holm == pytest.approx(min(1.0, 2 * small.p)) and large.p_holm == pytest.approx(max(small.p_holm, large.p))
     assert small.low_adj < small.low and small.high_adj > small.high  # simultaneous: wider
+    assert small.paired and large.paired  # the same seeds on both sides, none collapsed
     with pytest.raises(KeyError, match="not a comparison of family f"):
         sources.value("diff usps baseline adamw test_error in f")

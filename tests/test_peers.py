@@ -88,7 +88,8 @@ def test_write_puts_csv_and_markdown_and_returns_the_section(tmp_path):
     written = {}
     groups = {("mnist16", "baseline"): _group("baseline", [0.04, 0.042, 0.038])}
     sections = peers.write(groups, tmp_path, lambda path, data: written.__setitem__(path, data))
-    assert set(written) == {tmp_path / "peers-mnist16.csv", tmp_path / "peers-mnist16.md"}
+    assert set(written) == {tmp_path / "peers-mnist16.csv", tmp_path / "peers-mnist16.md",
+                            tmp_path / "code-reruns-mnist16.csv"}
     assert len(sections) == 1 and sections[0] + "\n" == written[tmp_path / "peers-mnist16.md"].decode()
     csv = pd.read_csv(io.StringIO(written[tmp_path / "peers-mnist16.csv"].decode()))
     assert list(csv.columns) == list(peers.COLUMNS)
@@ -115,3 +116,14 @@ def test_the_report_writes_the_peers_table_and_section(tmp_path):
     text = (tmp_path / "results" / "results.md").read_text()
     assert "The peers' single runs beside our seeds (mnist16)" in text
     assert "Distance: +0 train, +1 test misses" in text
+
+
+def test_the_peer_codes_reruns_on_both_draws_are_data_the_report_writes(tmp_path):
+    from repro.report.references import CODE_RERUNS
+
+    table = peers.code_rerun_table()
+    assert list(table.draw) == ["test-first", "train-first"] == [r.draw for r in CODE_RERUNS]
+    assert (table.train_misses.tolist(), table.test_misses.tolist()) == ([44, 63], [84, 76])
+    text = peers.code_rerun_text(table)
+    assert "test-first: 44 / 84" in text and "train-first: 63 / 76" in text
+    assert REPRO2022_RERUN.draw == "test-first"  # the draw our peer-weights run is set against

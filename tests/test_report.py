@@ -618,9 +618,9 @@ def test_report_modules_import_one_way():
     peers, speed, tie_rule, build: each imports only modules before it (the PNG writer is repro/png.py, below them all)."""
     import ast
 
-    order = ["stats", "fmt", "references", "records", "tables", "plots", "compare", "calibration",
-             "attribution", "attribution_text", "attribution_figures", "guesses", "claims", "peers", "speed",
-             "tie_rule", "build"]
+    order = ["stats", "fmt", "references", "records", "tables", "match", "plots", "compare", "calibration",
+             "attribution", "attribution_text", "attribution_figures", "thresholds", "guesses", "claims", "peers",
+             "speed", "tie_rule", "build"]
     folder = REPO / "repro" / "report"
     assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(order)
     for i, name in enumerate(order):

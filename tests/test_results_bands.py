@@ -56,6 +56,23 @@ BANDS = {
     ("usps", "scaled-tanh"): (6.67, 0.42, 16, 6.36, 6.99),
     ("usps", "shift"): (3.86, 0.26, 16, 3.61, 4.11),
     ("usps", "target-1.2"): (5.55, 0.41, 16, 5.24, 5.85),
+    # ReLU + SGD at small learning rates (ablations/extra/), measured the same way when first committed
+    ("mnist16", "recipe-sgd-3e-3"): (3.01, 0.30, 16, 2.76, 3.26),
+    ("mnist16", "recipe-sgd-3e-4"): (11.40, 1.92, 16, 9.96, 12.84),
+    ("mnist16", "relu-sgd-3e-3"): (4.92, 0.41, 16, 4.61, 5.23),
+    ("mnist16", "relu-sgd-3e-4"): (12.85, 6.13, 16, 8.24, 17.45),
+    ("usps", "recipe-sgd-3e-3"): (3.98, 0.26, 16, 3.73, 4.23),
+    ("usps", "recipe-sgd-3e-4"): (8.21, 0.57, 16, 7.79, 8.64),
+    ("usps", "relu-sgd-3e-3"): (8.19, 3.37, 16, 5.66, 10.72),
+    ("usps", "relu-sgd-3e-4"): (11.69, 3.92, 16, 8.76, 14.63),
+    # the blog's steps from the peer's initial weights (ablations/peers/extra/, seed 1337), one run each
+    ("mnist16", "blog-1"): (6.08, 0.00, 1, 5.83, 6.33),
+    ("mnist16", "blog-2"): (3.79, 0.00, 1, 3.54, 4.04),
+    ("mnist16", "blog-3"): (3.29, 0.00, 1, 3.04, 3.54),
+    ("mnist16", "blog-4"): (3.09, 0.00, 1, 2.84, 3.34),
+    ("mnist16", "blog-5"): (2.24, 0.00, 1, 1.99, 2.49),
+    ("mnist16", "blog-5b"): (2.69, 0.00, 1, 2.44, 2.94),
+    ("mnist16", "blog-6"): (1.69, 0.00, 1, 1.44, 1.94),
 }
 
 

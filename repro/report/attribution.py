@@ -41,9 +41,11 @@ study's collapse rates, these intervals hold the true Shapley values and interac
 where shrinking p towards 1/2 ((k+1)/(n+2)) held them every time at 4-6 times the width (tests/test_attribution.py).
 A single difference of two configurations' shares (alone, last, ladder step) gets Newcombe's hybrid score
 interval and Fisher's exact test instead (repro.report.stats.share_difference): a t interval there collapses
-to the point where both shares are 0 or 1 (0 of 16 against 16 of 16 is not a certain difference of 100 points). Configurations are independent samples (seeds are shared, but the per-seed
-correlation of errors between configurations is near zero). Bold / "significant": the two-sided t test
-rejects 0 after Holm's correction over the family of all effects and interactions of that game and dataset.
+to the point where both shares are 0 or 1 (0 of 16 against 16 of 16 is not a certain difference of 100 points). The stable game pairs configurations by seed where every configuration of
+its sub-lattice ran the same seeds (runs of one seed share their random stream, and their errors correlate: the
+mean correlation is reported beside the game); the other games treat configurations as independent samples. Bold / "significant": the two-sided t test
+rejects 0 after Holm's correction over the family of all effects and interactions of that game and dataset, but
+the ladder steps, which form their own family (one family per question: the ladder's tables ask it too).
 
 Diverged runs (non-finite loss, `diverged_at_pass` set) are collapses; the mixture leaves them out of its
 means and counts them.
@@ -61,7 +63,8 @@ import pandas as pd
 
 from repro.report import fmt
 from repro.report.records import Group
-from repro.report.stats import CI_LEVEL, Contrast, contrast, holm, share_difference, summarize
+from repro.report.stats import (
+    CI_LEVEL, Contrast, contrast, holm, mean_correlation, paired_contrast, share_difference, summarize)
 from repro.study.ladder import factorial_label, factorial_subset
 
 LEVEL = CI_LEVEL
@@ -69,7 +72,8 @@ TOP_INTERACTIONS = 5  # pairs shown in the text; the CSV and the heat map have a
 STABLE_FIXED = "adamw"  # the stable game's sub-lattice: configurations with this change on
 INTERVAL_TEXT = ("95% t intervals (Welch-Satterthwaite degrees of freedom over the configurations' runs); bold: "
                  "the effect differs from 0 after Holm's correction over all effects and interactions of that "
-                 "game on that dataset")
+                 "game on that dataset, except the ladder steps, which form their own family (the ladder's "
+                 "question, as in the ladder's tables)")
 
 
 # ----------------------------------------------------------------------------------------- inputs
@@ -87,6 +91,7 @@ class Factorial:
     # (diverged ones included). None: no run collapsed (stable = errors).
     stable: tuple[np.ndarray, ...] | None = None
     collapsed: tuple[int, ...] | None = None
+    seeds: tuple[tuple[int, ...], ...] | None = None  # per configuration, the seeds of its stable runs, in order
 
     @property
     def n(self) -> int:
@@ -134,7 +139,8 @@ def find_factorial(groups: dict[tuple[str, str], Group], dataset: str, ladder: l
                      tuple(np.array(subsets[s].values("test_error", 100.0)) for s in configs),
                      tuple(subsets[s].n_diverged for s in configs),
                      tuple(np.array(subsets[s].stable_values("test_error", 100.0)) for s in configs),
-                     tuple(subsets[s].n_collapsed for s in configs)), None
+                     tuple(subsets[s].n_collapsed for s in configs),
+                     tuple(tuple(r["seed"] for r in subsets[s].stable) for s in configs)), None
 
 
 def _listing(labels: list[str], most: int = 8) -> str:
@@ -224,25 +230,37 @@ class Game:
     effects: tuple[ChangeEffect, ...]
     interactions: tuple[Interaction, ...]  # largest |index| first
     collapsed_inside: int = 0  # collapsed runs in the game's configurations (the stable game leaves them out)
+    seed_corr: float = math.nan  # paired by seed: the mean correlation over seeds between configurations
 
 
 def _game(name: str, players: tuple[str, ...], labels: tuple[str, ...], means: np.ndarray, variances: np.ndarray,
           counts: np.ndarray, fixed: tuple[str, ...] = (), steps: bool = True, collapsed_inside: int = 0,
-          step: Callable[[int, int], Contrast] | None = None) -> Game:
+          step: Callable[[int, int], Contrast] | None = None, per_seed: np.ndarray | None = None) -> Game:
     """Shapley values (and, with steps, alone / last / ladder step) and interactions of the game whose
-    configuration means are `means` (bit i = players[i]), each with a t interval, Holm over the whole family.
+    configuration means are `means` (bit i = players[i]), each with a t interval, Holm over the game's family
+    (the ladder steps apart, in theirs).
     `step(before, after)`, where given, estimates a difference of two configurations (alone, last, ladder
-    step) in place of the t interval."""
+    step) in place of the t interval. `per_seed` (configurations, seeds), where every configuration ran the same
+    seeds: contrasts paired by seed (repro.report.stats.paired_contrast) instead of Welch's."""
     n, full = len(players), 2 ** len(players) - 1
     pairs, inter = interaction_matrix(n)
-    cs = [contrast(row, means, variances, counts) for row in shapley_matrix(n)]
+    def estimate(row: np.ndarray) -> Contrast:
+        return paired_contrast(row, per_seed) if per_seed is not None else contrast(row, means, variances, counts)
+
+    cs = [estimate(row) for row in shapley_matrix(n)]
     if steps:
         for before, after in ([(0, 1 << i) for i in range(n)] + [(full & ~(1 << i), full) for i in range(n)]
                               + [((1 << i) - 1, (1 << (i + 1)) - 1) for i in range(n)]):
-            cs.append(step(before, after) if step else contrast(_step(n, before, after), means, variances, counts))
+            cs.append(step(before, after) if step else estimate(_step(n, before, after)))
     at = len(cs)  # where the interactions start
-    cs += [contrast(row, means, variances, counts) for row in (inter if pairs else [])]
-    sig = holm([c.p for c in cs])
+    cs += [estimate(row) for row in (inter if pairs else [])]
+    # One family per question: the ladder's steps are judged among themselves (the question of the ladder
+    # table), everything else (Shapley values, alone, last, interactions) in the game's family.
+    ladder = set(range(3 * n, 4 * n)) if steps else set()
+    rest = [i for i in range(len(cs)) if i not in ladder]
+    flags = dict(zip(rest, holm([cs[i].p for i in rest])))
+    flags.update(zip(sorted(ladder), holm([cs[i].p for i in sorted(ladder)])))
+    sig = [flags[i] for i in range(len(cs))]
     est = [Estimate(c.value, c.low, c.high, c.p, bool(g)) for c, g in zip(cs, sig)]
     effects = tuple(ChangeEffect(c, est[i], *((est[n + i], est[2 * n + i], est[3 * n + i]) if steps else ()))
                     for i, c in enumerate(players))
@@ -250,7 +268,7 @@ def _game(name: str, players: tuple[str, ...], labels: tuple[str, ...], means: n
     inters = sorted((Interaction(players[i], players[j], est[at + r]) for r, (i, j) in enumerate(pairs)),
                     key=lambda it: (-round(abs(it.index.value), 9), players.index(it.a), players.index(it.b)))
     return Game(name, players, fixed, labels, float(means[0]), float(means[-1]), effects, tuple(inters),
-                collapsed_inside)
+                collapsed_inside, mean_correlation(per_seed) if per_seed is not None else math.nan)
 
 
 def _sample_variances(groups: tuple[np.ndarray, ...]) -> np.ndarray:
@@ -297,9 +315,12 @@ def stable_game(fac: Factorial, fixed: str = STABLE_FIXED) -> tuple[Game | None,
         return None, (f"{fac.dataset}: configuration(s) with `{fixed}` with fewer than 2 runs that did not "
                       f"collapse: {_listing(short)}; the stable game is not played")
     k_collapsed, _ = fac.collapse_counts()
+    seeds = {fac.seeds[k] for k in index} if fac.seeds is not None else set()
+    # Every configuration ran the same seeds, none collapsed: pair by seed (runs of a seed share their stream).
+    per_seed = np.array(errors) if len(seeds) == 1 and len(next(iter(seeds))) > 2 else None
     return _game("stable", players, tuple(fac.labels[k] for k in index), np.array([e.mean() for e in errors]),
                  _sample_variances(errors), np.array([len(e) for e in errors], dtype=float), fixed=(fixed,),
-                 steps=False, collapsed_inside=int(sum(k_collapsed[k] for k in index))), None
+                 steps=False, collapsed_inside=int(sum(k_collapsed[k] for k in index)), per_seed=per_seed), None
 
 
 @dataclass(frozen=True)

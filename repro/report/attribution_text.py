@@ -92,6 +92,15 @@ def _collapse_section(att: Attribution, heading: str) -> list[str]:
     return out + _effects_table(game, "pp of runs") + _interactions(game, "pp of runs")
 
 
+def _paired_text(game) -> str:
+    """How the stable game's intervals treat the shared seeds."""
+    if math.isnan(game.seed_corr):
+        return "; configurations treated as independent samples"
+    return ("; every configuration ran the same seeds, so each contrast is computed per seed and its t interval "
+            f"taken over the seeds (mean correlation between two configurations' errors over seeds: "
+            f"{game.seed_corr:+.2f})")
+
+
 def _stable_section(att: Attribution, heading: str) -> list[str]:
     game = att.stable
     if game is None:
@@ -104,7 +113,7 @@ def _stable_section(att: Attribution, heading: str) -> list[str]:
            f"The {len(game.labels)} configurations with `{'`, `'.join(game.fixed)}` on ({inside}; {runs:,} runs): "
            f"the game over {', '.join(f'`{c}`' for c in game.players)}, from `{game.labels[0]}` "
            f"({game.base:.2f}%) to `{game.labels[-1]}` ({game.full:.2f}%). Shapley values of the mean test error "
-           "of the runs that did not collapse, pp [95% CI]:", ""]
+           "of the runs that did not collapse, pp [95% CI]" + _paired_text(game) + ":", ""]
     return out + _effects_table(game, "pp") + _interactions(game, "pp")
 
 

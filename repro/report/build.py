@@ -1,8 +1,8 @@
 """`repro report`: read every run record, check it, group the runs, and write tables, figures and a report.
 
 Module order (each imports only the ones above it): repro.report.stats, .fmt, .references, .records, .png,
-.tables, .plots, .compare, .calibration, .attribution, .attribution_text, .attribution_figures, .guesses, .claims,
-then this module.
+.tables, .match, .plots, .compare, .calibration, .attribution, .attribution_text, .attribution_figures,
+.thresholds, .guesses, .claims, then this module.
 
 Two kinds of report, chosen by the caller (write_report's `study`):
 
@@ -35,12 +35,12 @@ from typing import Callable
 from repro.atomic_files import atomic_write_bytes
 from repro.config import ConfigError
 from repro.report import (
-    attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, peers, plots, speed,
-    tables, tie_rule)
+    attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, match, peers, plots,
+    speed, tables, thresholds, tie_rule)
 from repro.report.compare import Comparison
 from repro.png import styled_png
 from repro.report.records import ReportError, group_records, label_order, load_records
-from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES
+from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES, MOST_LITERAL, PEER_FIGURES
 from repro.resources import SUMMARY_NAME, paper_dir as _paper_dir
 from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, factorial_subset, load_rungs
 from repro.study.record import refresh_schema_block
@@ -48,6 +48,8 @@ from repro.study.store import DEFAULT_RESULTS_DIR
 from repro.study.summary import read_summary, summary_json
 
 DEFAULT_PAPER_DIR = _paper_dir()  # None when installed from a wheel
+# our runs of the peers' steps from their initial weights, but the baseline's (`peer-weights`, a row of its own)
+RETRAINED_PEER_STEPS = {f.retrained for f in PEER_FIGURES if f.retrained} - {"peer-weights"}
 
 
 @dataclass
@@ -127,7 +129,6 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     # The faithfulness study (ablations/faithful/) gets its own table; its rows stay out of the main ladder's.
     faithful_ladder, faithful_extras = _faithful_rungs(ladder_root, note)
     faithful = [r.name for r in faithful_ladder + faithful_extras]
-    faithful_top = faithful_ladder[-1].name if faithful_ladder else None
     faithful_groups = {k: g for k, g in groups.items() if k[0] == FAITHFUL_DATASET and k[1] in faithful}
     groups = {k: g for k, g in groups.items() if k[1] not in faithful or k[1] in ladder}
     # A factorial's 2^n configurations get their own section (repro.report.attribution), not 2^n ladder rows.
@@ -139,6 +140,13 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     # Rungs with their own code (Config.code; repro.rung_code) get their own table, apart from the ladder.
     code_groups = {k: g for k, g in groups.items() if g.first["config"].get("code") and k[1] not in ladder}
     groups = {k: g for k, g in groups.items() if k not in code_groups}
+    # Runs that retrain a peer's published step from its initial weights are shown beside it (repro.report.peers).
+    groups = {k: g for k, g in groups.items() if k[1] not in RETRAINED_PEER_STEPS}
+    # Extra rungs of the ladder (ablations/extra/, controls such as ReLU + SGD at small rates) get their own
+    # table, so that the ladder table's family of comparisons stays the ladder's steps.
+    extra_names = [r.name for r in _extra_rungs(ladder_root, note)]
+    extra_groups = {k: g for k, g in groups.items() if k[1] in extra_names}
+    groups = {k: g for k, g in groups.items() if k not in extra_groups}
     datasets = sorted({ds for ds, _ in groups}, key=lambda d: (d != "usps", d))
     order = {ds: label_order([lb for d, lb in groups if d == ds], ladder) for ds in datasets}
 
@@ -165,6 +173,10 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         name = f"faithful-{FAITHFUL_DATASET}"
         put(table_dir / f"{name}.csv", tables.to_csv(faithful_frame).encode())
         put(table_dir / f"{name}.tex", tables.to_latex(faithful_frame, name).encode())
+    match_table = None  # each reading against the paper's numbers, by the one rule (repro.report.match)
+    if faithful_groups and len(m := match.build_table(faithful_groups, f_order, FAITHFUL_DATASET)):
+        match_table = m
+        put(table_dir / f"match-{FAITHFUL_DATASET}.csv", tables.to_csv(match_table).encode())
 
     comparison, sections = None, []
     if reference_dir is not None:
@@ -182,6 +194,11 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         sections.append(f"## Rungs with their own code ({ds})\n\nEach a rung's own PyTorch code on the baseline "
                         "(`code` in the rung file; trained by the generic engine), compared with the baseline.\n\n"
                         + tables.markdown_table(frame))
+
+    if match_table is not None:
+        sections.append(match.markdown(match_table))
+
+    sections += _extra_tables(extra_groups, all_groups, ladder, extra_names, table_dir, put)
 
     guess_table = None
     if guess_groups:
@@ -221,6 +238,11 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
             put(table_dir / "tie-rule.csv", tables.to_csv(ties).encode())
             sections.append(tie_rule.section_markdown(ties))
 
+    if factorial_groups:  # every collapse-based number at other collapse thresholds (repro.report.thresholds)
+        threshold_table = thresholds.build_table(all_groups, ladder)
+        put(table_dir / "thresholds.csv", tables.to_csv(threshold_table).encode())
+        sections.append(thresholds.markdown(threshold_table))
+
     figures = (plots.make_figures(groups, order, ladder, results_dir, data_dir, warn=note, study=study)
                if make_figures else {})
     for name, fig in figures.items():
@@ -252,19 +274,24 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
               (results_dir.parent / "README.md", "headline",
                tables.headline_block(frames, order, {k: _rel(paper_dir / v, results_dir.parent)
                                                      for k, (v, _) in figs.items()},
-                                     faithful_frame, faithful_top))]
+                                     faithful_frame, MOST_LITERAL, match_table))]
     # The check's false-flag rate and power, resampled from the ladder's and the faithfulness study's records
     # (seconds of work: only where the README asks for it).
-    check_groups = {k: g for k, g in groups.items() if k[1] in ladder} | faithful_groups
+    check_groups = {k: g for k, g in groups.items() if k[1] in ladder} | faithful_groups | extra_groups
+    uncovered = {"factorial configurations": len(factorial_groups), "rungs with their own code": len(code_groups),
+                 "guesses": len(guess_groups)}
     readme = results_dir.parent / "README.md"
     if check_groups and readme.is_file() and "<!-- report:check:start -->" in readme.read_text():
-        blocks.append((readme, "check", calibration.readme_block(check_groups)))
+        blocks.append((readme, "check", calibration.readme_block(
+            check_groups, uncovered={k: n for k, n in uncovered.items() if n})))
     if peer_sections:  # the peers' single runs beside our seeds, in the paper too
         blocks.append((paper_dir / "paper.md", "peers", "\n\n".join(
             text.replace("## ", "#### ", 1) for text in peer_sections)))
     cpu_bench = results_dir / "bench" / "cpu.json"
     if cpu_bench.is_file():
         blocks.append((readme, "speed", speed.speed_block(cpu_bench)))
+    if match_table is not None:
+        blocks.append((paper_dir / "paper.md", "match", match.markdown(match_table, "")))
     if guess_table is not None:
         blocks.append((paper_dir / "paper.md", "guesses", guesses.section_markdown(guess_table, "")))
     if atts:
@@ -302,6 +329,31 @@ def _reference_records(folder: Path) -> list[dict]:
 def _inside(path: Path, folder: Path) -> bool:
     path, folder = path.resolve(), folder.resolve()
     return path == folder or folder in path.parents
+
+
+def _extra_tables(extra_groups: dict, all_groups: dict, ladder: list[str], extra_names: list[str], table_dir: Path,
+                  put: Callable[[Path, bytes], None]) -> list[str]:
+    """extra-<dataset>.csv per dataset with runs of the ladder's extra rungs, each against the baseline; the
+    report's sections on them."""
+    sections = []
+    for ds in sorted({ds for ds, _ in extra_groups}, key=lambda d: (d != "usps", d)):
+        base = [ladder[0]] if ladder and (ds, ladder[0]) in all_groups else []
+        labels = label_order([lb for d, lb in extra_groups if d == ds], extra_names)
+        frame = tables.build_table(all_groups, ds, base + labels, ladder, ())
+        put(table_dir / f"extra-{ds}.csv", tables.to_csv(frame).encode())
+        sections.append(f"## Extra rungs ({ds})\n\nRungs of `ablations/extra/`, each a single patch on the baseline "
+                        "(the controls among them: ReLU trained by SGD at small learning rates, alone and with the "
+                        "rest of the recipe), compared with the baseline.\n\n" + tables.markdown_table(frame))
+    return sections
+
+
+def _extra_rungs(ladder_dir: Path, note: Callable[[str], None]) -> list:
+    """The ladder's extra rungs (ablations/extra/), if readable."""
+    try:
+        return extra_rungs(ladder_dir)
+    except ConfigError as e:
+        note(f"extra rungs not readable ({e}); their runs are reported with the ladder's")
+        return []
 
 
 def _faithful_rungs(ladder_dir: Path, note: Callable[[str], None]) -> tuple[list, list]:

@@ -176,9 +176,11 @@ def smallest_flagged_collapses(reference_collapsed: int, seeds: int = 16) -> int
     return None
 
 
-def readme_block(groups: dict[tuple[str, str], Group], seeds: int = 16) -> str:
-    """The README's statement of the check's false-flag rate and power on `groups` (the committed study's ladder
-    and faithfulness configurations), and of what it cannot see."""
+def readme_block(groups: dict[tuple[str, str], Group], seeds: int = 16,
+                 uncovered: dict[str, int] | None = None) -> str:
+    """The README's statement of the check's false-flag rate and power on `groups` (the committed study's ladder,
+    faithfulness and extra configurations), of the configurations `--check` also compares that the calibration
+    leaves out (`uncovered`: what they are -> how many), and of what it cannot see."""
     rate = false_flag_rate(groups, seeds)
     shifts = detectable_shifts(groups, seeds)
     ok = [d for d in shifts if not math.isnan(d.test_shift_pp)]
@@ -190,7 +192,7 @@ def readme_block(groups: dict[tuple[str, str], Group], seeds: int = 16) -> str:
     c0, c1 = smallest_flagged_collapses(0, seeds), smallest_flagged_collapses(1, seeds)
     lines = [
         f"How good the check is, measured by resampling the committed records (`repro.report.calibration`; "
-        f"{len(groups)} configurations: the ladder and the faithfulness study, {', '.join(datasets)}; an honest "
+        f"{len(groups)} configurations: the ladder, the faithfulness study and the extra rungs, {', '.join(datasets)}; an honest "
         f"reproduction is {seeds} new seeds per configuration drawn from the committed runs):",
         "",
         f"- **False flags.** An honest {seeds}-seed reproduction of all {len(groups)} is flagged somewhere in "
@@ -212,4 +214,9 @@ def readme_block(groups: dict[tuple[str, str], Group], seeds: int = 16) -> str:
         "becomes a little more or less rare; configurations absent from the committed study; and comparisons "
         "with a single run on a side, which are judged by a range rule outside the family-wise control.",
     ]
+    if uncovered:
+        parts = [f"{n:,} {what}" for what, n in uncovered.items()]
+        listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
+        lines.append(f"- **Not calibrated**: `--check` also compares {listed} when a workspace holds them; the "
+                     "false-flag rate above does not cover them, and with them in the family it is not measured.")
     return "\n".join(lines)

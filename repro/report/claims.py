@@ -13,22 +13,29 @@ Values (strings in a claim's [values] table):
   A cell that is not a number is read as text. A ROW with spaces is quoted: `table guesses "measured
   on=paper,guess=mu-0.005" verdict`.
 - `count NAME ROW`: how many rows of table NAME the selection ROW (as above) matches.
-- `sum|min|max|absmax NAME ROW COLUMN`: that aggregate of COLUMN over the rows ROW selects (`*`: every row).
+- `sum|min|max|median|absmax NAME ROW COLUMN`: that aggregate of COLUMN over the rows ROW selects (`*`: every
+  row).
 - `= EXPRESSION`: computed from the values declared above it (same forms as `holds`).
 - `runs DATASET LABEL`: the runs of a configuration that did not collapse: `.n`, `.mean`, `.std`, `.median`,
   `.min`, `.max` of their final test error (%), `.train_mean` etc. of their train error; `.all_mean`: the mean
   test error of every finished run, collapsed ones included.
+- `runs_below DATASET LABEL METRIC VALUE`: how many runs of a configuration that did not collapse end with METRIC
+  (`test_error` or `train_error`, %) below VALUE.
 - `collapsed DATASET LABEL`: `.k` collapsed of `.n` runs (the records' `collapsed`), `.share`, and `.low`,
   `.high`: its 95% Clopper–Pearson interval, in %.
 - `diff DATASET A B METRIC in FAMILY`: mean of B minus mean of A of METRIC (`test_error` or `train_error`, %,
-  of the runs that did not collapse, as in the tables' Δ columns): `.diff`, `.low`, `.high` (95% Welch interval), `.p`, and,
+  of the runs that did not collapse, as in the tables' Δ columns): `.diff`, `.low`, `.high` (95% interval, paired
+  by seed where both ran the same seeds and none collapsed, else Welch's: repro.report.records.difference),
+  `.p`, `.paired`, `.corr` (the correlation over seeds when paired), the equivalence test at
+  EQUIVALENCE_MARGIN points (`.equivalent`: the 90% interval `.eq_low`, `.eq_high` lies inside +-`.margin`,
+  two one-sided tests at 5%), and,
   over the declared family FAMILY ([family.FAMILY] comparisons = ["DATASET A B METRIC", ...]): `.p_holm` (Holm's
   adjusted p-value) and `.low_adj`, `.high_adj` (Bonferroni-simultaneous 95% interval over the family's size).
   A difference must belong to a declared family: the correction covers every comparison of the family, cited
   or not.
 
 `holds` is an expression over the values: comparisons, `and`, `or`, `not`, arithmetic, `abs`, `min`, `max`,
-attribute access. `text` is a Python format string over the values (`{d.diff:+.2f}`).
+`sqrt`, attribute access. `text` is a Python format string over the values (`{d.diff:+.2f}`).
 """
 
 from __future__ import annotations
@@ -45,11 +52,12 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 
-from repro.report.records import Group, ReportError
-from repro.report.stats import clopper_pearson, welch_interval
+from repro.report.records import Group, ReportError, difference
+from repro.report.stats import clopper_pearson
 
 MARKER = re.compile(r"<!-- claim:([A-Za-z0-9_.-]+) -->(.*?)<!-- /claim -->", re.DOTALL)
 FAMILY_LEVEL = 0.95
+EQUIVALENCE_MARGIN = 0.3  # points: "no effect" is claimed only when a difference is shown to lie within it
 
 
 class ClaimError(ReportError):
@@ -138,7 +146,7 @@ class _Sources:
         values = pd.to_numeric((df if mask is None else df.loc[mask])[column], errors="coerce").dropna().to_numpy()
         if not len(values):
             raise KeyError(f"table {name} has no numbers in {column} for {row}")
-        return float({"sum": values.sum(), "min": values.min(), "max": values.max(),
+        return float({"sum": values.sum(), "min": values.min(), "max": values.max(), "median": np.median(values),
                       "absmax": np.abs(values).max()}[how])
 
     def runs(self, dataset: str, label: str) -> SimpleNamespace:
@@ -155,6 +163,9 @@ class _Sources:
         return SimpleNamespace(n=len(test), **stats(test), **stats(train, "train_"),
                                all_mean=float(np.mean(g.values("test_error", 100.0))))
 
+    def runs_below(self, dataset: str, label: str, metric: str, value: str) -> int:
+        return sum(v < float(value) for v in self.group(dataset, label).stable_values(metric, 100.0))
+
     def collapsed(self, dataset: str, label: str) -> SimpleNamespace:
         g = self.group(dataset, label)
         k, n = g.n_collapsed, len(g.records)
@@ -163,9 +174,15 @@ class _Sources:
 
     def _difference(self, comparison: str) -> SimpleNamespace:
         dataset, a, b, metric = comparison.split()
-        ra, rb = self.group(dataset, a).stable_values(metric, 100.0), self.group(dataset, b).stable_values(metric, 100.0)
-        iv = welch_interval(ra, rb)
-        return SimpleNamespace(diff=iv.diff, low=iv.low, high=iv.high, p=iv.p, ra=ra, rb=rb)
+        ga, gb = self.group(dataset, a), self.group(dataset, b)
+        d = difference(ga, gb, metric)
+        iv = d.interval
+        # Equivalence (two one-sided tests at 5%): the 90% interval lies inside +-EQUIVALENCE_MARGIN points.
+        eq = difference(ga, gb, metric, level=1.0 - 2.0 * (1.0 - FAMILY_LEVEL)).interval
+        return SimpleNamespace(diff=iv.diff, low=iv.low, high=iv.high, p=iv.p, paired=d.paired, corr=d.corr,
+                               eq_low=eq.low, eq_high=eq.high, margin=EQUIVALENCE_MARGIN,
+                               equivalent=-EQUIVALENCE_MARGIN < eq.low and eq.high < EQUIVALENCE_MARGIN,
+                               groups=(ga, gb, metric))
 
     def family(self, name: str) -> dict[str, SimpleNamespace]:
         if name not in self._family_cache:
@@ -179,7 +196,7 @@ class _Sources:
                 running = max(running, min(1.0, (m - rank) * d.p))
                 d.p_holm = running
             for d in members.values():
-                adj = welch_interval(d.ra, d.rb, 1.0 - (1.0 - FAMILY_LEVEL) / m)
+                adj = difference(*d.groups, level=1.0 - (1.0 - FAMILY_LEVEL) / m).interval
                 d.low_adj, d.high_adj, d.m = adj.low, adj.high, m
             self._family_cache[name] = members
         return self._family_cache[name]
@@ -191,10 +208,12 @@ class _Sources:
             return self.table(*args)
         if kind == "count" and len(args) == 2:
             return self.count(*args)
-        if kind in ("sum", "min", "max", "absmax") and len(args) == 3:
+        if kind in ("sum", "min", "max", "median", "absmax") and len(args) == 3:
             return self.aggregate(kind, *args)
         if kind == "runs" and len(args) == 2:
             return self.runs(*args)
+        if kind == "runs_below" and len(args) == 4:
+            return self.runs_below(*args)
         if kind == "collapsed" and len(args) == 2:
             return self.collapsed(*args)
         if kind == "diff" and len(args) == 6 and args[4] == "in":
@@ -207,7 +226,7 @@ class _Sources:
 
 
 # ----------------------------------------------------------------------------------------- conditions
-_FUNCTIONS = {"abs": abs, "min": min, "max": max}
+_FUNCTIONS = {"abs": abs, "min": min, "max": max, "sqrt": math.sqrt}
 
 
 def _evaluate(node: ast.AST, names: dict):
@@ -248,10 +267,13 @@ def _evaluate(node: ast.AST, names: dict):
     raise ValueError(f"not allowed in a condition: {ast.dump(node)[:60]}")
 
 
-def evaluate(claims_file: Path, table_dir: Path, groups: dict[tuple[str, str], Group]) -> dict[str, str]:
-    """Every claim of `claims_file` checked on the tables in `table_dir` and the grouped records: the rendered
-    text of each, by name. ClaimError naming every claim that does not hold or cannot be read."""
+def evaluate(claims_file: Path, table_dir: Path, groups: dict[tuple[str, str], Group],
+             only: set[str] | None = None) -> dict[str, str]:
+    """Every claim of `claims_file` (or those named in `only`) checked on the tables in `table_dir` and the
+    grouped records: the rendered text of each, by name. ClaimError naming every claim that does not hold or
+    cannot be read."""
     claims, families = load_claims(claims_file)
+    claims = [c for c in claims if only is None or c.name in only]
     sources = _Sources(table_dir, groups, families)
     texts, failures = {}, []
     for claim in claims:

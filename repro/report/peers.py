@@ -18,14 +18,15 @@ import pandas as pd
 
 from repro.data import dataset_spec
 from repro.report.records import Group
-from repro.report.references import PEER_FIGURES, REPRO2022_RERUN, CodeRerun, PeerFigure
+from repro.report.references import CODE_RERUNS, PEER_FIGURES, REPRO2022_RERUN, CodeRerun, PeerFigure
 from repro.report.tables import to_csv
 
 REPRODUCIBLE = "reproducible with the peer's initial weights"
 DRAW = "a single draw"
 SPLITS = (("train", "train_error"), ("test", "test_error"))
 COLUMNS = ("rung", "peer run", "kind", "passes", "split", "peer %", "seeds", "ours mean %", "ours median %",
-           "ours min %", "ours max %", "percentile", "where", "differs", "source")
+           "ours min %", "ours max %", "percentile", "where", "from peer weights", "from peer weights %",
+           "differs", "source")
 
 
 def percentile(value: float, ours: list[float]) -> float:
@@ -65,11 +66,22 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str,
                 "ours median %": statistics.median(ours) if ours else math.nan,
                 "ours min %": min(ours, default=math.nan), "ours max %": max(ours, default=math.nan),
                 "percentile": percentile(value, ours), "where": where(value, ours),
+                "from peer weights": fig.retrained, "from peer weights %": retrained(groups, dataset, fig, key),
                 "differs": fig.differs, "source": fig.ref.source})
     df = pd.DataFrame(rows, columns=list(COLUMNS))
     for c in ("passes", "seeds"):
         df[c] = df[c].astype("Int64")
     return df
+
+
+def retrained(groups: dict[tuple[str, str], Group], dataset: str, fig: PeerFigure, key: str) -> float:
+    """Our run of the figure's step from the peer's initial weights (seed 1337): its error `key` (%) at the pass
+    the figure is read at; NaN without such a run."""
+    g = groups.get((dataset, fig.retrained)) if fig.retrained else None
+    rec = next((r for r in g.ok if r["seed"] == REPRO2022_RERUN.seed), None) if g is not None else None
+    if rec is None:
+        return math.nan
+    return 100.0 * (rec[key][fig.read_at_pass - 1] if fig.read_at_pass else rec["final"][key])
 
 
 def rerun_distance(groups: dict[tuple[str, str], Group], dataset: str = "mnist16",
@@ -91,6 +103,19 @@ def rerun_distance(groups: dict[tuple[str, str], Group], dataset: str = "mnist16
             f"{_rel(final['test_loss'], rerun.test_loss)}.")
 
 
+def code_rerun_table(reruns: tuple[CodeRerun, ...] = CODE_RERUNS) -> pd.DataFrame:
+    """The peer's own code, run unchanged on each mnist16 draw: misses and losses, and how they were measured."""
+    return pd.DataFrame([{"draw": r.draw, "train_misses": r.train_misses, "test_misses": r.test_misses,
+                          "train_loss": r.train_loss, "test_loss": r.test_loss, "how": r.source} for r in reruns])
+
+
+def code_rerun_text(table: pd.DataFrame) -> str:
+    """One sentence: the peer's own code on each draw."""
+    runs = "; ".join(f"{r.draw}: {r.train_misses} / {r.test_misses} train / test misses, losses "
+                     f"{r.train_loss:.3e} / {r.test_loss:.3e}" for r in table.itertuples())
+    return f"The peer's own `repro.py`, run unchanged (torch 2.13, CPU) on each mnist16 draw: {runs}."
+
+
 def _rel(ours: float, theirs: float) -> str:
     return f"{100.0 * (ours - theirs) / theirs:+.1f}%"
 
@@ -101,23 +126,34 @@ def section_markdown(table: pd.DataFrame, dataset: str, rerun: str | None) -> st
              "(2023) beside the runs of the rung of ours it corresponds to: its percentile among our final errors "
              "(mid-rank) and whether it lies inside our min-max range. *" + REPRODUCIBLE + "*: nothing random "
              "follows its initial weights, so init = \"repro2022\", seed 1337 retrains it; *" + DRAW + "*: one "
-             "draw of its own random streams (shifts, dropout masks). Besides `differs`, every peer figure scores by "
-             "argmax (a tie between outputs counts as right; ours counts it as an error).", ""]
+             "draw of its own random streams (shifts, dropout masks). *from peer weights*: our run of the same "
+             "step from the peer's initial weights (init = \"repro2022\", seed 1337, `ablations/peers/extra/`), "
+             "read at the figure's pass; for single draws its shifts and dropout masks are ours, not the peer's. "
+             "Besides `differs`, every peer figure scores by argmax (a tie between outputs counts as right; ours "
+             "counts it as an error).", ""]
     if rerun:
         lines += [rerun, ""]
     cols = ["rung", "peer run", "kind", "passes", "split", "peer %", "seeds", "ours mean %", "ours median %",
-            "ours min–max %", "percentile", "where", "differs"]
+            "ours min–max %", "percentile", "where", "from peer weights %", "differs"]
     lines += ["| " + " | ".join(cols) + " |",
-              "|" + "|".join("--:" if c in ("passes", "peer %", "seeds", "ours mean %", "ours median %", "percentile")
+              "|" + "|".join("--:" if c in ("passes", "peer %", "seeds", "ours mean %", "ours median %", "percentile",
+                                                "from peer weights %")
                              else "---" for c in cols) + "|"]
     for _, r in table.iterrows():
         ours = r["seeds"] > 0
         cells = [f"`{r['rung']}`", r["peer run"], r["kind"], _int(r["passes"]), r["split"], f"{r['peer %']:.2f}",
                  str(r["seeds"]), _num(r["ours mean %"]), _num(r["ours median %"]),
                  f"{r['ours min %']:.2f}–{r['ours max %']:.2f}" if ours else "", _num(r["percentile"], 0),
-                 r["where"], r["differs"] or "—"]
+                 r["where"], _retrained_cell(r), r["differs"] or "—"]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
+
+
+def _retrained_cell(r) -> str:
+    value = r["from peer weights %"]
+    if not r["from peer weights"] or pd.isna(value):
+        return ""
+    return f"{value:.2f} (`{r['from peer weights']}`, {value - r['peer %']:+.2f})"
 
 
 def _num(x: float, digits: int = 2) -> str:
@@ -135,8 +171,10 @@ def write(groups: dict[tuple[str, str], Group], table_dir: Path, put: Callable[[
     for dataset in sorted({f.ref.dataset for f in PEER_FIGURES}):
         if not any((dataset, label) in groups for label in [f.rung for f in PEER_FIGURES] + [REPRO2022_RERUN.label]):
             continue
-        table = build_table(groups, dataset)
-        text = section_markdown(table, dataset, rerun_distance(groups, dataset))
+        table, reruns = build_table(groups, dataset), code_rerun_table()
+        rerun = " ".join(t for t in (code_rerun_text(reruns), rerun_distance(groups, dataset)) if t)
+        text = section_markdown(table, dataset, rerun)
+        put(table_dir / f"code-reruns-{dataset}.csv", to_csv(reruns).encode())
         put(table_dir / f"peers-{dataset}.csv", to_csv(table).encode())
         put(table_dir / f"peers-{dataset}.md", (text + "\n").encode())
         sections.append(text)

@@ -19,7 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 from repro.errors import ReproError
+from repro.report.stats import CI_LEVEL, Interval, paired_interval, welch_interval
 from repro.study.record import RunRecord, collapsed_of
 from repro.study.run_key import ConfigKey
 from repro.study.store import read_records
@@ -108,6 +111,32 @@ class Group:
     def stable_values(self, key: str, scale: float = 1.0) -> list[float]:
         """final[key] of each run that did not collapse, times `scale`."""
         return [scale * r["final"][key] for r in self.stable]
+
+
+@dataclass(frozen=True)
+class Difference:
+    """mean(b) - mean(a) of a metric over two configurations' runs that did not collapse."""
+
+    interval: Interval
+    paired: bool  # paired by seed (the same seeds on both sides, none collapsed), else Welch's
+    corr: float  # Pearson correlation of the two sides' values over seeds (paired only; nan otherwise)
+
+
+def difference(a: Group, b: Group, key: str = "test_error", scale: float = 100.0,
+               level: float = CI_LEVEL) -> Difference:
+    """b minus a, paired by seed where both ran the same seeds (at least 3) and no run of either collapsed, since
+    runs of one seed share their random stream (initial weights, shift and dropout draws); else Welch's."""
+    seeds_a, seeds_b = [r["seed"] for r in a.records], [r["seed"] for r in b.records]
+    if (a.n_collapsed or b.n_collapsed or len(seeds_a) < 3 or sorted(seeds_a) != sorted(seeds_b)
+            or len(set(seeds_a)) != len(seeds_a)):
+        return Difference(welch_interval(a.stable_values(key, scale), b.stable_values(key, scale), level), False,
+                          float("nan"))
+    by_seed_b = {r["seed"]: scale * r["final"][key] for r in b.records}
+    xa = [scale * r["final"][key] for r in a.records]
+    xb = [by_seed_b[r["seed"]] for r in a.records]
+    spread = np.std(xa) * np.std(xb)
+    corr = float(np.corrcoef(xa, xb)[0, 1]) if spread > 0 else float("nan")
+    return Difference(paired_interval(xa, xb, level), True, corr)
 
 
 def _collapsed(rec: dict) -> bool:

@@ -13,8 +13,10 @@ import numpy as np
 
 CI_LEVEL = 0.95
 CI_METHOD = (
-    "95% Welch t-interval for the difference of means (Welch-Satterthwaite degrees of freedom; "
-    "t quantile from the regularised incomplete beta function); runs are treated as independent samples"
+    "95% t-interval for the difference of means, paired by seed where both configurations ran the same seeds "
+    "and none of their runs collapsed (runs of one seed share their random stream, so their errors correlate: "
+    "the measured correlation is in the table's file, `delta_corr`), else Welch's (Welch-Satterthwaite degrees "
+    "of freedom); t quantiles from the regularised incomplete beta function"
 )
 
 
@@ -257,3 +259,48 @@ def welch_interval(a, b, level: float = CI_LEVEL) -> Interval:
     se2 = va + vb
     c = contrast([-1.0, 1.0], [a.mean(), b.mean()], [a.var(ddof=1), b.var(ddof=1)], [len(a), len(b)], level)
     return Interval(diff, diff + (c.low - c.value), diff + (c.high - c.value), c.df, c.p)
+
+
+def paired_interval(a, b, level: float = CI_LEVEL) -> Interval:
+    """Confidence interval for mean(b - a) over aligned pairs (a[i], b[i]): the t interval of the differences
+    (n - 1 degrees of freedom) and the two-sided paired t test. nan bounds for fewer than 2 pairs."""
+    a, b = np.asarray(list(a), dtype=np.float64), np.asarray(list(b), dtype=np.float64)
+    if len(a) != len(b):
+        raise ValueError(f"paired_interval needs aligned pairs ({len(a)} against {len(b)} values)")
+    if len(a) == 0:
+        return Interval(math.nan, math.nan, math.nan, math.nan)
+    d = b - a
+    diff = float(d.mean())
+    if len(d) < 2:
+        return Interval(diff, math.nan, math.nan, math.nan)
+    se = float(d.std(ddof=1)) / math.sqrt(len(d))
+    if se == 0.0:
+        return Interval(diff, diff, diff, math.inf, 1.0 if diff == 0.0 else 0.0)
+    df = len(d) - 1
+    half = t_quantile(0.5 + level / 2.0, df) * se
+    p = 2.0 * (1.0 - t_cdf(abs(diff) / se, df))
+    return Interval(diff, diff - half, diff + half, df, min(1.0, max(0.0, p)))
+
+
+def paired_contrast(weights, per_seed, level: float = CI_LEVEL) -> Contrast:
+    """sum_k w_k mean_k where every configuration k ran the same seeds: per_seed is (configurations, seeds),
+    column s the runs of seed s. The contrast is computed per seed and its t interval taken over the seeds
+    (n - 1 degrees of freedom), so the correlation between configurations sharing a seed is accounted for."""
+    w = np.asarray(weights, float)
+    c = w @ np.asarray(per_seed, float)  # one value of the contrast per seed
+    n, value = len(c), float(c.mean())
+    se = float(c.std(ddof=1)) / math.sqrt(n) if n > 1 else math.nan
+    if not se > 0.0:
+        return Contrast(value, value, value, math.inf, 1.0 if value == 0.0 else 0.0)
+    half = t_quantile(0.5 + level / 2.0, n - 1) * se
+    p = 2.0 * (1.0 - t_cdf(abs(value) / se, n - 1))
+    return Contrast(value, value - half, value + half, n - 1, min(1.0, max(0.0, p)))
+
+
+def mean_correlation(per_seed) -> float:
+    """The mean Pearson correlation over seeds between two configurations' values, over every pair of rows of
+    per_seed (configurations, seeds): how much runs of one seed have in common across configurations."""
+    m = np.asarray(per_seed, float)
+    r = np.corrcoef(m)
+    upper = r[np.triu_indices(len(m), k=1)]
+    return float(np.nanmean(upper)) if len(upper) else math.nan

@@ -18,12 +18,12 @@ import math
 import pandas as pd
 
 from repro.report import fmt
-from repro.report.records import Group, Inputs, comparison_label
+from repro.report.records import Group, Inputs, comparison_label, difference
 from repro.report.references import REFERENCES
 from repro.report.stats import (
-    CI_METHOD, FAR_MADS, FAR_MIN_PP, HOLM_TEXT, clopper_pearson, far_runs, holm, mean_interval, summarize, welch_interval)
+    CI_METHOD, FAR_MADS, FAR_MIN_PP, HOLM_TEXT, clopper_pearson, far_runs, holm, mean_interval, summarize)
 
-INT_COLUMNS = ("passes", "seeds", "diverged", "collapsed", "rejection_1pct_unreached", "delta_holm")
+INT_COLUMNS = ("passes", "seeds", "diverged", "collapsed", "rejection_1pct_unreached", "delta_holm", "delta_paired")
 TEXT_COLUMNS = ("kind", "label", "title", "outcome", "delta_vs", "source")
 COLUMNS = (
     "kind", "label", "title", "passes", "seeds", "diverged", "collapsed", "collapse_rate_low", "collapse_rate_high",
@@ -35,6 +35,7 @@ COLUMNS = (
     "train_loss_mean", "train_loss_std", "test_loss_mean", "test_loss_std", "rejection_1pct_mean", "rejection_1pct_std",
     "rejection_1pct_unreached",
     "delta_vs", "delta_test_error", "delta_ci_low", "delta_ci_high", "delta_df", "delta_p", "delta_holm", "source",
+    "delta_paired", "delta_corr",
 )
 
 
@@ -78,8 +79,10 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[
         # 100%: no accepted set reaches 1% (the largest-gap block of saturated outputs already errs above it)
         row["rejection_1pct_unreached"] = sum(v >= 100.0 for v in g.stable_values("test_rejection_at_1pct", 100.0))
         vs = comparison_label(label, order, ladder)
-        iv = (welch_interval(groups[(dataset, vs)].stable_values("test_error", 100.0),
-                             g.stable_values("test_error", 100.0)) if vs else None)
+        step = difference(groups[(dataset, vs)], g) if vs else None
+        iv = step.interval if step else None
+        row["delta_paired"] = int(step.paired) if step else None
+        row["delta_corr"] = step.corr if step else math.nan
         row["delta_vs"] = vs or ""
         row["delta_test_error"] = iv.diff if iv else math.nan
         row["delta_ci_low"] = iv.low if iv else math.nan
@@ -301,7 +304,7 @@ def provenance_summary(records: list[dict]) -> list[str]:
 def results_markdown(frames: dict[str, pd.DataFrame], groups: dict[tuple[str, str], Group],
                      order: dict[str, list[str]], inputs: Inputs, notes: list[str], rungs,
                      figures: dict[str, tuple[str, str]], faithful: pd.DataFrame | None = None,
-                     faithful_top: str | None = None, *, runs: str = "results/runs/", title: str = "Results",
+                     *, runs: str = "results/runs/", title: str = "Results",
                      sections: tuple[str, ...] = ()) -> str:
     """The report's text: `figures` maps file name -> (link, caption); `runs` names the folder read;
     `sections` (Markdown, each with its own heading) go after the tables and before the figures."""
@@ -402,9 +405,11 @@ def _headline_error(r) -> str:
 
 
 def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]], figures: dict[str, str],
-                   faithful: pd.DataFrame | None = None, faithful_top: str | None = None) -> str:
+                   faithful: pd.DataFrame | None = None, most_literal: str | None = None,
+                   matches: pd.DataFrame | None = None) -> str:
     """README headline: final test error per rung on each dataset (mean ± std over the seeds that did not
-    collapse, with collapses and far runs named), and the ladder plot."""
+    collapse, with collapses and far runs named), the faithfulness study's most literal reading with how many
+    of the paper's numbers it matches (`matches`: repro.report.match's table), and the ladder plot."""
     datasets = list(frames)
     if not datasets:
         return "*(no results yet: run `repro ablate --all`, then `repro report`)*"
@@ -427,8 +432,8 @@ def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]],
     refs = [f"*{r.label}*: {fmt.num(r.test_error_mean)}% ({ds})" for ds, df in frames.items()
             for r in df[df.kind == "reference"].itertuples() if fmt.ok(r.test_error_mean)]
     out = ["\n".join(lines), "", "Reference (single runs): " + "; ".join(refs) + "." if refs else ""]
-    top = faithful[(faithful.kind == "run") & (faithful.label == faithful_top)] if faithful is not None else []
-    if len(top):  # the faithfulness ladder's last rung: its most literal reading of the paper
+    top = faithful[(faithful.kind == "run") & (faithful.label == most_literal)] if faithful is not None else []
+    if len(top):
         r = top.iloc[0]
         ref = faithful[faithful.kind == "reference"].iloc[0]
         out += ["", f"Faithfulness study (`ablations/faithful/`, usps): its most literal reading of the paper, "
@@ -437,6 +442,11 @@ def headline_block(frames: dict[str, pd.DataFrame], order: dict[str, list[str]],
                     f"{fmt.mean_std(r.rejection_1pct_mean, r.rejection_1pct_std, 1)}% rejection for 1% error "
                     f"({_seeds(r)} seeds); the paper reports {fmt.num(ref.train_error_mean)}%, "
                     f"{fmt.num(ref.test_error_mean)}% and {fmt.num(ref.rejection_1pct_mean, 1)}%."]
+        rows = matches[matches.label == most_literal] if matches is not None else []
+        if len(rows):
+            out[-1] += (f" By the report's rule for a match (the paper's single run inside the 95% prediction "
+                        f"interval for one new run), it matches {(rows.verdict == 'matches').sum()} of the "
+                        f"{len(rows)} numbers the paper reports (errors, losses, rejection).")
     if "ladder.png" in figures:
         out += ["", f"![final test error per rung]({figures['ladder.png']})"]
     return "\n".join(out)

@@ -38,6 +38,7 @@ from repro.report import (
     attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, peers, plots, speed,
     tables, tie_rule)
 from repro.report.compare import Comparison
+from repro.page.build import build_page
 from repro.png import styled_png
 from repro.report.records import ReportError, group_records, label_order, load_records
 from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES
@@ -225,6 +226,10 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
                if make_figures else {})
     for name, fig in figures.items():
         put(figure_dir / name, fig.png)
+
+    page_dir = paper_dir / "page" if study else out_dir / "page"  # the page (repro.page): nets, digits, runs
+    for name, data in (build_page(results_dir, ladder_root, all_groups, data_dir, note) if make_figures else {}).items():
+        put(page_dir / name, data)
 
     links = {name: (_rel(figure_dir / name, text_path.parent), fig.caption) for name, fig in figures.items()}
     md = tables.results_markdown(frames, groups, order, inputs, notes, rungs, links, faithful_frame,

@@ -1,0 +1,148 @@
+"""Writes the page: index.html (the template with its styles inlined), page.js (the page's code) and data.js
+(the nets, digits and runs it shows, as one classic script), into one folder. Opened from the file system, the
+page makes no network request: everything it reads sits beside it and is loaded by <script src>.
+
+Bytes do not depend on the CPU: weights and digits are carried as base64 of their little-endian float32 bytes
+(exactly the checkpoints' and datasets' values); every number computed here is an integer (digit indices,
+answers) from float64 forward passes; the floats of the chart are the run records' own.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from repro.data import DataError, load_dataset
+from repro.net.metrics import is_wrong, margins, rejection_for_error
+from repro.net.model import H2_SCHEMES, forward, outputs
+from repro.page.nets import Net, load_nets
+from repro.report.records import Group
+
+FILES = ("index.html", "page.js", "data.js")
+FIRST_DIGITS = 100  # the test digits the page's buttons step through (and its tests compare on)
+COLLAPSED_SHARE = 0.5  # a net wrong on more of the test set than this has collapsed: its list is not carried
+PARAMS = {"net1989": ("H1.weight", "H1.bias", "H2.weight", "H2.bias", "H3.weight", "H3.bias", "out.weight",
+                      "out.bias"),
+          "fc40": ("H.weight", "H.bias", "out.weight", "out.bias")}
+SOURCES = {
+    "usps": "USPS zip-code digits (LeCun et al. 1989's data), as distributed with Hastie, Tibshirani and Friedman, "
+            "The Elements of Statistical Learning (hastie.su.domains/ElemStatLearn); their terms: for research "
+            "and teaching, cite the book.",
+    "mnist16": "MNIST (LeCun, Cortes and Burges, yann.lecun.com/exdb/mnist), resized to 16x16; "
+               "made available under the terms of the Creative Commons Attribution-Share Alike 3.0 license.",
+}
+
+
+def f32_base64(t: torch.Tensor) -> str:
+    return base64.b64encode(t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()).decode()
+
+
+def _values64(net: Net, x: torch.Tensor) -> torch.Tensor:
+    """(N, 16, 16) -> (N, 10) output values, computed in float64 (far from the float32 rounding that a CPU's
+    summation order moves), so the answers and lists below are the same on every machine."""
+    state = {k: v.double() for k, v in net.state.items()}
+    with torch.no_grad():
+        return outputs(net.cfg, forward(state, x.double(), net.cfg))
+
+
+def _answers(values: torch.Tensor) -> list[int]:
+    """(N, 10) -> per digit the top output's class, -1 where the top outputs tie (the study counts it wrong)."""
+    top = values.max(dim=-1, keepdim=True).values
+    ties = (values == top).sum(dim=-1) > 1
+    return [-1 if t else int(a) for a, t in zip(values.argmax(dim=-1), ties)]
+
+
+def _threshold_digit(values: torch.Tensor, y: torch.Tensor) -> int | None:
+    """The test digit with the smallest output gap that the 1%-error rejection still accepts (the page
+    computes its gap itself: the threshold), None when nothing is accepted."""
+    accepted = round((1.0 - rejection_for_error(values, y)) * len(y))
+    if accepted == 0:
+        return None
+    order = torch.argsort(margins(values), descending=True, stable=True)
+    return int(order[accepted - 1])
+
+
+def _net_entry(net: Net, values: torch.Tensor, y: torch.Tensor, group: Group | None) -> dict:
+    wrong = torch.nonzero(is_wrong(values, y)).flatten().tolist()
+    collapsed = len(wrong) > COLLAPSED_SHARE * len(y)
+    rec = next((r for r in group.ok if r["seed"] == 0), None) if group else None
+    cfg = net.cfg
+    return {
+        "dataset": net.dataset, "label": net.label, "part": net.part, "architecture": cfg.architecture,
+        "hidden": cfg.hidden_activation, "output": cfg.output_activation or "softmax",
+        "h2": [list(row) for row in H2_SCHEMES[cfg.h2_scheme]],
+        "params": f32_base64(torch.cat([net.state[k].flatten() for k in PARAMS[cfg.architecture]])),
+        "wrong": None if collapsed else wrong, "n_wrong": len(wrong),
+        "threshold_digit": _threshold_digit(values, y),
+        "title": rec["rung_title"] if rec else net.label,
+    }
+
+
+def _runs(groups: dict[tuple[str, str], Group], nets: list[Net]) -> list[dict]:
+    """Per net shown, every finished seed of its configuration: [seed, test error, train error, collapsed]."""
+    out = []
+    for net in nets:
+        g = groups.get((net.dataset, net.label))
+        if g is None:
+            continue
+        seeds = [[r["seed"], r["final"]["test_error"], r["final"]["train_error"], bool(r["collapsed"])]
+                 for r in sorted(g.ok, key=lambda r: r["seed"])]
+        out.append({"dataset": net.dataset, "label": net.label, "part": net.part, "seeds": seeds})
+    return out
+
+
+def page_data(nets: list[Net], tests: dict[str, tuple[torch.Tensor, torch.Tensor]],
+              groups: dict[tuple[str, str], Group]) -> dict:
+    """Everything data.js holds. tests: dataset -> (x (N, 16, 16), y (N,)) test split."""
+    entries, digits = [], {}
+    for ds, (x, y) in tests.items():
+        ds_nets = [n for n in nets if n.dataset == ds]
+        values = [_values64(n, x) for n in ds_nets]
+        ds_entries = [_net_entry(n, v, y, groups.get((ds, n.label))) for n, v in zip(ds_nets, values)]
+        carried = set(range(min(FIRST_DIGITS, len(y))))
+        for e in ds_entries:
+            carried |= set(e["wrong"] or ()) | ({e["threshold_digit"]} - {None})
+        index = sorted(carried)
+        pick = torch.tensor(index, dtype=torch.int64)
+        answers = [_answers(v[pick]) for v in values]  # per net, per carried digit
+        digits[ds] = {"index": index, "labels": y[pick].tolist(), "pixels": f32_base64(x[pick]),
+                      "answers": [list(a) for a in zip(*answers)], "source": SOURCES.get(ds, ds),
+                      "first": min(FIRST_DIGITS, len(y))}
+        entries += ds_entries
+    return {"nets": entries, "digits": digits, "runs": _runs(groups, [n for n in nets if n.dataset in tests])}
+
+
+def _asset(name: str) -> str:
+    return (resources.files("repro.page") / name).read_text(encoding="utf-8")
+
+
+def page_files(data: dict) -> dict[str, bytes]:
+    """File name -> bytes of the page's folder."""
+    html = _asset("template.html").replace("/*STYLE*/", _asset("page.css").strip())
+    js = "window.PAGE_DATA = " + json.dumps(data, separators=(",", ":"), ensure_ascii=True) + ";\n"
+    return {"index.html": html.encode(), "page.js": _asset("page.js").encode(), "data.js": js.encode()}
+
+
+def build_page(results_dir: Path, ladder_dir: Path, groups: dict[tuple[str, str], Group], data_dir: str | None,
+               warn: Callable[[str], None] = lambda m: None) -> dict[str, bytes]:
+    """The page's files for the runs in `groups` whose seed-0 checkpoints are under results_dir; {} (with a
+    warning) when there is no net or no data to show."""
+    nets = load_nets(results_dir, ladder_dir, groups, warn)
+    tests = {}
+    for ds in dict.fromkeys(n.dataset for n in nets):
+        try:
+            data = load_dataset(ds, data_dir, download=False)
+        except DataError as e:
+            warn(f"the page leaves out {ds}: data not available ({str(e).splitlines()[0]})")
+            continue
+        tests[ds] = (data.x_test, data.y_test)
+    if not tests:
+        if nets or groups:
+            warn("the page is not written: no seed-0 checkpoint of a ladder or faithfulness rung with its data")
+        return {}
+    return page_files(page_data(nets, tests, groups))

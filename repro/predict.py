@@ -42,6 +42,8 @@ def read_gray(path: Path) -> np.ndarray:
     """(H, W) float64 gray levels 0-255 of an image file; transparent pixels are white paper."""
     from PIL import Image, UnidentifiedImageError
 
+    if not path.is_file():
+        raise PredictError(f"{path}: no such file")
     try:
         with Image.open(path) as im:
             im.load()
@@ -160,3 +162,29 @@ def answer(label: str, values: torch.Tensor) -> Answer:
     top = values.max()
     winners = (values == top).nonzero().flatten().tolist()
     return Answer(label, [float(v) for v in values], winners[0] if len(winners) == 1 else None)
+
+
+def predict(paths: list[Path], dataset: str, results_dir: Path, ladder_dir: Path, rungs: tuple[str, ...] = (),
+            polarity: str = "auto") -> list[tuple[Path, torch.Tensor, list[Answer]]]:
+    """Per image: its prepared (16, 16) input and the answer of each seed-0 net of `dataset` under results_dir
+    (the page's nets, repro.page.nets; `rungs` picks some), computed as the study computes (float32)."""
+    from repro.net.model import forward, outputs
+    from repro.page.nets import load_nets
+
+    missing: list[str] = []
+    nets = load_nets(results_dir, ladder_dir, warn=missing.append, datasets=(dataset,))
+    unknown = sorted(set(rungs) - {n.label for n in nets})
+    if unknown:
+        raise PredictError(f"no seed-0 net of rung(s) {', '.join(unknown)} for {dataset} under "
+                           f"{results_dir}/checkpoints; there: {', '.join(n.label for n in nets) or 'none'}")
+    nets = [n for n in nets if not rungs or n.label in rungs]
+    if not nets:
+        raise PredictError(f"no seed-0 checkpoint of a ladder rung for {dataset} under {results_dir}/checkpoints "
+                           "(the committed study's are in a checkout's results/; a workspace's: --results-dir)")
+    out = []
+    for path in paths:
+        x = prepare_image(Path(path), dataset, polarity)
+        with torch.no_grad():
+            answers = [answer(n.label, outputs(n.cfg, forward(n.state, x.unsqueeze(0), n.cfg))[0]) for n in nets]
+        out.append((Path(path), x, answers))
+    return out

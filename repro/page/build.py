@@ -130,8 +130,8 @@ def page_files(data: dict) -> dict[str, bytes]:
 
 def build_page(results_dir: Path, ladder_dir: Path, groups: dict[tuple[str, str], Group], data_dir: str | None,
                warn: Callable[[str], None] = lambda m: None) -> dict[str, bytes]:
-    """The page's files for the runs in `groups` whose seed-0 checkpoints are under results_dir; {} (with a
-    warning) when there is no net or no data to show."""
+    """The page's files for the runs in `groups` whose seed-0 checkpoints are under results_dir; {} when there
+    is no such net (a ladder or faithfulness rung) or no data to show."""
     nets = load_nets(results_dir, ladder_dir, groups, warn)
     tests = {}
     for ds in dict.fromkeys(n.dataset for n in nets):
@@ -141,8 +141,6 @@ def build_page(results_dir: Path, ladder_dir: Path, groups: dict[tuple[str, str]
             warn(f"the page leaves out {ds}: data not available ({str(e).splitlines()[0]})")
             continue
         tests[ds] = (data.x_test, data.y_test)
-    if not tests:
-        if nets or groups:
-            warn("the page is not written: no seed-0 checkpoint of a ladder or faithfulness rung with its data")
+    if not tests:  # nothing to show (each reason above was a warning)
         return {}
     return page_files(page_data(nets, tests, groups))

@@ -1,6 +1,6 @@
 // The page's code: the 1989 net's forward pass (repro/net/model.py, in float64 from float32 weights), the
 // drawing pad's preparation (repro/predict.py, step for step), and the views. No library, no network: the
-// data comes from data.js, loaded before this file as a classic script.
+// data comes from data.js and data-*.js, loaded before this file as classic scripts.
 "use strict";
 
 const DATA = window.PAGE_DATA;
@@ -19,7 +19,7 @@ const SHAPES = { // parameter sizes, in data.js's order (repro/page/build.py PAR
 };
 
 const NETS = DATA.nets.map((n) => {
-  const all = floats(n.params), p = {};
+  const all = floats(DATA.blobs[n.params]), p = {};
   let at = 0;
   for (const [name, size] of SHAPES[n.architecture]) { p[name] = all.subarray(at, at + size); at += size; }
   return Object.assign({}, n, { p });
@@ -27,7 +27,7 @@ const NETS = DATA.nets.map((n) => {
 
 const DIGITS = {};
 for (const [ds, d] of Object.entries(DATA.digits)) {
-  DIGITS[ds] = Object.assign({}, d, { x: floats(d.pixels) });
+  DIGITS[ds] = Object.assign({}, d, { x: floats(DATA.blobs[d.pixels]) });
 }
 function digitPixels(ds, k) { return Float64Array.from(DIGITS[ds].x.subarray(k * 256, (k + 1) * 256)); }
 

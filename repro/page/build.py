@@ -1,5 +1,6 @@
-"""Writes the page: index.html (the template with its styles inlined), page.js (the page's code) and data.js
-(the nets, digits and runs it shows, as one classic script), into one folder. Opened from the file system, the
+"""Writes the page: index.html (the template with its styles inlined), page.js (the page's code), data.js (what
+the page shows: nets, digits, runs) and data-1.js, data-2.js, ... (the weights' and digits' bytes, in files
+under 1 MB each), all classic scripts, into one folder. Opened from the file system, the
 page makes no network request: everything it reads sits beside it and is loaded by <script src>.
 
 Bytes do not depend on the CPU: weights and digits are carried as base64 of their little-endian float32 bytes
@@ -23,7 +24,7 @@ from repro.net.model import H2_SCHEMES, forward, outputs
 from repro.page.nets import Net, load_nets
 from repro.report.records import Group
 
-FILES = ("index.html", "page.js", "data.js")
+BLOB_FILE_CHARS = 900_000  # the weights' and digits' base64 is spread over files of at most this many characters
 FIRST_DIGITS = 100  # the test digits the page's buttons step through (and its tests compare on)
 COLLAPSED_SHARE = 0.5  # a net wrong on more of the test set than this has collapsed: its list is not carried
 PARAMS = {"net1989": ("H1.weight", "H1.bias", "H2.weight", "H2.bias", "H3.weight", "H3.bias", "out.weight",
@@ -76,7 +77,7 @@ def _net_entry(net: Net, values: torch.Tensor, y: torch.Tensor, group: Group | N
         "dataset": net.dataset, "label": net.label, "part": net.part, "architecture": cfg.architecture,
         "hidden": cfg.hidden_activation, "output": cfg.output_activation or "softmax",
         "h2": [list(row) for row in H2_SCHEMES[cfg.h2_scheme]],
-        "params": f32_base64(torch.cat([net.state[k].flatten() for k in PARAMS[cfg.architecture]])),
+        "params": f"params:{net.name}",  # a key of PAGE_DATA.blobs (page_files)
         "wrong": None if collapsed else wrong, "n_wrong": len(wrong),
         "threshold_digit": _threshold_digit(values, y),
         "title": rec["rung_title"] if rec else net.label,
@@ -97,9 +98,10 @@ def _runs(groups: dict[tuple[str, str], Group], nets: list[Net]) -> list[dict]:
 
 
 def page_data(nets: list[Net], tests: dict[str, tuple[torch.Tensor, torch.Tensor]],
-              groups: dict[tuple[str, str], Group]) -> dict:
-    """Everything data.js holds. tests: dataset -> (x (N, 16, 16), y (N,)) test split."""
-    entries, digits = [], {}
+              groups: dict[tuple[str, str], Group]) -> tuple[dict, dict[str, str]]:
+    """(what data.js holds, the blobs: name -> base64 of float32 bytes). tests: dataset -> (x (N, 16, 16), y (N,))
+    test split."""
+    entries, digits, blobs = [], {}, {}
     for ds, (x, y) in tests.items():
         ds_nets = [n for n in nets if n.dataset == ds]
         values = [_values64(n, x) for n in ds_nets]
@@ -110,22 +112,38 @@ def page_data(nets: list[Net], tests: dict[str, tuple[torch.Tensor, torch.Tensor
         index = sorted(carried)
         pick = torch.tensor(index, dtype=torch.int64)
         answers = [_answers(v[pick]) for v in values]  # per net, per carried digit
-        digits[ds] = {"index": index, "labels": y[pick].tolist(), "pixels": f32_base64(x[pick]),
+        blobs[f"pixels:{ds}"] = f32_base64(x[pick])
+        blobs.update({f"params:{n.name}": f32_base64(torch.cat([n.state[k].flatten() for k in PARAMS[n.cfg.architecture]]))
+                      for n in ds_nets})
+        digits[ds] = {"index": index, "labels": y[pick].tolist(), "pixels": f"pixels:{ds}",
                       "answers": [list(a) for a in zip(*answers)], "source": SOURCES.get(ds, ds),
                       "first": min(FIRST_DIGITS, len(y))}
         entries += ds_entries
-    return {"nets": entries, "digits": digits, "runs": _runs(groups, [n for n in nets if n.dataset in tests])}
+    return {"nets": entries, "digits": digits, "runs": _runs(groups, [n for n in nets if n.dataset in tests])}, blobs
 
 
 def _asset(name: str) -> str:
     return (resources.files("repro.page") / name).read_text(encoding="utf-8")
 
 
-def page_files(data: dict) -> dict[str, bytes]:
-    """File name -> bytes of the page's folder."""
-    html = _asset("template.html").replace("/*STYLE*/", _asset("page.css").strip())
-    js = "window.PAGE_DATA = " + json.dumps(data, separators=(",", ":"), ensure_ascii=True) + ";\n"
-    return {"index.html": html.encode(), "page.js": _asset("page.js").encode(), "data.js": js.encode()}
+def _json(value) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=True)
+
+
+def page_files(data: dict, blobs: dict[str, str]) -> dict[str, bytes]:
+    """File name -> bytes of the page's folder: the blobs go, in order, into data-1.js, data-2.js, ..., each
+    under BLOB_FILE_CHARS characters (or one blob alone), each adding its share to PAGE_DATA.blobs."""
+    chunks: list[dict[str, str]] = [{}]
+    for name, text in blobs.items():
+        if chunks[-1] and sum(map(len, chunks[-1].values())) + len(text) > BLOB_FILE_CHARS:
+            chunks.append({})
+        chunks[-1][name] = text
+    files = {f"data-{i}.js": f"Object.assign(window.PAGE_DATA.blobs, {_json(c)});\n".encode()
+             for i, c in enumerate(chunks, 1)}
+    tags = "\n".join(f'<script src="{name}"></script>' for name in ("data.js", *files, "page.js"))
+    html = _asset("template.html").replace("/*STYLE*/", _asset("page.css").strip()).replace("<!--SCRIPTS-->", tags)
+    return {"index.html": html.encode(), "page.js": _asset("page.js").encode(),
+            "data.js": f"window.PAGE_DATA = {_json(data | {'blobs': {}})};\n".encode(), **files}
 
 
 def build_page(results_dir: Path, ladder_dir: Path, groups: dict[tuple[str, str], Group], data_dir: str | None,
@@ -143,4 +161,4 @@ def build_page(results_dir: Path, ladder_dir: Path, groups: dict[tuple[str, str]
         tests[ds] = (data.x_test, data.y_test)
     if not tests:  # nothing to show (each reason above was a warning)
         return {}
-    return page_files(page_data(nets, tests, groups))
+    return page_files(*page_data(nets, tests, groups))

@@ -157,3 +157,13 @@ def test_fc40_says_it_has_no_maps(browser):
                            "s.value = String(window.lecunPage.NETS.findIndex((n) => n.label === 'fc40'));"
                            "s.dispatchEvent(new Event('change'));")
     assert "no feature maps" in browser.find_element("id", "maps").text
+
+
+def test_the_wrong_digits_are_those_the_records_count(page_dir):
+    # the page's lists come from float64 forward passes; the records count in float32: the same digits
+    data = json.loads((page_dir / "data.js").read_text().split("=", 1)[1].rstrip().rstrip(";"))
+    groups = group_records(load_records(RESULTS).records)
+    for net in data["nets"]:
+        seed0 = next(r for r in groups[(net["dataset"], net["label"])].ok if r["seed"] == 0)
+        assert net["n_wrong"] == seed0["final"]["test_mistakes"], net["label"]
+        assert net["wrong"] is not None and len(net["wrong"]) == net["n_wrong"]

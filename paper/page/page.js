@@ -1,6 +1,7 @@
-// The page's code: the 1989 net's forward pass (repro/net/model.py, in float64 from float32 weights), the
-// drawing pad's preparation (repro/predict.py, step for step), and the views. No library, no network: the
-// data comes from data.js and data-*.js, loaded before this file as classic scripts.
+// The page's code: the 1989 net's forward pass (repro/net/model.py, in float64 from float32 weights, its
+// outputs rounded to float32 as the study's), the drawing pad's preparation (repro/predict.py, step for step),
+// and the views. No library, no network: the data comes from data.js and data-*.js, loaded before this file as
+// classic scripts.
 "use strict";
 
 const DATA = window.PAGE_DATA;
@@ -63,12 +64,13 @@ function conv5(acc, map, n, w, outSize) {
   }
 }
 
+// The output values, rounded to float32 as the study's nets emit them: saturated outputs are exactly 1.0 and tie.
 function outputsOf(net, pre) {
   if (net.output === "softmax") {
     const m = Math.max(...pre), e = pre.map((v) => Math.exp(v - m)), z = e.reduce((a, b) => a + b, 0);
-    return e.map((v) => v / z);
+    return e.map((v) => Math.fround(v / z));
   }
-  return pre.map(ACT[net.output]);
+  return pre.map((v) => Math.fround(ACT[net.output](v)));
 }
 
 // x: Float64Array(256) -> {out: the ten output values, h1: 12 maps 8x8, h2: 12 maps 4x4 (null for fc40)}
@@ -320,7 +322,7 @@ function showWrong() {
     $("wrong-note").textContent = `This net collapsed: it gets ${net.n_wrong} of the test digits wrong; they are not listed.`;
     return;
   }
-  $("wrong-note").textContent = `${net.n_wrong} test digits (float64 forward passes); under each, its label and this `
+  $("wrong-note").textContent = `${net.n_wrong} test digits; under each, its label and this `
     + "net's answer; hover for every other net's answer, click to load it.";
   const others = netsOf(net.dataset), self = others.indexOf(net);
   for (const t of net.wrong) {

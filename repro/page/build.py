@@ -30,12 +30,13 @@ COLLAPSED_SHARE = 0.5  # a net wrong on more of the test set than this has colla
 PARAMS = {"net1989": ("H1.weight", "H1.bias", "H2.weight", "H2.bias", "H3.weight", "H3.bias", "out.weight",
                       "out.bias"),
           "fc40": ("H.weight", "H.bias", "out.weight", "out.bias")}
-SOURCES = {
-    "usps": "USPS zip-code digits (LeCun et al. 1989's data), as distributed with Hastie, Tibshirani and Friedman, "
-            "The Elements of Statistical Learning (hastie.su.domains/ElemStatLearn); their terms: for research "
-            "and teaching, cite the book.",
-    "mnist16": "MNIST (LeCun, Cortes and Burges, yann.lecun.com/exdb/mnist), resized to 16x16; "
-               "made available under the terms of the Creative Commons Attribution-Share Alike 3.0 license.",
+SOURCES = {  # shown at the foot of the page
+    "usps": "usps: the U.S. Postal Service zip-code digits of LeCun et al. (1989), as distributed with Hastie, "
+            "Tibshirani and Friedman, The Elements of Statistical Learning (hastie.su.domains/ElemStatLearn); no "
+            "licence is stated there: cite the book and the paper.",
+    "mnist16": "mnist16: MNIST (LeCun, Cortes and Burges; yann.lecun.com/exdb/mnist; a derivative of NIST's data, "
+               "copyright Y. LeCun and C. Cortes), made available under the Creative Commons Attribution-Share "
+               "Alike 3.0 licence; resized here to 16x16.",
 }
 
 
@@ -43,12 +44,14 @@ def f32_base64(t: torch.Tensor) -> str:
     return base64.b64encode(t.detach().to(torch.float32).contiguous().numpy().astype("<f4").tobytes()).decode()
 
 
-def _values64(net: Net, x: torch.Tensor) -> torch.Tensor:
-    """(N, 16, 16) -> (N, 10) output values, computed in float64 (far from the float32 rounding that a CPU's
-    summation order moves), so the answers and lists below are the same on every machine."""
+def _values(net: Net, x: torch.Tensor) -> torch.Tensor:
+    """(N, 16, 16) -> (N, 10) output values: computed in float64, then rounded to float32, the values the study's
+    nets emit. In float64 the sums' order (which differs between CPUs) moves nothing that float32 keeps, so the
+    answers and lists below are the same on every machine; in float32 outputs saturate to exactly 1.0 and tie,
+    as in the study's records (the page rounds its float64 outputs the same way)."""
     state = {k: v.double() for k, v in net.state.items()}
     with torch.no_grad():
-        return outputs(net.cfg, forward(state, x.double(), net.cfg))
+        return outputs(net.cfg, forward(state, x.double(), net.cfg)).float()
 
 
 def _answers(values: torch.Tensor) -> list[int]:
@@ -104,7 +107,7 @@ def page_data(nets: list[Net], tests: dict[str, tuple[torch.Tensor, torch.Tensor
     entries, digits, blobs = [], {}, {}
     for ds, (x, y) in tests.items():
         ds_nets = [n for n in nets if n.dataset == ds]
-        values = [_values64(n, x) for n in ds_nets]
+        values = [_values(n, x) for n in ds_nets]
         ds_entries = [_net_entry(n, v, y, groups.get((ds, n.label))) for n, v in zip(ds_nets, values)]
         carried = set(range(min(FIRST_DIGITS, len(y))))
         for e in ds_entries:

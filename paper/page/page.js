@@ -339,6 +339,7 @@ function showWrong() {
 function showChart() { // one point per seed, rungs along x, log test error along y
   const ds = state.dataset, runs = DATA.runs.filter((r) => r.dataset === ds), W = 80 * runs.length + 70, H = 260;
   const all = runs.flatMap((r) => r.seeds.map((s) => s[1])).filter((v) => v > 0);
+  if (all.length === 0) { $("chart").textContent = "No run with a test error above 0 to draw."; return; }
   const lo = Math.log10(Math.min(...all) * 0.8), hi = Math.log10(Math.max(...all) * 1.25);
   const y = (v) => 20 + (H - 60) * (1 - (Math.log10(Math.max(v, 10 ** lo)) - lo) / (hi - lo));
   let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">`;

@@ -40,14 +40,14 @@ class PredictError(ReproError, ValueError):
 
 def read_gray(path: Path) -> np.ndarray:
     """(H, W) float64 gray levels 0-255 of an image file; transparent pixels are white paper."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image, ImageOps, UnidentifiedImageError
 
     if not path.is_file():
         raise PredictError(f"{path}: no such file")
     try:
         with Image.open(path) as im:
             im.load()
-            rgba = im.convert("RGBA")
+            rgba = ImageOps.exif_transpose(im).convert("RGBA")  # a phone's photo, turned as it was taken
     except (UnidentifiedImageError, OSError, ValueError) as e:
         raise PredictError(f"{path}: not an image Pillow can read ({e})") from None
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))

@@ -70,7 +70,7 @@ def test_every_rungs_net_answers_a_drawn_digit(usps, tmp_path):
 
 
 def test_the_command_prints_each_rungs_answer_and_refuses_a_bad_file(usps, tmp_path):
-    png = _save(usps.x_test[1].numpy(), tmp_path / "digit.png", 5, dark_on_light=True)
+    png = _save(usps.x_test[1].numpy(), tmp_path / "digit.jpg", 5, dark_on_light=True)  # a JPEG, as a photo
     run = CliRunner().invoke(main, ["predict", str(png), "--dataset", "mnist16", "--rung", "long", "--rung", "relu"])
     assert run.exit_code == 0, run.output
     rows = [line.split() for line in run.output.splitlines()[2:]]

@@ -3,7 +3,6 @@ Slow tier (tests/conftest.py SLOW): the page is built from the committed study, 
 
 import base64
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

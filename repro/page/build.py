@@ -116,7 +116,8 @@ def page_data(nets: list[Net], tests: dict[str, tuple[torch.Tensor, torch.Tensor
         pick = torch.tensor(index, dtype=torch.int64)
         answers = [_answers(v[pick]) for v in values]  # per net, per carried digit
         blobs[f"pixels:{ds}"] = f32_base64(x[pick])
-        blobs.update({f"params:{n.name}": f32_base64(torch.cat([n.state[k].flatten() for k in PARAMS[n.cfg.architecture]]))
+        blobs.update({f"params:{n.name}": f32_base64(torch.cat([n.state[k].flatten()
+                                                                for k in PARAMS[n.cfg.architecture]]))
                       for n in ds_nets})
         digits[ds] = {"index": index, "labels": y[pick].tolist(), "pixels": f"pixels:{ds}",
                       "answers": [list(a) for a in zip(*answers)], "source": SOURCES.get(ds, ds),

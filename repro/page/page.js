@@ -208,7 +208,8 @@ function mnistResize(bytes) {
   };
   for (let r = 0; r < 16; r++) for (let c = 0; c < 16; c++) {
     const [y0, y1, wy0, wy1] = taps(r), [x0, x1, wx0, wx1] = taps(c);
-    out[r * 16 + c] = Math.fround(wy0 * (wx0 * x[y0 * n + x0] + wx1 * x[y0 * n + x1]) + wy1 * (wx0 * x[y1 * n + x0] + wx1 * x[y1 * n + x1]));
+    const top = wx0 * x[y0 * n + x0] + wx1 * x[y0 * n + x1], bottom = wx0 * x[y1 * n + x0] + wx1 * x[y1 * n + x1];
+    out[r * 16 + c] = Math.fround(wy0 * top + wy1 * bottom);
   }
   return out;
 }
@@ -327,7 +328,8 @@ function showWrong() {
   const others = netsOf(net.dataset), self = others.indexOf(net);
   for (const t of net.wrong) {
     const k = d.index.indexOf(t), answers = d.answers[k];
-    const fig = el("figure", { title: `test digit ${t}, label ${d.labels[k]}: ` + others.map((n, j) => `${n.label} ${answerText(answers[j])}`).join(", ") });
+    const said = others.map((n, j) => `${n.label} ${answerText(answers[j])}`).join(", ");
+    const fig = el("figure", { title: `test digit ${t}, label ${d.labels[k]}: ${said}` });
     const c = el("canvas", { class: "pixels" });
     paintDigit(c, digitPixels(net.dataset, k));
     fig.append(c, el("figcaption", {}, `${d.labels[k]}\u2192${answerText(answers[self])}`));
@@ -345,7 +347,9 @@ function showChart() { // one point per seed, rungs along x, log test error alon
   let svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}">`;
   for (const tick of [0.5, 1, 2, 5, 10, 20, 50, 100]) {
     if (Math.log10(tick / 100) < lo || Math.log10(tick / 100) > hi) continue;
-    svg += `<line x1="50" x2="${W}" y1="${y(tick / 100)}" y2="${y(tick / 100)}" stroke="#ddd"/><text x="45" y="${y(tick / 100) + 4}" text-anchor="end">${tick}%</text>`;
+    const ty = y(tick / 100);
+    svg += `<line x1="50" x2="${W}" y1="${ty}" y2="${ty}" stroke="#ddd"/>`
+      + `<text x="45" y="${ty + 4}" text-anchor="end">${tick}%</text>`;
   }
   runs.forEach((r, i) => {
     const cx = 90 + 80 * i;
@@ -353,15 +357,22 @@ function showChart() { // one point per seed, rungs along x, log test error alon
     if (r.part === "faithful") svg += `<text x="${cx}" y="${H - 8}" text-anchor="middle">(faithful)</text>`;
     for (const [seed, test, train, collapsed] of r.seeds) {
       const x = cx + ((seed % 8) - 3.5) * 5 + (seed >= 8 ? 2 : 0);
-      const tip = `${r.label}, seed ${seed}: test ${(100 * test).toFixed(2)}%, train ${(100 * train).toFixed(2)}%, ${collapsed ? "collapsed" : "not collapsed"}`;
-      svg += `<circle cx="${x}" cy="${y(test)}" r="3.5" fill="${collapsed ? "none" : "#4a78b0"}" stroke="${collapsed ? "#c0392b" : "#2c4a70"}"><title>${tip}</title></circle>`;
+      const tip = `${r.label}, seed ${seed}: test ${(100 * test).toFixed(2)}%, train ${(100 * train).toFixed(2)}%, `
+        + (collapsed ? "collapsed" : "not collapsed");
+      const fill = collapsed ? "none" : "#4a78b0", stroke = collapsed ? "#c0392b" : "#2c4a70";
+      svg += `<circle cx="${x}" cy="${y(test)}" r="3.5" fill="${fill}" stroke="${stroke}"><title>${tip}</title></circle>`;
     }
   });
   $("chart").innerHTML = svg + "</svg>";
 }
 
 // ------------------------------------------------------------------ input
-function setInput(x, note) { state.input = x; paintDigit($("input"), x || new Float64Array(256).fill(-1)); $("input-note").textContent = note; showOutputs(); }
+function setInput(x, note) {
+  state.input = x;
+  paintDigit($("input"), x || new Float64Array(256).fill(-1));
+  $("input-note").textContent = note;
+  showOutputs();
+}
 
 function loadDigit(ds, k) {
   if (ds !== state.dataset) chooseDataset(ds);
@@ -377,7 +388,10 @@ function padChanged() {
   setInput(x, x === null ? "no ink yet" : `drawn, prepared as ${state.dataset} digits`);
 }
 let drawing = null;
-function padPoint(e) { const r = pad.getBoundingClientRect(); return [(e.clientX - r.left) * pad.width / r.width, (e.clientY - r.top) * pad.height / r.height]; }
+function padPoint(e) { // CSS pixels -> the pad's own pixels
+  const r = pad.getBoundingClientRect();
+  return [((e.clientX - r.left) * pad.width) / r.width, ((e.clientY - r.top) * pad.height) / r.height];
+}
 pad.addEventListener("pointerdown", (e) => {
   if (state.source !== "pad") { clearPad(); state.source = "pad"; }
   drawing = padPoint(e); pad.setPointerCapture(e.pointerId);
@@ -398,7 +412,8 @@ function chooseDataset(ds) {
   state.dataset = ds;
   $("dataset").value = ds;
   const sel = $("rung");
-  sel.replaceChildren(...netsOf(ds).map((n) => el("option", { value: NETS.indexOf(n) }, n.label + (n.part === "faithful" ? " (faithfulness study)" : ""))));
+  const name = (n) => n.label + (n.part === "faithful" ? " (faithfulness study)" : "");
+  sel.replaceChildren(...netsOf(ds).map((n) => el("option", { value: NETS.indexOf(n) }, name(n))));
   state.net = netsOf(ds)[0];
   if (state.source === "pad") padChanged();
   else if (state.input !== null && state.source !== ds) setInput(null, "");

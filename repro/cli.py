@@ -19,6 +19,7 @@ from repro.engines import registry
 from repro.engines.registry import NAMES as ENGINE_NAMES
 from repro.errors import ReproError
 from repro.net.model import init_params, layer_shapes
+from repro.predict import POLARITIES
 from repro.study.bench import SEEDS, run_bench, usable_engines, write_bench
 from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
@@ -284,6 +285,29 @@ def report(results_dir, study, check, data_dir, ladder_dir, strict, no_figures) 
         click.echo(outcome.comparison_text)
     if check and not outcome.all_agree:
         raise click.ClickException(outcome.comparison_text or "the check against the committed study failed")
+
+
+@main.command()
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--dataset", type=click.Choice(DATASETS), default="usps", show_default=True,
+              help="Prepare the images like this dataset's digits; its nets answer.")
+@click.option("--rung", "rungs", multiple=True, help="Only this rung's net (repeatable); default: every rung's.")
+@click.option("--polarity", type=click.Choice(POLARITIES), default="auto", show_default=True,
+              help="Ink on paper: auto tells dark-on-light (a scan, a photo) from light-on-dark by the border.")
+@click.option("--results-dir", type=click.Path(file_okay=False), default=None,
+              help="Whose seed-0 checkpoints answer (default: the committed study's).")
+def predict(images, dataset, rungs, polarity, results_dir) -> None:
+    """Read digit images of your own (PNG, JPEG) with each rung's seed-0 net."""
+    from repro.predict import predict as run_predict
+
+    folder = Path(results_dir) if results_dir else resources.study_dir()
+    for path, _, answers in run_predict([Path(p) for p in images], dataset, folder, DEFAULT_LADDER_DIR, rungs,
+                                        polarity):
+        click.echo(f"{path} (prepared as {dataset} digits)")
+        click.echo(f"  {'rung':<14}{'answer':>7}  outputs 0-9")
+        for a in answers:
+            said = "tie" if a.digit is None else str(a.digit)
+            click.echo(f"  {a.label:<14}{said:>7}  " + " ".join(f"{v:+.3f}" for v in a.outputs))
 
 
 @main.command()

@@ -72,6 +72,7 @@ SLOW: dict[str, str] = {
         "1,200 synthetic factorials",
     "tests/test_attribution.py::test_collapse_game_intervals_cover_at_the_committed_collapse_rates": "resampling",
     "tests/test_report.py::test_report_is_deterministic_and_writes_valid_pngs": "draws every figure twice",
+    "tests/test_page.py": "builds the page from the committed study and reads it in a headless Chromium",
     "tests/test_tutorial.py": "the README's tutorial: a rung with code trained through autograd, then a report",
     "tests/test_check.py::test_report_check_on_the_command_line": "a `repro report --check` process",
     "tests/test_download.py": "HTTP servers on the loopback address, files fetched and checked",

@@ -24,7 +24,7 @@ def test_committed_report_is_up_to_date(tmp_path):
                            strict=True)
     names = {p.relative_to(root).as_posix() for p in outcome.written}
     assert {"results/results.md", "results/README.md", "README.md", "paper/paper.md",
-            "paper/figures/ladder.png"} <= names
+            "paper/figures/ladder.png", "paper/page/index.html", "paper/page/page.js", "paper/page/data.js"} <= names
     assert outcome.comparison is None
     stale = [str(p.relative_to(root)) for p in outcome.written
              if p.read_bytes() != (REPO / p.relative_to(root)).read_bytes()]

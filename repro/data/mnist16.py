@@ -85,7 +85,7 @@ _MNIST_FILES = {
 }
 
 
-def _mnist_resize(images: torch.Tensor) -> torch.Tensor:
+def mnist_resize(images: torch.Tensor) -> torch.Tensor:
     """uint8 (n, 28, 28) -> float32 (n, 16, 16): x/127.5 - 1 first, then bilinear resize.
 
     Exactly the per-image arithmetic of prepro.py (batched; each output pixel is computed from
@@ -126,10 +126,10 @@ def build_mnist16(spec: DatasetSpec, raw: Mapping[str, bytes], options: Mapping)
         s: torch.from_numpy(i)
         for s, i in _mnist_draws(options["mnist_seed"], options["mnist_order"], sizes).items()
     }
-    x_full = _mnist_resize(images["test"])
+    x_full = mnist_resize(images["test"])
     y_full = labels["test"].to(torch.int64)
     return {
-        "train": (_mnist_resize(images["train"][idx["train"]]), labels["train"][idx["train"]].long()),
+        "train": (mnist_resize(images["train"][idx["train"]]), labels["train"][idx["train"]].long()),
         "test": (x_full[idx["test"]].contiguous(), y_full[idx["test"]]),
         "test10k": (x_full, y_full),
     }

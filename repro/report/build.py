@@ -20,6 +20,7 @@ Two kinds of report, chosen by the caller (write_report's `study`):
   record schema); with factorial runs, the same attribution files, a section of results.md and paper.md's
   report:attribution block (and, with guess runs, the guesses section, table and paper.md's report:guesses
   block). Without factorial runs nothing about attribution is written.
+- both, with the figures: the page (repro.page) in page/ (<out_dir>/page, <paper_dir>/page).
 
 Outputs are byte-for-byte deterministic for the same inputs (no timestamps). Rules on damaged files,
 incompatible records and diverged runs: see repro.report.records; intervals: repro.report.stats.
@@ -38,6 +39,7 @@ from repro.report import (
     attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, match, peers, plots,
     speed, tables, thresholds, tie_rule)
 from repro.report.compare import Comparison
+from repro.page.build import build_page
 from repro.png import styled_png
 from repro.report.records import ReportError, group_records, label_order, load_records
 from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES, MOST_LITERAL, PEER_FIGURES
@@ -247,6 +249,11 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
                if make_figures else {})
     for name, fig in figures.items():
         put(figure_dir / name, fig.png)
+
+    page_dir = paper_dir / "page" if study else out_dir / "page"  # the page (repro.page): nets, digits, runs
+    if make_figures:
+        for name, data in build_page(results_dir, ladder_root, all_groups, data_dir, note).items():
+            put(page_dir / name, data)
 
     links = {name: (_rel(figure_dir / name, text_path.parent), fig.caption) for name, fig in figures.items()}
     md = tables.results_markdown(frames, groups, order, inputs, notes, rungs, links, faithful_frame,

@@ -205,11 +205,18 @@ def _two_threads():
 # by up to 3.1e-5 after 160 steps on a CPU whose torch kernels take the AVX2 path (against 2e-5 allowed): the
 # last bits of torch's CPU kernels depend on the path, and a ReLU pre-activation within rounding of 0 can land
 # on either side (then the runs part by ~1e-2). Engines with their own arithmetic (native, fused) are float32
-# only; they are compared with the float32 reference loop within FLOAT32_TOLERANCE.
+# only; they are compared with the float32 reference loop within FLOAT32_TOLERANCE, ReLU rungs over one pass
+# (`float32_comparable`): on the AVX2 path (MKL_ENABLE_INSTRUCTIONS=AVX2) the reference loop's float32 moved a
+# ReLU pre-activation lying within rounding of 0 to its other side in pass 2 (usps `relu`, 150 digits, seed 11),
+# after which the two runs part by 2e-2; a float64 reference is no help there: the float64 loop parts from the
+# float32 one by 2e-2 too, on this CPU's own path, where native and the float32 loop agree to 1.8e-7.
 FLOAT64_TOLERANCE = {"atol": 2e-8, "rtol": 1e-7}
-# The float32 reference loop itself differs between CPU code paths (AVX-512, AVX2, default) by at most
-# REFERENCE_SPREAD_FLOAT32 measured by tests/measure_cpu_spread.py; the tolerance is 2e-5 absolute, 1e-4 relative.
 FLOAT32_TOLERANCE = {"atol": 2e-5, "rtol": 1e-4}
+
+
+def float32_comparable(cfg: Config) -> Config:
+    """cfg as a float32 engine is compared with the float32 reference loop: ReLU rungs over one pass (above)."""
+    return cfg.replace(passes=1) if cfg.hidden_activation == "relu" else cfg
 
 
 @contextmanager

@@ -13,7 +13,8 @@ from repro.engines.population.net1989 import to_engine, to_reference
 from repro.net.model import forward, init_params, run_generator
 from repro.engines.reference import evaluate, train_reference
 from tests.conftest import (
-    CONFIGS, DEVICES, FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, N_SUBSET, N_SUBSET_INTERPRETED, float64)
+    CONFIGS, DEVICES, FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, N_SUBSET, N_SUBSET_INTERPRETED, float32_comparable,
+    float64)
 
 LOCKSTEP = [name for name in registry.NAMES if registry.get(name).lockstep]
 # Engines whose arithmetic is torch's own ops, in torch's default dtype: compared with the reference loop in
@@ -41,6 +42,7 @@ def test_member_in_population_matches_reference_loop(label, device, engine, usps
     cls = lockstep_class(engine, cfg, device)
     if engine in TORCH_ARITHMETIC:
         return _matches_reference_in_float64(cfg, cls, device, usps, reference_run)
+    cfg = float32_comparable(cfg)
     n = N_SUBSET_INTERPRETED if (engine, device) == ("fused", "cpu") else N_SUBSET
     x, y = usps.x_train[:n], usps.y_train[:n]
     seed = 11
@@ -91,7 +93,7 @@ def test_the_ladder_covers_every_mechanism():
     {"target": 0.8}])
 def test_options_outside_the_ladder_match_too(patch, usps, reference_run):
     cfg = Config(passes=1).replace(**patch)
-    ref = reference_run(cfg, 200, 2, in_float64=True)
+    ref = reference_run(cfg, 200, 2)
     with float64():
         pop = Population(cfg, [2], usps.x_train[:200].double(), usps.y_train[:200])
         pop.train_pass(0)

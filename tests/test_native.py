@@ -19,7 +19,7 @@ from repro.engines.native.loader import NativePopulation
 from repro.engines.reference import evaluate, train_reference
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import forward, outputs
-from tests.conftest import CONFIGS, N_SUBSET
+from tests.conftest import CONFIGS, FLOAT32_TOLERANCE, N_SUBSET, float32_comparable
 
 pytestmark = pytest.mark.skipif(native._compiler() is None, reason="no C compiler: the native engine is unavailable")
 
@@ -47,12 +47,12 @@ def test_the_kernel_builds_here():
 
 def _assert_params_close(got, ref, msg=""):
     for name, want in ref.items():
-        torch.testing.assert_close(got[name], want.detach(), atol=2e-5, rtol=1e-4, msg=f"{msg}: {name}")
+        torch.testing.assert_close(got[name], want.detach(), **FLOAT32_TOLERANCE, msg=f"{msg}: {name}")
 
 
 @pytest.mark.parametrize("label", sorted(CONFIGS))
 def test_member_matches_reference_loop(label, usps, reference_run):
-    cfg = CONFIGS[label]
+    cfg = float32_comparable(CONFIGS[label])
     x, y = usps.x_train[:N_SUBSET], usps.y_train[:N_SUBSET]
     ref = reference_run(cfg, N_SUBSET, 11)
     pop = NativePopulation(cfg, [3, 11, 5], x, y)  # the member of interest between two others

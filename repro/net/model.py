@@ -92,8 +92,18 @@ def _uniform_weights(cfg: Config, gen: torch.Generator, shapes: dict[str, tuple[
     params = {}
     for name, shape in shapes.items():
         bound = cfg.init_scale / (math.sqrt(fan_in[name]) if cfg.init == "sqrt_fan_in" else fan_in[name])
-        params[f"{name}.weight"] = (torch.rand(shape, generator=gen) * 2.0 - 1.0) * bound
+        params[f"{name}.weight"] = _in_default_dtype((_rand32(shape, gen) * 2.0 - 1.0) * bound)
     return params
+
+
+def _rand32(shape, gen: torch.Generator) -> torch.Tensor:
+    """Uniform draws in float32 whatever torch's default dtype: a float64 run (the tests' oracle for the
+    float32 engines) then starts from the same weights and draws the same dropout masks as a float32 run."""
+    return torch.rand(shape, generator=gen, dtype=torch.float32)
+
+
+def _in_default_dtype(w: torch.Tensor) -> torch.Tensor:
+    return w.to(torch.get_default_dtype())
 
 
 def _repro2022_weights(cfg: Config, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -108,7 +118,7 @@ def _repro2022_weights(cfg: Config, gen: torch.Generator) -> dict[str, torch.Ten
     draw = {"H1": (12, 1, 5, 5), "H2": (12, 8, 5, 5), "H3": (12 * 4 * 4, 30), "out": (30, 10)}
     params = {}
     for name, shape in draw.items():
-        w = (torch.rand(shape, generator=gen) - 0.5) * 2 * cfg.init_scale / fan_in[name] ** 0.5
+        w = _in_default_dtype((_rand32(shape, gen) - 0.5) * 2 * cfg.init_scale / fan_in[name] ** 0.5)
         params[f"{name}.weight"] = w.T.contiguous() if name in ("H3", "out") else w
     return params
 
@@ -164,7 +174,7 @@ def draw_pass_randomness(
     the engine hand every member its own stream without one generator call per step.
     """
     shifts = torch.randint(-cfg.shift, cfg.shift + 1, (n, 2), generator=gen) if cfg.shift > 0 else None
-    keep = (torch.rand(n, 192, generator=gen) >= cfg.dropout).float() if cfg.dropout > 0 else None
+    keep = (_rand32((n, 192), gen) >= cfg.dropout).float() if cfg.dropout > 0 else None
     return shifts, keep
 
 

@@ -93,7 +93,7 @@ def test_the_ladder_covers_every_mechanism():
     {"target": 0.8}])
 def test_options_outside_the_ladder_match_too(patch, usps, reference_run):
     cfg = Config(passes=1).replace(**patch)
-    ref = reference_run(cfg, 200, 2)
+    ref = reference_run(cfg, 200, 2, in_float64=True)
     with float64():
         pop = Population(cfg, [2], usps.x_train[:200].double(), usps.y_train[:200])
         pop.train_pass(0)

@@ -92,6 +92,7 @@ SLOW: dict[str, str] = {
     **{f"tests/test_native_builds.py::test_every_configuration_is_the_same_bits_under_every_build[{build}]":
        "compiles the kernel again and trains every configuration" for build in
        ("znver3-*", "x86-64-v4-*", "native-8lanes")},
+    "tests/test_native_arm64.py": "cross-builds the kernel for ARM64 and runs it under qemu; every float input",
     "tests/test_packaging.py::test_the_wheel_holds_every_subpackage_the_kernel_the_rungs_and_the_summary":
         "builds and installs a wheel",
     # The fused kernel runs on CPU only in Triton's interpreter (~10 ms a step): one case stays in the fast tier.

@@ -42,7 +42,7 @@ N_TRAIN, N_EVAL, SEEDS = 12, 20, [0, 1, 2]
 def _cross_tools() -> str | None:
     missing = [tool for tool in (CROSS_CC, QEMU) if shutil.which(tool) is None]
     if missing:
-        return f"{' and '.join(missing)} not installed (apt-get install gcc-aarch64-linux-gnu qemu-user)"
+        return f"{' and '.join(missing)} not installed (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)"
     return None
 
 

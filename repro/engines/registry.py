@@ -91,6 +91,13 @@ def get(name: str) -> Engine:
     return ENGINES[name]
 
 
+def _native_fallback_note(why: str) -> str:
+    try:
+        return ENGINES["native"]._load().fallback_note(why)
+    except ImportError:
+        return f"{why}; the population engine trains instead"
+
+
 def choose(name: str, cfg: Config, device: torch.device | str) -> tuple[Engine, str | None]:
     """The engine that trains `cfg` on `device` when `name` is asked for, and a note saying why it is not
     the one asked for (None when it is, or when "auto" took its first choice or found it unavailable).
@@ -112,8 +119,8 @@ def choose(name: str, cfg: Config, device: torch.device | str) -> tuple[Engine, 
         return generic, note
     if name == AUTO:
         first = ENGINES["fused" if device.type == "cuda" else "native"]
-        if first.available(device):
-            return population, None
+        if why := first.available(device):  # where the native kernel cannot be built: why, and the cost
+            return population, _native_fallback_note(why) if first.name == "native" else None
         if why := first.supports(cfg):
             return population, f"{why}; running it on the population engine"
         return first, None

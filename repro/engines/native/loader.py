@@ -225,6 +225,25 @@ def available(device: torch.device | str | None = None) -> str | None:
     return lib if isinstance(lib, str) else None
 
 
+def fallback_note(why: str) -> str:
+    """What `ablate` and `train` say where the kernel cannot be built: why, which engine trains instead, and how
+    much slower the committed bench measured it (16 members, the same machine and run)."""
+    import json
+
+    from repro.resources import study_dir
+
+    slower = ""
+    try:
+        engines = json.loads((study_dir() / "bench" / "cpu.json").read_text())["engines"]
+        rate = {name: next(r["steps_per_s"] for r in engines[name]["populations"] if r["members"] == 16)
+                for name in ("native", "population")}
+        slower = (f", about {rate['native'] / rate['population']:.0f} times slower (the committed bench, at 16 "
+                  f"members: {rate['population']:,.0f} against {rate['native']:,.0f} member-steps/s)")
+    except (OSError, ValueError, KeyError, StopIteration):  # an installed package carries no bench figures
+        pass
+    return f"{why}; the population engine trains instead{slower}"
+
+
 def supports(cfg: Config) -> str | None:
     """None when the native engine implements every option of `cfg`, else why not."""
     if why := codes.missing_code("native", cfg):

@@ -14,6 +14,7 @@ import click
 import torch
 
 from repro import resources
+from repro.atomic_files import atomic_write_json
 from repro.config import Config, ConfigError, apply_patch, field_names
 from repro.data import DATASETS, MNIST_ORDERS, dataset_spec, fingerprint, load_dataset, summary
 from repro.engines import registry
@@ -22,6 +23,7 @@ from repro.errors import ReproError
 from repro.net.model import init_params, layer_shapes
 from repro.report.fmt import mean_std
 from repro.study.bench import SEEDS, run_bench, usable_engines, write_bench
+from repro.study.bench import ESTIMATE_CHECK_DATASET, device_slug, estimate_check, estimate_check_plan
 from repro.study.distributed import barrier, init_from_env, shutdown
 from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
@@ -449,12 +451,19 @@ def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, resul
 @click.option("--estimate", is_flag=True, help="Project the ablate --all time from measured rates instead of running it.")
 @click.option("--keep-runs", type=click.Path(file_okay=False), default=None,
               help="Keep the records of the measured ablate --all in this new folder (default: a throw-away folder).")
+@click.option("--estimate-check", is_flag=True,
+              help="Only this: time the faithfulness ladder (usps, 16 seeds) end to end against the estimate ablate "
+                   "announces for it, here and as calibrated for another CPU (<folder>/bench/estimate-check-<device>.json).")
 @results_dir_option("Figures go to <folder>/bench/<device>.json and .png.")
 @study_option()
-def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, results_dir, study) -> None:
+def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, estimate_check, results_dir,
+          study) -> None:
     """Speed of every engine as ratios against the plain reference loop, measured in the same run."""
     out = check_writable(output_dir(results_dir, study) / "bench")
     dev = _device(device)
+    if estimate_check:
+        _bench_estimate_check(dev, device, data_dir, out)
+        return
     names = engines or usable_engines(dev)
     for name in names:
         if name not in ENGINE_NAMES or name == "reference":
@@ -482,6 +491,24 @@ def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, 
                        ablate_measure=None if estimate else measure_ablate, log=click.echo)
     for path in write_bench(result, dev, out):
         click.echo(f"wrote {path}")
+
+
+def _bench_estimate_check(dev, device, data_dir, out: Path) -> None:
+    planned = estimate_check_plan()
+    ds = load_dataset(ESTIMATE_CHECK_DATASET, data_dir)
+    presentations = sum(p.config.passes for p in planned) * len(ds.y_train) * SEEDS
+
+    def run_job() -> float:  # the real command, from nothing, into a throw-away folder
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            _run_all(planned, [ESTIMATE_CHECK_DATASET], list(range(SEEDS)), device, data_dir, Path(tmp), False, "auto",
+                     "cumulative")
+            return time.perf_counter() - t0
+
+    result = estimate_check(dev, presentations, run_job, log=click.echo)
+    path = out / f"estimate-check-{device_slug(dev)}.json"
+    atomic_write_json(path, result)
+    click.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@
  *                       in [2^-126 (1 - 2^-25), 2^-126), where x86-64 and AArch64 would flush differently
  *   mathf_check digest  every 257th input, and every 31st of the kernel's own ranges: a digest of the
  *                       kernel's results, the same on every CPU where the functions give the same bits
+ *   mathf_check flush   the kernel's floating-point mode (fpmode.h) at the smallest normal float: a denormal
+ *                       input, a product far below 2^-126, and the one product that fpmode.h says the two
+ *                       architectures flush differently (exactly 2^-126 (1 - 2^-46)), as float bits
  *
  * Built by tests/test_native_arm64.py with the kernel's flags (no contraction). */
 #include <pthread.h>
@@ -55,10 +58,20 @@ static uint64_t kernel_ranges_digest(void) {
     return digest;
 }
 
+static int flush_cases(void) {
+    flush_denormals();
+    volatile float denormal = 0x1p-127f, one = 1.0f, tiny = 0x1p-70f;
+    volatile float a = 0x1p-63f * (1.0f + 0x1p-23f), b = 0x1p-63f * (1.0f - 0x1p-23f); /* both normal */
+    printf("denormal_times_one %08x\nfar_below %08x\nwindow_product %08x\n", (unsigned)float_bits(denormal * one),
+           (unsigned)float_bits(tiny * tiny), (unsigned)float_bits(a * b));
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "flush") == 0) return flush_cases();
     const int all = argc > 1 && strcmp(argv[1], "all") == 0;
     if (!all && !(argc > 1 && strcmp(argv[1], "digest") == 0)) {
-        fprintf(stderr, "usage: mathf_check all|digest\n");
+        fprintf(stderr, "usage: mathf_check all|digest|flush\n");
         return 2;
     }
     enum { THREADS = 2 };

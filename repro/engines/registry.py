@@ -100,7 +100,8 @@ def _native_fallback_note(why: str) -> str:
 
 def choose(name: str, cfg: Config, device: torch.device | str) -> tuple[Engine, str | None]:
     """The engine that trains `cfg` on `device` when `name` is asked for, and a note saying why it is not
-    the one asked for (None when it is, or when "auto" took its first choice or found it unavailable).
+    the one asked for (None when it is, when "auto" took its first choice, or when it found the fused engine
+    unavailable; where the native kernel cannot be built, the note says why and what the fallback costs).
 
     A config with code (a rung's own hooks) always gets the generic engine.
     "auto": on CPU the native engine when available and it supports cfg, on CUDA the fused engine likewise;

@@ -1,7 +1,7 @@
 """Native CPU engine: all seeds of a config trained in lockstep at batch size 1 by a plain C kernel
 (`native/kernel.c`), 8 or 16 members per AVX2 or AVX-512 register, or 8 in two NEON registers on ARM64 (one
-member per SIMD lane), threads over groups. A population too small to fill the lanes trains each member alone instead (`native/solo.c`: one
-member's units in the lanes, threads over members; see LANE_USES).
+member per SIMD lane), threads over groups. A population too small to fill the lanes trains each member alone
+instead (`native/solo.c`: one member's units in the lanes, threads over members; see LANE_USES).
 
 Each member computes exactly what the reference loop computes for it (tested against it at the lockstep
 engines' tolerances), and its numbers do not depend on its neighbours, its place in the population, the number
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -46,6 +47,7 @@ from repro.hardware import cpu_flags, cpu_has
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
 from repro.net.sdlm import curvature_window
+from repro.resources import study_dir
 
 ENTRY = Path(__file__).with_name("native.c")  # the C interface; it #includes the two kernels:
 KERNEL = ENTRY.with_name("kernel.c")  # members in the lanes (and the helpers and evaluation)
@@ -58,14 +60,14 @@ SOURCES = (ENTRY, KERNEL, SOLO, DRAWS, MATHF, FPMODE)
 # multiply-adds out), no fast-math. So -march only picks instructions, never numbers: the same bits on every
 # x86-64 CPU, whatever the target and the lane width (tests/test_native_builds.py builds several and compares),
 # and on AArch64 (tests/test_native_arm64.py cross-builds the kernel and runs it under emulation).
+FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-pthread",
+         "-std=gnu11")
 ARM64_MACHINES = ("aarch64", "arm64")  # platform.machine() on Linux and on macOS
 X86_64_MACHINES = ("x86_64", "amd64", "AMD64")
 
 
 def is_arm64() -> bool:
     return platform.machine() in ARM64_MACHINES
-FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-pthread",
-         "-std=gnu11")
 
 
 @dataclass(frozen=True)
@@ -228,10 +230,6 @@ def available(device: torch.device | str | None = None) -> str | None:
 def fallback_note(why: str) -> str:
     """What `ablate` and `train` say where the kernel cannot be built: why, which engine trains instead, and how
     much slower the committed bench measured it (16 members, the same machine and run)."""
-    import json
-
-    from repro.resources import study_dir
-
     slower = ""
     try:
         engines = json.loads((study_dir() / "bench" / "cpu.json").read_text())["engines"]

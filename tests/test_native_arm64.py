@@ -160,7 +160,7 @@ def test_the_kernels_exp_and_log_are_the_same_bits_on_arm64(tmp_path):
 def test_denormals_flush_on_arm64_as_fpmode_says(tmp_path):
     """Both flush a denormal input and a result far below 2^-126; a product whose exact value lies just below
     2^-126 (here 2^-126 (1 - 2^-46)) is 2^-126 on x86-64, which flushes after rounding, and 0 on AArch64, which
-    flushes before: the one case fpmode.h and the README name, shown as it is."""
+    flushes before: the one case fpmode.c and the README name, shown as it is."""
     if why := _cross_tools():
         pytest.skip(why)
     x86 = _compile(native._compiler() or "cc", X86_BUILD, HERE / "mathf_check.c", tmp_path / "mathf-x86")
@@ -177,7 +177,7 @@ def _named_bits(text: str) -> list[tuple[str, str]]:
 
 def test_the_kernels_exp_and_log_equal_glibcs_on_every_float(tmp_path):
     """On x86-64 glibc (what trained the committed study): no input differs, and no expf result before its
-    rounding lies where x86-64 and AArch64 flush denormals differently (fpmode.h)."""
+    rounding lies where x86-64 and AArch64 flush denormals differently (fpmode.c)."""
     if native.platform.machine() not in native.X86_64_MACHINES or native.platform.libc_ver()[0] != "glibc":
         pytest.skip("compares with x86-64 glibc's expf and logf")
     x86 = _compile(native._compiler() or "cc", X86_BUILD, HERE / "mathf_check.c", tmp_path / "mathf-x86")

@@ -6,8 +6,8 @@
  *                       in [2^-126 (1 - 2^-25), 2^-126), where x86-64 and AArch64 would flush differently
  *   mathf_check digest  every 257th input, and every 31st of the kernel's own ranges: a digest of the
  *                       kernel's results, the same on every CPU where the functions give the same bits
- *   mathf_check flush   the kernel's floating-point mode (fpmode.h) at the smallest normal float: a denormal
- *                       input, a product far below 2^-126, and the one product that fpmode.h says the two
+ *   mathf_check flush   the kernel's floating-point mode (fpmode.c) at the smallest normal float: a denormal
+ *                       input, a product far below 2^-126, and the one product that fpmode.c says the two
  *                       architectures flush differently (exactly 2^-126 (1 - 2^-46)), as float bits
  *
  * Built by tests/test_native_arm64.py with the kernel's flags (no contraction). */
@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "mathf.c"
-#include "fpmode.h"
+#include "fpmode.c"
 
 typedef struct {
     uint64_t lo, hi, step;

@@ -24,7 +24,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include "fpmode.h"
+#include "fpmode.c"
 #include "mathf.c"
 #if defined(__aarch64__)
 #include <arm_neon.h>
@@ -35,7 +35,7 @@
  * same sequence whatever LANES, whatever -march and whatever the architecture: the build forbids the compiler
  * to contract a*b+c (-ffp-contract=off), every fused multiply-add is written out (fmadd), exp and log are the
  * kernel's own (mathf.c), so a member's numbers are the same bits on every x86-64 CPU and on AArch64 (see
- * fpmode.h for the one case of flushing denormals where the two could differ). */
+ * fpmode.c for the one case of flushing denormals where the two could differ). */
 #ifndef LANES
 #define LANES 8
 #endif
@@ -722,7 +722,7 @@ typedef struct {
 
 static void *pool_worker(void *arg) {
     Pool *p = arg;
-    const fp_mode caller = fp_mode_enter(); /* denormals flushed (fpmode.h) */
+    const fp_mode caller = fp_mode_enter(); /* denormals flushed (fpmode.c) */
     Work *w = work_new();
     if (!w) {
         __atomic_store_n(&p->failed, 1, __ATOMIC_SEQ_CST);

@@ -54,7 +54,7 @@ KERNEL = ENTRY.with_name("kernel.c")  # members in the lanes (and the helpers an
 SOLO = ENTRY.with_name("solo.c")  # one member alone
 DRAWS = ENTRY.with_name("draws.c")  # a member's draws for a pass, from its torch generator's state
 MATHF = ENTRY.with_name("mathf.c")  # the kernel's own expf and logf (not the C library's)
-FPMODE = ENTRY.with_name("fpmode.h")  # denormals flushed, on x86-64 and on AArch64
+FPMODE = ENTRY.with_name("fpmode.c")  # denormals flushed, on x86-64 and on AArch64
 SOURCES = (ENTRY, KERNEL, SOLO, DRAWS, MATHF, FPMODE)
 # No flag may let the compiler change a result: contraction of a*b+c is off (the kernel writes its fused
 # multiply-adds out), no fast-math. So -march only picks instructions, never numbers: the same bits on every

@@ -14,7 +14,7 @@
  *         log1p by a polynomial of degree 4.
  *
  * The kernel's inputs: expf sees x - max <= 0 and logf a sum in [1, 10]; both are written for every input.
- * On a result of expf near the smallest normal float, see the note on flushing in kernel.c: for no float input
+ * On a result of expf near the smallest normal float, see fpmode.c: for no float input
  * does the double result before the final rounding lie in [2^-126 (1 - 2^-25), 2^-126), where x86-64 and
  * AArch64 flush differently (checked with the 2^32 inputs). */
 #include <math.h>

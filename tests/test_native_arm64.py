@@ -5,7 +5,8 @@ build's results.
 
 How: every configuration of both ladders (and their extras and guesses), with members in the lanes and each
 member alone, trains a pass of a few steps and is evaluated by the loader on this machine, while a recorder
-between the engine and its library keeps every kernel call's inputs and outputs. `tests/native_c/replay.c`
+between the engine and its library keeps every kernel call's inputs and outputs (training, evaluation, and the
+draws of each pass from torch's generator state). `tests/native_c/replay.c`
 replays the calls on a build of the kernel and writes what each produced: the x86-64 build's must equal what
 the library gave the engine (the replay is faithful), and the AArch64 build's must equal the x86-64 build's.
 
@@ -89,6 +90,15 @@ class _Recorder:
                      ctypes.string_at(keep, members * n * 24) if keep else b"", ctypes.string_at(labels, 8 * n)]
         rc = self._lib.native_train(spec, params, st1, st2, members, images, rows, keep, labels, n, threads)
         self.want += [_floats(p, block) for p in (params, st1, st2) if p]
+        self.calls += 1
+        return rc
+
+    def native_draw_pass(self, state, n, shift, dropout, n_train, rows, keep):
+        size = 5056  # torch's CPU generator state (draws.c)
+        self.job += [struct.pack("<4ifq", 2, n, shift, keep is not None, dropout, n_train), ctypes.string_at(state, size)]
+        rc = self._lib.native_draw_pass(state, n, shift, dropout, n_train, rows, keep)
+        self.want += [ctypes.string_at(state, size), ctypes.string_at(rows, 8 * n)]
+        self.want += [ctypes.string_at(keep, 24 * n)] if keep else []
         self.calls += 1
         return rc
 

@@ -4,11 +4,12 @@
  *
  *   replay JOB OUT
  *
- * JOB: "L89J", the number of calls, then each call: its kind (0: native_train, 1: native_eval), the Spec's
- * size and bytes, and the call's inputs as the engine gave them (parameters and optimizer state in the
- * kernel's layout, the image rows the call reads, dropout bits, labels). OUT, for each call in order: after
- * native_train, the parameters and the optimizer state; after native_eval, the outputs and the losses. Every
- * number little-endian, as both architectures store it.
+ * JOB: "L89J", the number of calls, then each call: its kind (0: native_train, 1: native_eval, 2:
+ * native_draw_pass), for 0 and 1 the Spec's size and bytes, and the call's inputs as the engine gave them
+ * (parameters and optimizer state in the kernel's layout, the image rows the call reads, dropout bits, labels;
+ * a torch generator's state). OUT, for each call in order: after native_train, the parameters and the optimizer
+ * state; after native_eval, the outputs and the losses; after native_draw_pass, the generator's state, the rows
+ * and the dropout bits. Every number little-endian, as both architectures store it.
  *
  * Built from the kernel's own sources (native.c includes the rest) with the flags the loader uses, but as a
  * program rather than a shared library. */
@@ -74,6 +75,23 @@ static int replay_eval(const Spec *s) {
     return rc;
 }
 
+static int replay_draw(void) {
+    const int32_t n = read_i32(), shift = read_i32(), has_keep = read_i32();
+    float dropout;
+    int64_t n_train;
+    if (fread(&dropout, 4, 1, job) != 1 || fread(&n_train, 8, 1, job) != 1) fail("job file ends early");
+    uint8_t *state = read_n(sizeof(TorchCpuGeneratorState), 1);
+    int64_t *rows = aligned_alloc(64, (size_t)n * 8 + 64);
+    uint8_t *keep = has_keep ? aligned_alloc(64, (size_t)n * 24 + 64) : NULL;
+    if (!rows || (has_keep && !keep)) fail("out of memory");
+    const int rc = native_draw_pass(state, n, shift, dropout, n_train, rows, keep);
+    write_n(state, sizeof(TorchCpuGeneratorState), 1);
+    write_n(rows, (size_t)n, 8);
+    if (keep) write_n(keep, (size_t)n * 24, 1);
+    free(state), free(rows), free(keep);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     if (argc != 3) fail("usage: replay JOB OUT");
     if (!(job = fopen(argv[1], "rb"))) fail("cannot open the job file");
@@ -82,11 +100,16 @@ int main(int argc, char **argv) {
     if (fread(magic, 1, 4, job) != 4 || memcmp(magic, "L89J", 4) != 0) fail("not a job file");
     const int32_t calls = read_i32();
     for (int32_t c = 0; c < calls; c++) {
-        const int32_t kind = read_i32(), spec_size = read_i32();
-        if (spec_size != (int32_t)sizeof(Spec)) fail("the job's Spec is not this kernel's");
-        Spec s;
-        if (fread(&s, sizeof s, 1, job) != 1) fail("job file ends early");
-        const int rc = kind == 0 ? replay_train(&s) : replay_eval(&s);
+        const int32_t kind = read_i32();
+        int rc;
+        if (kind == 2) {
+            rc = replay_draw();
+        } else {
+            if (read_i32() != (int32_t)sizeof(Spec)) fail("the job's Spec is not this kernel's");
+            Spec s;
+            if (fread(&s, sizeof s, 1, job) != 1) fail("job file ends early");
+            rc = kind == 0 ? replay_train(&s) : replay_eval(&s);
+        }
         if (rc != 0) {
             fprintf(stderr, "replay: call %d failed (code %d)\n", c, rc);
             return 1;

@@ -13,6 +13,7 @@ import click
 import torch
 
 from repro import resources
+from repro.atomic_files import atomic_write_json
 from repro.config import Config, ConfigError, apply_patch, field_names
 from repro.data import DATASETS, MNIST_ORDERS, load_dataset, summary
 from repro.engines import registry
@@ -21,6 +22,7 @@ from repro.errors import ReproError
 from repro.net.model import init_params, layer_shapes
 from repro.predict import POLARITIES
 from repro.study.bench import SEEDS, run_bench, usable_engines, write_bench
+from repro.study.bench import ESTIMATE_CHECK_DATASET, device_slug, estimate_check, estimate_check_plan
 from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
 from repro.study.job import (JobInterrupted, JobRequest, facts_without_data, plan_job, plan_lines, run_job,
@@ -352,13 +354,19 @@ def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, resul
                    "best of two each, from empty folders) and check that their records are equal.")
 @click.option("--cluster-rungs", type=CommaList(), default=None,
               help="The rungs of the --cluster comparison (default: every rung, as ablate --all).")
+@click.option("--estimate-check", is_flag=True,
+              help="Only this: time the faithfulness ladder (usps, 16 seeds) end to end against the estimate ablate "
+                   "announces for it, here and as calibrated for another CPU (<folder>/bench/estimate-check-<device>.json).")
 @results_dir_option("Figures go to <folder>/bench/<device>.json and .png.")
 @study_option()
-def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, cluster, cluster_rungs, results_dir,
-          study) -> None:
+def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, cluster, cluster_rungs, estimate_check,
+          results_dir, study) -> None:
     """Speed of every engine as ratios against the plain reference loop, measured in the same run."""
     out = check_writable(output_dir(results_dir, study) / "bench")
     dev = _device(device)
+    if estimate_check:
+        _bench_estimate_check(dev, data_dir, out)
+        return
     names = engines or usable_engines(dev)
     measurable = [n for n in ENGINE_NAMES if registry.get(n).lockstep]
     for name in names:
@@ -390,6 +398,24 @@ def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, 
         result["cluster_vs_default"] = compare_with_cluster(cluster, cluster_rungs, data_dir, dev, SEEDS, log=click.echo)
     for path in write_bench(result, dev, out):
         click.echo(f"wrote {path}")
+
+
+def _bench_estimate_check(dev, data_dir, out: Path) -> None:
+    planned = estimate_check_plan()
+    ds = load_dataset(ESTIMATE_CHECK_DATASET, data_dir)
+    presentations = sum(p.config.passes for p in planned) * len(ds.y_train) * SEEDS
+
+    def timed_job() -> float:  # the real job, from nothing, into a throw-away folder
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            run_job(JobRequest(planned, [ESTIMATE_CHECK_DATASET], list(range(SEEDS)), Path(tmp), dev),
+                    data_dir=data_dir, log=_log)
+            return time.perf_counter() - t0
+
+    result = estimate_check(dev, presentations, timed_job, log=click.echo)
+    path = out / f"estimate-check-{device_slug(dev)}.json"
+    atomic_write_json(path, result)
+    click.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":

@@ -99,6 +99,7 @@ SLOW: dict[str, str] = {
     # The controls of ablations/extra/ (ReLU + SGD at small rates) combine options every ladder rung already checks.
     "tests/test_engine.py::*[*-sgd-3e-*]": "the ladder's options again, at other learning rates",
     "tests/test_native.py::*[*-sgd-3e-*]": "the ladder's options again, at other learning rates",
+    "tests/test_native_arm64.py": "cross-builds the kernel for ARM64 and runs it under qemu; every float input",
     "tests/test_packaging.py::test_the_wheel_holds_every_subpackage_the_kernel_the_rungs_and_the_summary":
         "builds and installs a wheel",
     # The fused kernel runs on CPU only in Triton's interpreter (~10 ms a step): one case stays in the fast tier.

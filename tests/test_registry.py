@@ -110,3 +110,23 @@ def test_each_activations_derivatives_agree_with_autograd(name):
     a = a.detach()
     torch.testing.assert_close(act.grad_from_pre(a), grad)
     torch.testing.assert_close(act.grad_from_output(act.forward(a)), grad)
+
+
+def test_where_the_native_kernel_cannot_be_built_the_note_names_the_engine_instead_and_its_cost(monkeypatch):
+    from repro.engines.native import loader
+
+    monkeypatch.setattr(loader, "available", lambda device=None: "no C compiler found")
+    engine, note = registry.choose("auto", Config(), "cpu")
+    assert engine.name == "population"
+    assert note.startswith("no C compiler found; the population engine trains instead, about ")
+    assert "times slower (the committed bench, at 16 members: " in note
+
+
+def test_an_arm64_machine_builds_the_native_kernel_for_armv8_a(monkeypatch):
+    from repro.engines.native import loader
+
+    monkeypatch.delenv("LECUN1989_NATIVE_MARCH", raising=False)
+    monkeypatch.setattr(loader.platform, "machine", lambda: "aarch64")
+    assert loader.default_build(members=16, threads=2) == loader.Build("armv8-a", 8)
+    monkeypatch.setattr(loader.platform, "machine", lambda: "riscv64")
+    assert "x86-64 and ARM64" in loader._open(loader.Build())

@@ -128,9 +128,17 @@ def first_choice(device: torch.device | str) -> Engine:
     return next((e for e in ENGINES.values() if kind in e.auto_on), FALLBACK)
 
 
+def _fallback_note(first: Engine, why: str) -> str | None:
+    """Why `first` cannot run here and what the fallback costs, where its module says (`fallback_note`: the
+    native engine, whose kernel a machine without a compiler cannot build); None for the others."""
+    say = getattr(first._load(), "fallback_note", None)
+    return say(why) if say else None
+
+
 def choose(name: str, cfg: Config, device: torch.device | str) -> tuple[Engine, str | None]:
     """The engine that trains `cfg` on `device` when `name` is asked for, and a note saying why it is not
-    the one asked for (None when it is, or when "auto" took its first choice or found it unavailable).
+    the one asked for (None when it is, when "auto" took its first choice, or when it found the fused engine
+    unavailable; where the native kernel cannot be built, the note says why and what the fallback costs).
 
     A config with code (a rung's own hooks) always gets the engine that runs code.
     "auto": the device's first choice (first_choice) when available and it supports cfg, otherwise the
@@ -148,8 +156,8 @@ def choose(name: str, cfg: Config, device: torch.device | str) -> tuple[Engine, 
         return CODE_RUNNER, note
     if name == AUTO:
         first = first_choice(device)
-        if first.available(device):
-            return FALLBACK, None
+        if why := first.available(device):  # e.g. the native kernel cannot be built: why, and the cost
+            return FALLBACK, _fallback_note(first, why)
         if why := first.supports(cfg):
             return FALLBACK, f"{why}; running it on the {FALLBACK.name} engine"
         return first, None

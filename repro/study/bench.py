@@ -35,7 +35,7 @@ from repro.engines import registry
 from repro.engines.reference import train_reference
 from repro.hardware import cpu_clock_ghz, cpu_has
 from repro.net.model import init_params, layer_shapes, run_generator
-from repro.study.ladder import load_rungs, plan
+from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, load_rungs, plan
 from repro.study.runner import side_by_side_count
 from repro.study.store import device_description, environment
 
@@ -177,13 +177,25 @@ CALIBRATION_SECONDS = 1.5
 
 
 def calibration_rate(engine: str, device: torch.device, seconds: float = CALIBRATION_SECONDS) -> float:
-    """Member-steps per second of the baseline at 16 members on this machine, on random digits (an engine's
-    speed does not depend on the pixels): a few seconds that scale bench figures made on another CPU."""
+    """Member-steps per second of the baseline at 16 members on this machine, trained as a job trains it: where
+    ablate trains configurations side by side (one population per thread), on one thread, times the threads
+    (as rung_figures measures each rung, so it compares with the bench file's baseline: calibration_figure);
+    on random digits (an engine's speed does not depend on the pixels). A few seconds that scale bench figures
+    made on another CPU."""
     gen = torch.Generator().manual_seed(0)
     n = 2048
     digits = SimpleNamespace(x_train=torch.rand(n, 16, 16, generator=gen) * 2 - 1,
                              y_train=torch.randint(0, 10, (n,), generator=gen))
-    return engine_rate(engine, Config(), digits, CALIBRATION_MEMBERS, device, seconds)
+    side = side_by_side_count([engine] * 2, device)
+    threads = 1 if side > 1 else None
+    return side * engine_rate(engine, Config(), digits, CALIBRATION_MEMBERS, device, seconds, threads)
+
+
+def calibration_figure(rec: dict, engine: str) -> float | None:
+    """The bench file's figure that calibration_rate measures again on another machine: its baseline rung,
+    trained by `engine` at the bench's seed count (16), or None where the file has none."""
+    baseline = (rec.get("rungs") or {}).get("baseline") or {}
+    return baseline.get("steps_per_s") if baseline.get("engine") == engine else None
 
 
 def ablate_all_presentations(n_train: int, seeds: int = SEEDS) -> int:
@@ -377,3 +389,44 @@ def throughput_plot(result: dict) -> bytes:
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     return figure_png(fig)
+
+
+# The job `repro bench --estimate-check` times against its start-of-job estimate: the README's faithfulness
+# ladder (usps, 16 seeds), a minute or two on a 2-core CPU.
+ESTIMATE_CHECK_LADDER = "faithful"
+ESTIMATE_CHECK_RUNGS = ("baseline", "scaled-tanh", "literal-init", "paper", "target-1.2", "fc40")
+ESTIMATE_CHECK_DATASET = "usps"
+
+
+def estimate_check_plan() -> list:
+    folder = DEFAULT_LADDER_DIR / ESTIMATE_CHECK_LADDER
+    return plan(load_rungs(folder), "cumulative", list(ESTIMATE_CHECK_RUNGS), extra_rungs(folder))
+
+
+def estimate_check(device: torch.device, presentations: int, run_job: Callable[[], float],
+                   log: Callable[[str], None] = print) -> dict:
+    """The estimate a job announces at its start against its time measured end to end (`run_job`), two ways:
+    as announced here (bench figures of this CPU where there are some), and as it would be on another CPU
+    (the bench file's figures scaled by calibration_rate, measured now). Ratios above 1: the estimate was
+    long."""
+    from repro.study.plan import bench_throughput  # plan imports this module
+
+    engine = registry.choose("auto", Config(), device)[0].name
+    ways = {"announced": bench_throughput(device, engine),
+            "calibrated": bench_throughput(device, engine, as_another_cpu=True)}
+    log(f"job: {ESTIMATE_CHECK_LADDER} ladder ({', '.join(ESTIMATE_CHECK_RUNGS)}), {ESTIMATE_CHECK_DATASET}, "
+        f"{SEEDS} seeds: {presentations:,} presentations; running it ...")
+    measured = run_job()
+    out = {**environment(device), "job": {"ladder": ESTIMATE_CHECK_LADDER, "rungs": list(ESTIMATE_CHECK_RUNGS),
+                                          "dataset": ESTIMATE_CHECK_DATASET, "seeds": SEEDS,
+                                          "presentations": presentations},
+           "measured_s": measured, "estimates": {}}
+    log(f"measured end to end: {measured:,.1f} s")
+    for way, t in ways.items():
+        if t is None:
+            log(f"{way}: no bench figures for this device and engine")
+            continue
+        seconds = presentations / t.presentations_per_s
+        out["estimates"][way] = {"seconds": seconds, "ratio": seconds / measured, "source": t.source}
+        log(f"{way}: {seconds:,.1f} s, {seconds / measured:.2f} x the measured time ({t.source})")
+    return out

@@ -16,7 +16,8 @@ import torch
 
 from repro.config import Config
 from repro.engines import registry
-from repro.study.bench import CALIBRATION_MEMBERS, calibration_rate, device_slug
+from repro.study.bench import calibration_figure, calibration_rate, device_slug
+from repro.study.ladder import PlannedConfig
 from repro.study.runner import fmt_seconds
 from repro.study.store import device_description
 from repro.study.workspace import STUDY_DIR, default_workspace
@@ -28,12 +29,15 @@ class Throughput:
     source: str  # where the figure comes from, shown next to every estimate
 
 
-def bench_throughput(device: torch.device, engine: str, members: int = 16, calibrate: bool = True) -> Throughput | None:
+def bench_throughput(device: torch.device, engine: str, members: int = 16, calibrate: bool = True,
+                     as_another_cpu: bool = False) -> Throughput | None:
     """The measured throughput of `engine` on this kind of device, from a bench record, or None.
 
     A record made on another CPU (its `device` names the model, the vector extensions and the threads) is
-    scaled by this machine's speed: `calibrate` measures the baseline here for a couple of seconds
-    (bench.calibration_rate) and divides by the record's own figure for the same population."""
+    scaled by this machine's speed: `calibrate` measures the baseline here for a couple of seconds as a job
+    trains it (bench.calibration_rate: one population per thread where side by side) and divides by the
+    record's figure measured the same way (bench.calibration_figure). `as_another_cpu`: scale a record made on
+    this CPU too (`repro bench --estimate-check` judges the calibration that way)."""
     slug = device_slug(device)
     here = device_description(device)
     for folder in (default_workspace() / "bench", STUDY_DIR / "bench"):
@@ -45,10 +49,9 @@ def bench_throughput(device: torch.device, engine: str, members: int = 16, calib
             found = _recorded_throughput(rec, path, device, engine, members)
             if found is None:
                 continue
-            if rec.get("device") == here or device.type != "cpu":
+            if (rec.get("device") == here and not as_another_cpu) or device.type != "cpu":
                 return found
-            rows = (rec.get("engines") or {}).get(engine, {}).get("populations") or []
-            there = next((r["steps_per_s"] for r in rows if r["members"] == CALIBRATION_MEMBERS), None)
+            there = calibration_figure(rec, engine)
             if not calibrate or there is None:
                 return Throughput(found.presentations_per_s, f"{found.source}; measured on another CPU: "
                                                              f"{rec.get('device')}, not calibrated")

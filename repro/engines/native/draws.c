@@ -18,7 +18,7 @@
 
 enum { MT_N = 624, MT_M = 397 };
 
-/* torch's CPUGeneratorImplState, as get_state lays it out on x86-64 */
+/* torch's CPUGeneratorImplState, as get_state lays it out on x86-64 and AArch64 (both LP64, little-endian) */
 typedef struct {
     uint64_t the_initial_seed;
     int32_t left;

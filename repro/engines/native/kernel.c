@@ -24,15 +24,18 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define HAVE_MXCSR 1
+#include "fpmode.c"
+#include "mathf.c"
+#if defined(__aarch64__)
+#include <arm_neon.h>
 #endif
 
-/* LANES members per group, one per SIMD lane: 8 (one AVX2 register) unless the build says 16 (one AVX-512
- * register). Every operation below is one IEEE float32 operation per lane, the same sequence whatever LANES
- * and whatever -march: the build forbids the compiler to contract a*b+c (-ffp-contract=off) and every fused
- * multiply-add is written out (fmadd), so a member's numbers are the same bits on every x86-64 CPU. */
+/* LANES members per group, one per SIMD lane: 8 (one AVX2 register, or two NEON registers on AArch64) unless
+ * the build says 16 (one AVX-512 register). Every operation below is one IEEE float32 operation per lane, the
+ * same sequence whatever LANES, whatever -march and whatever the architecture: the build forbids the compiler
+ * to contract a*b+c (-ffp-contract=off), every fused multiply-add is written out (fmadd), exp and log are the
+ * kernel's own (mathf.c), so a member's numbers are the same bits on every x86-64 CPU and on AArch64 (see
+ * fpmode.c for the one case of flushing denormals where the two could differ). */
 #ifndef LANES
 #define LANES 8
 #endif
@@ -42,6 +45,9 @@
 typedef float vf __attribute__((vector_size(LANES * 4), aligned(LANES * 4)));
 typedef int32_t vi __attribute__((vector_size(LANES * 4), aligned(LANES * 4)));
 #define INLINE static inline __attribute__((always_inline))
+#if defined(__aarch64__)
+typedef union { vf v; float32x4_t q[LANES / 4]; } vq; /* a vector as NEON's 4-float registers */
+#endif
 
 enum { ARCH_NET1989 = 0, ARCH_FC40 = 1 };
 enum { ACT_TANH = 0, ACT_SCALED_TANH = 1, ACT_RELU = 2 };
@@ -94,6 +100,10 @@ INLINE vf fmadd(vf a, vf b, vf c) {
     return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c);
 #elif LANES == 8 && defined(__FMA__)
     return (vf)_mm256_fmadd_ps((__m256)a, (__m256)b, (__m256)c);
+#elif defined(__aarch64__)
+    vq x = {a}, y = {b}, z = {c};
+    for (int i = 0; i < LANES / 4; i++) z.q[i] = vfmaq_f32(z.q[i], x.q[i], y.q[i]);
+    return z.v;
 #else
     vf r;
     for (int l = 0; l < LANES; l++) r[l] = __builtin_fmaf(a[l], b[l], c[l]);
@@ -117,6 +127,10 @@ INLINE vf vsqrt(vf x) { /* correctly rounded on every CPU */
     return (vf)_mm512_sqrt_ps((__m512)x);
 #elif LANES == 8 && defined(__AVX__)
     return (vf)_mm256_sqrt_ps((__m256)x);
+#elif defined(__aarch64__)
+    vq r = {x};
+    for (int i = 0; i < LANES / 4; i++) r.q[i] = vsqrtq_f32(r.q[i]);
+    return r.v;
 #else
     vf r;
     for (int l = 0; l < LANES; l++) r[l] = sqrtf(x[l]);
@@ -142,6 +156,14 @@ INLINE vf vdiv_by_const(vf x, double inv_c) {
     __m128 lo = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(xv)), r));
     __m128 hi = _mm256_cvtpd_ps(_mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(xv, 1)), r));
     return (vf)_mm256_set_m128(hi, lo);
+#elif defined(__aarch64__)
+    const float64x2_t r = vdupq_n_f64(inv_c);
+    vq q = {x};
+    for (int i = 0; i < LANES / 4; i++) {
+        float32x2_t lo = vcvt_f32_f64(vmulq_f64(vcvt_f64_f32(vget_low_f32(q.q[i])), r));
+        q.q[i] = vcvt_high_f32_f64(lo, vmulq_f64(vcvt_high_f64_f32(q.q[i]), r));
+    }
+    return q.v;
 #else
     vf q;
     for (int l = 0; l < LANES; l++) q[l] = (float)((double)x[l] * inv_c);
@@ -155,6 +177,10 @@ INLINE vf vtrunc(vf x) {
     return (vf)_mm512_roundscale_ps((__m512)x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
 #elif LANES == 8 && defined(__AVX__)
     return (vf)_mm256_round_ps((__m256)x, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+#elif defined(__aarch64__)
+    vq r = {x};
+    for (int i = 0; i < LANES / 4; i++) r.q[i] = vrndq_f32(r.q[i]);
+    return r.v;
 #else
     return __builtin_convertvector(__builtin_convertvector(x, vi), vf);
 #endif
@@ -453,7 +479,7 @@ INLINE void output_delta(int outk, int sdlm, float target, const vf *pre, int64_
         for (int o = 1; o < 10; o++) mx = pre[o][l] > mx ? pre[o][l] : mx;
         float e[10], sum = 0.0f;
         for (int o = 0; o < 10; o++) {
-            e[o] = expf(pre[o][l] - mx);
+            e[o] = kernel_expf(pre[o][l] - mx);
             sum += e[o];
         }
         for (int o = 0; o < 10; o++) {
@@ -696,10 +722,7 @@ typedef struct {
 
 static void *pool_worker(void *arg) {
     Pool *p = arg;
-#ifdef HAVE_MXCSR
-    unsigned int csr = _mm_getcsr();
-    _mm_setcsr(csr | 0x8040); /* flush denormals to zero (FTZ + DAZ), as torch.set_flush_denormal(True) */
-#endif
+    const fp_mode caller = fp_mode_enter(); /* denormals flushed (fpmode.c) */
     Work *w = work_new();
     if (!w) {
         __atomic_store_n(&p->failed, 1, __ATOMIC_SEQ_CST);
@@ -711,9 +734,7 @@ static void *pool_worker(void *arg) {
         }
         free(w);
     }
-#ifdef HAVE_MXCSR
-    _mm_setcsr(csr);
-#endif
+    fp_mode_leave(caller);
     return NULL;
 }
 
@@ -870,11 +891,11 @@ static int eval_task(void *ctx, int64_t task, Work *w) {
                 for (int o = 1; o < 10; o++) mx = w->pre[o][l] > mx ? w->pre[o][l] : mx;
                 float e[10], sum = 0.0f;
                 for (int o = 0; o < 10; o++) {
-                    e[o] = expf(w->pre[o][l] - mx);
+                    e[o] = kernel_expf(w->pre[o][l] - mx);
                     sum += e[o];
                 }
                 for (int o = 0; o < 10; o++) out[o] = e[o] / sum;
-                loss = logf(sum) - (w->pre[lab][l] - mx);
+                loss = kernel_logf(sum) - (w->pre[lab][l] - mx);
             }
             c->losses[m * c->n + p] = loss;
         }
@@ -907,13 +928,7 @@ static int eval_population(const Spec *s, const float *params, float *wide, int3
     const int64_t chunk = (blocks + per_member - 1) / per_member;
     per_member = (blocks + chunk - 1) / chunk;
     EvalCtx c = {s, wide, members, n, xt, labels, outs, losses, chunk, per_member};
-#ifdef HAVE_MXCSR
-    unsigned int csr = _mm_getcsr();
-#endif
-    int rc = pool_run(eval_task, &c, members * per_member, nthreads);
-#ifdef HAVE_MXCSR
-    _mm_setcsr(csr);
-#endif
+    int rc = pool_run(eval_task, &c, members * per_member, nthreads); /* each worker restores its mode */
     free(xt);
     return rc;
 }

@@ -1,7 +1,7 @@
 """Native CPU engine: all seeds of a config trained in lockstep at batch size 1 by a plain C kernel
-(`native/kernel.c`), 8 or 16 members per AVX2 or AVX-512 register (one member per SIMD lane), threads over
-groups. A population too small to fill the lanes trains each member alone instead (`native/solo.c`: one
-member's units in the lanes, threads over members; see LANE_USES).
+(`native/kernel.c`), 8 or 16 members per AVX2 or AVX-512 register, or 8 in two NEON registers on ARM64 (one
+member per SIMD lane), threads over groups. A population too small to fill the lanes trains each member alone
+instead (`native/solo.c`: one member's units in the lanes, threads over members; see LANE_USES).
 
 Each member computes exactly what the reference loop computes for it (tested against it at the lockstep
 engines' tolerances), and its numbers do not depend on its neighbours, its place in the population, the number
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ctypes
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -46,17 +47,27 @@ from repro.hardware import cpu_flags, cpu_has
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
 from repro.net.sdlm import curvature_window
+from repro.resources import study_dir
 
 ENTRY = Path(__file__).with_name("native.c")  # the C interface; it #includes the two kernels:
 KERNEL = ENTRY.with_name("kernel.c")  # members in the lanes (and the helpers and evaluation)
 SOLO = ENTRY.with_name("solo.c")  # one member alone
 DRAWS = ENTRY.with_name("draws.c")  # a member's draws for a pass, from its torch generator's state
-SOURCES = (ENTRY, KERNEL, SOLO, DRAWS)
+MATHF = ENTRY.with_name("mathf.c")  # the kernel's own expf and logf (not the C library's)
+FPMODE = ENTRY.with_name("fpmode.c")  # denormals flushed, on x86-64 and on AArch64
+SOURCES = (ENTRY, KERNEL, SOLO, DRAWS, MATHF, FPMODE)
 # No flag may let the compiler change a result: contraction of a*b+c is off (the kernel writes its fused
 # multiply-adds out), no fast-math. So -march only picks instructions, never numbers: the same bits on every
-# x86-64 CPU, whatever the target and the lane width (tests/test_native_builds.py builds several and compares).
+# x86-64 CPU, whatever the target and the lane width (tests/test_native_builds.py builds several and compares),
+# and on AArch64 (tests/test_native_arm64.py cross-builds the kernel and runs it under emulation).
 FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-pthread",
          "-std=gnu11")
+ARM64_MACHINES = ("aarch64", "arm64")  # platform.machine() on Linux and on macOS
+X86_64_MACHINES = ("x86_64", "amd64", "AMD64")
+
+
+def is_arm64() -> bool:
+    return platform.machine() in ARM64_MACHINES
 
 
 @dataclass(frozen=True)
@@ -71,15 +82,17 @@ class Build:
 
 
 def default_build(members: int | None = None, threads: int = 1) -> Build:
-    """This CPU's own instructions, with 16 lanes where it has AVX-512 and the population fills a group of 16
-    for every thread or trains alone (`trains_alone_by_default`: one member's units fill the lanes), else 8
-    (threads take whole groups: 16 members on 2 threads train faster as two groups of 8, and 8 members would
-    leave half of a 16-lane register idle). The choice never changes a record.
+    """On x86-64, this CPU's own instructions, with 16 lanes where it has AVX-512 and the population fills a
+    group of 16 for every thread or trains alone (`trains_alone_by_default`: one member's units fill the lanes),
+    else 8 (threads take whole groups: 16 members on 2 threads train faster as two groups of 8, and 8 members
+    would leave half of a 16-lane register idle). On AArch64, ARMv8-A (NEON, which every such CPU has) with 8
+    lanes in two registers (the compilers of Linux and macOS both take it; a wider target has no instruction the
+    kernel would use). The choice never changes a record.
 
     `$LECUN1989_NATIVE_MARCH` and `$LECUN1989_NATIVE_LANES` override either."""
     lanes = 16 if cpu_has("avx512f") and (members is None or members >= 16 * threads
                                            or trains_alone_by_default(members, threads)) else 8
-    return Build(os.environ.get("LECUN1989_NATIVE_MARCH", "native"),
+    return Build(os.environ.get("LECUN1989_NATIVE_MARCH", "armv8-a" if is_arm64() else "native"),
                  int(os.environ.get("LECUN1989_NATIVE_LANES", lanes)))
 
 
@@ -170,6 +183,8 @@ def _compile(cc: str, build: Build) -> Path:
 def _open(build: Build) -> ctypes.CDLL | str:
     if platform.system() == "Windows":
         return "the native engine is built for POSIX systems only"
+    if platform.machine() not in ARM64_MACHINES + X86_64_MACHINES:
+        return f"the native engine is built for x86-64 and ARM64 CPUs, not {platform.machine() or 'this one'}"
     cc = _compiler()
     if cc is None:
         return "no C compiler found ($CC, cc or gcc) to build the native engine's kernel"
@@ -210,6 +225,21 @@ def available(device: torch.device | str | None = None) -> str | None:
         return f"the native engine runs on the CPU only, not on {torch.device(device).type}"
     lib = load()
     return lib if isinstance(lib, str) else None
+
+
+def fallback_note(why: str) -> str:
+    """What `ablate` and `train` say where the kernel cannot be built: why, which engine trains instead, and how
+    much slower the committed bench measured it (16 members, the same machine and run)."""
+    slower = ""
+    try:
+        engines = json.loads((study_dir() / "bench" / "cpu.json").read_text())["engines"]
+        rate = {name: next(r["steps_per_s"] for r in engines[name]["populations"] if r["members"] == 16)
+                for name in ("native", "population")}
+        slower = (f", about {rate['native'] / rate['population']:.0f} times slower (the committed bench, at 16 "
+                  f"members: {rate['population']:,.0f} against {rate['native']:,.0f} member-steps/s)")
+    except (OSError, ValueError, KeyError, StopIteration):  # an installed package carries no bench figures
+        pass
+    return f"{why}; the population engine trains instead{slower}"
 
 
 def supports(cfg: Config) -> str | None:

@@ -50,14 +50,8 @@ int native_train(const Spec *s, float *params, float *st1, float *st2, int32_t m
     TrainCtx c = {s, params, st1, st2, members, n, images, rows, keep, labels};
     int64_t groups = (members + LANES - 1) / LANES;
     const int alone = solo_chosen(s);
-#ifdef HAVE_MXCSR
-    unsigned int csr = _mm_getcsr();
-#endif
-    int rc = alone ? pool_run(solo_task, &c, members, nthreads) : pool_run(train_task, &c, groups, nthreads);
-#ifdef HAVE_MXCSR
-    _mm_setcsr(csr);
-#endif
-    return rc;
+    /* each worker, the calling thread included, sets the kernel's floating-point mode and restores its own */
+    return alone ? pool_run(solo_task, &c, members, nthreads) : pool_run(train_task, &c, groups, nthreads);
 }
 
 int native_eval(const Spec *s, const float *params, float *wide, int32_t members, const float *images,

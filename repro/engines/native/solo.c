@@ -283,7 +283,7 @@ static void solo_output_delta(Solo *w, int outk, float target, int64_t label) {
     for (int o = 1; o < 10; o++) mx = w->pre[o] > mx ? w->pre[o] : mx;
     float e[10], sum = 0.0f;
     for (int o = 0; o < 10; o++) {
-        e[o] = expf(w->pre[o] - mx);
+        e[o] = kernel_expf(w->pre[o] - mx);
         sum += e[o];
     }
     for (int o = 0; o < 10; o++) {

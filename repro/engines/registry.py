@@ -4,8 +4,12 @@
     population  all seeds in lockstep with batched torch ops; every config, every device
     fused       the Triton kernel (population.Population's API); CUDA, or Triton's CPU interpreter for checks
     native      the C engine (repro.engines.native.loader; optional: unavailable when missing or not built)
-    generic     all seeds in lockstep through autograd (repro.engines.generic): the one engine that runs a rung's
-                own code (Config.code), which no other engine can know; stock configs too, but SDLM
+    generic     all seeds in lockstep through autograd (repro.engines.generic), the step compiled by torch.compile
+                (repro.engines.generic_compile): the one engine that runs a rung's own code (Config.code), which
+                no other engine can know; stock configs too, but SDLM
+    generic-eager  the same step op by op, uncompiled: what `generic` falls back to (with a message naming the
+                hook and the reason) when a step cannot be compiled. A name of its own, not an option, so that
+                bench measures both side by side and a user can rule the compiler out with --engine.
 
 Each engine module answers `supports(cfg) -> str | None` and `available(device) -> str | None` (None: yes;
 otherwise the reason; the native module's `available()` takes no device: it runs on the CPU), and a
@@ -23,7 +27,7 @@ import torch
 from repro.config import Config
 from repro.errors import ReproError
 
-NAMES = ("reference", "population", "fused", "native", "generic")
+NAMES = ("reference", "population", "fused", "native", "generic", "generic-eager")
 AUTO = "auto"
 
 
@@ -67,8 +71,8 @@ class Engine:
         mod = self._load()
         if self.name == "population":
             return mod.population_class(cfg.architecture)
-        if self.name == "generic":
-            return mod.generic_class(cfg.architecture)
+        if self.name in GENERIC:
+            return mod.generic_class(cfg.architecture, compiled=self.name == "generic")
         return mod.FusedPopulation if self.name == "fused" else mod.NativePopulation
 
 
@@ -78,7 +82,9 @@ ENGINES = {
     "fused": Engine("fused", "repro.engines.fused.population"),
     "native": Engine("native", "repro.engines.native.loader"),
     "generic": Engine("generic", "repro.engines.generic"),
+    "generic-eager": Engine("generic-eager", "repro.engines.generic"),
 }
+GENERIC = ("generic", "generic-eager")  # the engines that run a rung's own code
 
 
 class EngineError(ReproError, ValueError):
@@ -105,10 +111,10 @@ def choose(name: str, cfg: Config, device: torch.device | str) -> tuple[Engine, 
     if cfg.code:  # a rung's own code: only the generic engine can run it
         if name != AUTO:
             get(name)
-        generic = ENGINES["generic"]
+        generic = ENGINES[name if name in GENERIC else "generic"]
         if why := generic.supports(cfg):
             raise EngineError(f"config with code {cfg.code}: {why}")
-        note = None if name in (AUTO, "generic") else f"--engine {name} cannot run a rung's own code; running it on the generic engine"
+        note = None if name in (AUTO, *GENERIC) else f"--engine {name} cannot run a rung's own code; running it on the generic engine"
         return generic, note
     if name == AUTO:
         first = ENGINES["fused" if device.type == "cuda" else "native"]

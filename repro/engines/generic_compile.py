@@ -1,0 +1,79 @@
+"""The generic engine's step compiled by torch.compile: the whole gradient of a step (forward with the rung's
+hooks, backward, the H2 mask, the flat layout) traced once per configuration and population size by
+`torch.func.grad`, which compiles into one graph (`torch.autograd.grad` would break it); Inductor generates
+C++ on the CPU and Triton on CUDA. The update stays eager: the flat optimizers and the update hooks then keep
+their arithmetic (Python-float scalars, torch.optim's own code) exactly as the eager step has it.
+
+Compiled code is cached between runs and processes by Inductor, in $TORCHINDUCTOR_CACHE_DIR when set, else
+`<$XDG_CACHE_HOME or ~/.cache>/lecun1989/inductor`; where that folder cannot be written, in a private folder
+under the temp dir (for this process only; a message says so). A step that cannot be traced or compiled falls
+back to the eager step, with a message naming the hook and the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from functools import cache
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+# Each configuration and population size is its own compiled entry of one traced function; an `ablate --all`
+# holds dozens, beyond torch's default limit (8), past which it would silently run the function eagerly.
+RECOMPILE_LIMIT = 512
+
+
+def default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME")
+    return (Path(base) if base and os.path.isabs(base) else Path.home() / ".cache") / "lecun1989" / "inductor"
+
+
+@cache
+def prepare() -> str | None:
+    """Point Inductor's cache at a writable folder and raise the recompile limit, once per process; returns a
+    note when the cache will not outlive the process."""
+    for name in ("recompile_limit", "cache_size_limit"):  # the newer name, then the older
+        if hasattr(torch._dynamo.config, name):
+            setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), RECOMPILE_LIMIT))
+    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        return None
+    folder = default_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        writable = os.access(folder, os.W_OK | os.X_OK)
+    except OSError:
+        writable = False
+    if writable:
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(folder)
+        return None
+    private = tempfile.mkdtemp(prefix="lecun1989-inductor-")
+    os.environ["TORCHINDUCTOR_CACHE_DIR"] = private
+    return f"the compile cache {folder} cannot be written; compiled steps are cached in {private} for this run only"
+
+
+def compile_step(fn: Callable) -> Callable:
+    """fn compiled as one graph (no graph breaks: a break would leave most of the step eager, slowly)."""
+    if note := prepare():
+        say(note)
+    return torch.compile(fn, fullgraph=True, dynamic=False)
+
+
+def fallback_message(err: BaseException, hooks: dict[str, Callable]) -> str:
+    """Why the compiled step is given up, naming the hook whose code the error points into (when one does)."""
+    text = f"{type(err).__name__}: {err}"
+    reason = next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
+    named = [name for name, fn in hooks.items() if _points_into(text, fn)]
+    where = f"hook {', '.join(repr(n) for n in named)}" if named else "the step"
+    return f"generic engine: {where} cannot be compiled ({type(err).__name__}: {reason}); running the eager step"
+
+
+def _points_into(text: str, fn: Callable) -> bool:
+    code = getattr(fn, "__code__", None)
+    return code is not None and code.co_filename in text and code.co_name in text
+
+
+def say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)

@@ -34,12 +34,16 @@ def default_cache_dir() -> Path:
 @cache
 def prepare() -> str | None:
     """Point Inductor's cache at a writable folder and raise the recompile limit, once per process; returns a
-    note when the cache will not outlive the process."""
+    note when the cache will not outlive the process. The folder is chosen before torch._dynamo is touched:
+    importing it makes Inductor settle on its own default folder (under the temp dir)."""
+    note = None if os.environ.get("TORCHINDUCTOR_CACHE_DIR") else _choose_cache_dir()
     for name in ("recompile_limit", "cache_size_limit"):  # the newer name, then the older
         if hasattr(torch._dynamo.config, name):
             setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), RECOMPILE_LIMIT))
-    if os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
-        return None
+    return note
+
+
+def _choose_cache_dir() -> str | None:
     folder = default_cache_dir()
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -58,7 +62,10 @@ def compile_step(fn: Callable) -> Callable:
     """fn compiled as one graph (no graph breaks: a break would leave most of the step eager, slowly)."""
     if note := prepare():
         say(note)
-    return torch.compile(fn, fullgraph=True, dynamic=False)
+    # One thread: Inductor's parallel loops split sums between threads by the tensors' sizes, so a member's
+    # numbers would depend on its population's size (measured: ReLU's H1 gradients, 2 threads, 1 vs 4
+    # members); on one thread they do not. The second core trains another configuration side by side.
+    return torch.compile(fn, fullgraph=True, dynamic=False, options={"cpp.threads": 1})
 
 
 def fallback_message(err: BaseException, hooks: dict[str, Callable]) -> str:

@@ -114,7 +114,11 @@ class _Autograd:
     def _compiled_step(self, rows, labels, keep_scale) -> torch.Tensor | None:
         """The flat gradient by the compiled step, or None once it has been given up (see generic_compile)."""
         try:
-            return self._compiled(self.params.views, rows, labels, keep_scale)
+            generic_compile.table_rows_vary(self.images)
+            # rows and keep_scale are columns of the pass's draws, strided by the training set's size: made
+            # contiguous, so that the compiled step does not depend on that size
+            keep_scale = None if keep_scale is None else keep_scale.contiguous()
+            return self._compiled(self.params.views, rows.contiguous(), labels, keep_scale)
         except Exception as err:  # noqa: BLE001 (whatever stops the compiler, the eager step may run the hook)
             generic_compile.say(generic_compile.fallback_message(err, self.hooks))
             self._compiled = None

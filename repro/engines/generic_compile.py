@@ -37,9 +37,11 @@ def prepare() -> str | None:
     note when the cache will not outlive the process. The folder is chosen before torch._dynamo is touched:
     importing it makes Inductor settle on its own default folder (under the temp dir)."""
     note = None if os.environ.get("TORCHINDUCTOR_CACHE_DIR") else _choose_cache_dir()
-    for name in ("recompile_limit", "cache_size_limit"):  # the newer name, then the older
-        if hasattr(torch._dynamo.config, name):
-            setattr(torch._dynamo.config, name, max(getattr(torch._dynamo.config, name), RECOMPILE_LIMIT))
+    config = torch._dynamo.config
+    config.recompile_limit = max(config.recompile_limit, RECOMPILE_LIMIT)
+    # A new population size is a new graph, never one graph for every size: the tests hold a member's bits
+    # the same at each size of a static graph (the package compiles nothing else)
+    config.automatic_dynamic_shapes = False
     return note
 
 
@@ -65,7 +67,14 @@ def compile_step(fn: Callable) -> Callable:
     # One thread: Inductor's parallel loops split sums between threads by the tensors' sizes, so a member's
     # numbers would depend on its population's size (measured: ReLU's H1 gradients, 2 threads, 1 vs 4
     # members); on one thread they do not. The second core trains another configuration side by side.
-    return torch.compile(fn, fullgraph=True, dynamic=False, options={"cpp.threads": 1})
+    return torch.compile(fn, fullgraph=True, dynamic=None, options={"cpp.threads": 1})
+
+
+def table_rows_vary(table: torch.Tensor) -> torch.Tensor:
+    """The image table with its row count left symbolic in the traced step: one compiled graph serves every
+    training-set size (each would otherwise be a compilation of its own)."""
+    torch._dynamo.mark_dynamic(table, 0)
+    return table
 
 
 def fallback_message(err: BaseException, hooks: dict[str, Callable]) -> str:

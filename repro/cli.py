@@ -265,9 +265,11 @@ def _show_plan(planned, datasets, seeds, device, out, force, engine) -> None:
     click.echo(f"{'dataset':<9}{'label':<42}{'passes':>7}{'done':>6}{'to do':>7}  {'seeds to do':<18}{'engine':<11}changes from baseline")
     left = 0
     by_engine: dict[str, int] = {}
+    configurations: dict[str, int] = {}  # per engine, configurations with runs to do (each compiles once)
     for r in rows:
         chosen = _engine_for(engine, r.planned.config, dev)
         by_engine[chosen] = by_engine.get(chosen, 0) + r.presentations_left
+        configurations[chosen] = configurations.get(chosen, 0) + bool(r.todo)
         left += r.presentations_left
         diff = {k: v for k, v in r.planned.config.to_dict().items() if v != getattr(Config(), k)}
         click.echo(f"{r.dataset:<9}{r.planned.label:<42}{r.planned.config.passes:>7}{len(r.done):>6}{len(r.todo):>7}  "
@@ -277,7 +279,7 @@ def _show_plan(planned, datasets, seeds, device, out, force, engine) -> None:
     click.echo(f"total: {done + todo} runs: {done} done, {todo} to do ({left:,} presentations)")
     for name, n in by_engine.items():
         if n:
-            click.echo(f"  {name} on {dev.type}: {n:,} presentations, {estimate_text(n, bench_throughput(dev, name))}")
+            click.echo(f"  {name} on {dev.type}: {n:,} presentations, {estimate_text(n, bench_throughput(dev, name), configurations[name])}")
 
 
 def _engine_for(name: str, cfg: Config, dev) -> str:
@@ -322,7 +324,8 @@ def _run_all(planned, datasets, seeds, device, data_dir, results_dir, force, eng
     if rank.is_main:
         first = _engine_for(engine, planned[0].config, dev) if planned else engine
         _log(f"{n_todo} run{'s' if n_todo != 1 else ''} to train, {n_done} already in {results_dir}; "
-             f"time on {dev.type} ({first}): {estimate_text(left, bench_throughput(dev, first))}")
+             f"time on {dev.type} ({first}): "
+             f"{estimate_text(left, bench_throughput(dev, first), sum(bool(r.todo) for r in rows))}")
     ctx = RunContext(results_dir, dev, mode, force, engine, Progress(left), locks=SeedLocks(results_dir), log=_log)
     try:
         jobs = [(p, loaded[name]) for name in datasets for p in planned] if my_seeds else []

@@ -335,3 +335,12 @@ def test_side_by_side_records_are_those_of_one_configuration_after_another(usps,
         assert rec["engine"] == "generic"
         for key in ("train_loss", "train_error", "test_loss", "test_error", "final"):
             assert rec[key] == records[1][name][key], (name, key)
+
+
+def test_the_estimate_counts_each_configurations_compilation():
+    from repro.study.plan import Throughput, estimate_text
+
+    rate = Throughput(1000.0, "a bench file", compile_s=30.0)
+    assert estimate_text(60_000, rate, configurations=2).startswith("~2m00s")  # 60 s training + 2 x 30 s
+    assert "2 configurations x 30 s" in estimate_text(60_000, rate, configurations=2)
+    assert estimate_text(60_000, Throughput(1000.0, "a bench file")) == "~1m00s (estimated from a bench file)"

@@ -4,9 +4,11 @@ like any other rung. The registry picks it for every config with code; it also t
 
 It is the population engine with autograd in place of the hand-written backward: the members' weights are
 stacked in the population's flat buffer and layout, the forward is the population's batched forward
-(`Population._forward`, whose ops keep a member's numbers independent of its neighbours), and one
-`torch.autograd.grad` of the summed member losses gives every member's own gradient (a member's loss depends
-on its weights alone). Generators, initial weights, shifted images and per-pass draws are the population's,
+(`Population._forward`, whose ops keep a member's numbers independent of its neighbours), and the gradient
+of the summed member losses gives every member's own gradient (a member's loss depends on its weights
+alone): by `torch.func.grad`, compiled into one graph with the H2 mask and the flat layout
+(repro.engines.generic_compile; the `generic` engine), or by `torch.autograd.grad` op by op (`generic-eager`,
+and the fallback when a hook cannot be compiled). The update runs eagerly either way. Generators, initial weights, shifted images and per-pass draws are the population's,
 so a member's record does not depend on its neighbours and equals the reference loop's on the stock net.
 
 Hooks, each written for one network, run through `torch.func.vmap` over the members (so code that mixes

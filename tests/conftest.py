@@ -87,6 +87,8 @@ SLOW: dict[str, str] = {
         "the reference loop",
     # The autograd engine: test_generic checks it against the reference loop; the per-rung runs are slow ones.
     "tests/test_engine.py::test_member_in_population_matches_reference_loop[*-cpu-generic]": "autograd per rung",
+    "tests/test_engine.py::test_member_in_population_matches_reference_loop[*-cpu-generic-eager]":
+        "autograd per rung, uncompiled",
     "tests/test_generic.py::test_a_member_with_code_does_not_depend_on_its_neighbours": "autograd, whole passes",
     "tests/test_generic.py::test_side_by_side_records_are_those_of_one_configuration_after_another":
         "two configurations compiled by torch.compile, trained twice",

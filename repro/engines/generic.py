@@ -8,8 +8,9 @@ stacked in the population's flat buffer and layout, the forward is the populatio
 of the summed member losses gives every member's own gradient (a member's loss depends on its weights
 alone): by `torch.func.grad`, compiled into one graph with the H2 mask and the flat layout
 (repro.engines.generic_compile; the `generic` engine), or by `torch.autograd.grad` op by op (`generic-eager`,
-and the fallback when a hook cannot be compiled). The update runs eagerly either way. Generators, initial weights, shifted images and per-pass draws are the population's,
-so a member's record does not depend on its neighbours and equals the reference loop's on the stock net.
+and the fallback when a hook cannot be compiled). The update runs eagerly either way. Generators, initial
+weights, shifted images and per-pass draws are the population's, so a member's record does not depend on its
+neighbours and equals the reference loop's on the stock net.
 
 Hooks, each written for one network, run through `torch.func.vmap` over the members (so code that mixes
 units, a mean over a layer say, still sees one network). The whole-net `forward` hook gets the paper-named

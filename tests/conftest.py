@@ -90,8 +90,6 @@ SLOW: dict[str, str] = {
     "tests/test_engine.py::test_member_in_population_matches_reference_loop[*-cpu-generic-eager]":
         "autograd per rung, uncompiled",
     "tests/test_generic.py::test_a_member_with_code_does_not_depend_on_its_neighbours": "autograd, whole passes",
-    "tests/test_generic.py::test_side_by_side_records_are_those_of_one_configuration_after_another":
-        "two configurations compiled by torch.compile, trained twice",
     # One build (the machine's own, 16 lanes) stays in the fast tier.
     **{f"tests/test_native_builds.py::test_every_configuration_is_the_same_bits_under_every_build[{build}]":
        "compiles the kernel again and trains every configuration" for build in

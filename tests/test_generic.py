@@ -312,31 +312,6 @@ def test_the_generic_eager_engine_is_a_registry_name(tmp_path):
     assert engine.population_class(cfg).COMPILED is False and registry.get("generic").population_class(cfg).COMPILED
 
 
-def test_side_by_side_records_are_those_of_one_configuration_after_another(usps, tmp_path):
-    """ablate trains generic configurations side by side, one per thread: the same records, bit for bit."""
-    import dataclasses
-    import json
-
-    from repro.study.runner import RunContext, run_planned, run_side_by_side, side_by_side_workers
-
-    small = dataclasses.replace(usps, x_train=usps.x_train[:48], y_train=usps.y_train[:48],
-                                x_test=usps.x_test[:64], y_test=usps.y_test[:64])
-    jobs = [(dataclasses.replace(p, config=p.config.replace(passes=2)), small) for p in plan(load_rungs())[:2]]
-    one = RunContext(tmp_path / "one", engine="generic")
-    for planned, ds in jobs:
-        run_planned(planned, ds, [0, 1], one)
-    side = RunContext(tmp_path / "side", engine="generic")
-    assert side_by_side_workers(jobs, side) == min(torch.get_num_threads(), 2)
-    run_side_by_side(jobs, [0, 1], side, workers=2)
-    records = [{p.name: json.loads(p.read_text()) for p in sorted((root / "runs").rglob("*.json"))}
-               for root in (tmp_path / "one", tmp_path / "side")]
-    assert sorted(records[0]) == sorted(records[1]) and len(records[0]) == 4
-    for name, rec in records[0].items():
-        assert rec["engine"] == "generic"
-        for key in ("train_loss", "train_error", "test_loss", "test_error", "final"):
-            assert rec[key] == records[1][name][key], (name, key)
-
-
 def test_the_estimate_counts_each_configurations_compilation():
     from repro.study.plan import Throughput, estimate_text
 

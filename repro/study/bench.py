@@ -300,11 +300,13 @@ def run_bench(ds: Dataset, device: torch.device, engines: list[str], populations
                 log(f"{engine}, {members} members: skipped ({str(e).splitlines()[0]})")
                 break
             rate = rates["steps_per_s"]
-            side = side_by_side_count([engine] * 2, device)
-            if members == SEEDS and side > 1:
+            # the generic engines also side by side, one population per thread: how ablate could train them
+            # (runner.SIDE_BY_SIDE says which way it does, and why)
+            side = torch.get_num_threads()
+            if members == SEEDS and side > 1 and device.type == "cpu" and engine in registry.GENERIC:
                 rates["side_by_side_steps_per_s"] = side_by_side_rate(engine, Config(), ds, members, device, side)
                 log(f"{engine:<10} {members:>5} members, {side} populations side by side (one per thread, as "
-                    f"ablate trains them): {rates['side_by_side_steps_per_s']:>12,.0f} member-steps/s")
+                    f"ablate trains native ones): {rates['side_by_side_steps_per_s']:>12,.0f} member-steps/s")
             rows.append({"members": members, **rates})
             kernel = rates.get("kernel_steps_per_s")
             note = ("" if kernel is None else

@@ -222,16 +222,16 @@ def on_threads(engine: str, threads: int | None) -> dict:
     return {"threads": threads} if engine == "native" and threads else {}
 
 
-SIDE_BY_SIDE = {"native", "generic"}  # the engines whose populations train one per thread
+SIDE_BY_SIDE = {"native"}  # the engines whose populations train one per thread
 
 
 def side_by_side_count(engines: list[str], device: torch.device) -> int:
     """How many configurations to train at once on the CPU, given the engine of each: one per thread when every
     one trains on the native engine (each population then runs on one thread: a whole population of 16 fills
-    one AVX-512 register, which trains faster than two half-filled groups on two threads) or the compiled
-    generic engine (its compiled step runs on one thread; two populations side by side trained 1.7x the
-    member-steps/s of the eager step side by side and over 10x one population on 2 threads, 16 members, on a
-    busy 2-core Xeon), else 1."""
+    one AVX-512 register, which trains faster than two half-filled groups on two threads), else 1. Not the
+    generic engine: its steps hold Python's lock most of the time, and two of its populations side by side
+    trained 17,400-18,000 member-steps/s against 21,500-22,000 one after another on 2 threads (compiled, 16
+    members, a quiet 2-core AVX-512 Xeon; bench's side_by_side_steps_per_s measures it)."""
     threads = torch.get_num_threads()
     if torch.device(device).type != "cpu" or threads < 2 or len(engines) < 2 or not set(engines) <= SIDE_BY_SIDE:
         return 1

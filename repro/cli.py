@@ -174,7 +174,9 @@ common_run_options = [
                       "fused on a GPU, else population). native: compiled CPU kernel, members in SIMD lanes (a "
                       "population of up to 2 per thread: each member alone, its units in the lanes); "
                       "population: members in lockstep with batched torch ops; fused: one Triton kernel launch per "
-                      "pass (GPU; on CPU only Triton's slow interpreter); reference: the plain loop. All are tested "
+                      "pass (GPU; on CPU only Triton's slow interpreter); generic: autograd, the step compiled by "
+                      "torch.compile (always for a rung with code); generic-eager: the same step uncompiled; "
+                      "reference: the plain loop. All are tested "
                       "equal to the reference loop."),
 ]
 

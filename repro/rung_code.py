@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import inspect
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -98,9 +99,12 @@ def load(rung_file: Path, file_name: str, rung: str) -> LoadedCode:
         return _LOADED[entry]
     spec = importlib.util.spec_from_file_location(f"repro_rung_code_{sha[:HASH_CHARS]}", path)
     module = importlib.util.module_from_spec(spec)
+    # importable by its name, as torch.compile looks a traced function's module up (the name is the content's)
+    sys.modules[spec.name] = module
     try:
         spec.loader.exec_module(module)
     except Exception as e:  # noqa: BLE001 - any failure of user code is reported with the rung and file
+        del sys.modules[spec.name]
         raise RungCodeError(f"{where}: code file {path.name} does not load: {type(e).__name__}: {e}") from e
     hooks = {name: getattr(module, name) for name in HOOKS if hasattr(module, name)}
     if not hooks:

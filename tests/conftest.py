@@ -91,6 +91,8 @@ SLOW: dict[str, str] = {
         "the reference loop",
     # The autograd engine: test_generic checks it against the reference loop; the per-rung runs are slow ones.
     "tests/test_engine.py::test_member_in_population_matches_reference_loop[*-cpu-generic]": "autograd per rung",
+    "tests/test_engine.py::test_member_in_population_matches_reference_loop[*-cpu-generic-eager]":
+        "autograd per rung, uncompiled",
     "tests/test_generic.py::test_a_member_with_code_does_not_depend_on_its_neighbours": "autograd, whole passes",
     # One build (the machine's own, 16 lanes) stays in the fast tier.
     **{f"tests/test_native_builds.py::test_every_configuration_is_the_same_bits_under_every_build[{build}]":

@@ -2,6 +2,7 @@
 equals the reference loop on the stock net, does not depend on its neighbours, the hooks run, and bad code
 stops before any training with the rung and the hook named."""
 
+import os
 import textwrap
 from pathlib import Path
 
@@ -249,3 +250,78 @@ def test_the_python_api_reads_a_rung_with_code():
     cfg = api.rung_config("momentum", ladder_dir=REPO / "ablations" / "examples", passes=2)
     assert cfg.code.startswith("03-momentum.py@") and cfg.lr == 0.003 and cfg.passes == 2
     assert registry.choose("auto", cfg, "cpu")[0].name == "generic"
+
+
+# --- the compiled step (repro.engines.generic_compile) ------------------------------------------------------
+
+def test_compiled_member_alone_and_in_a_group_of_four_are_the_same_bits(tmp_path, usps):
+    """Compiled code is generated per population size (fused loops may differ): a member's numbers must not."""
+    cfg = _config(_ladder(tmp_path, {"swish": ('[patch]\ndropout = 0.25\n', SWISH)}), "swish", passes=1)
+    x, y = usps.x_train[:40], usps.y_train[:40]
+    alone, group = _train(cfg, [2], x, y), _train(cfg, [0, 1, 2, 3], x, y)
+    assert alone._compiled is not None and group._compiled is not None  # compiled, not fallen back
+    for k, v in alone.params.views.items():
+        assert torch.equal(v[0], group.params.views[k][2]), k
+
+
+def test_compiled_and_eager_steps_agree(usps):
+    """The same training op by op and compiled: equal within float32 rounding of a reordered sum."""
+    cfg = Config(passes=1, dropout=0.25)
+    x, y = usps.x_train[:60], usps.y_train[:60]
+    compiled = _train(cfg, [0, 1], x, y)
+    eager = generic_class("net1989", compiled=False)(cfg, [0, 1], x, y)
+    eager.train_pass(0)
+    assert compiled._compiled is not None and eager._compiled is None
+    torch.testing.assert_close(compiled.params.flat, eager.params.flat, atol=2e-5, rtol=1e-4)
+
+
+UNTRACEABLE = """\
+import torch
+import torch._dynamo
+def activation(a):
+    torch._dynamo.graph_break()
+    return torch.tanh(a)
+"""
+
+
+def test_a_hook_that_cannot_be_compiled_runs_eagerly_with_a_message_naming_it(tmp_path, usps, capsys):
+    cfg = _config(_ladder(tmp_path, {"breaks": ("", UNTRACEABLE)}), "breaks", passes=1)
+    x, y = usps.x_train[:20], usps.y_train[:20]
+    pop = _train(cfg, [0, 1], x, y)
+    err = capsys.readouterr().err
+    assert "hook 'activation' cannot be compiled" in err and "running the eager step" in err
+    eager = generic_class("net1989", compiled=False)(cfg, [0, 1], x, y)
+    eager.train_pass(0)
+    assert pop._compiled is None and torch.equal(pop.params.flat, eager.params.flat)
+
+
+def test_an_unwritable_compile_cache_falls_back_to_a_private_folder(tmp_path, monkeypatch):
+    from repro.engines import generic_compile
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker))  # the cache folder would lie under a file
+    generic_compile.prepare.cache_clear()
+    try:
+        note = generic_compile.prepare()
+        assert note and "cannot be written" in note
+        assert os.environ["TORCHINDUCTOR_CACHE_DIR"] in note and os.access(os.environ["TORCHINDUCTOR_CACHE_DIR"], os.W_OK)
+    finally:
+        generic_compile.prepare.cache_clear()
+
+
+def test_the_generic_eager_engine_is_a_registry_name(tmp_path):
+    cfg = _config(_ladder(tmp_path, {"swish": ("", SWISH)}), "swish")
+    engine, note = registry.choose("generic-eager", cfg, "cpu")
+    assert engine.name == "generic-eager" and note is None
+    assert engine.population_class(cfg).COMPILED is False and registry.get("generic").population_class(cfg).COMPILED
+
+
+def test_the_estimate_counts_each_configurations_compilation():
+    from repro.study.plan import Throughput, estimate_text
+
+    rate = Throughput(1000.0, "a bench file", compile_s=30.0)
+    assert estimate_text(60_000, rate, configurations=2).startswith("~2m00s")  # 60 s training + 2 x 30 s
+    assert "2 configurations x 30 s" in estimate_text(60_000, rate, configurations=2)
+    assert estimate_text(60_000, Throughput(1000.0, "a bench file")) == "~1m00s (estimated from a bench file)"

@@ -15,7 +15,8 @@ SDLM = Config(optimizer="sdlm", lr=1e-3)
 
 
 def test_every_engine_has_a_name_and_answers_for_itself():
-    assert set(registry.ENGINES) == set(registry.NAMES) == {"reference", "population", "fused", "native", "generic"}
+    assert set(registry.ENGINES) == set(registry.NAMES) == {"reference", "population", "fused", "native", "generic",
+                                                               "generic-eager"}
     for engine in registry.ENGINES.values():
         assert engine.available("cpu") is None or isinstance(engine.available("cpu"), str)
         assert engine.supports(Config()) is None or isinstance(engine.supports(Config()), str)

@@ -4,10 +4,13 @@ like any other rung. The registry picks it for every config with code; it also t
 
 It is the population engine with autograd in place of the hand-written backward: the members' weights are
 stacked in the population's flat buffer and layout, the forward is the population's batched forward
-(`Population._forward`, whose ops keep a member's numbers independent of its neighbours), and one
-`torch.autograd.grad` of the summed member losses gives every member's own gradient (a member's loss depends
-on its weights alone). Generators, initial weights, shifted images and per-pass draws are the population's,
-so a member's record does not depend on its neighbours and equals the reference loop's on the stock net.
+(`Population._forward`, whose ops keep a member's numbers independent of its neighbours), and the gradient
+of the summed member losses gives every member's own gradient (a member's loss depends on its weights
+alone): by `torch.func.grad`, compiled into one graph with the H2 mask and the flat layout
+(repro.engines.generic_compile; the `generic` engine), or by `torch.autograd.grad` op by op (`generic-eager`,
+and the fallback when a hook cannot be compiled). The update runs eagerly either way. Generators, initial
+weights, shifted images and per-pass draws are the population's, so a member's record does not depend on its
+neighbours and equals the reference loop's on the stock net.
 
 Hooks, each written for one network, run through `torch.func.vmap` over the members (so code that mixes
 units, a mean over a layer say, still sees one network). The whole-net `forward` hook gets the paper-named
@@ -27,6 +30,7 @@ from repro.engines.population.net1989 import ENGINE_FROM_REFERENCE_192, PAD, fla
 from repro.net import activations
 from repro.net.model import forward as stock_forward, h2_scheme, loss_per_example, outputs, pad_background
 from repro import rung_code
+from repro.engines import generic_compile
 
 _REFERENCE_FROM_ENGINE_192 = torch.argsort(ENGINE_FROM_REFERENCE_192)
 
@@ -49,6 +53,7 @@ class _Autograd:
     """Mixed into Population (1989 net) or FCPopulation (fc40): the step by autograd, and the hooks."""
 
     ENGINE = "generic"
+    COMPILED = True  # the step compiled (generic_compile); False: the eager step, autograd op by op
 
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu"):
         if why := supports(cfg):
@@ -72,6 +77,7 @@ class _Autograd:
             self.optimizer = _TorchOptim(self.hooks["optimizer"], self.params.views, self.SHAPES, cfg.lr)
         elif "update" in self.hooks:
             self.optimizer = _UpdateFunction(self.hooks["update"], self.params.views, self.SHAPES)
+        self._compiled = generic_compile.compile_step(self._traced_step) if self.COMPILED else None
 
     # --- one pass ------------------------------------------------------------------------------------
     def _pass_inputs(self):
@@ -99,25 +105,48 @@ class _Autograd:
 
     # --- one step for all members --------------------------------------------------------------------
     def step(self, rows: torch.Tensor, i: int, keep_scale: torch.Tensor | None, lr: float) -> None:
-        views = self.params.views
-        self.params.views = self._leaf_views
-        try:
-            if hasattr(self, "h1_padded"):  # the population's reused buffer: no history from the last step
-                self.h1_padded = self.h1_padded.detach()
-            if "forward" in self.hooks:
-                pre = self._hook_forward(self._paper(self._leaf_views), self._images_16(rows), keep_scale)
-            else:
-                pre = self._forward(rows, keep_scale)[0]  # (P, 1, 10)
-            labels = self.labels[i].expand(self.members, 1)
-            loss = self._losses(pre, labels).sum()
-            grads = torch.autograd.grad(loss, list(self._leaf_views.values()))
-        finally:
-            self.params.views = views
-        grad = torch.cat([g.reshape(-1) for g in grads], out=self.grads.flat)  # the flat layout, tensor by tensor
-        if hasattr(self, "mask"):  # the 1989 net
-            flat_views(grad, self.members, self.SHAPES)["W2"].mul_(self.mask)  # connections the H2 scheme leaves out do not exist
+        labels = self.labels[i].expand(self.members, 1)
+        grad = self._compiled_step(rows, labels, keep_scale) if self._compiled else None
+        if grad is None:
+            grads = torch.autograd.grad(self._summed_loss(self._leaf_views, rows, labels, keep_scale),
+                                        list(self._leaf_views.values()))
+            grad = self._flat_grad(grads)
         self.step_count += 1
         self.optimizer.step(self.params.flat, grad, lr, self.step_count)
+
+    def _compiled_step(self, rows, labels, keep_scale) -> torch.Tensor | None:
+        """The flat gradient by the compiled step, or None once it has been given up (see generic_compile)."""
+        try:
+            generic_compile.table_rows_vary(self.images)
+            # rows and keep_scale are columns of the pass's draws, strided by the training set's size: made
+            # contiguous, so that the compiled step does not depend on that size
+            keep_scale = None if keep_scale is None else keep_scale.contiguous()
+            return self._compiled(self.params.views, rows.contiguous(), labels, keep_scale)
+        except Exception as err:  # noqa: BLE001 (whatever stops the compiler, the eager step may run the hook)
+            generic_compile.say(generic_compile.fallback_message(err, self.hooks))
+            self._compiled = None
+            return None
+
+    def _traced_step(self, params: dict[str, torch.Tensor], rows, labels, keep_scale) -> torch.Tensor:
+        """What the compiled step computes: the flat gradient of the summed member losses at `params`."""
+        grads = torch.func.grad(self._summed_loss)(params, rows, labels, keep_scale)
+        return self._flat_grad(list(grads.values()))
+
+    def _summed_loss(self, params: dict[str, torch.Tensor], rows, labels, keep_scale) -> torch.Tensor:
+        """The members' losses on their patterns (rows (P,), labels (P, 1)), summed (a member's loss depends on
+        its own weights alone, so the gradient of the sum is every member's own), at engine-layout `params`."""
+        if "forward" in self.hooks:
+            pre = self._hook_forward(self._paper(params), self._images_16(rows), keep_scale)
+        else:
+            pre = self._forward(rows, keep_scale, params)[0]  # (P, 1, 10)
+        return self._losses(pre, labels).sum()
+
+    def _flat_grad(self, grads: list[torch.Tensor]) -> torch.Tensor:
+        """Per-tensor gradients (SHAPES' order) -> the flat layout; in the 1989 net the connections the H2
+        scheme leaves out do not exist, so their gradient is zero."""
+        mask = getattr(self, "mask", None)
+        return torch.cat([(g * mask if name == "W2" and mask is not None else g).reshape(-1)
+                          for name, g in zip(self.SHAPES, grads)])
 
     def _losses(self, pre: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """pre (P, B, 10), labels (P, B) -> (P, B) per-pattern losses (the hook's, else the config's)."""
@@ -244,12 +273,16 @@ class _UpdateFunction:
             self.states[name][k] = v.clone()
 
 
-_CLASSES: dict[str, type] = {}
+_CLASSES: dict[tuple[str, bool], type] = {}
 
 
-def generic_class(architecture: str) -> type:
-    """The generic engine's class for an architecture: the population's class with the autograd step."""
-    if architecture not in _CLASSES:
+def generic_class(architecture: str, compiled: bool = True) -> type:
+    """The generic engine's class for an architecture: the population's class with the autograd step,
+    compiled (the `generic` engine) or eager (`generic-eager`)."""
+    key = (architecture, compiled)
+    if key not in _CLASSES:
         base = population_class(architecture)
-        _CLASSES[architecture] = type(f"Generic{base.__name__}", (_Autograd, base), {"__module__": __name__})
-    return _CLASSES[architecture]
+        name = f"Generic{base.__name__}" + ("" if compiled else "Eager")
+        attrs = {"__module__": __name__, "COMPILED": compiled, "ENGINE": "generic" if compiled else "generic-eager"}
+        _CLASSES[key] = type(name, (_Autograd, base), attrs)
+    return _CLASSES[key]

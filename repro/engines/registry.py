@@ -8,6 +8,9 @@
                 trains configurations side by side, one CPU thread each
     generic     all seeds in lockstep through autograd (repro.engines.generic): the one engine that runs a rung's
                 own code (Config.code), which no other engine can know; stock configs too, but SDLM
+    generic-eager  the same step op by op, uncompiled: what `generic` falls back to (with a message naming the
+                hook and the reason) when a step cannot be compiled. A name of its own, not an option, so that
+                bench measures both side by side and a user can rule the compiler out with --engine.
 
 An engine is declared once, in ENGINES: its name, its module, the devices it trains on (and those it runs on
 only to check its kernel), how its population class is made, and its traits. Each engine module answers
@@ -104,12 +107,17 @@ ENGINES = {e.name: e for e in (
            grouped=True),
     Engine("native", "repro.engines.native.loader", devices=("cpu",), auto_on=("cpu",),
            make=lambda mod, cfg: mod.NativePopulation, side_by_side=True),
+    # Not side by side: a generic step holds Python's lock most of the time, and two compiled populations side
+    # by side trained 17,400-18,000 member-steps/s against 21,500-22,000 one after another on 2 threads (16
+    # members, a quiet 2-core AVX-512 Xeon; bench's side_by_side_steps_per_s measures it).
     Engine("generic", "repro.engines.generic", devices=None,
-           make=lambda mod, cfg: mod.generic_class(cfg.architecture), runs_code=True),
+           make=lambda mod, cfg: mod.generic_class(cfg.architecture, compiled=True), runs_code=True),
+    Engine("generic-eager", "repro.engines.generic", devices=None,
+           make=lambda mod, cfg: mod.generic_class(cfg.architecture, compiled=False), runs_code=True),
 )}
 NAMES = tuple(ENGINES)
 (FALLBACK,) = (e for e in ENGINES.values() if e.fallback)
-(CODE_RUNNER,) = (e for e in ENGINES.values() if e.runs_code)
+CODE_RUNNER = next(e for e in ENGINES.values() if e.runs_code)  # the first that runs code: `auto`'s choice
 
 
 class EngineError(ReproError, ValueError):
@@ -146,14 +154,13 @@ def choose(name: str, cfg: Config, device: torch.device | str) -> tuple[Engine, 
     one that is not available on this machine is an EngineError.
     """
     device = torch.device(device)
-    if cfg.code:  # a rung's own code: only one engine can run it
-        if name != AUTO:
-            get(name)
-        if why := CODE_RUNNER.supports(cfg):
+    if cfg.code:  # a rung's own code: only the engines that run code can
+        runner = get(name) if name != AUTO and get(name).runs_code else CODE_RUNNER
+        if why := runner.supports(cfg):
             raise EngineError(f"config with code {cfg.code}: {why}")
-        note = (None if name in (AUTO, CODE_RUNNER.name) else
-                f"--engine {name} cannot run a rung's own code; running it on the {CODE_RUNNER.name} engine")
-        return CODE_RUNNER, note
+        note = (None if name in (AUTO, runner.name) else
+                f"--engine {name} cannot run a rung's own code; running it on the {runner.name} engine")
+        return runner, note
     if name == AUTO:
         first = first_choice(device)
         if why := first.available(device):  # e.g. the native kernel cannot be built: why, and the cost

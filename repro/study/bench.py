@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Callable
@@ -100,14 +101,36 @@ def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: to
         return time.perf_counter() - t0, None
 
     warm_n = 32
-    timed_pass(warm_n)  # loads or compiles the kernel
+    first = timed_pass(warm_n)[0]  # loads or compiles the kernel
     per_step = timed_pass(warm_n)[0] / warm_n
     n = max(warm_n, min(len(ds.y_train), int(seconds / max(per_step, 1e-9))))
     wall, kernel = timed_pass(n)
-    rates = {"steps_per_s": members * n / wall}
+    # compile_s: the first pass's time beyond its steps at the settled rate (the generic engine's compilation,
+    # or a load from the compile cache; about 0 for the other engines), apart from the rate
+    rates = {"steps_per_s": members * n / wall, "compile_s": max(0.0, first - warm_n * wall / n)}
     if kernel is not None:
         rates["kernel_steps_per_s"] = members * n / kernel
     return rates
+
+
+def side_by_side_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device, workers: int,
+                      n: int = 256) -> float:
+    """Member-steps per second of `workers` populations trained at once, one per thread with torch on one thread,
+    as ablate trains configurations side by side (runner.run_side_by_side); after a warm-up pass each."""
+    cls = registry.get(engine).population_class(cfg)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pops = [cls(cfg, list(range(members)), ds.x_train[:n], ds.y_train[:n], device=device,
+                    **registry.get(engine).thread_options(1)) for _ in range(workers)]
+        for pop in pops:
+            pop.train_pass(0)  # loads or compiles the kernel
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            t0 = time.perf_counter()
+            list(pool.map(lambda pop: pop.train_pass(1), pops))
+            return workers * members * n / (time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(threads)
 
 
 def engine_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device,
@@ -291,11 +314,19 @@ def run_bench(ds: Dataset, device: torch.device, engines: list[str], populations
                 log(f"{engine}, {members} members: skipped ({str(e).splitlines()[0]})")
                 break
             rate = rates["steps_per_s"]
+            # the generic engines also side by side, one population per thread: how ablate could train them
+            # (the registry's `side_by_side` trait says which way it does, and why)
+            side = torch.get_num_threads()
+            if members == SEEDS and side > 1 and device.type == "cpu" and registry.get(engine).runs_code:
+                rates["side_by_side_steps_per_s"] = side_by_side_rate(engine, Config(), ds, members, device, side)
+                log(f"{engine:<10} {members:>5} members, {side} populations side by side (one per thread, as "
+                    f"ablate trains native ones): {rates['side_by_side_steps_per_s']:>12,.0f} member-steps/s")
             rows.append({"members": members, **rates})
             kernel = rates.get("kernel_steps_per_s")
             note = ("" if kernel is None else
                     f" (kernel alone {kernel:,.0f}/s: the kernel is {100 * rate / kernel:.0f}% of the wall time)")
-            log(f"{engine:<10} {members:>5} members: {rate:>12,.0f} member-steps/s{note}")
+            log(f"{engine:<10} {members:>5} members: {rate:>12,.0f} member-steps/s{note}"
+                f" (first pass {rates['compile_s']:.1f} s longer: loading or compiling)")
         single = single_run_seconds(engine, ds, device)
         log(f"{engine:<10} one 23-pass baseline run (1 member, evaluation every pass): {single:.1f} s (measured)")
         measured[engine] = {"populations": rows, "single_run_s": single}

@@ -98,11 +98,13 @@ class JobPlan:
     def estimate_lines(self, calibrate: bool = True) -> list[str]:
         """The estimated time left per engine (from `repro bench` figures, labelled estimated)."""
         by_engine: dict[str, int] = {}
+        configurations: dict[str, int] = {}  # per engine, configurations with runs to do (each compiles once)
         for e in self.entries:
             by_engine[e.engine.name] = by_engine.get(e.engine.name, 0) + e.presentations_left
+            configurations[e.engine.name] = configurations.get(e.engine.name, 0) + bool(e.todo)
         dev = self.request.device
         return [f"{name} on {dev.type}: {n:,} presentations, "
-                f"{estimate_text(n, bench_throughput(dev, name, calibrate=calibrate))}"
+                f"{estimate_text(n, bench_throughput(dev, name, calibrate=calibrate), configurations[name])}"
                 for name, n in by_engine.items() if n]
 
 

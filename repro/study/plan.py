@@ -27,6 +27,7 @@ from repro.study.workspace import STUDY_DIR, default_workspace
 class Throughput:
     presentations_per_s: float
     source: str  # where the figure comes from, shown next to every estimate
+    compile_s: float = 0.0  # a configuration's compilation before it trains (the generic engine's), as bench measured it
 
 
 def bench_throughput(device: torch.device, engine: str, members: int = 16, calibrate: bool = True,
@@ -58,7 +59,7 @@ def bench_throughput(device: torch.device, engine: str, members: int = 16, calib
             scale = calibration_rate(engine, device) / there
             return Throughput(found.presentations_per_s * scale,
                               f"{found.source}; measured on {rec.get('device')} and scaled by {scale:.2f}, "
-                              f"this CPU's speed on the baseline measured just now")
+                              f"this CPU's speed on the baseline measured just now", found.compile_s / scale)
     return None
 
 
@@ -71,7 +72,7 @@ def _recorded_throughput(rec: dict, path: Path, device: torch.device, engine: st
     if rows:
         best = min(rows, key=lambda r: abs(r["members"] - members))
         return Throughput(best["steps_per_s"], f"{path}: training steps at {best['members']} members, "
-                                               f"evaluation not included")
+                                               f"evaluation not included", best.get("compile_s", 0.0))
     return None
 
 
@@ -79,9 +80,14 @@ def _auto_name(device: torch.device) -> str:
     return registry.choose("auto", Config(), device)[0].name
 
 
-def estimate_text(presentations: int, throughput: Throughput | None) -> str:
+def estimate_text(presentations: int, throughput: Throughput | None, configurations: int = 1) -> str:
+    """The time to train `presentations` of `configurations` configurations, compilation included."""
     if presentations == 0:
         return "nothing to train"
     if throughput is None:
         return "no estimate (no bench figures for this device and engine; `repro bench` measures them)"
-    return f"~{fmt_seconds(presentations / throughput.presentations_per_s)} (estimated from {throughput.source})"
+    compiling = configurations * throughput.compile_s
+    seconds = presentations / throughput.presentations_per_s + compiling
+    parts = (f"; compiling included: {configurations} configuration{'s' if configurations != 1 else ''} x "
+             f"{throughput.compile_s:.0f} s, less where the compile cache has them" if compiling >= 1 else "")
+    return f"~{fmt_seconds(seconds)} (estimated from {throughput.source}{parts})"

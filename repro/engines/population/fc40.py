@@ -35,9 +35,10 @@ class FCPopulation(Population):
         return {"H.weight": p["W1"].T.clone(), "H.bias": p["b1"].reshape(-1).clone(),
                 "out.weight": p["W2"].T.clone(), "out.bias": p["b2"].reshape(10).clone()}
 
-    def _forward(self, rows: torch.Tensor, keep_scale: torch.Tensor | None):
-        """-> pre (P, 1, 10); the layers' inputs (pixels (P, 1, 256), h); the hidden activation h (P, 1, 40)."""
-        v = self.params.views
+    def _forward(self, rows: torch.Tensor, keep_scale: torch.Tensor | None, v: dict[str, torch.Tensor] | None = None):
+        """-> pre (P, 1, 10); the layers' inputs (pixels (P, 1, 256), h); the hidden activation h (P, 1, 40).
+        v: as Population._forward's."""
+        v = self.params.views if v is None else v
         x = self.images.index_select(0, rows)[:, self.pixels].unsqueeze(1)  # (P, 1, 256)
         h = self.hidden.forward(linear_invariant(x, v["W1"], v["b1"]))  # (P, 1, 40)
         pre = linear(h, v["W2"], v["b2"])  # (P, 1, 10)

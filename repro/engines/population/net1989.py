@@ -230,8 +230,6 @@ class Population:
         self.h1_patches = H1_PATCHES.to(self.device)
         self.h2_patches = H2_PATCHES.reshape(-1).to(self.device)
         self.h1_interior = H1_INTERIOR.to(self.device)
-        # H1 planes padded with background; only the interior is rewritten each step.
-        self.h1_padded = torch.full((P, 144, 12), BACKGROUND, device=self.device)
         # gradient (and, for SDLM, curvature) summed back onto the padded H1 planes
         self.scratch = [torch.zeros(P, 144, 12, device=self.device) for _ in range(2)]
 
@@ -347,15 +345,17 @@ class Population:
         self._backward(self.w_sq.views, self.curv.views, [sq(t) for t in inputs], [sq(f) for f in derivs],
                        sq(keep_scale), self.scratch[1])
 
-    def _forward(self, rows: torch.Tensor, keep_scale: torch.Tensor | None):
+    def _forward(self, rows: torch.Tensor, keep_scale: torch.Tensor | None, v: dict[str, torch.Tensor] | None = None):
         """-> pre (P, 1, 10); the layers' inputs (p1, p2, h3's input, the output layer's input); the hidden
-        activations (h1 (P, 64, 12), h2 (P, 16, 12), h3 (P, 1, 30)), shaped like their deltas."""
-        v, P = self.params.views, self.members
+        activations (h1 (P, 64, 12), h2 (P, 16, 12), h3 (P, 1, 30)), shaped like their deltas.
+        v: the parameters' views (default: the population's own; the generic engine passes those it differentiates).
+        No op writes into a tensor it did not make, so torch.func can trace it."""
+        v, P = self.params.views if v is None else v, self.members
         x = self.images.index_select(0, rows)  # (P, 400)
         p1 = gather_patches(x, self.h1_patches)  # (P, 64, 25)
         h1 = self.hidden.forward(linear(p1, v["W1"], v["b1"]))  # (P, 64, 12)
-        self.h1_padded[:, self.h1_interior] = h1
-        p2 = gather_patches(self.h1_padded, self.h2_patches).view(P, 16, 300)  # (P, 16, 25*12)
+        h1_padded = F.pad(h1.view(P, 8, 8, 12), (0, 0, PAD, PAD, PAD, PAD), value=BACKGROUND).view(P, 144, 12)
+        p2 = gather_patches(h1_padded, self.h2_patches).view(P, 16, 300)  # (P, 16, 25*12)
         h2 = self.hidden.forward(linear(p2, v["W2"], v["b2"]))  # (P, 16, 12)
         h2_in = h2.view(P, 1, 192) if keep_scale is None else h2.view(P, 1, 192) * keep_scale.unsqueeze(1)
         h3 = self.hidden.forward(linear_invariant(h2_in, v["W3"], v["b3"]))  # (P, 1, 30)

@@ -3,7 +3,7 @@ engine and the fused kernel are compared with (conftest.FLOAT32_TOLERANCE; those
 the reference side of their comparison is the float32 loop, whose last bits are torch's kernels').
 
 For every rung of the ladder (and its extras) and the SDLM cases of test_sdlm.py, as the tests run them
-(150 usps digits, 2 passes, seed 11), the reference loop runs in a child process on each code path this CPU
+(150 usps digits, 2 passes, ReLU rungs 1: conftest.float32_comparable; seed 11), the reference loop runs in a child process on each code path this CPU
 can run (this CPU's own, then tests/cpu_paths.py's other path); printed per case: the largest
 |difference| / (atol + rtol |value|) over the parameters, where 1.0 would use the whole tolerance.
 
@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.conftest import CONFIGS, FLOAT32_TOLERANCE, N_SUBSET  # noqa: E402
+from tests.conftest import CONFIGS, FLOAT32_TOLERANCE, N_SUBSET, float32_comparable  # noqa: E402
 from tests.cpu_paths import child_environment, other_path  # noqa: E402
 from tests.test_sdlm import EQUIV, SDLM  # noqa: E402
 
-CASES = {**CONFIGS, **{f"sdlm {k}": SDLM.replace(passes=2, **v) for k, v in EQUIV.items()}}
+CASES = {**{k: float32_comparable(c) for k, c in CONFIGS.items()},
+         **{f"sdlm {k}": SDLM.replace(passes=2, **v) for k, v in EQUIV.items()}}
 
 
 def train_all(out: Path) -> None:

@@ -12,6 +12,8 @@ as the run they report. A figure whose inputs are missing is skipped with a warn
 
 from __future__ import annotations
 
+import re
+
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -389,7 +391,9 @@ def seed0_checkpoint(results_dir: Path, group: Group | None, dataset: str, label
     if group is not None:
         path = group.config_key.run(0).checkpoint_path(results_dir)
     else:
-        found = sorted(folder.glob(f"{safe_label(label)}-*-s000.pt"))
+        # exactly <label>-<digest>-<fp8>-s000.pt: a glob on the label alone also finds `relu-sgd-3e-3` for `relu`
+        name = re.compile(re.escape(safe_label(label)) + r"-[0-9a-f]+-[0-9a-f]{8}-s000\.pt")
+        found = sorted(p for p in folder.glob(f"{safe_label(label)}-*-s000.pt") if name.fullmatch(p.name))
         path = found[0] if len(found) == 1 else folder / f"{safe_label(label)}-<digest>-<fp8>-s000.pt"
     if not path.is_file():
         runs = "" if group is not None else f"no {dataset}/{label} runs yet, "

@@ -11,11 +11,18 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import data_dir
 from tests.cpu_paths import CAPABILITY, PATH_VARIABLE, child_environment, other_path
 
 REPO = Path(__file__).resolve().parents[1]
 OTHER = other_path()
 needs_other = pytest.mark.skipif(OTHER is None, reason="this CPU has no AVX2: no plainer path to select")
+# Known, not yet fixed: torch's baseline kernels (a CPU without AVX2, the other path of an AVX2-only CPU) resize
+# MNIST to 16x16 with other roundings than its AVX2 and AVX-512 kernels, which agree: the prepared mnist16 digits
+# differ in the last bits (another sha256), and with them the digits the committed page carries. Strict: these
+# fail the day the baseline path agrees.
+BASELINE_DIFFERS = pytest.mark.xfail(OTHER is not None and OTHER[0] == "baseline", strict=True,
+                                     reason="mnist16's bilinear resize rounds otherwise on torch's baseline kernels")
 
 
 def _run_on_other_path(*pytest_args: str) -> None:
@@ -31,8 +38,23 @@ def test_cpu_sensitive_tests_pass_on_the_other_code_path():
     _run_on_other_path("-m", "cpu_sensitive and not slow")
 
 
+@needs_other
+@BASELINE_DIFFERS
+def test_mnist16_is_prepared_to_the_same_bits_on_the_other_code_path():
+    name, variables = OTHER
+    script = ("import gzip, hashlib, os, numpy, torch; from repro.data.mnist16 import mnist_resize; "
+              "raw = gzip.open(os.path.join(os.environ['REPRO_DATA_DIR'], 'mnist', 't10k-images-idx3-ubyte.gz')).read(); "
+              "x = torch.from_numpy(numpy.frombuffer(raw[16:], dtype=numpy.uint8).reshape(-1, 28, 28).copy()); "
+              "print(hashlib.sha256(mnist_resize(x).numpy().tobytes()).hexdigest())")
+    env = {**child_environment(name, variables), "REPRO_DATA_DIR": str(data_dir())}
+    here, there = (subprocess.run([sys.executable, "-c", script], cwd=REPO, env=e, capture_output=True, text=True,
+                                  check=True).stdout for e in ({**os.environ, "REPRO_DATA_DIR": str(data_dir())}, env))
+    assert here == there, f"mnist16's test digits on this CPU's path and on the {name} path differ"
+
+
 @pytest.mark.slow
 @needs_other
+@BASELINE_DIFFERS
 def test_committed_report_is_the_same_bytes_on_the_other_code_path():
     _run_on_other_path("-m", "cpu_sensitive", "tests/test_committed_report.py", "tests/test_cpu_paths.py")
 

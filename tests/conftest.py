@@ -225,6 +225,13 @@ FLOAT64_TOLERANCE = {"atol": 2e-8, "rtol": 1e-7}
 FLOAT32_TOLERANCE = {"atol": 2e-5, "rtol": 1e-4}
 
 
+def assert_params_match_in_float64(got: dict, ref: dict, label: str = "") -> None:
+    """A float64 member's parameters against the float64 reference loop's (FLOAT64_TOLERANCE)."""
+    for name, want in ref.items():
+        assert got[name].dtype == torch.float64, "the engine did not follow the default dtype"
+        torch.testing.assert_close(got[name], want.detach(), **FLOAT64_TOLERANCE, msg=f"{label}: {name}")
+
+
 def float32_comparable(cfg: Config) -> Config:
     """cfg as a float32 engine is compared with the float32 reference loop: ReLU rungs over one pass (above)."""
     return cfg.replace(passes=1) if cfg.hidden_activation == "relu" else cfg

@@ -13,7 +13,8 @@ from repro.engines.population.net1989 import to_engine, to_reference
 from repro.net.model import forward, init_params, run_generator
 from repro.engines.reference import evaluate, train_reference
 from tests.conftest import (
-    CONFIGS, DEVICES, FLOAT32_TOLERANCE, FLOAT64_TOLERANCE, N_SUBSET, N_SUBSET_INTERPRETED, float32_comparable,
+    CONFIGS, DEVICES, FLOAT32_TOLERANCE, N_SUBSET, N_SUBSET_INTERPRETED, assert_params_match_in_float64,
+    float32_comparable,
     float64)
 
 LOCKSTEP = [name for name in registry.NAMES if registry.get(name).lockstep]
@@ -70,10 +71,7 @@ def _matches_reference_in_float64(cfg: Config, cls: type, device: str, usps, ref
         pop = cls(cfg, [3, 11, 5], x, y, device=device)
         for p in range(cfg.passes):
             pop.train_pass(p)
-        got = pop.member_params(1)
-        for name, want in ref.params.items():
-            assert got[name].dtype == torch.float64, "the engine did not follow the default dtype"
-            torch.testing.assert_close(got[name], want.detach(), **FLOAT64_TOLERANCE, msg=name)
+        assert_params_match_in_float64(pop.member_params(1), ref.params, cfg.hidden_activation)
         ev = pop.evaluate(x_test, y_test)
         loss, err = evaluate(ref.params, x_test, y_test, cfg)
     assert ev.loss[1].item() == pytest.approx(loss, rel=1e-7)  # parameters within FLOAT64_TOLERANCE
@@ -97,9 +95,7 @@ def test_options_outside_the_ladder_match_too(patch, usps, reference_run):
     with float64():
         pop = Population(cfg, [2], usps.x_train[:200].double(), usps.y_train[:200])
         pop.train_pass(0)
-        got = pop.member_params(0)
-    for name, want in ref.params.items():
-        torch.testing.assert_close(got[name], want.detach(), **FLOAT64_TOLERANCE, msg=name)
+        assert_params_match_in_float64(pop.member_params(0), ref.params, str(patch))
 
 
 @pytest.mark.parametrize("scheme", ["block", "cyclic"])

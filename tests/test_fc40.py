@@ -7,7 +7,7 @@ from repro.config import Config, ConfigError
 from repro.engines.population import FCPopulation
 from repro.net.model import forward, init_params, layer_shapes, outputs, run_generator
 from repro.engines.reference import train_reference
-from tests.conftest import FLOAT64_TOLERANCE, float64
+from tests.conftest import FLOAT64_TOLERANCE, assert_params_match_in_float64, float64
 
 
 def test_fc40_has_the_papers_10690_connections():
@@ -39,10 +39,7 @@ def test_fc40_member_matches_reference_loop(patch, usps):
         pop = FCPopulation(cfg, [1, 4], x, y)
         for p in range(cfg.passes):
             pop.train_pass(p)
-        got = pop.member_params(1)
-        for name, want in ref.params.items():
-            assert got[name].dtype == torch.float64, "the engine did not follow the default dtype"
-            torch.testing.assert_close(got[name], want.detach(), **FLOAT64_TOLERANCE, msg=name)
+        assert_params_match_in_float64(pop.member_params(1), ref.params, "fc40")
         x_test = usps.x_test[:300].double()
         ev = pop.evaluate(x_test, usps.y_test[:300], keep_outputs=True)
         torch.testing.assert_close(ev.outputs[1], outputs(cfg, forward(ref.params, x_test, cfg)).detach(),

@@ -15,7 +15,7 @@ from repro.engines.generic import generic_class
 from repro.engines.reference import evaluate, train_reference
 from repro.study.ladder import extra_rungs, load_rungs, plan
 from repro.rung_code import RungCodeError
-from tests.conftest import FLOAT64_TOLERANCE, float64
+from tests.conftest import assert_params_match_in_float64, float64
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE = (REPO / "ablations" / "00-baseline.toml").read_text()
@@ -49,11 +49,7 @@ def _assert_matches_reference(cfg, x, y, usps):
         x = x.double()
         ref = train_reference(ref_cfg, x, y, x, y, seed=11)
         pop = _train(cfg, [3, 11, 5], x, y)  # the member of interest between two others
-        got = pop.member_params(1)
-        for name, want in ref.params.items():
-            assert got[name].dtype == torch.float64, "the engine did not follow the default dtype"
-            torch.testing.assert_close(got[name], want.detach(), **FLOAT64_TOLERANCE,
-                                       msg=lambda detail, name=name: f"{name}: {detail}")
+        assert_params_match_in_float64(pop.member_params(1), ref.params, cfg.code or "stock")
         ev = pop.evaluate(x_test, y_test)
         loss, err = evaluate(ref.params, x_test, y_test, ref_cfg)
     assert ev.loss[1].item() == pytest.approx(loss, rel=1e-7)  # parameters within FLOAT64_TOLERANCE

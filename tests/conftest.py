@@ -134,6 +134,7 @@ CPU_SENSITIVE: tuple[str, ...] = (
     "tests/test_native.py::test_member_matches_reference_loop", "tests/test_native.py::test_options_outside_*",
     "tests/test_native.py::test_a_member_does_not_depend_on_its_neighbours_lane_group_or_threads",
     "tests/test_fused.py::test_faithful_ladder_matches_reference_loop", "tests/test_committed_report.py",
+    "tests/test_data.py::test_mnist16_tensors_sha256", "tests/test_data.py::test_mnist_resize_*",
     "tests/test_cpu_paths.py::test_the_child_runs_on_the_path_it_was_given",
 )
 

@@ -17,12 +17,6 @@ from tests.cpu_paths import CAPABILITY, PATH_VARIABLE, child_environment, other_
 REPO = Path(__file__).resolve().parents[1]
 OTHER = other_path()
 needs_other = pytest.mark.skipif(OTHER is None, reason="this CPU has no AVX2: no plainer path to select")
-# Known, not yet fixed: torch's baseline kernels (a CPU without AVX2, the other path of an AVX2-only CPU) resize
-# MNIST to 16x16 with other roundings than its AVX2 and AVX-512 kernels, which agree: the prepared mnist16 digits
-# differ in the last bits (another sha256), and with them the digits the committed page carries. Strict: these
-# fail the day the baseline path agrees.
-BASELINE_DIFFERS = pytest.mark.xfail(OTHER is not None and OTHER[0] == "baseline", strict=True,
-                                     reason="mnist16's bilinear resize rounds otherwise on torch's baseline kernels")
 
 
 def _run_on_other_path(*pytest_args: str) -> None:
@@ -39,7 +33,6 @@ def test_cpu_sensitive_tests_pass_on_the_other_code_path():
 
 
 @needs_other
-@BASELINE_DIFFERS
 def test_mnist16_is_prepared_to_the_same_bits_on_the_other_code_path():
     name, variables = OTHER
     script = ("import gzip, hashlib, os, numpy, torch; from repro.data.mnist16 import mnist_resize; "
@@ -54,7 +47,6 @@ def test_mnist16_is_prepared_to_the_same_bits_on_the_other_code_path():
 
 @pytest.mark.slow
 @needs_other
-@BASELINE_DIFFERS
 def test_committed_report_is_the_same_bytes_on_the_other_code_path():
     _run_on_other_path("-m", "cpu_sensitive", "tests/test_committed_report.py", "tests/test_cpu_paths.py")
 

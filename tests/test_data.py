@@ -588,3 +588,18 @@ def test_resolve_data_dir_order(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert resolve_data_dir() == tmp_path / "home" / ".cache" / "lecun1989"
     assert isinstance(resolve_data_dir(), Path)
+
+
+@pytest.mark.skipif(torch.backends.cpu.get_cpu_capability() not in ("AVX2", "AVX512"),
+                    reason="torch's baseline interpolate kernel rounds otherwise (what mnist_resize is written to avoid)")
+def test_mnist_resize_is_torchs_avx2_interpolate_on_every_mnist_image(mnist_raw):
+    """mnist_resize writes out the arithmetic of torch's AVX2/AVX-512 bilinear kernel (prepro.py's call), so that
+    it is the same bits on every CPU: checked here against that kernel on all 70,000 images."""
+    from repro.data.mnist16 import mnist_resize
+
+    for images, _ in mnist_raw.values():
+        raw = torch.from_numpy(images.copy())
+        x = raw.to(torch.float32) / 127.5 - 1.0
+        want = torch.nn.functional.interpolate(x.unsqueeze(1), size=(16, 16), mode="bilinear", align_corners=False,
+                                               antialias=False).squeeze(1)
+        assert torch.equal(mnist_resize(raw), want)

@@ -386,10 +386,11 @@ def test_committed_records_load_and_round_trip():
 
 
 def test_the_committed_schema_table_is_the_definition():
-    from repro.study.record import SCHEMA_MARKERS
+    from repro.report.blocks import markers
+    from repro.report.sections.record_schema import SCHEMA_BLOCK
 
     doc = (COMMITTED / "README.md").read_text()
-    start, end = SCHEMA_MARKERS
+    start, end = markers(SCHEMA_BLOCK)
     assert f"{start}\n{schema_markdown()}\n{end}" in doc, "results/README.md's schema table is stale: run `repro report --study`"
     assert "| `diverged_at_pass` | int or null |" in schema_markdown()
     assert "| `train_error`, `test_error` | list of float |" in schema_markdown()
@@ -526,7 +527,7 @@ def test_nothing_in_common_is_not_a_passing_check(tmp_path):
 
 
 def test_workspace_report_refuses_committed_folders_and_study_arguments(tmp_path):
-    from repro.report.build import DEFAULT_PAPER_DIR
+    from repro.report.sections.context import DEFAULT_PAPER_DIR
 
     ws = tmp_path / "ws"
     write(ws, make_record())

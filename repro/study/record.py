@@ -37,7 +37,6 @@ SCHEMA_VERSION = 2
 READABLE_SCHEMAS = (1, SCHEMA_VERSION)  # schema 1: no `collapsed` field; upgraded() derives it
 HISTORY_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
 FINAL_KEYS = HISTORY_KEYS + ("test_rejection_at_1pct",)
-SCHEMA_MARKERS = ("<!-- record:schema:start -->", "<!-- record:schema:end -->")
 
 
 class RecordError(ReproError, ValueError):
@@ -219,17 +218,6 @@ def schema_markdown() -> str:
     lines = ["| field | type | meaning |", "|---|---|---|"]
     lines += [f"| {', '.join(f'`{n}`' for n in names)} | {kind} | {doc} |" for (kind, doc), names in rows.items()]
     return "\n".join(lines)
-
-
-def refresh_schema_block(doc: str) -> str | None:
-    """`doc` (results/README.md's text) with the table between the record:schema markers regenerated;
-    None when the markers are missing."""
-    start, end = SCHEMA_MARKERS
-    if start not in doc or end not in doc:
-        return None
-    head, rest = doc.split(start, 1)
-    _, tail = rest.split(end, 1)
-    return f"{head}{start}\n{schema_markdown()}\n{end}{tail}"
 
 
 # ------------------------------------------------------------------------------------- validation

@@ -1,0 +1,15 @@
+"""The run record's schema table in results/README.md (its record:schema block; repro.study.record)."""
+
+from __future__ import annotations
+
+from repro.report.blocks import Block
+from repro.report.sections.context import Context
+from repro.report.sections.part import Part
+from repro.study.record import schema_markdown
+
+SCHEMA_BLOCK = "record:schema"
+
+
+class RecordSchema:
+    def render(self, ctx: Context) -> Part:
+        return Part(blocks=[Block(ctx.results_dir / "README.md", SCHEMA_BLOCK, schema_markdown())])

@@ -615,24 +615,30 @@ def test_an_empty_reference_is_not_a_passing_check(tmp_path):
 
 
 def test_report_modules_import_one_way():
-    """stats, fmt, references, records, tables, plots, compare, calibration, attribution, guesses, claims,
-    peers, speed, tie_rule, build: each imports only modules before it (the PNG writer is repro/png.py, below them all)."""
+    """stats, fmt, references, records, tables, plots, compare, calibration, attribution, guesses, claims, peers,
+    speed, tie_rule, blocks, the sections (context first), build: each imports only modules before it (the PNG
+    writer is repro/png.py, below them all)."""
     import ast
 
+    sections = ["kinds", "context", "part", "ladder", "faithfulness", "match", "comparison", "baseline_tables",
+                "guesses", "peers", "attribution", "tie_rule", "thresholds", "figures", "page", "headline",
+                "readme_check", "speed", "record_schema", "summary", "report_text", "documents"]
     order = ["stats", "fmt", "references", "records", "tables", "match", "plots", "compare", "calibration",
              "attribution", "attribution_text", "attribution_figures", "thresholds", "guesses", "claims", "peers",
-             "speed", "tie_rule", "build"]
+             "speed", "tie_rule", "blocks", *(f"sections/{name}" for name in sections), "build"]
     folder = REPO / "repro" / "report"
-    assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(order)
+    present = {p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.py") if p.stem != "__init__"}
+    assert sorted(present) == sorted(order)
     for i, name in enumerate(order):
         tree = ast.parse((folder / f"{name}.py").read_text())
         used = set()
         for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                if node.module == "repro.report":
-                    used |= {a.name for a in node.names}
-                elif node.module.startswith("repro.report."):
-                    used.add(node.module.split(".")[2])
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("repro.report"):
+                inside = node.module.split(".")[2:]  # the module's path below repro.report
+                if inside in ([], ["sections"]):
+                    used |= {"/".join([*inside, a.name]) for a in node.names}
+                else:
+                    used.add("/".join(inside))
         assert used <= set(order[:i]), f"repro/report/{name}.py imports {sorted(used - set(order[:i]))}"
 
 

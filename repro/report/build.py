@@ -1,8 +1,10 @@
 """`repro report`: read every run record, check it, group the runs, and write tables, figures and a report.
 
-Module order (each imports only the ones above it): repro.report.stats, .fmt, .references, .records, .png,
-.tables, .match, .plots, .compare, .calibration, .attribution, .attribution_text, .attribution_figures,
-.thresholds, .guesses, .claims, then this module.
+Module order (each imports only the ones above it): repro.report.stats, .fmt, .references, .records, .tables,
+.match, .plots, .compare, .calibration, .attribution, .attribution_text, .attribution_figures, .thresholds,
+.guesses, .claims, .peers, .speed, .tie_rule, .blocks, the sections (repro.report.sections: one module per part of
+the report, each returning its files, its text and its generated blocks), then this module, which runs them in
+order and writes what they return.
 
 Two kinds of report, chosen by the caller (write_report's `study`):
 

@@ -38,10 +38,6 @@ RULE_TEXT = (
     "figures of these runs are in their records and not shown here.")
 
 
-def guess_groups(groups: dict[tuple[str, str], Group]) -> dict[tuple[str, str], Group]:
-    return {k: g for k, g in groups.items() if guess_parts(k[1]) is not None}
-
-
 def build_table(groups: dict[tuple[str, str], Group], all_groups: dict[tuple[str, str], Group]) -> pd.DataFrame:
     """One row per guess (dataset, base rung, guess), against its base rung's runs in `all_groups`."""
     rows = []

@@ -45,16 +45,21 @@ class Context:
         return [r.name for r in self.rungs]
 
     @property
+    def folder(self) -> Path:
+        """Where tables, figures and the page go: the committed study's paper/, else the workspace's report."""
+        return self.paper_dir if self.study else self.out_dir
+
+    @property
     def table_dir(self) -> Path:
-        return self.paper_dir / "tables" if self.study else self.out_dir / "tables"
+        return self.folder / "tables"
 
     @property
     def figure_dir(self) -> Path:
-        return self.paper_dir / "figures" if self.study else self.out_dir / "figures"
+        return self.folder / "figures"
 
     @property
     def page_dir(self) -> Path:
-        return self.paper_dir / "page" if self.study else self.out_dir / "page"
+        return self.folder / "page"
 
     @property
     def text_path(self) -> Path:

@@ -17,6 +17,6 @@ def report_text(ctx: Context, frames: dict[str, pd.DataFrame], faithful: pd.Data
     links = {name: (relative(ctx.figure_dir / name, ctx.text_path.parent), fig.caption)
              for name, fig in figures.items()}
     name = ctx.results_dir.name
+    title = "Results" if ctx.study else f"Report on {name}/"
     return tables.results_markdown(frames, ctx.kinds.main, ctx.kinds.order, ctx.inputs, ctx.notes, ctx.rungs, links,
-                                   faithful, runs=f"{name}/runs/", title="Results" if ctx.study else f"Report on {name}/",
-                                   sections=tuple(texts)).encode()
+                                   faithful, runs=f"{name}/runs/", title=title, sections=tuple(texts)).encode()

@@ -37,27 +37,10 @@ from typing import Callable
 from repro.atomic_files import atomic_write_bytes
 from repro.report import compare
 from repro.report.compare import Comparison
-from repro.report.sections.attribution import Attribution
-from repro.report.sections.baseline_tables import CodeRungs, ExtraRungs
-from repro.report.sections.comparison import CheckAgainstReference
 from repro.report.sections.context import build_context
 from repro.report.sections.documents import updated_documents
-from repro.report.sections.faithfulness import Faithfulness
-from repro.report.sections.figures import Figures
-from repro.report.sections.guesses import Guesses
-from repro.report.sections.headline import Headline
-from repro.report.sections.ladder import LadderTables
-from repro.report.sections.match import Match
-from repro.report.sections.page import Page
-from repro.report.sections.part import Section
-from repro.report.sections.peers import Peers
-from repro.report.sections.readme_check import CheckPower
-from repro.report.sections.record_schema import RecordSchema
+from repro.report.sections.order import report_sections
 from repro.report.sections.report_text import report_text
-from repro.report.sections.speed import Speed
-from repro.report.sections.summary import StudySummary
-from repro.report.sections.thresholds import Thresholds
-from repro.report.sections.tie_rule import TieRule
 from repro.study.store import DEFAULT_RESULTS_DIR
 
 
@@ -102,27 +85,21 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     ctx = build_context(results_dir, study=study, out_dir=out_dir, paper_dir=paper_dir, reference_dir=reference_dir,
                         data_dir=data_dir, ladder_dir=ladder_dir, strict=strict, make_figures=make_figures,
                         summary_file=summary_file, warn=warn)
-    ladder, faithful, figures = LadderTables(), Faithfulness(), Figures()
-    match, checked = Match(faithful), CheckAgainstReference()
-    # in the order their texts appear in the report (and their warnings among its warnings)
-    sections: list[Section] = [ladder, faithful, checked, CodeRungs(), match, ExtraRungs(), Guesses(), Peers(),
-                               Attribution(), TieRule(), Thresholds(), figures, Page()]
-    if study:
-        sections += [Headline(ladder, faithful, match, figures), CheckPower(), Speed(), RecordSchema(), StudySummary()]
+    sections = report_sections(study)
     written, texts, blocks = [], [], []
 
     def put(path: Path, data: bytes) -> None:
         atomic_write_bytes(path, data)
         written.append(path)
 
-    for section in sections:
+    for section in sections.in_order:
         part = section.render(ctx)
         for path, data in part.files.items():
             put(path, data)
         texts += part.texts
         blocks += part.blocks
-    put(ctx.text_path, report_text(ctx, ladder.frames, faithful.frame, figures.made, texts))
+    put(ctx.text_path, report_text(ctx, sections.ladder.frames, sections.faithful.frame, sections.figures.made, texts))
     if study:
         for path, data in updated_documents(ctx, blocks).items():
             put(path, data)
-    return Report(written, checked.comparison)
+    return Report(written, sections.checked.comparison)

@@ -29,7 +29,7 @@ from repro.report.build import Report, write_report
 from repro.report.records import ReportError, group_records, load_records
 from repro.report.references import KARPATHY_BASELINE, PAPER
 from repro.report.stats import summarize, t_cdf, t_quantile, welch_interval
-from repro.study.record import RecordError, RunRecord, record_problem, schema_markdown, upgraded, validate_file
+from repro.study.record import RecordError, RunRecord, record_problem, schema_markdown, validate_file
 from repro.atomic_files import atomic_torch_save, atomic_write_json
 from repro.study.run_key import RunKey
 
@@ -378,10 +378,7 @@ def test_committed_records_load_and_round_trip():
         assert validate_file(path) is None, path
         obj = json.loads(path.read_text())
         rec = RunRecord.from_json(obj)
-        current = upgraded(obj)  # a schema-1 record gains only the derived `collapsed`; schema 2 is unchanged
-        assert rec.to_json() == current and list(rec.to_json()) == list(current)
-        assert {k: v for k, v in current.items() if k not in ("schema", "collapsed")} == \
-            {k: v for k, v in obj.items() if k not in ("schema", "collapsed")}
+        assert rec.to_json() == obj and list(rec.to_json()) == list(obj)
         assert rec.file_name == path.name
 
 
@@ -401,7 +398,7 @@ def test_the_committed_schema_table_is_the_definition():
     (lambda r: r.update(passes=True), "wrong type for field(s) passes (bool, expected int)"),
     (lambda r: r.update(diverged_at_pass=1.5), "diverged_at_pass (float, expected int or null)"),
     (lambda r: r["test_error"].__setitem__(0, "x"), "test_error (list, expected list of float)"),
-    (lambda r: r.update(schema=3), "schema 3 (this version reads schema 1 and 2"),
+    (lambda r: r.update(schema=1), "schema 1 (this version reads schema 2)"),
     (lambda r: r.update(collapsed=0), "wrong type for field(s) collapsed (int, expected bool)"),
     (lambda r: r.update(extra=1), "unknown field(s) extra"),
     (lambda r: r["final"].pop("test_rejection_curve"), "missing field(s) final.test_rejection_curve"),

@@ -9,7 +9,7 @@ Rules (each also stated in the report's text):
   config_digest or versions["repro"] keeps only the most common combination (ties: the one with the newest
   record, then the smallest key) and the others are dropped with a warning naming them.
 - A run with diverged_at_pass set is counted as diverged and left out of every mean, spread, interval and curve.
-- Every record carries `collapsed` (repro.net.collapse; derived when an older record lacks it).
+- Every record carries `collapsed` (repro.net.collapse's rule, applied when the run's record is written).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 
 from repro.errors import ReproError
 from repro.report.stats import CI_LEVEL, Interval, paired_interval, welch_interval
-from repro.study.record import RunRecord, collapsed_of
+from repro.study.record import RunRecord
 from repro.study.run_key import ConfigKey
 from repro.study.store import read_records
 
@@ -81,7 +81,7 @@ class Group:
     @property
     def stable(self) -> list[dict]:
         """The runs that did not collapse (repro.net.collapse): the ones error statistics describe."""
-        return [r for r in self.records if not _collapsed(r)]
+        return [r for r in self.records if not r["collapsed"]]
 
     @property
     def n_collapsed(self) -> int:
@@ -137,13 +137,6 @@ def difference(a: Group, b: Group, key: str = "test_error", scale: float = 100.0
     spread = np.std(xa) * np.std(xb)
     corr = float(np.corrcoef(xa, xb)[0, 1]) if spread > 0 else float("nan")
     return Difference(paired_interval(xa, xb, level), True, corr)
-
-
-def _collapsed(rec: dict) -> bool:
-    """A record's `collapsed`; derived by the one rule for record-like dicts that lack it (an older summary)."""
-    if "collapsed" in rec:
-        return rec["collapsed"]
-    return collapsed_of(rec.get("final") or {}, rec.get("diverged_at_pass"))
 
 
 def group_records(records: list[dict], warn: Callable[[str], None] = lambda m: None) -> dict[tuple[str, str], Group]:

@@ -10,10 +10,7 @@
 
 Each field's JSON type is read from its annotation: `int`, `float` (an int is accepted), `str`, `dict` (JSON
 object), `list[float]` (list of numbers), `int | None` (int or null), `bool`. A bool is never accepted as a
-number. A record of the current schema loads unchanged: `RunRecord.from_json(obj).to_json() == obj`, key order
-included. Records of schema 1 (written before `collapsed` existed) stay valid: `upgraded(obj)` gives the
-current form, with `collapsed` derived from their final figures by repro.net.collapse, the rule the runner
-applies when it writes the field.
+number. A record loads unchanged: `RunRecord.from_json(obj).to_json() == obj`, key order included.
 
 This module imports nothing from the store, so store.py may import it; file names come from repro.study.run_key.
 """
@@ -30,11 +27,9 @@ from pathlib import Path, PurePath
 from typing import Any, TypedDict
 
 from repro.errors import ReproError
-from repro.net.collapse import is_collapsed
 from repro.study.run_key import RunKey
 
 SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, SCHEMA_VERSION)  # schema 1: no `collapsed` field; upgraded() derives it
 HISTORY_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
 FINAL_KEYS = HISTORY_KEYS + ("test_rejection_at_1pct",)
 SCHEMA_MARKERS = ("<!-- record:schema:start -->", "<!-- record:schema:end -->")
@@ -74,7 +69,7 @@ class RunRecord:
     """One training run (schema 2). Field order is the JSON key order."""
 
     schema: int = field(metadata=_doc(
-        f"record format version ({SCHEMA_VERSION}; records of schema 1, without `collapsed`, are read too)"))
+        f"record format version ({SCHEMA_VERSION})"))
     rung: str = field(metadata=_doc(
         "rung name from `ablations/` (`baseline` for `repro train`; the label in factorial mode)"))
     label: str = field(metadata=_doc(
@@ -107,11 +102,12 @@ class RunRecord:
         "values, no rejection (empty when it diverged in the first pass)"))
     collapsed: bool = field(metadata=_doc(
         "the run collapsed: it diverged, or its final training error is above 50% (the rule and its reason: "
-        "`repro/net/collapse.py`); schema-1 records get it derived by the same rule when read"))
+        "`repro/net/collapse.py`)"))
     engine: str = field(metadata=_doc(
-        "`population` (lockstep members), `fused` (lockstep members, one Triton kernel launch per pass) or "
-        "`reference` (the plain loop): the engine that actually trained the run (`--engine fused` falls back to "
-        "`population` for configurations the kernel does not implement)"))
+        "the engine that trained the run (`repro/engines/registry.py`): `native` (C, members in SIMD lanes), "
+        "`population` (lockstep members in torch), `fused` (one Triton kernel launch per pass), `generic` (lockstep "
+        "through autograd, for rungs with their own code), `generic-eager` (the same, uncompiled) or `reference` (the "
+        "plain loop); where the engine asked for does not implement a configuration, the one that trained it instead"))
     population_members: int = field(metadata=_doc("how many members trained together in lockstep"))
     wall_time_s: float = field(metadata=_doc(
         "wall time of the whole population (members share it); with `--engine fused`, where all populations of a "
@@ -131,9 +127,7 @@ class RunRecord:
     # ------------------------------------------------------------------ JSON
     @classmethod
     def from_json(cls, obj: Any) -> RunRecord:
-        """The record held by a parsed JSON object (schema 1 upgraded, see `upgraded`); RecordError naming the
-        first thing wrong otherwise."""
-        obj = upgraded(obj)
+        """The record held by a parsed JSON object; RecordError naming the first thing wrong otherwise."""
         why = _content_problem(obj)
         if why:
             raise RecordError(why)
@@ -157,25 +151,6 @@ class RunRecord:
     def file_name(self) -> str:
         """`<label>-<digest>-<fp8>-s<seed>.json`, the name the store gives this record."""
         return self.key.file_name
-
-
-def collapsed_of(final: dict, diverged_at_pass: int | None) -> bool:
-    """The `collapsed` field of a record with these final figures (repro.net.collapse's rule)."""
-    return is_collapsed(final.get("train_error"), diverged_at_pass is not None)
-
-
-def upgraded(obj: Any) -> Any:
-    """A parsed record in the current schema: a schema-1 object gets `collapsed` (derived from its `final`, placed
-    after it) and schema 2; anything else, including objects too damaged to derive from, is returned as it is."""
-    if not isinstance(obj, dict) or obj.get("schema") != 1 or "collapsed" in obj or not isinstance(obj.get("final"), dict):
-        return obj
-    div = obj.get("diverged_at_pass")
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        out[key] = SCHEMA_VERSION if key == "schema" else value
-        if key == "final":
-            out["collapsed"] = collapsed_of(value, div if isinstance(div, int) else None)
-    return out
 
 
 # ------------------------------------------------------------------------------------- the field table
@@ -260,8 +235,7 @@ def _content_problem(rec: Any) -> str | None:
         return "wrong type for field(s) " + ", ".join(
             f"{s.name} ({type(rec[s.name]).__name__}, expected {s.type_text})" for s in bad)
     if rec["schema"] != SCHEMA_VERSION:
-        readable = " and ".join(map(str, READABLE_SCHEMAS))
-        return f"schema {rec['schema']} (this version reads schema {readable}, schema 1 upgraded)"
+        return f"schema {rec['schema']} (this version reads schema {SCHEMA_VERSION})"
     if not _is(rec["versions"].get("repro"), (str,)):
         return "versions.repro missing"
     div = rec["diverged_at_pass"]
@@ -292,10 +266,9 @@ def _content_problem(rec: Any) -> str | None:
 
 
 def record_problem(rec: Any, path: str | PurePath | None = None) -> str | None:
-    """Why `rec` (parsed JSON; schema 1 is upgraded first) is not a usable record, or None if it is. With `path`
+    """Why `rec` (parsed JSON) is not a usable record, or None if it is. With `path`
     (the file it was read from: runs/<dataset>/<name>.json, or that path relative to runs/), also check that the
     folder is the record's dataset and the name is the one the store gives it."""
-    rec = upgraded(rec)
     why = _content_problem(rec)
     if why or path is None:
         return why
@@ -309,12 +282,12 @@ def record_problem(rec: Any, path: str | PurePath | None = None) -> str | None:
 
 
 def read_record(path: str | Path) -> RunRecord:
-    """The record in the file at `path` (results/runs/<dataset>/<name>.json; schema 1 upgraded). RecordError
+    """The record in the file at `path` (results/runs/<dataset>/<name>.json). RecordError
     when it is not readable, truncated or otherwise invalid JSON, has missing or ill-typed fields, or a name or
     folder that does not match its contents."""
     path = Path(path)
     try:
-        rec = upgraded(json.loads(path.read_text()))
+        rec = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as e:
         raise RecordError(f"not readable ({e})") from None
     except json.JSONDecodeError as e:

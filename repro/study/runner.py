@@ -27,11 +27,12 @@ from repro.data import Dataset
 from repro.engines import registry
 from repro.engines.reference import evaluate, train_reference
 from repro.errors import ReproError
+from repro.net.collapse import is_collapsed
 from repro.net.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
 from repro.net.model import forward
 from repro.net.model import outputs as output_values
 from repro.study.ladder import PlannedConfig
-from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord, collapsed_of
+from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord
 from repro.study.run_key import ConfigKey
 from repro.study.store import SeedLocks, environment, load_state
 
@@ -383,8 +384,8 @@ def build_record(planned: PlannedConfig, ds: Dataset, r: MemberResult, mode: str
         schema=SCHEMA_VERSION, rung=planned.rung.name, label=planned.label, mode=mode, rung_title=planned.rung.title,
         dataset=ds.name, dataset_fingerprint=ds.fingerprint, seed=r.seed, config=cfg.to_dict(),
         config_digest=cfg.digest(), passes=cfg.passes, presentations=cfg.passes * len(ds.y_train),
-        diverged_at_pass=h.diverged_at, **h.values, final=final, collapsed=collapsed_of(final, h.diverged_at),
-        engine=engine, population_members=r.members,
+        diverged_at_pass=h.diverged_at, **h.values, final=final,
+        collapsed=is_collapsed(final.get("train_error"), h.diverged_at is not None), engine=engine, population_members=r.members,
         wall_time_s=round(r.wall_s, 3), **environment(device),
     )
 

@@ -137,31 +137,6 @@ def set_aside_damaged(results_dir: Path, log=lambda msg: None) -> list[Path]:
     return moved
 
 
-def migrate_names(results_dir: Path) -> list[tuple[Path, Path]]:
-    """Rename records and checkpoints named before file names carried the dataset's fingerprint
-    (`<label>-<digest>-s<seed>`) to their names now (repro.study.run_key), each by its record's own
-    `dataset_fingerprint`; returns (old, new) per file renamed. Files already named so, and files that are not
-    readable records, are left alone; a name already taken is not overwritten."""
-    results_dir = Path(results_dir)
-    renamed = []
-    for old in sorted((results_dir / "runs").glob("*/*.json")):
-        try:
-            rec = json.loads(old.read_text())
-            key = RunKey.of_record(rec)
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        old_stem = f"{safe_label(key.label)}-{key.digest}-s{key.seed:03d}"  # the naming before the fingerprint
-        if old.stem != old_stem or old.parent.name != key.dataset:
-            continue
-        pairs = [(old, key.record_path(results_dir)),
-                 (results_dir / "checkpoints" / key.dataset / f"{old_stem}.pt", key.checkpoint_path(results_dir))]
-        for src, dest in pairs:
-            if src.is_file() and not dest.exists():
-                os.replace(src, dest)
-                renamed.append((src, dest))
-    return renamed
-
-
 # --- one writer per run ----------------------------------------------------------------------------------
 class SeedLocks:
     """Advisory locks (fcntl.flock), one per run (configuration x seed), held while the run trains.

@@ -258,7 +258,7 @@ def _run_job(request: JobRequest, data_dir, cluster) -> None:
         plan = run_job(request, data_dir=data_dir, log=_log, cluster=cluster)
     except JobInterrupted:
         sys.exit(130)
-    for line in summary_lines(plan.record_paths()):
+    for line in summary_lines(plan.records()):
         click.echo(line)
     for line in where_lines(request.results_dir):
         _log(line)

@@ -43,11 +43,11 @@ from repro.page.build import build_page
 from repro.png import styled_png
 from repro.report.records import ReportError, group_records, label_order, load_records
 from repro.report.references import FAITHFUL_DATASET, FAITHFUL_REFERENCES, MOST_LITERAL, PEER_FIGURES
-from repro.resources import SUMMARY_NAME, paper_dir as _paper_dir
+from repro.resources import paper_dir as _paper_dir
 from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, factorial_subset, load_rungs
 from repro.study.record import refresh_schema_block
 from repro.study.store import DEFAULT_RESULTS_DIR
-from repro.study.summary import read_summary, summary_json
+from repro.study.summary import reference_rows, summary_json
 
 DEFAULT_PAPER_DIR = _paper_dir()  # None when installed from a wheel
 # our runs of the peers' steps from their initial weights, but the baseline's (`peer-weights`, a row of its own)
@@ -182,7 +182,7 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
 
     comparison, sections = None, []
     if reference_dir is not None:
-        reference = group_records(_reference_records(Path(reference_dir)))
+        reference = group_records(reference_rows(Path(reference_dir)))
         if not reference:
             note(f"no run records under {Path(reference_dir) / 'runs'}: nothing to check the runs against")
         comparison = compare.compare_groups(all_groups, reference)
@@ -324,13 +324,6 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         if updated is not None:
             put(schema_doc, updated.encode())
     return Report(written, comparison)
-
-
-def _reference_records(folder: Path) -> list[dict]:
-    """The reference's run records: its runs/, else (an installed package's study) its summary's runs."""
-    if not (folder / "runs").is_dir() and (folder / SUMMARY_NAME).is_file():
-        return read_summary(folder / SUMMARY_NAME)
-    return load_records(folder, warn=lambda m: None).records
 
 
 def _inside(path: Path, folder: Path) -> bool:

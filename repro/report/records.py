@@ -2,7 +2,7 @@
 
 Rules (each also stated in the report's text):
 - A file under runs/ that is not a valid record (bad JSON, missing or ill-typed fields, a name that does not
-  match its contents, or anything that is not runs/<dataset>/<name>.json; read by repro.study.store.read_records)
+  match its contents, or anything that is not runs/<dataset>/<name>.json; read by repro.study.record.read_records)
   is skipped with a warning naming it and why; with strict=True loading stops with a ReportError instead.
   Hidden files (".name.tmp") are atomic writes in progress and are ignored silently.
 - Runs are grouped by (dataset, label). A group whose records disagree on dataset_fingerprint,
@@ -23,9 +23,8 @@ import numpy as np
 
 from repro.errors import ReproError
 from repro.report.stats import CI_LEVEL, Interval, paired_interval, welch_interval
-from repro.study.record import RunRecord
 from repro.study.run_key import ConfigKey
-from repro.study.store import read_records
+from repro.study.record import read_records
 
 
 class ReportError(ReproError, RuntimeError):
@@ -34,17 +33,12 @@ class ReportError(ReproError, RuntimeError):
 
 @dataclass
 class Inputs:
-    records: list[dict]  # valid records, each with "_file" (path relative to runs/) added
+    records: list[dict]  # the valid records' rows (repro.study.record.RunRecord.row)
     skipped: list[tuple[str, str]]  # (path relative to runs/, reason)
 
 
-def record_dict(rec: RunRecord) -> dict:
-    """A record as the report's tables read it: its JSON object, with "_file" (its path relative to runs/)."""
-    return {**rec.to_json(), "_file": rec.key.relative_record_path}
-
-
 def load_records(results_dir: Path, strict: bool = False, warn: Callable[[str], None] = lambda m: None) -> Inputs:
-    """Every record under <results_dir>/runs (repro.study.store.read_records); invalid files are skipped with a
+    """Every record under <results_dir>/runs (repro.study.record.read_records); invalid files are skipped with a
     warning (strict: ReportError)."""
     scan = read_records(results_dir)
     for rel, problem in scan.damaged:
@@ -52,7 +46,7 @@ def load_records(results_dir: Path, strict: bool = False, warn: Callable[[str], 
         if strict:
             raise ReportError(f"{msg} (--strict: stopping; move or fix the file)")
         warn(f"skipped {msg}")
-    return Inputs([record_dict(r) for r in scan.records], scan.damaged)
+    return Inputs(scan.rows, scan.damaged)
 
 
 # ----------------------------------------------------------------------------------------- groups

@@ -1,12 +1,18 @@
-"""The run record: what one training run leaves in results/runs/<dataset>/<label>-<digest>-<fp8>-s<seed>.json.
+"""The records module: what one training run leaves in results/runs/<dataset>/<label>-<digest>-<fp8>-s<seed>.json,
+and the one place records are read.
 
 `RunRecord` is the one definition of the record's schema. From it come
 - the records the runner writes: `RunRecord(...)` checks itself when built, `to_json()` gives the JSON object;
-- the checks on records read back: `RunRecord.from_json(obj)` (raises `RecordError` naming what is wrong),
-  `read_record(path)` (the record in a file, or `RecordError`), `record_problem(obj, path)` and
-  `validate_file(path)` (the reason a file is not a usable record, or None);
+- the checks on records read back: `RunRecord.from_json(obj)` and `read_record(path)` (the record, or
+  `RecordError` naming what is wrong);
+- the row tables read (`RunRecord.row`: the JSON object with `_file`, its path relative to runs/); the packaged
+  summary of the committed study (repro.study.summary) gives rows of the same keys, less the per-pass lists;
 - the schema table in results/README.md (`schema_markdown()`, between the `record:schema` markers; a test
   keeps the committed README equal to it).
+
+A results folder is read by `read_records` (every file under runs/: the valid records, the rest with why), and
+whether a run is done is decided by `is_done` (its record is there), for the job's plan, the runner's claim on
+its seeds and the interrupt message alike.
 
 Each field's JSON type is read from its annotation: `int`, `float` (an int is accepted), `str`, `dict` (JSON
 object), `list[float]` (list of numbers), `int | None` (int or null), `bool`. A bool is never accepted as a
@@ -20,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -152,6 +159,11 @@ class RunRecord:
         """`<label>-<digest>-<fp8>-s<seed>.json`, the name the store gives this record."""
         return self.key.file_name
 
+    @property
+    def row(self) -> dict[str, Any]:
+        """The record as tables read it: its JSON object, with `_file` (its path relative to runs/)."""
+        return {**self.to_json(), "_file": self.key.relative_record_path}
+
 
 # ------------------------------------------------------------------------------------- the field table
 @dataclass(frozen=True)
@@ -265,7 +277,7 @@ def _content_problem(rec: Any) -> str | None:
     return None
 
 
-def record_problem(rec: Any, path: str | PurePath | None = None) -> str | None:
+def _problem(rec: Any, path: str | PurePath | None = None) -> str | None:
     """Why `rec` (parsed JSON) is not a usable record, or None if it is. With `path`
     (the file it was read from: runs/<dataset>/<name>.json, or that path relative to runs/), also check that the
     folder is the record's dataset and the name is the one the store gives it."""
@@ -292,16 +304,54 @@ def read_record(path: str | Path) -> RunRecord:
         raise RecordError(f"not readable ({e})") from None
     except json.JSONDecodeError as e:
         raise RecordError(f"not valid JSON ({e})") from None
-    why = record_problem(rec, path)
+    why = _problem(rec, path)
     if why:
         raise RecordError(why)
     return RunRecord(**rec)
 
 
-def validate_file(path: str | Path) -> str | None:
-    """Why the file at `path` is not a usable run record (see `read_record`), or None when it is one."""
-    try:
-        read_record(path)
-    except RecordError as e:
-        return str(e)
-    return None
+# ------------------------------------------------------------------------------------- a results folder
+RECORD_PATTERN = "runs/<dataset>/<label>-<digest>-<fp8>-s<seed>.json"
+
+
+@dataclass
+class RecordScan:
+    """What a results folder's runs/ holds: the valid records, and every other file with the reason."""
+
+    records: list[RunRecord] = field(default_factory=list)
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (path relative to runs/, why it is unusable)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [r.row for r in self.records]
+
+
+def read_records(results_dir: str | Path) -> RecordScan:
+    """Every file under <results_dir>/runs, in path order: the valid records, and the rest (bad JSON, missing or
+    ill-typed fields, a name that does not match its contents, anything not runs/<dataset>/<name>.json) with why.
+    Hidden files (".name.tmp") are atomic writes in progress, or OS clutter, and are passed over silently."""
+    runs = Path(results_dir) / "runs"
+    scan = RecordScan()
+    if not runs.is_dir():
+        return scan
+    for root, dirs, files in os.walk(runs):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            rel = path.relative_to(runs).as_posix()
+            if len(Path(rel).parts) != 2 or not name.endswith(".json"):
+                scan.damaged.append((rel, f"not a run record (records are {RECORD_PATTERN})"))
+                continue
+            try:
+                scan.records.append(read_record(path))
+            except RecordError as e:
+                scan.damaged.append((rel, str(e)))
+    return scan
+
+
+def is_done(results_dir: str | Path, key: RunKey) -> bool:
+    """Whether run `key` is done in the results folder: its record is there. A damaged record counts as done
+    until a job sets it aside (repro.study.store.set_aside_damaged, at every job's start)."""
+    return key.record_path(results_dir).is_file()

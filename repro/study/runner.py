@@ -32,7 +32,7 @@ from repro.net.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejectio
 from repro.net.model import forward
 from repro.net.model import outputs as output_values
 from repro.study.ladder import PlannedConfig
-from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord
+from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord, is_done
 from repro.study.run_key import ConfigKey
 from repro.study.store import SeedLocks, environment, load_state
 
@@ -139,7 +139,7 @@ class MemberResult:
 # --- running one configuration ------------------------------------------------------------------------------
 def pending_seeds(key: ConfigKey, seeds: list[int], results_dir: Path, force: bool) -> list[int]:
     """The seeds of configuration `key` that have no record yet (all of them with `force`)."""
-    return [s for s in seeds if force or not key.run(s).record_path(results_dir).exists()]
+    return [s for s in seeds if force or not is_done(results_dir, key.run(s))]
 
 
 @dataclass
@@ -189,7 +189,7 @@ def claim_seeds(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
     for s in todo:
         run = key.run(s)
         if ctx.locks.try_acquire(run):
-            if ctx.force or not run.record_path(ctx.results_dir).exists():  # another process may have finished it
+            if ctx.force or not is_done(ctx.results_dir, run):  # another process may have finished it
                 mine.append(s)
             else:
                 ctx.locks.release(run)

@@ -204,7 +204,7 @@ def test_an_unreachable_scheduler_is_an_error_naming_it_and_nothing_is_written(t
 def test_a_worker_with_other_data_refuses_the_unit_naming_itself_and_the_unit(usps):
     planned = PlannedConfig("baseline", Rung(0, "baseline", "t", "", "s"), Config())
     key = ConfigKey.of(planned, usps)
-    unit = cluster.Unit(planned, ConfigKey(key.dataset, "0" * 16, key.label, key.digest), [0], "native", "cpu", "cumulative",
+    unit = cluster.Unit(planned, ConfigKey(key.dataset, "0" * 16, key.label, key.digest), [0], "native", "cpu",
                         cluster.code_digest())
     with pytest.raises(cluster.ClusterError, match=r"worker pid \d+ holds other data: usps has fingerprint .*"
                                                    r"refused unit usps \| baseline \| 1 seed"):

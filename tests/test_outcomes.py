@@ -182,6 +182,7 @@ def test_the_runner_writes_collapsed_by_the_rule(train_errors, diverge, collapse
     for p, err in enumerate(train_errors):
         history.add(p, float("nan") if diverge and p == 1 else 0.5, err, 0.5, err)
     result = MemberResult(0, history, {}, torch.randn(n, 10), {}, 1.0, 1)
-    rec = build_record(PlannedConfig("baseline", Rung(0, "baseline", "t", "", ""), Config().replace(passes=2)), ds,
-                       result, "cumulative", "population", torch.device("cpu"))
+    planned = PlannedConfig("f:relu", Rung(0, "f:relu", "t", "", ""), Config().replace(passes=2), "factorial", ("relu",))
+    rec = build_record(planned, ds, result, "population", torch.device("cpu"))
     assert rec.collapsed is collapsed and rec.to_json()["collapsed"] is collapsed
+    assert (rec.mode, rec.changes) == ("factorial", ["relu"])  # the planned configuration's, not parsed from its label

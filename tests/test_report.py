@@ -85,6 +85,7 @@ def make_record(dataset: str = "usps", label: str = "baseline", seed: int = 0, *
                                          for t in (0.0, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05)}
     return {
         "schema": 2, "rung": label if label in LADDER else "baseline", "label": label, "mode": "cumulative",
+        "changes": list(LADDER[1: LADDER.index(label) + 1]) if label in LADDER else [],
         "rung_title": f"Rung {label}", "dataset": dataset,
         "dataset_fingerprint": fingerprint or FINGERPRINT[dataset], "seed": seed, "config": cfg.to_dict(),
         "config_digest": cfg.digest(), "passes": passes, "presentations": passes * 7291,
@@ -187,8 +188,8 @@ def test_make_record_has_the_shape_runner_writes():
     for p in range(2):
         history.add(p, 0.5, 0.25, 0.5, 0.25)
     result = MemberResult(0, history, {}, torch.randn(n, 10), {}, 1.0, 1)
-    real = build_record(PlannedConfig("baseline", Rung(0, "baseline", "t", "", ""), cfg), ds, result, "cumulative",
-                        "population", torch.device("cpu")).to_json()
+    real = build_record(PlannedConfig("baseline", Rung(0, "baseline", "t", "", ""), cfg), ds, result, "population",
+                        torch.device("cpu")).to_json()
     fake = make_record(passes=2)
     assert RunRecord.from_json(fake).to_json() == fake
     assert list(fake) == list(real)

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from repro.study.run_key import RunKey
-from repro.study.store import read_records
+from repro.study.record import read_records
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results"
 

@@ -91,6 +91,16 @@ class Group:
         return self.first["config_digest"]
 
     @property
+    def mode(self) -> str:
+        """The mode that planned the configuration (repro.study.ladder)."""
+        return self.first["mode"]
+
+    @property
+    def changes(self) -> tuple[str, ...]:
+        """The rungs (and guess) the configuration holds over its ladder's baseline, in the order applied."""
+        return tuple(self.first["changes"])
+
+    @property
     def config_key(self) -> ConfigKey:
         return ConfigKey(self.dataset, self.first["dataset_fingerprint"], self.label, self.digest)
 
@@ -165,12 +175,12 @@ def label_order(labels, ladder: list[str]) -> list[str]:
     return [n for n in ladder if n in labels] + sorted(labels - set(ladder))
 
 
-def comparison_label(label: str, present: list[str], ladder: list[str]) -> str | None:
+def comparison_label(label: str, mode: str, present: list[str], ladder: list[str]) -> str | None:
     """Which row a row's test error is compared with: the previous ladder rung present; for labels outside the
-    ladder, 'full' for 'minus:*' rows, else the first rung (the baseline)."""
+    ladder, 'full' (every change) for the other leave-one-out rows, else the first rung (the baseline)."""
     if label in ladder:
         before = [n for n in ladder[: ladder.index(label)] if n in present]
         return before[-1] if before else None
-    if label.startswith("minus:") and "full" in present:
+    if mode == "leave-one-out" and label != "full" and "full" in present:
         return "full"
     return ladder[0] if ladder and ladder[0] in present and label != ladder[0] else None

@@ -45,7 +45,6 @@ class JobRequest:
     results_dir: Path
     device: torch.device
     engine: str = registry.AUTO  # the engine asked for; each entry's own is chosen by the registry
-    mode: str = "cumulative"
     force: bool = False
 
 
@@ -204,7 +203,7 @@ def _run(request, data, data_dir, log, progress, connection) -> JobPlan:
     for e in plan.units:
         if e.note:
             log(f"{e.dataset} | {e.planned.label}: {e.note}")
-    ctx = RunContext(results_dir, request.device, request.mode, request.force, request.engine,
+    ctx = RunContext(results_dir, request.device, request.force, request.engine,
                      Progress(plan.presentations_left) if progress else None, locks=SeedLocks(results_dir),
                      log=log, chosen={e.key: e.engine for e in plan.entries})
     try:

@@ -83,8 +83,14 @@ class RunRecord:
         "what the run is called in tables: the rung name in cumulative mode, `single:<rung>` or `minus:<rung>` in "
         "single and leave-one-out modes, `f:<rung>+<rung>...` (`f:baseline` for no change) in factorial mode, "
         "`guess:<rung>+<guess>` in guesses mode (file names: `:` and `+` become `_`), `baseline+<digest>` for "
-        "`repro train` with overrides"))
-    mode: str = field(metadata=_doc("`cumulative`, `single`, `leave-one-out`, `factorial` or `guesses`"))
+        "`repro train` with overrides; a name only: what the configuration holds is in `mode` and `changes`"))
+    mode: str = field(metadata=_doc(
+        "the mode that planned the configuration: `cumulative`, `single`, `leave-one-out`, `factorial` or "
+        "`guesses` (repro.study.ladder)"))
+    changes: list[str] = field(metadata=_doc(
+        "the changes the configuration holds: the names of the rungs (and guess) applied on its ladder's baseline, "
+        "in the order applied (empty for the baseline and for `repro train`; fields set with `--set` are in "
+        "`config` only)"))
     rung_title: str = field(metadata=_doc("one-line title of the rung"))
     dataset: str = field(metadata=_doc("`usps` or `mnist16`"))
     dataset_fingerprint: str = field(metadata=_doc("hash of the raw files' checksums and the preparation parameters"))

@@ -148,7 +148,6 @@ class RunContext:
 
     results_dir: Path
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    mode: str = "cumulative"
     force: bool = False
     engine: str = "auto"
     progress: Progress | None = None
@@ -347,7 +346,7 @@ def _write_records(planned: PlannedConfig, ds: Dataset, results: list[MemberResu
                    engine: str) -> None:
     cfg = planned.config
     for r in results:
-        record = build_record(planned, ds, r, ctx.mode, engine, ctx.device)
+        record = build_record(planned, ds, r, engine, ctx.device)
         checkpoint = None
         if r.seed in ctx.checkpoint_seeds and r.history.diverged_at is None:
             checkpoint = {"config": cfg.to_dict(), "dataset": ds.name, "seed": r.seed, "state_dict": r.params}
@@ -364,7 +363,7 @@ def write_run(results_dir: Path, record: RunRecord, checkpoint: dict | None) -> 
         atomic_torch_save(record.key.checkpoint_path(results_dir), checkpoint)
 
 
-def build_record(planned: PlannedConfig, ds: Dataset, r: MemberResult, mode: str, engine: str,
+def build_record(planned: PlannedConfig, ds: Dataset, r: MemberResult, engine: str,
                  device: torch.device) -> RunRecord:
     """The record of one finished run (schema: repro.study.record.RunRecord)."""
     cfg, h = planned.config, r.history
@@ -381,7 +380,8 @@ def build_record(planned: PlannedConfig, ds: Dataset, r: MemberResult, mode: str
         for name, numbers in r.extra_tests.items():
             final[f"{name}_error"], final[f"{name}_loss"] = numbers["error"], numbers["loss"]
     return RunRecord(
-        schema=SCHEMA_VERSION, rung=planned.rung.name, label=planned.label, mode=mode, rung_title=planned.rung.title,
+        schema=SCHEMA_VERSION, rung=planned.rung.name, label=planned.label, mode=planned.mode,
+        changes=list(planned.changes), rung_title=planned.rung.title,
         dataset=ds.name, dataset_fingerprint=ds.fingerprint, seed=r.seed, config=cfg.to_dict(),
         config_digest=cfg.digest(), passes=cfg.passes, presentations=cfg.passes * len(ds.y_train),
         diverged_at_pass=h.diverged_at, **h.values, final=final,

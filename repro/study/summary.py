@@ -23,7 +23,8 @@ from repro.study.run_key import RunKey
 
 SCHEMA = 1
 # Per-configuration fields: equal for every seed of a configuration, so stored once.
-CONFIG_FIELDS = ("dataset", "label", "rung", "mode", "config_digest", "dataset_fingerprint", "passes", "config")
+CONFIG_FIELDS = ("dataset", "label", "rung", "mode", "changes", "config_digest", "dataset_fingerprint", "passes",
+                 "config")
 # Per-run fields outside `final` that the report reads.
 RUN_FIELDS = ("seed", "diverged_at_pass", "collapsed", "created")
 

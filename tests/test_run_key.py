@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 from repro.study.run_key import RunKey
-from repro.study.record import read_records
+from repro.study.record import is_done, read_records
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results"
 
@@ -39,3 +39,14 @@ def test_names_without_the_fingerprint_are_not_records(tmp_path):
     scan = read_records(tmp_path)
     assert not scan.records and len(scan.damaged) == len(old)
     assert all("file name does not match" in why for _, why in scan.damaged)
+
+
+def test_a_run_is_done_when_its_own_record_is_there(tmp_path):
+    (path,) = _old_named_copy(tmp_path)[:1]
+    key = RunKey.of_record(json.loads(path.read_text()))
+    assert not is_done(tmp_path, key)  # a record under another name is not this run's
+    key.record_path(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+    path.rename(key.record_path(tmp_path))
+    assert is_done(tmp_path, key) and [r.key for r in read_records(tmp_path).records] == [key]
+    other_data = RunKey(key.dataset, "f" * 16, key.label, key.digest, key.seed)
+    assert not is_done(tmp_path, other_data)

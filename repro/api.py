@@ -24,9 +24,8 @@ from repro.data import Dataset
 from repro.data import load_dataset as _load_dataset
 from repro.study.ladder import DEFAULT_LADDER_DIR, PlannedConfig, Rung, extra_rungs, load_rungs, plan
 from repro.study.job import JobRequest, run_job
-from repro.study.record import RunRecord, read_record
+from repro.study.record import RunRecord, read_records
 from repro.study.runner import resolve_device
-from repro.study.store import read_records
 from repro.study.workspace import default_workspace
 
 __all__ = ["load_dataset", "rung_config", "train", "load_results", "Config"]
@@ -57,7 +56,7 @@ def train(cfg: Config, dataset: Dataset, seeds: Iterable[int] = (0,), label: str
     request = JobRequest([planned], [dataset.name], list(seeds), folder, resolve_device(device), engine,
                          force=force)
     done = run_job(request, data={dataset.name: dataset}, log=_log, progress=progress)
-    return records_frame([read_record(p) for p in done.record_paths()])
+    return records_frame(done.records())
 
 
 def _log(msg: str) -> None:

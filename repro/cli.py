@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import sys
 import tempfile
@@ -215,7 +216,7 @@ def train(dataset, passes, sets, seeds, device, data_dir, results_dir, study, fo
     baseline = Rung(0, "baseline", "The 1989 procedure", "", "LeCun et al. (1989)")
     label = "baseline" if cfg == Config() else f"baseline+{cfg.digest()}"
     planned = PlannedConfig(label, baseline, cfg)
-    request = _job([planned], [dataset], seeds, device, output_dir(results_dir, study), force, engine, "cumulative")
+    request = _job([planned], [dataset], seeds, device, output_dir(results_dir, study), force, engine)
     _run_job(request, data_dir, cluster)
 
 
@@ -238,9 +239,9 @@ def ablate(run_all, datasets, rungs, mode, on_rung, ladder_dir, passes, dry_run,
     guesses = guess_rungs(Path(ladder_dir)) if mode == "guesses" else None
     planned = plan(ladder, mode, rungs or None, extras, guesses=guesses, on=on_rung)
     if passes is not None:
-        planned = [PlannedConfig(p.label, p.rung, p.config.replace(passes=passes)) for p in planned]
+        planned = [dataclasses.replace(p, config=p.config.replace(passes=passes)) for p in planned]
     datasets = list(datasets) or (list(DATASETS) if run_all else ["usps"])
-    request = _job(planned, datasets, seeds, device, output_dir(results_dir, study), force, engine, mode)
+    request = _job(planned, datasets, seeds, device, output_dir(results_dir, study), force, engine)
     if dry_run:
         for line in plan_lines(plan_job(request, facts_without_data(datasets))):
             click.echo(line)
@@ -248,8 +249,8 @@ def ablate(run_all, datasets, rungs, mode, on_rung, ladder_dir, passes, dry_run,
     _run_job(request, data_dir, cluster)
 
 
-def _job(planned, datasets, seeds, device, results_dir, force, engine, mode) -> JobRequest:
-    return JobRequest(planned, datasets, seeds, Path(results_dir), _device(device), engine, mode, force)
+def _job(planned, datasets, seeds, device, results_dir, force, engine) -> JobRequest:
+    return JobRequest(planned, datasets, seeds, Path(results_dir), _device(device), engine, force)
 
 
 def _run_job(request: JobRequest, data_dir, cluster) -> None:
@@ -258,7 +259,7 @@ def _run_job(request: JobRequest, data_dir, cluster) -> None:
         plan = run_job(request, data_dir=data_dir, log=_log, cluster=cluster)
     except JobInterrupted:
         sys.exit(130)
-    for line in summary_lines(plan.record_paths()):
+    for line in summary_lines(plan.records()):
         click.echo(line)
     for line in where_lines(request.results_dir):
         _log(line)

@@ -17,7 +17,7 @@ from repro.report import attribution, attribution_text
 from repro.report.attribution import Factorial, attribute, find_factorial, shapley_matrix
 from repro.report.build import write_report
 from repro.report.records import group_records, load_records
-from repro.study.ladder import factorial_label, factorial_subset, load_rungs, plan, read_rung
+from repro.study.ladder import factorial_label, load_rungs, plan, read_rung
 
 from .test_report import is_png, make_record, write
 
@@ -37,8 +37,8 @@ def test_factorial_plan_of_the_default_ladder():
     full = "f:relu+adamw+lr-decay+dropout+shift+long"
     assert by_label[full] == {p.label: p.config for p in plan(rungs)}["long"]
     for p in planned:
-        names = factorial_subset(p.label)
-        assert factorial_label(names) == p.label and p.rung.name == p.label
+        names = p.changes
+        assert p.mode == "factorial" and factorial_label(names) == p.label and p.rung.name == p.label
         assert p.config.passes == (80 if "long" in names else 23)
         assert (p.config.optimizer, p.config.lr) == (("adamw", 3e-4) if "adamw" in names else ("sgd", 0.03))
         assert p.config.lr_schedule == ("linear" if "lr-decay" in names else "constant")
@@ -54,7 +54,7 @@ def test_factorial_plan_over_named_changes_and_its_rules(tmp_path):
     rungs = load_rungs()
     planned = plan(rungs, "factorial", only=["long", "relu"])
     assert [p.label for p in planned] == ["f:baseline", "f:relu", "f:long", "f:relu+long"]
-    assert factorial_subset("single:relu") is None and factorial_subset("f:baseline") == ()
+    assert [p.changes for p in planned] == [(), ("relu",), ("long",), ("relu", "long")]
     (tmp_path / "x.toml").write_text('name = "lr-up"\ntitle = "t"\nrationale = "r"\nsource = "s"\n[patch]\nlr = 0.1\n')
     clash = read_rung(tmp_path / "x.toml", 9)
     with pytest.raises(ConfigError, match="both set 'lr'"):
@@ -273,13 +273,13 @@ def factorial_records(ladder_dir: Path, seeds: int = 3, skip: tuple[str, ...] = 
     for p in plan(load_rungs(ladder_dir), "factorial"):
         if p.label in skip:
             continue
-        names = factorial_subset(p.label)
+        names = p.changes
         for seed in range(seeds):
             err = 0.06 + sum(EFFECT[c] for c in names) + 0.001 * (seed - 1)
             rec = make_record("usps", "baseline", seed, test_error=err, passes=3)
             cfg = p.config.replace(passes=3)
-            rec.update(label=p.label, rung=p.rung.name, mode="factorial", rung_title=p.rung.title,
-                       config=cfg.to_dict(), config_digest=cfg.digest())
+            rec.update(label=p.label, rung=p.rung.name, mode="factorial", changes=list(names),
+                       rung_title=p.rung.title, config=cfg.to_dict(), config_digest=cfg.digest())
             out.append(rec)
     return out
 
@@ -369,7 +369,7 @@ def test_diverged_runs_are_left_out_and_counted(tmp_path, ladder_dir):
     recs = factorial_records(ladder_dir)
     i = next(i for i, r in enumerate(recs) if r["label"] == "f:relu" and r["seed"] == 2)
     bad = make_record("usps", "baseline", 2, passes=3, diverged_at=2)
-    bad.update({k: recs[i][k] for k in ("label", "rung", "mode", "rung_title", "config", "config_digest")})
+    bad.update({k: recs[i][k] for k in ("label", "rung", "mode", "changes", "rung_title", "config", "config_digest")})
     recs[i] = bad
     for j, r in enumerate(recs):
         r["_file"] = f"usps/{j}.json"

@@ -49,8 +49,7 @@ def edit(path: Path, **final) -> None:
     for key, value in final.items():
         rec["final"][key] = value
         rec[key][-1] = value
-    if "collapsed" in rec:  # schema 1 records lack it and get it derived when read
-        rec["collapsed"] = is_collapsed(rec["final"]["train_error"], rec["diverged_at_pass"] is not None)
+    rec["collapsed"] = is_collapsed(rec["final"]["train_error"], rec["diverged_at_pass"] is not None)
     path.write_text(json.dumps(rec))
 
 

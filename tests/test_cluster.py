@@ -204,7 +204,7 @@ def test_an_unreachable_scheduler_is_an_error_naming_it_and_nothing_is_written(t
 def test_a_worker_with_other_data_refuses_the_unit_naming_itself_and_the_unit(usps):
     planned = PlannedConfig("baseline", Rung(0, "baseline", "t", "", "s"), Config())
     key = ConfigKey.of(planned, usps)
-    unit = cluster.Unit(planned, ConfigKey(key.dataset, "0" * 16, key.label, key.digest), [0], "native", "cpu", "cumulative",
+    unit = cluster.Unit(planned, ConfigKey(key.dataset, "0" * 16, key.label, key.digest), [0], "native", "cpu",
                         cluster.code_digest())
     with pytest.raises(cluster.ClusterError, match=r"worker pid \d+ holds other data: usps has fingerprint .*"
                                                    r"refused unit usps \| baseline \| 1 seed"):
@@ -220,10 +220,14 @@ def test_local_cluster_sizes():
 def test_the_benchs_record_comparison_ignores_only_wall_time_and_creation_time(tmp_path):
     from repro.study.bench_cluster import same_records
 
-    record = {"seed": 0, "test_error": 0.05, "wall_time_s": 1.0, "created": "2026-01-01T00:00:00+00:00"}
-    for folder, changes in (("a", {}), ("b", {"wall_time_s": 2.0, "created": "later"}), ("c", {"test_error": 0.06})):
-        (tmp_path / folder / "runs" / "usps").mkdir(parents=True)
-        (tmp_path / folder / "runs" / "usps" / "x.json").write_text(json.dumps({**record, **changes}))
+    from .test_report import make_record, write
+
+    record = make_record()
+    later = {"wall_time_s": 2.0, "created": "2026-01-02T00:00:00+00:00"}
+    for folder, changes in (("a", {}), ("b", later), ("c", {"population_members": 8}), ("d", {})):
+        write(tmp_path / folder, {**record, **changes})
+    (tmp_path / "d" / "runs" / "usps" / "notes.json").write_text("{")  # not a record: the folders differ
     assert same_records(tmp_path / "a", tmp_path / "b") and not same_records(tmp_path / "a", tmp_path / "c")
+    assert not same_records(tmp_path / "a", tmp_path / "d")
     (tmp_path / "empty").mkdir()
     assert not same_records(tmp_path / "empty", tmp_path / "empty")  # nothing to compare is not agreement

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from repro.config import Config, ConfigError, apply_patch
-from repro.study.ladder import load_rungs, plan, read_rung
+from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, guess_rungs, load_rungs, plan, read_rung
 
 LADDER = ["baseline", "relu", "adamw", "lr-decay", "dropout", "shift", "long"]
 
@@ -72,6 +72,26 @@ def test_single_and_leave_one_out_modes():
     loo = {p.label: p.config for p in plan(rungs, "leave-one-out")}
     assert loo["minus:relu"].hidden_activation == "tanh" and loo["minus:relu"].passes == 80
     assert loo["full"] == {p.label: p.config for p in plan(rungs)}["long"]
+
+
+def test_each_planned_configuration_carries_its_mode_and_changes():
+    rungs = load_rungs()
+    extras = extra_rungs(DEFAULT_LADDER_DIR)
+    names = [r.name for r in rungs]
+    cumulative = {p.label: p for p in plan(rungs, "cumulative", names + ["softmax-ce"], extras)}
+    assert {p.mode for p in cumulative.values()} == {"cumulative"}
+    assert cumulative["baseline"].changes == () and cumulative["adamw"].changes == ("relu", "adamw")
+    assert cumulative["long"].changes == tuple(names[1:]) and cumulative["softmax-ce"].changes == ("softmax-ce",)
+    single = {p.label: p for p in plan(rungs, "single")}
+    assert single["single:dropout"].mode == "single" and single["single:dropout"].changes == ("dropout",)
+    assert single["baseline"].changes == ()
+    loo = {p.label: p for p in plan(rungs, "leave-one-out")}
+    assert {p.mode for p in loo.values()} == {"leave-one-out"} and loo["full"].changes == tuple(names[1:])
+    assert loo["minus:adamw"].changes == tuple(n for n in names[1:] if n != "adamw")
+    faithful = DEFAULT_LADDER_DIR / "faithful"
+    on, *guesses = plan(load_rungs(faithful), "guesses", guesses=guess_rungs(faithful), on="paper")
+    assert (on.label, on.mode, on.changes) == ("paper", "cumulative", ("scaled-tanh", "literal-init", "paper"))
+    assert all(g.mode == "guesses" and g.changes == on.changes + (g.rung.name,) for g in guesses)
 
 
 def _write(d: Path, name: str, body: str) -> Path:

@@ -81,7 +81,7 @@ def test_auto_on_a_gpu_groups_configurations_as_fused_does(usps, tmp_path, monke
     request = JobRequest(planned, ["usps"], [0, 1], tmp_path, torch.device("cpu"))  # engine: auto
     job = run_job(request, data={"usps": _small(usps, 8, 8)}, log=lambda m: None, progress=False)
     assert {e.engine.name for e in job.entries} == {"fused"} and groups == [2]
-    assert {json.loads(p.read_text())["engine"] for p in job.record_paths()} == {"fused"}
+    assert {r.engine for r in job.records()} == {"fused"}
 
 
 ENGINE_NAMES = set(registry.NAMES)

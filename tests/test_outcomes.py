@@ -11,7 +11,7 @@ import torch
 
 from repro.net.collapse import COLLAPSE_TRAIN_ERROR, is_collapsed
 from repro.net.metrics import is_wrong, margins, rejection_for_error
-from repro.study.record import RunRecord, upgraded
+from repro.study.record import RunRecord
 
 from .test_report import ladder_dir  # noqa: F401  (a fixture)
 
@@ -91,17 +91,6 @@ def test_committed_records_rarely_end_near_the_collapse_threshold():
         near += 0.4 < train < 0.6
         total += 1
     assert near < 0.01 * total, f"{near} of {total} runs end between 40% and 60% training error"
-
-
-def test_schema_1_records_gain_collapsed_after_final():
-    obj = json.loads(next((REPO / "results" / "runs" / "usps").glob("*.json")).read_text())
-    if obj["schema"] != 1:
-        pytest.skip("the committed records are already of the current schema")
-    new = upgraded(obj)
-    keys = list(new)
-    assert keys[keys.index("final") + 1] == "collapsed" and new["schema"] == 2
-    assert [k for k in keys if k != "collapsed"] == list(obj)
-    assert upgraded(new) is new
 
 
 # ----------------------------------------------------------------------------------------- statistics of outcomes
@@ -193,6 +182,7 @@ def test_the_runner_writes_collapsed_by_the_rule(train_errors, diverge, collapse
     for p, err in enumerate(train_errors):
         history.add(p, float("nan") if diverge and p == 1 else 0.5, err, 0.5, err)
     result = MemberResult(0, history, {}, torch.randn(n, 10), {}, 1.0, 1)
-    rec = build_record(PlannedConfig("baseline", Rung(0, "baseline", "t", "", ""), Config().replace(passes=2)), ds,
-                       result, "cumulative", "population", torch.device("cpu"))
+    planned = PlannedConfig("f:relu", Rung(0, "f:relu", "t", "", ""), Config().replace(passes=2), "factorial", ("relu",))
+    rec = build_record(planned, ds, result, "population", torch.device("cpu"))
     assert rec.collapsed is collapsed and rec.to_json()["collapsed"] is collapsed
+    assert (rec.mode, rec.changes) == ("factorial", ["relu"])  # the planned configuration's, not parsed from its label

@@ -45,7 +45,14 @@ def test_the_packaged_summary_is_the_committed_studys():
     """`repro report --study` writes it; regenerate with that command when this fails."""
     records = load_records(resources.study_dir()).records
     assert resources.summary_file().read_bytes() == summary_json(records)
-    assert len(read_summary(resources.summary_file())) == len(records)
+    rows = {r["_file"]: r for r in records}
+    summary = read_summary(resources.summary_file())
+    assert len(summary) == len(records) and {r["_file"] for r in summary} == set(rows)
+    for short in summary:  # the records' own shape, less what the check does not read
+        row = rows[short["_file"]]
+        shared = [k for k in short if k not in ("final", "versions")]
+        assert {k: short[k] for k in shared} == {k: row[k] for k in shared}
+        assert short["final"].items() <= row["final"].items() and short["versions"].items() <= row["versions"].items()
 
 
 def _sample_workspace(folder: Path, seeds: int = 3) -> Path:

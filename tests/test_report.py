@@ -29,7 +29,7 @@ from repro.report.build import Report, write_report
 from repro.report.records import ReportError, group_records, load_records
 from repro.report.references import KARPATHY_BASELINE, PAPER
 from repro.report.stats import summarize, t_cdf, t_quantile, welch_interval
-from repro.study.record import RecordError, RunRecord, record_problem, schema_markdown, upgraded, validate_file
+from repro.study.record import RecordError, RunRecord, read_record, schema_markdown
 from repro.atomic_files import atomic_torch_save, atomic_write_json
 from repro.study.run_key import RunKey
 
@@ -85,6 +85,7 @@ def make_record(dataset: str = "usps", label: str = "baseline", seed: int = 0, *
                                          for t in (0.0, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05)}
     return {
         "schema": 2, "rung": label if label in LADDER else "baseline", "label": label, "mode": "cumulative",
+        "changes": list(LADDER[1: LADDER.index(label) + 1]) if label in LADDER else [],
         "rung_title": f"Rung {label}", "dataset": dataset,
         "dataset_fingerprint": fingerprint or FINGERPRINT[dataset], "seed": seed, "config": cfg.to_dict(),
         "config_digest": cfg.digest(), "passes": passes, "presentations": passes * 7291,
@@ -187,8 +188,8 @@ def test_make_record_has_the_shape_runner_writes():
     for p in range(2):
         history.add(p, 0.5, 0.25, 0.5, 0.25)
     result = MemberResult(0, history, {}, torch.randn(n, 10), {}, 1.0, 1)
-    real = build_record(PlannedConfig("baseline", Rung(0, "baseline", "t", "", ""), cfg), ds, result, "cumulative",
-                        "population", torch.device("cpu")).to_json()
+    real = build_record(PlannedConfig("baseline", Rung(0, "baseline", "t", "", ""), cfg), ds, result, "population",
+                        torch.device("cpu")).to_json()
     fake = make_record(passes=2)
     assert RunRecord.from_json(fake).to_json() == fake
     assert list(fake) == list(real)
@@ -375,13 +376,10 @@ def test_committed_records_load_and_round_trip():
     paths = sorted((COMMITTED / "runs").glob("*/*.json"))
     assert paths
     for path in paths:
-        assert validate_file(path) is None, path
+        assert read_record(path).to_json() == json.loads(path.read_text()), path
         obj = json.loads(path.read_text())
         rec = RunRecord.from_json(obj)
-        current = upgraded(obj)  # a schema-1 record gains only the derived `collapsed`; schema 2 is unchanged
-        assert rec.to_json() == current and list(rec.to_json()) == list(current)
-        assert {k: v for k, v in current.items() if k not in ("schema", "collapsed")} == \
-            {k: v for k, v in obj.items() if k not in ("schema", "collapsed")}
+        assert rec.to_json() == obj and list(rec.to_json()) == list(obj)
         assert rec.file_name == path.name
 
 
@@ -402,7 +400,7 @@ def test_the_committed_schema_table_is_the_definition():
     (lambda r: r.update(passes=True), "wrong type for field(s) passes (bool, expected int)"),
     (lambda r: r.update(diverged_at_pass=1.5), "diverged_at_pass (float, expected int or null)"),
     (lambda r: r["test_error"].__setitem__(0, "x"), "test_error (list, expected list of float)"),
-    (lambda r: r.update(schema=3), "schema 3 (this version reads schema 1 and 2"),
+    (lambda r: r.update(schema=1), "schema 1 (this version reads schema 2)"),
     (lambda r: r.update(collapsed=0), "wrong type for field(s) collapsed (int, expected bool)"),
     (lambda r: r.update(extra=1), "unknown field(s) extra"),
     (lambda r: r["final"].pop("test_rejection_curve"), "missing field(s) final.test_rejection_curve"),
@@ -414,7 +412,6 @@ def test_from_json_names_what_is_wrong(damage, message):
     with pytest.raises(RecordError) as e:
         RunRecord.from_json(rec)
     assert message in str(e.value)
-    assert record_problem(rec) == str(e.value)
     with pytest.raises(RecordError):
         RunRecord.from_json([rec])
 
@@ -425,26 +422,35 @@ def test_building_a_bad_record_fails_at_once():
         RunRecord(**{**fields, "wall_time_s": "1.5"})
 
 
-def test_validate_file_finds_damaged_records(tmp_path):
+def problem(path: Path) -> str | None:
+    """Why read_record refuses the file at `path`, or None."""
+    try:
+        read_record(path)
+    except RecordError as e:
+        return str(e)
+    return None
+
+
+def test_read_record_names_what_is_wrong_with_a_file(tmp_path):
     good = write(tmp_path, make_record())
-    assert validate_file(good) is None
+    assert problem(good) is None
     text = good.read_text()
     cut = good.with_name("cut.json")
     cut.write_text(text[: len(text) // 2])
-    assert validate_file(cut).startswith("not valid JSON")
-    assert validate_file(tmp_path / "missing.json").startswith("not readable")
+    assert problem(cut).startswith("not valid JSON")
+    assert problem(tmp_path / "missing.json").startswith("not readable")
     renamed = good.with_name("baseline-0000000000-s000.json")
     renamed.write_text(text)
-    assert "file name does not match its contents" in validate_file(renamed)
+    assert "file name does not match its contents" in problem(renamed)
     moved = tmp_path / "runs" / "mnist16" / good.name
     moved.parent.mkdir()
     moved.write_text(text)
-    assert "stored in folder 'mnist16'" in validate_file(moved)
+    assert "stored in folder 'mnist16'" in problem(moved)
     odd = make_record()
     odd["config_digest"] = 5
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(odd))
-    assert "config_digest (int, expected str)" in validate_file(bad)
+    assert "config_digest (int, expected str)" in problem(bad)
 
 
 # ----------------------------------------------------------------------------------------- workspace and check

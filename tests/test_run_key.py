@@ -1,11 +1,11 @@
 """A run's key names its files: the record, checkpoint and lock carry the dataset's fingerprint, so a record
-made on other data is not taken for this run's; records of the earlier naming are renamed by their contents."""
+made on other data is not taken for this run's; a file named without the fingerprint is not a record."""
 
 import json
 from pathlib import Path
 
 from repro.study.run_key import RunKey
-from repro.study.store import migrate_names, read_records
+from repro.study.record import is_done, read_records
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results"
 
@@ -21,7 +21,7 @@ def test_a_record_on_other_data_has_another_name(tmp_path):
 
 
 def _old_named_copy(tmp_path: Path) -> list[Path]:
-    """A few committed records and one checkpoint, under the names they had before the fingerprint joined."""
+    """A few committed records under names without the dataset's fingerprint."""
     copied = []
     for ds in ("usps", "mnist16"):
         for rec in sorted((COMMITTED / "runs" / ds).glob("baseline-*.json"))[:2]:
@@ -31,30 +31,22 @@ def _old_named_copy(tmp_path: Path) -> list[Path]:
             old.parent.mkdir(parents=True, exist_ok=True)
             old.write_text(rec.read_text())
             copied.append(old)
-    key = RunKey.of_record(json.loads(copied[0].read_text()))
-    ck = tmp_path / "checkpoints" / "usps" / f"baseline-{key.digest}-s000.pt"
-    ck.parent.mkdir(parents=True)
-    ck.write_bytes(b"weights")
     return copied
 
 
-def test_migrate_names_renames_old_records_and_checkpoints_by_their_fingerprint(tmp_path):
-    old = _old_named_copy(tmp_path)
-    (tmp_path / "runs" / "usps" / "notes.json").write_text("{")  # not a record: left alone
-    renamed = dict(migrate_names(tmp_path))
-    assert set(old) <= set(renamed)
-    for path in old:
-        key = RunKey.of_record(json.loads(renamed[path].read_text()))
-        assert renamed[path] == key.record_path(tmp_path) and not path.exists()
-    assert any(new.suffix == ".pt" and new.parent.name == "usps" for new in renamed.values())
-    scan = read_records(tmp_path)
-    assert len(scan.records) == len(old)
-    assert scan.damaged == [("usps/notes.json", scan.damaged[0][1])]
-    assert migrate_names(tmp_path) == []  # nothing left of the old naming
-
-
-def test_old_names_are_not_records_until_migrated(tmp_path):
+def test_names_without_the_fingerprint_are_not_records(tmp_path):
     old = _old_named_copy(tmp_path)
     scan = read_records(tmp_path)
     assert not scan.records and len(scan.damaged) == len(old)
     assert all("file name does not match" in why for _, why in scan.damaged)
+
+
+def test_a_run_is_done_when_its_own_record_is_there(tmp_path):
+    (path,) = _old_named_copy(tmp_path)[:1]
+    key = RunKey.of_record(json.loads(path.read_text()))
+    assert not is_done(tmp_path, key)  # a record under another name is not this run's
+    key.record_path(tmp_path).parent.mkdir(parents=True, exist_ok=True)
+    path.rename(key.record_path(tmp_path))
+    assert is_done(tmp_path, key) and [r.key for r in read_records(tmp_path).records] == [key]
+    other_data = RunKey(key.dataset, "f" * 16, key.label, key.digest, key.seed)
+    assert not is_done(tmp_path, other_data)

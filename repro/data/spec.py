@@ -81,9 +81,6 @@ class DatasetSpec:
     def sizes(self) -> dict[str, int]:
         return {"train": self.n_train, "test": self.n_test, **self.extra_tests}
 
-    def raw_file(self, fname: str) -> RawFile:
-        return next(f for f in self.raw_files if f.name == fname)
-
 
 @dataclass(frozen=True, eq=False)  # eq=False: tensors have no single truth value to compare
 class Dataset:

@@ -65,7 +65,7 @@ from repro.report import fmt
 from repro.report.records import Group
 from repro.report.stats import (
     CI_LEVEL, Contrast, contrast, holm, mean_correlation, paired_contrast, share_difference, summarize)
-from repro.study.ladder import factorial_label, factorial_subset
+from repro.study.ladder import factorial_label
 
 LEVEL = CI_LEVEL
 TOP_INTERACTIONS = 5  # pairs shown in the text; the CSV and the heat map have all of them
@@ -115,9 +115,9 @@ def find_factorial(groups: dict[tuple[str, str], Group], dataset: str, ladder: l
     they cannot be analysed; (None, None) when there are none."""
     subsets: dict[frozenset, Group] = {}
     for (ds, label), g in sorted(groups.items()):
-        names = factorial_subset(label) if ds == dataset else None
-        if names is None:
+        if ds != dataset or g.mode != "factorial":
             continue
+        names = g.changes
         if len(set(names)) != len(names) or frozenset(names) in subsets:
             return None, f"{dataset}: factorial label `{label}` names a subset twice; attribution skipped"
         subsets[frozenset(names)] = g

@@ -39,7 +39,7 @@ def make_figures(att: Attribution, render: Callable[[Callable[[], Figure]], byte
         fixed = ", ".join(att.stable.fixed)
         out[stable] = render(lambda: _waterfall(
             att.stable, f"{att.dataset}, {fixed} on, runs that did not collapse: Shapley contributions",
-            att.stable.labels[0].removeprefix("f:"), "all changes"))
+            "+".join(att.stable.fixed), "all changes"))
     out[waterfall] = render(lambda: _waterfall(
         att.mixture_game, f"{att.dataset}, mean over collapsed and stable runs: Shapley contributions",
         "baseline", "full recipe"))

@@ -2,14 +2,14 @@
 
 Rules (each also stated in the report's text):
 - A file under runs/ that is not a valid record (bad JSON, missing or ill-typed fields, a name that does not
-  match its contents, or anything that is not runs/<dataset>/<name>.json; read by repro.study.store.read_records)
+  match its contents, or anything that is not runs/<dataset>/<name>.json; read by repro.study.record.read_records)
   is skipped with a warning naming it and why; with strict=True loading stops with a ReportError instead.
   Hidden files (".name.tmp") are atomic writes in progress and are ignored silently.
 - Runs are grouped by (dataset, label). A group whose records disagree on dataset_fingerprint,
   config_digest or versions["repro"] keeps only the most common combination (ties: the one with the newest
   record, then the smallest key) and the others are dropped with a warning naming them.
 - A run with diverged_at_pass set is counted as diverged and left out of every mean, spread, interval and curve.
-- Every record carries `collapsed` (repro.net.collapse; derived when an older record lacks it).
+- Every record carries `collapsed` (repro.net.collapse's rule, applied when the run's record is written).
 """
 
 from __future__ import annotations
@@ -23,9 +23,8 @@ import numpy as np
 
 from repro.errors import ReproError
 from repro.report.stats import CI_LEVEL, Interval, paired_interval, welch_interval
-from repro.study.record import RunRecord, collapsed_of
 from repro.study.run_key import ConfigKey
-from repro.study.store import read_records
+from repro.study.record import read_records
 
 
 class ReportError(ReproError, RuntimeError):
@@ -34,17 +33,12 @@ class ReportError(ReproError, RuntimeError):
 
 @dataclass
 class Inputs:
-    records: list[dict]  # valid records, each with "_file" (path relative to runs/) added
+    records: list[dict]  # the valid records' rows (repro.study.record.RunRecord.row)
     skipped: list[tuple[str, str]]  # (path relative to runs/, reason)
 
 
-def record_dict(rec: RunRecord) -> dict:
-    """A record as the report's tables read it: its JSON object, with "_file" (its path relative to runs/)."""
-    return {**rec.to_json(), "_file": rec.key.relative_record_path}
-
-
 def load_records(results_dir: Path, strict: bool = False, warn: Callable[[str], None] = lambda m: None) -> Inputs:
-    """Every record under <results_dir>/runs (repro.study.store.read_records); invalid files are skipped with a
+    """Every record under <results_dir>/runs (repro.study.record.read_records); invalid files are skipped with a
     warning (strict: ReportError)."""
     scan = read_records(results_dir)
     for rel, problem in scan.damaged:
@@ -52,7 +46,7 @@ def load_records(results_dir: Path, strict: bool = False, warn: Callable[[str], 
         if strict:
             raise ReportError(f"{msg} (--strict: stopping; move or fix the file)")
         warn(f"skipped {msg}")
-    return Inputs([record_dict(r) for r in scan.records], scan.damaged)
+    return Inputs(scan.rows, scan.damaged)
 
 
 # ----------------------------------------------------------------------------------------- groups
@@ -81,7 +75,7 @@ class Group:
     @property
     def stable(self) -> list[dict]:
         """The runs that did not collapse (repro.net.collapse): the ones error statistics describe."""
-        return [r for r in self.records if not _collapsed(r)]
+        return [r for r in self.records if not r["collapsed"]]
 
     @property
     def n_collapsed(self) -> int:
@@ -95,6 +89,16 @@ class Group:
     @property
     def digest(self) -> str:
         return self.first["config_digest"]
+
+    @property
+    def mode(self) -> str:
+        """The mode that planned the configuration (repro.study.ladder)."""
+        return self.first["mode"]
+
+    @property
+    def changes(self) -> tuple[str, ...]:
+        """The rungs (and guess) the configuration holds over its ladder's baseline, in the order applied."""
+        return tuple(self.first["changes"])
 
     @property
     def config_key(self) -> ConfigKey:
@@ -139,13 +143,6 @@ def difference(a: Group, b: Group, key: str = "test_error", scale: float = 100.0
     return Difference(paired_interval(xa, xb, level), True, corr)
 
 
-def _collapsed(rec: dict) -> bool:
-    """A record's `collapsed`; derived by the one rule for record-like dicts that lack it (an older summary)."""
-    if "collapsed" in rec:
-        return rec["collapsed"]
-    return collapsed_of(rec.get("final") or {}, rec.get("diverged_at_pass"))
-
-
 def group_records(records: list[dict], warn: Callable[[str], None] = lambda m: None) -> dict[tuple[str, str], Group]:
     """(dataset, label) -> Group; incompatible minorities are dropped with a warning."""
     by_key: dict[tuple[str, str], list[dict]] = {}
@@ -178,12 +175,12 @@ def label_order(labels, ladder: list[str]) -> list[str]:
     return [n for n in ladder if n in labels] + sorted(labels - set(ladder))
 
 
-def comparison_label(label: str, present: list[str], ladder: list[str]) -> str | None:
+def comparison_label(label: str, mode: str, present: list[str], ladder: list[str]) -> str | None:
     """Which row a row's test error is compared with: the previous ladder rung present; for labels outside the
-    ladder, 'full' for 'minus:*' rows, else the first rung (the baseline)."""
+    ladder, 'full' (every change) for the other leave-one-out rows, else the first rung (the baseline)."""
     if label in ladder:
         before = [n for n in ladder[: ladder.index(label)] if n in present]
         return before[-1] if before else None
-    if label.startswith("minus:") and "full" in present:
+    if mode == "leave-one-out" and label != "full" and "full" in present:
         return "full"
     return ladder[0] if ladder and ladder[0] in present and label != ladder[0] else None

@@ -78,7 +78,7 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str, order: list[
         row["rejection_1pct_mean"], row["rejection_1pct_std"] = rej.mean, rej.std
         # 100%: no accepted set reaches 1% (the largest-gap block of saturated outputs already errs above it)
         row["rejection_1pct_unreached"] = sum(v >= 100.0 for v in g.stable_values("test_rejection_at_1pct", 100.0))
-        vs = comparison_label(label, order, ladder)
+        vs = comparison_label(label, g.mode, order, ladder)
         step = difference(groups[(dataset, vs)], g) if vs else None
         iv = step.interval if step else None
         row["delta_paired"] = int(step.paired) if step else None

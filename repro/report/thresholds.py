@@ -18,7 +18,6 @@ import pandas as pd
 
 from repro.report import attribution, fmt, tables
 from repro.report.records import Group, label_order
-from repro.study.ladder import factorial_subset
 
 RULES: tuple[tuple[str, float | None], ...] = (("above 40%", 0.4), ("above 50%", 0.5), ("above 60%", 0.6),
                                                ("diverged only", None))
@@ -47,13 +46,13 @@ def _rows_for_rule(groups, rule: str, threshold, ladder: list[str]) -> list[dict
                      "significant": significant, "text": text})
 
     for ds in sorted({d for d, _ in g}, key=lambda d: (d != "usps", d)):
-        fac_groups = {k: v for k, v in g.items() if k[0] == ds and factorial_subset(k[1]) is not None}
+        fac_groups = {k: v for k, v in g.items() if k[0] == ds and v.mode == "factorial"}
         fac, _ = attribution.find_factorial(fac_groups, ds, ladder) if fac_groups else (None, None)
         if fac is not None:
             k, _ = fac.collapse_counts()
             where = {lb for lb, n in zip(fac.labels, k) if n}
-            relu_sgd = all("relu" in (factorial_subset(lb) or ()) and "adamw" not in (factorial_subset(lb) or ())
-                           for lb in where)
+            changes = {lb: v.changes for (_, lb), v in fac_groups.items()}
+            relu_sgd = all("relu" in changes[lb] and "adamw" not in changes[lb] for lb in where)
             add(ds, "factorial: collapsed runs", float(k.sum()), text=f"{int(k.sum())} in {len(where)} configurations")
             add(ds, "factorial: every collapse a ReLU net trained by SGD", float(relu_sgd),
                 text="yes" if relu_sgd else "no")

@@ -5,7 +5,6 @@ records of the two ways are checked equal (all but wall time and creation time).
 
 from __future__ import annotations
 
-import json
 import tempfile
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import torch
 from repro.data import DATASETS
 from repro.study.job import JobRequest, run_job
 from repro.study.ladder import load_rungs, plan
+from repro.study.record import read_records
 
 PROVENANCE = ("wall_time_s", "created")  # what may differ between two runs of the same records
 
@@ -45,13 +45,12 @@ def compare_with_cluster(address: str, rungs: list[str] | None, data_dir, device
 
 
 def same_records(a: Path, b: Path) -> bool:
-    """Whether two results folders hold the same records (the same runs, every field but PROVENANCE equal)."""
-    def records(folder: Path) -> dict:
-        out = {}
-        for path in sorted((folder / "runs").rglob("*.json")):
-            rec = json.loads(path.read_text())
-            out[path.relative_to(folder).as_posix()] = {k: v for k, v in rec.items() if k not in PROVENANCE}
-        return out
+    """Whether two results folders hold the same records (the same runs, every field but PROVENANCE equal) and
+    nothing else under runs/."""
+    def records(folder: Path) -> tuple[dict, list]:
+        scan = read_records(folder)
+        return ({r.key.relative_record_path: {k: v for k, v in r.to_json().items() if k not in PROVENANCE}
+                 for r in scan.records}, scan.damaged)
 
-    mine, theirs = records(a), records(b)
-    return bool(mine) and mine == theirs
+    (mine, damaged), (theirs, their_damaged) = records(a), records(b)
+    return bool(mine) and mine == theirs and not damaged and not their_damaged

@@ -75,7 +75,6 @@ class Unit:
     seeds: list[int]
     engine: str
     device: str
-    mode: str
     code: str  # the client's code_digest()
 
     @property
@@ -143,7 +142,7 @@ def train_units(units: list[Unit]) -> list[tuple]:
         finished: list[tuple] = []
         with tempfile.TemporaryDirectory(prefix="repro-unit-") as scratch:  # per-pass state of this try only
             first = units[0]
-            ctx = RunContext(Path(scratch), torch.device(first.device), first.mode, engine=first.engine,
+            ctx = RunContext(Path(scratch), torch.device(first.device), engine=first.engine,
                              progress=_EventProgress(first, worker), sink=lambda rec, ckpt: finished.append((rec, ckpt)),
                              chosen={u.key: registry.get(u.engine) for u in units})
             jobs = [(u.planned, data[u.key.dataset]) for u in units]
@@ -245,7 +244,7 @@ class Connection:
             mine = claim_seeds(e.planned, loaded[e.dataset], seeds, ctx)
             if not mine:
                 continue
-            unit = Unit(e.planned, e.key, mine, e.engine.name, str(ctx.device), ctx.mode, code)
+            unit = Unit(e.planned, e.key, mine, e.engine.name, str(ctx.device), code)
             cost = expected_cost(e.planned, loaded[e.dataset]) * len(mine)
             (grouped if e.engine.grouped else tasks).append(([unit], cost, None))
         if grouped:

@@ -25,10 +25,10 @@ from repro.engines import registry
 from repro.report.fmt import mean_std
 from repro.study.ladder import PlannedConfig
 from repro.study.plan import bench_throughput, estimate_text
-from repro.study.record import read_record
+from repro.study.record import RunRecord, is_done, read_record
 from repro.study.run_key import ConfigKey, RunKey
-from repro.study.runner import (Progress, RunContext, run_planned, run_side_by_side, run_together,
-                                side_by_side_count)
+from repro.study.runner import (Progress, RunContext, pending_seeds, run_planned, run_side_by_side,
+                                run_together, side_by_side_count)
 from repro.study.store import SeedLocks, git_commit, remove_stale_temporaries, set_aside_damaged
 from repro.study.workspace import check_writable, default_workspace, is_study
 
@@ -45,7 +45,6 @@ class JobRequest:
     results_dir: Path
     device: torch.device
     engine: str = registry.AUTO  # the engine asked for; each entry's own is chosen by the registry
-    mode: str = "cumulative"
     force: bool = False
 
 
@@ -92,8 +91,11 @@ class JobPlan:
         """(runs done, runs to do)."""
         return sum(len(e.done) for e in self.entries), sum(len(e.todo) for e in self.entries)
 
-    def record_paths(self) -> list[Path]:
-        return [k.record_path(self.request.results_dir) for e in self.entries for k in e.run_keys(self.request.seeds)]
+    def records(self) -> list[RunRecord]:
+        """The records of the job's runs that are done, in plan order."""
+        folder = self.request.results_dir
+        return [read_record(k.record_path(folder)) for e in self.entries for k in e.run_keys(self.request.seeds)
+                if is_done(folder, k)]
 
     def estimate_lines(self, calibrate: bool = True) -> list[str]:
         """The estimated time left per engine (from `repro bench` figures, labelled estimated)."""
@@ -129,10 +131,9 @@ def plan_job(request: JobRequest, facts: DatasetFacts) -> JobPlan:
         for p in request.planned:
             key = ConfigKey(name, fp, p.label, p.config.digest())
             engine, note = registry.choose(request.engine, p.config, request.device)
-            done = [] if request.force else [s for s in request.seeds
-                                             if key.run(s).record_path(request.results_dir).exists()]
-            entries.append(JobEntry(p, key, n_train, engine, note, done,
-                                    [s for s in request.seeds if s not in done]))
+            todo = pending_seeds(key, request.seeds, request.results_dir, request.force)
+            entries.append(JobEntry(p, key, n_train, engine, note, [s for s in request.seeds if s not in todo],
+                                    todo))
     return JobPlan(request, entries)
 
 
@@ -202,7 +203,7 @@ def _run(request, data, data_dir, log, progress, connection) -> JobPlan:
     for e in plan.units:
         if e.note:
             log(f"{e.dataset} | {e.planned.label}: {e.note}")
-    ctx = RunContext(results_dir, request.device, request.mode, request.force, request.engine,
+    ctx = RunContext(results_dir, request.device, request.force, request.engine,
                      Progress(plan.presentations_left) if progress else None, locks=SeedLocks(results_dir),
                      log=log, chosen={e.key: e.engine for e in plan.entries})
     try:
@@ -212,7 +213,7 @@ def _run(request, data, data_dir, log, progress, connection) -> JobPlan:
             share_machine([(e.planned, loaded[e.dataset]) for e in plan.units], request.seeds, ctx)
     except KeyboardInterrupt:
         ctx.locks.release_all()
-        finished = sum(1 for e in plan.units for k in e.run_keys(e.todo) if k.record_path(results_dir).exists())
+        finished = sum(1 for e in plan.units for k in e.run_keys(e.todo) if is_done(results_dir, k))
         log(f"\ninterrupted: {done + finished} finished records are kept in {results_dir / 'runs'}; the "
             f"configurations in training keep their state after their last finished pass ({results_dir / 'state'}).\n"
             f"Run the same command again to resume: finished runs are not redone and training continues from "
@@ -245,13 +246,11 @@ def share_machine(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], c
             ctx.locks.wait(ConfigKey.of(planned, ds).run(s))
 
 
-def summary_lines(paths: list[Path]) -> list[str]:
+def summary_lines(records: list[RunRecord]) -> list[str]:
     """A short table of what the records say (mean +- std of the final errors; no +- for one seed)."""
-    groups: dict[tuple[str, str], list] = {}
-    for path in paths:
-        if path.exists():
-            rec = read_record(path)
-            groups.setdefault((rec.dataset, rec.label), []).append(rec)
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for rec in records:
+        groups.setdefault((rec.dataset, rec.label), []).append(rec)
     lines = [f"{'dataset':<9}{'label':<42}{'seeds':>6}{'train err %':>16}{'test err %':>16}{'wall s':>9}"]
     for (ds, label), recs in groups.items():
         ok = [r for r in recs if r.finished]

@@ -6,7 +6,8 @@ subfolders (ablations/extra/, ablations/faithful/) are not in the default ladder
 A rung file may also name its own code, `code = "file.py"` beside it (repro.rung_code): loading the
 rung runs that file, and its hooks join the configuration wherever the rung's patch is applied.
 
-Modes of `plan`:
+Modes of `plan` (each planned configuration carries its mode and its changes, the names of the rungs, guess
+included, applied on the baseline, in the order applied; labels are the names tables show, never parsed):
 - cumulative: rung k = baseline + patches 1..k (labels: the rung names).
 - single: baseline + one patch (labels `single:<rung>`).
 - leave-one-out: the full ladder minus one patch (labels `minus:<rung>`, and `full`).
@@ -64,11 +65,14 @@ class Rung:
 
 @dataclass(frozen=True)
 class PlannedConfig:
-    """One configuration to run: the label its records carry and the config it trains."""
+    """One configuration to run: the label its records carry, the config it trains, the mode that planned it and
+    the changes it holds (the rungs applied on the baseline, in ladder order; overrides are not rungs)."""
 
     label: str  # rung name, or "single:<rung>" / "minus:<rung>" / "f:<rung>+<rung>" in the other modes
     rung: Rung
     config: Config
+    mode: str = "cumulative"
+    changes: tuple[str, ...] = ()
 
 
 def read_rung(path: Path, order: int) -> Rung:
@@ -179,16 +183,14 @@ def plan(rungs: list[Rung], mode: str = "cumulative", only: list[str] | None = N
     if mode == "factorial":
         return _factorial(rungs, only, extras, base)
     planned = []
+    changes = [r.name for r in rungs[1:]]
     if mode == "cumulative":
-        cfg = base
-        for r in rungs:
-            cfg = _apply(cfg, r)
-            planned.append(PlannedConfig(r.name, r, cfg))
+        planned = _cumulative(rungs, base)
         for r in extras:  # an extra rung is a single patch on the baseline
-            planned.append(PlannedConfig(r.name, r, _apply(base, r)))
+            planned.append(PlannedConfig(r.name, r, _apply(base, r), mode, (r.name,)))
     elif mode == "single":
-        planned = [PlannedConfig(rungs[0].name, rungs[0], base)]
-        planned += [PlannedConfig(f"single:{r.name}", r, _apply(base, r)) for r in rungs[1:] + extras]
+        planned = [PlannedConfig(rungs[0].name, rungs[0], base, mode)]
+        planned += [PlannedConfig(f"single:{r.name}", r, _apply(base, r), mode, (r.name,)) for r in rungs[1:] + extras]
     else:  # leave-one-out: the full ladder minus one patch
         for skip in rungs:
             cfg = base
@@ -196,7 +198,7 @@ def plan(rungs: list[Rung], mode: str = "cumulative", only: list[str] | None = N
                 if r is not skip:
                     cfg = _apply(cfg, r)
             label = "full" if skip is rungs[0] else f"minus:{skip.name}"
-            planned.append(PlannedConfig(label, skip, cfg))
+            planned.append(PlannedConfig(label, skip, cfg, mode, tuple(c for c in changes if c != skip.name)))
     default = {r.name for r in rungs}
     if only:
         planned = [p for p in planned if p.rung.name in only]
@@ -205,21 +207,19 @@ def plan(rungs: list[Rung], mode: str = "cumulative", only: list[str] | None = N
     return planned
 
 
+def _cumulative(rungs: list[Rung], base: Config) -> list[PlannedConfig]:
+    """Rung k = the baseline with patches 1..k."""
+    planned, cfg = [], base
+    for k, r in enumerate(rungs):
+        cfg = _apply(cfg, r)
+        planned.append(PlannedConfig(r.name, r, cfg, "cumulative", tuple(x.name for x in rungs[1:k + 1])))
+    return planned
+
+
 def factorial_label(changes) -> str:
     """`f:relu+adamw` for the subset (relu, adamw) (give it in ladder order); `f:baseline` for the empty one."""
     changes = list(changes)
     return FACTORIAL_PREFIX + ("+".join(changes) if changes else FACTORIAL_BASELINE)
-
-
-def factorial_subset(label: str) -> tuple[str, ...] | None:
-    """The changes a factorial label names (in its order), () for `f:baseline`; None for other labels."""
-    if not label.startswith(FACTORIAL_PREFIX):
-        return None
-    body = label[len(FACTORIAL_PREFIX):]
-    if body == FACTORIAL_BASELINE:
-        return ()
-    names = tuple(body.split("+"))
-    return names if all(names) else None
 
 
 def _factorial(rungs: list[Rung], only: list[str] | None, extras: list[Rung], base: Config) -> list[PlannedConfig]:
@@ -255,7 +255,7 @@ def _factorial(rungs: list[Rung], only: list[str] | None, extras: list[Rung], ba
             rung = Rung(len(planned), label, title,
                         "factorial: the baseline with " + (", ".join(names) if names else "no change"),
                         "; ".join(dict.fromkeys([rungs[0].source] + [r.source for r in subset])), patch)
-            planned.append(PlannedConfig(label, rung, cfg))
+            planned.append(PlannedConfig(label, rung, cfg, "factorial", tuple(names)))
     return planned
 
 
@@ -272,15 +272,14 @@ def _guesses(rungs: list[Rung], guesses: list[Rung], on: str | None, only: list[
         unknown = [n for n in only if n not in {g.name for g in guesses}]
         if unknown:
             raise ConfigError(f"unknown guess(es) {unknown}; valid guesses: {', '.join(g.name for g in guesses)}")
-    cfg = base
-    for r in rungs[: names.index(on) + 1]:
-        cfg = _apply(cfg, r)
-    planned = [PlannedConfig(on, rungs[names.index(on)], cfg)]
+    base_rung = _cumulative(rungs, base)[names.index(on)]  # the rung itself, as the cumulative ladder trains it
+    cfg = base_rung.config
+    planned = [base_rung]
     for g in guesses:
         if only and g.name not in only:
             continue
         changed = _apply(cfg, g)
         if changed == cfg:
             raise ConfigError(f"{g.path}: its patch leaves rung {on!r} unchanged; a guess must change something")
-        planned.append(PlannedConfig(guess_label(on, g.name), g, changed))
+        planned.append(PlannedConfig(guess_label(on, g.name), g, changed, "guesses", base_rung.changes + (g.name,)))
     return planned

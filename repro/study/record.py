@@ -1,19 +1,22 @@
-"""The run record: what one training run leaves in results/runs/<dataset>/<label>-<digest>-<fp8>-s<seed>.json.
+"""The records module: what one training run leaves in results/runs/<dataset>/<label>-<digest>-<fp8>-s<seed>.json,
+and the one place records are read.
 
 `RunRecord` is the one definition of the record's schema. From it come
 - the records the runner writes: `RunRecord(...)` checks itself when built, `to_json()` gives the JSON object;
-- the checks on records read back: `RunRecord.from_json(obj)` (raises `RecordError` naming what is wrong),
-  `read_record(path)` (the record in a file, or `RecordError`), `record_problem(obj, path)` and
-  `validate_file(path)` (the reason a file is not a usable record, or None);
+- the checks on records read back: `RunRecord.from_json(obj)` and `read_record(path)` (the record, or
+  `RecordError` naming what is wrong);
+- the row tables read (`RunRecord.row`: the JSON object with `_file`, its path relative to runs/); the packaged
+  summary of the committed study (repro.study.summary) gives rows of the same keys, less the per-pass lists;
 - the schema table in results/README.md (`schema_markdown()`, between the `record:schema` markers; a test
   keeps the committed README equal to it).
 
+A results folder is read by `read_records` (every file under runs/: the valid records, the rest with why), and
+whether a run is done is decided by `is_done` (its record is there), for the job's plan, the runner's claim on
+its seeds and the interrupt message alike.
+
 Each field's JSON type is read from its annotation: `int`, `float` (an int is accepted), `str`, `dict` (JSON
 object), `list[float]` (list of numbers), `int | None` (int or null), `bool`. A bool is never accepted as a
-number. A record of the current schema loads unchanged: `RunRecord.from_json(obj).to_json() == obj`, key order
-included. Records of schema 1 (written before `collapsed` existed) stay valid: `upgraded(obj)` gives the
-current form, with `collapsed` derived from their final figures by repro.net.collapse, the rule the runner
-applies when it writes the field.
+number. A record loads unchanged: `RunRecord.from_json(obj).to_json() == obj`, key order included.
 
 This module imports nothing from the store, so store.py may import it; file names come from repro.study.run_key.
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -30,11 +34,9 @@ from pathlib import Path, PurePath
 from typing import Any, TypedDict
 
 from repro.errors import ReproError
-from repro.net.collapse import is_collapsed
 from repro.study.run_key import RunKey
 
 SCHEMA_VERSION = 2
-READABLE_SCHEMAS = (1, SCHEMA_VERSION)  # schema 1: no `collapsed` field; upgraded() derives it
 HISTORY_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
 FINAL_KEYS = HISTORY_KEYS + ("test_rejection_at_1pct",)
 
@@ -73,15 +75,21 @@ class RunRecord:
     """One training run (schema 2). Field order is the JSON key order."""
 
     schema: int = field(metadata=_doc(
-        f"record format version ({SCHEMA_VERSION}; records of schema 1, without `collapsed`, are read too)"))
+        f"record format version ({SCHEMA_VERSION})"))
     rung: str = field(metadata=_doc(
         "rung name from `ablations/` (`baseline` for `repro train`; the label in factorial mode)"))
     label: str = field(metadata=_doc(
         "what the run is called in tables: the rung name in cumulative mode, `single:<rung>` or `minus:<rung>` in "
         "single and leave-one-out modes, `f:<rung>+<rung>...` (`f:baseline` for no change) in factorial mode, "
         "`guess:<rung>+<guess>` in guesses mode (file names: `:` and `+` become `_`), `baseline+<digest>` for "
-        "`repro train` with overrides"))
-    mode: str = field(metadata=_doc("`cumulative`, `single`, `leave-one-out`, `factorial` or `guesses`"))
+        "`repro train` with overrides; a name only: what the configuration holds is in `mode` and `changes`"))
+    mode: str = field(metadata=_doc(
+        "the mode that planned the configuration: `cumulative`, `single`, `leave-one-out`, `factorial` or "
+        "`guesses` (repro.study.ladder)"))
+    changes: list[str] = field(metadata=_doc(
+        "the changes the configuration holds: the names of the rungs (and guess) applied on its ladder's baseline, "
+        "in the order applied (empty for the baseline and for `repro train`; fields set with `--set` are in "
+        "`config` only)"))
     rung_title: str = field(metadata=_doc("one-line title of the rung"))
     dataset: str = field(metadata=_doc("`usps` or `mnist16`"))
     dataset_fingerprint: str = field(metadata=_doc("hash of the raw files' checksums and the preparation parameters"))
@@ -106,11 +114,12 @@ class RunRecord:
         "values, no rejection (empty when it diverged in the first pass)"))
     collapsed: bool = field(metadata=_doc(
         "the run collapsed: it diverged, or its final training error is above 50% (the rule and its reason: "
-        "`repro/net/collapse.py`); schema-1 records get it derived by the same rule when read"))
+        "`repro/net/collapse.py`)"))
     engine: str = field(metadata=_doc(
-        "`population` (lockstep members), `fused` (lockstep members, one Triton kernel launch per pass) or "
-        "`reference` (the plain loop): the engine that actually trained the run (`--engine fused` falls back to "
-        "`population` for configurations the kernel does not implement)"))
+        "the engine that trained the run (`repro/engines/registry.py`): `native` (C, members in SIMD lanes), "
+        "`population` (lockstep members in torch), `fused` (one Triton kernel launch per pass), `generic` (lockstep "
+        "through autograd, for rungs with their own code), `generic-eager` (the same, uncompiled) or `reference` (the "
+        "plain loop); where the engine asked for does not implement a configuration, the one that trained it instead"))
     population_members: int = field(metadata=_doc("how many members trained together in lockstep"))
     wall_time_s: float = field(metadata=_doc(
         "wall time of the whole population (members share it); with `--engine fused`, where all populations of a "
@@ -130,9 +139,7 @@ class RunRecord:
     # ------------------------------------------------------------------ JSON
     @classmethod
     def from_json(cls, obj: Any) -> RunRecord:
-        """The record held by a parsed JSON object (schema 1 upgraded, see `upgraded`); RecordError naming the
-        first thing wrong otherwise."""
-        obj = upgraded(obj)
+        """The record held by a parsed JSON object; RecordError naming the first thing wrong otherwise."""
         why = _content_problem(obj)
         if why:
             raise RecordError(why)
@@ -157,24 +164,10 @@ class RunRecord:
         """`<label>-<digest>-<fp8>-s<seed>.json`, the name the store gives this record."""
         return self.key.file_name
 
-
-def collapsed_of(final: dict, diverged_at_pass: int | None) -> bool:
-    """The `collapsed` field of a record with these final figures (repro.net.collapse's rule)."""
-    return is_collapsed(final.get("train_error"), diverged_at_pass is not None)
-
-
-def upgraded(obj: Any) -> Any:
-    """A parsed record in the current schema: a schema-1 object gets `collapsed` (derived from its `final`, placed
-    after it) and schema 2; anything else, including objects too damaged to derive from, is returned as it is."""
-    if not isinstance(obj, dict) or obj.get("schema") != 1 or "collapsed" in obj or not isinstance(obj.get("final"), dict):
-        return obj
-    div = obj.get("diverged_at_pass")
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        out[key] = SCHEMA_VERSION if key == "schema" else value
-        if key == "final":
-            out["collapsed"] = collapsed_of(value, div if isinstance(div, int) else None)
-    return out
+    @property
+    def row(self) -> dict[str, Any]:
+        """The record as tables read it: its JSON object, with `_file` (its path relative to runs/)."""
+        return {**self.to_json(), "_file": self.key.relative_record_path}
 
 
 # ------------------------------------------------------------------------------------- the field table
@@ -248,8 +241,7 @@ def _content_problem(rec: Any) -> str | None:
         return "wrong type for field(s) " + ", ".join(
             f"{s.name} ({type(rec[s.name]).__name__}, expected {s.type_text})" for s in bad)
     if rec["schema"] != SCHEMA_VERSION:
-        readable = " and ".join(map(str, READABLE_SCHEMAS))
-        return f"schema {rec['schema']} (this version reads schema {readable}, schema 1 upgraded)"
+        return f"schema {rec['schema']} (this version reads schema {SCHEMA_VERSION})"
     if not _is(rec["versions"].get("repro"), (str,)):
         return "versions.repro missing"
     div = rec["diverged_at_pass"]
@@ -279,11 +271,10 @@ def _content_problem(rec: Any) -> str | None:
     return None
 
 
-def record_problem(rec: Any, path: str | PurePath | None = None) -> str | None:
-    """Why `rec` (parsed JSON; schema 1 is upgraded first) is not a usable record, or None if it is. With `path`
+def _problem(rec: Any, path: str | PurePath | None = None) -> str | None:
+    """Why `rec` (parsed JSON) is not a usable record, or None if it is. With `path`
     (the file it was read from: runs/<dataset>/<name>.json, or that path relative to runs/), also check that the
     folder is the record's dataset and the name is the one the store gives it."""
-    rec = upgraded(rec)
     why = _content_problem(rec)
     if why or path is None:
         return why
@@ -297,26 +288,64 @@ def record_problem(rec: Any, path: str | PurePath | None = None) -> str | None:
 
 
 def read_record(path: str | Path) -> RunRecord:
-    """The record in the file at `path` (results/runs/<dataset>/<name>.json; schema 1 upgraded). RecordError
+    """The record in the file at `path` (results/runs/<dataset>/<name>.json). RecordError
     when it is not readable, truncated or otherwise invalid JSON, has missing or ill-typed fields, or a name or
     folder that does not match its contents."""
     path = Path(path)
     try:
-        rec = upgraded(json.loads(path.read_text()))
+        rec = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError) as e:
         raise RecordError(f"not readable ({e})") from None
     except json.JSONDecodeError as e:
         raise RecordError(f"not valid JSON ({e})") from None
-    why = record_problem(rec, path)
+    why = _problem(rec, path)
     if why:
         raise RecordError(why)
     return RunRecord(**rec)
 
 
-def validate_file(path: str | Path) -> str | None:
-    """Why the file at `path` is not a usable run record (see `read_record`), or None when it is one."""
-    try:
-        read_record(path)
-    except RecordError as e:
-        return str(e)
-    return None
+# ------------------------------------------------------------------------------------- a results folder
+RECORD_PATTERN = "runs/<dataset>/<label>-<digest>-<fp8>-s<seed>.json"
+
+
+@dataclass
+class RecordScan:
+    """What a results folder's runs/ holds: the valid records, and every other file with the reason."""
+
+    records: list[RunRecord] = field(default_factory=list)
+    damaged: list[tuple[str, str]] = field(default_factory=list)  # (path relative to runs/, why it is unusable)
+
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        return [r.row for r in self.records]
+
+
+def read_records(results_dir: str | Path) -> RecordScan:
+    """Every file under <results_dir>/runs, in path order: the valid records, and the rest (bad JSON, missing or
+    ill-typed fields, a name that does not match its contents, anything not runs/<dataset>/<name>.json) with why.
+    Hidden files (".name.tmp") are atomic writes in progress, or OS clutter, and are passed over silently."""
+    runs = Path(results_dir) / "runs"
+    scan = RecordScan()
+    if not runs.is_dir():
+        return scan
+    for root, dirs, files in os.walk(runs):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if name.startswith("."):
+                continue
+            path = Path(root) / name
+            rel = path.relative_to(runs).as_posix()
+            if len(Path(rel).parts) != 2 or not name.endswith(".json"):
+                scan.damaged.append((rel, f"not a run record (records are {RECORD_PATTERN})"))
+                continue
+            try:
+                scan.records.append(read_record(path))
+            except RecordError as e:
+                scan.damaged.append((rel, str(e)))
+    return scan
+
+
+def is_done(results_dir: str | Path, key: RunKey) -> bool:
+    """Whether run `key` is done in the results folder: its record is there. A damaged record counts as done
+    until a job sets it aside (repro.study.store.set_aside_damaged, at every job's start)."""
+    return key.record_path(results_dir).is_file()

@@ -27,11 +27,12 @@ from repro.data import Dataset
 from repro.engines import registry
 from repro.engines.reference import evaluate, train_reference
 from repro.errors import ReproError
+from repro.net.collapse import is_collapsed
 from repro.net.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
 from repro.net.model import forward
 from repro.net.model import outputs as output_values
 from repro.study.ladder import PlannedConfig
-from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord, collapsed_of
+from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord, is_done
 from repro.study.run_key import ConfigKey
 from repro.study.store import SeedLocks, environment, load_state
 
@@ -138,7 +139,7 @@ class MemberResult:
 # --- running one configuration ------------------------------------------------------------------------------
 def pending_seeds(key: ConfigKey, seeds: list[int], results_dir: Path, force: bool) -> list[int]:
     """The seeds of configuration `key` that have no record yet (all of them with `force`)."""
-    return [s for s in seeds if force or not key.run(s).record_path(results_dir).exists()]
+    return [s for s in seeds if force or not is_done(results_dir, key.run(s))]
 
 
 @dataclass
@@ -147,7 +148,6 @@ class RunContext:
 
     results_dir: Path
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
-    mode: str = "cumulative"
     force: bool = False
     engine: str = "auto"
     progress: Progress | None = None
@@ -188,7 +188,7 @@ def claim_seeds(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
     for s in todo:
         run = key.run(s)
         if ctx.locks.try_acquire(run):
-            if ctx.force or not run.record_path(ctx.results_dir).exists():  # another process may have finished it
+            if ctx.force or not is_done(ctx.results_dir, run):  # another process may have finished it
                 mine.append(s)
             else:
                 ctx.locks.release(run)
@@ -346,7 +346,7 @@ def _write_records(planned: PlannedConfig, ds: Dataset, results: list[MemberResu
                    engine: str) -> None:
     cfg = planned.config
     for r in results:
-        record = build_record(planned, ds, r, ctx.mode, engine, ctx.device)
+        record = build_record(planned, ds, r, engine, ctx.device)
         checkpoint = None
         if r.seed in ctx.checkpoint_seeds and r.history.diverged_at is None:
             checkpoint = {"config": cfg.to_dict(), "dataset": ds.name, "seed": r.seed, "state_dict": r.params}
@@ -363,7 +363,7 @@ def write_run(results_dir: Path, record: RunRecord, checkpoint: dict | None) -> 
         atomic_torch_save(record.key.checkpoint_path(results_dir), checkpoint)
 
 
-def build_record(planned: PlannedConfig, ds: Dataset, r: MemberResult, mode: str, engine: str,
+def build_record(planned: PlannedConfig, ds: Dataset, r: MemberResult, engine: str,
                  device: torch.device) -> RunRecord:
     """The record of one finished run (schema: repro.study.record.RunRecord)."""
     cfg, h = planned.config, r.history
@@ -380,11 +380,12 @@ def build_record(planned: PlannedConfig, ds: Dataset, r: MemberResult, mode: str
         for name, numbers in r.extra_tests.items():
             final[f"{name}_error"], final[f"{name}_loss"] = numbers["error"], numbers["loss"]
     return RunRecord(
-        schema=SCHEMA_VERSION, rung=planned.rung.name, label=planned.label, mode=mode, rung_title=planned.rung.title,
+        schema=SCHEMA_VERSION, rung=planned.rung.name, label=planned.label, mode=planned.mode,
+        changes=list(planned.changes), rung_title=planned.rung.title,
         dataset=ds.name, dataset_fingerprint=ds.fingerprint, seed=r.seed, config=cfg.to_dict(),
         config_digest=cfg.digest(), passes=cfg.passes, presentations=cfg.passes * len(ds.y_train),
-        diverged_at_pass=h.diverged_at, **h.values, final=final, collapsed=collapsed_of(final, h.diverged_at),
-        engine=engine, population_members=r.members,
+        diverged_at_pass=h.diverged_at, **h.values, final=final,
+        collapsed=is_collapsed(final.get("train_error"), h.diverged_at is not None), engine=engine, population_members=r.members,
         wall_time_s=round(r.wall_s, 3), **environment(device),
     )
 

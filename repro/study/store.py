@@ -2,7 +2,7 @@
 
 The schema is documented in results/README.md. A record's file name is derived from what defines the run
 (repro.study.run_key: dataset and its fingerprint, rung label, config digest, seed), so a finished run is
-found again and not redone. `read_records` is the one reader of a results folder's records.
+found again and not redone; records are read by repro.study.record (`read_records`, `is_done`).
 """
 
 from __future__ import annotations
@@ -10,12 +10,10 @@ from __future__ import annotations
 import datetime as _dt
 import fcntl
 import functools
-import json
 import os
 import platform
 import subprocess
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +23,8 @@ import torch
 from repro import __version__
 from repro.hardware import describe_cpu
 from repro.resources import checkout_root, study_dir
-from repro.study.record import RecordError, RunRecord, read_record
-from repro.study.run_key import RunKey, safe_label
+from repro.study.record import read_records
+from repro.study.run_key import RunKey
 
 DEFAULT_RESULTS_DIR = study_dir()
 
@@ -82,43 +80,7 @@ def remove_stale_temporaries(results_dir: Path) -> list[Path]:
     return stale
 
 
-# --- reading records -----------------------------------------------------------------------------------
-RECORD_PATTERN = "runs/<dataset>/<label>-<digest>-<fp8>-s<seed>.json"
-
-
-@dataclass
-class RecordScan:
-    """What a results folder's runs/ holds: the valid records, and every other file with the reason."""
-
-    records: list[RunRecord] = field(default_factory=list)
-    damaged: list[tuple[str, str]] = field(default_factory=list)  # (path relative to runs/, why it is unusable)
-
-
-def read_records(results_dir: Path) -> RecordScan:
-    """Every file under <results_dir>/runs, in path order: the valid records, and the rest (bad JSON, missing or
-    ill-typed fields, a name that does not match its contents, anything not runs/<dataset>/<name>.json) with why.
-    Hidden files (".name.tmp") are atomic writes in progress, or OS clutter, and are passed over silently."""
-    runs = Path(results_dir) / "runs"
-    scan = RecordScan()
-    if not runs.is_dir():
-        return scan
-    for root, dirs, files in os.walk(runs):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if name.startswith("."):
-                continue
-            path = Path(root) / name
-            rel = path.relative_to(runs).as_posix()
-            if len(Path(rel).parts) != 2 or not name.endswith(".json"):
-                scan.damaged.append((rel, f"not a run record (records are {RECORD_PATTERN})"))
-                continue
-            try:
-                scan.records.append(read_record(path))
-            except RecordError as e:
-                scan.damaged.append((rel, str(e)))
-    return scan
-
-
+# --- damaged records -------------------------------------------------------------------------------------
 def set_aside_damaged(results_dir: Path, log=lambda msg: None) -> list[Path]:
     """Move every damaged record under runs/ to damaged/ (same sub-path, time-stamped), so its run counts as
     not done and is trained again; each move is logged with the reason. Files that are not records by their
@@ -135,31 +97,6 @@ def set_aside_damaged(results_dir: Path, log=lambda msg: None) -> list[Path]:
         log(f"damaged record {path} ({problem}) moved to {dest}; its run will be trained again")
         moved.append(dest)
     return moved
-
-
-def migrate_names(results_dir: Path) -> list[tuple[Path, Path]]:
-    """Rename records and checkpoints named before file names carried the dataset's fingerprint
-    (`<label>-<digest>-s<seed>`) to their names now (repro.study.run_key), each by its record's own
-    `dataset_fingerprint`; returns (old, new) per file renamed. Files already named so, and files that are not
-    readable records, are left alone; a name already taken is not overwritten."""
-    results_dir = Path(results_dir)
-    renamed = []
-    for old in sorted((results_dir / "runs").glob("*/*.json")):
-        try:
-            rec = json.loads(old.read_text())
-            key = RunKey.of_record(rec)
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-        old_stem = f"{safe_label(key.label)}-{key.digest}-s{key.seed:03d}"  # the naming before the fingerprint
-        if old.stem != old_stem or old.parent.name != key.dataset:
-            continue
-        pairs = [(old, key.record_path(results_dir)),
-                 (results_dir / "checkpoints" / key.dataset / f"{old_stem}.pt", key.checkpoint_path(results_dir))]
-        for src, dest in pairs:
-            if src.is_file() and not dest.exists():
-                os.replace(src, dest)
-                renamed.append((src, dest))
-    return renamed
 
 
 # --- one writer per run ----------------------------------------------------------------------------------

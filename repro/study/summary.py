@@ -7,8 +7,9 @@ and loss, mistakes, rejection at 1% error, and any flag such as `collapsed` a re
 `diverged_at_pass`, `created` and the repro version, which the report's grouping reads. Per-pass histories,
 checkpoints and the rejection curve are left out.
 
-`read_summary` turns it back into record-like dicts with the fields repro.report.records.group_records and
-repro.report.compare read; it is the reference when no committed study's records are at hand.
+`read_summary` turns it back into rows of the records' shape (repro.study.record.RunRecord.row, less the
+per-pass lists, the rejection curve and the run's environment): what repro.report.records.group_records and
+repro.report.compare read. `reference_rows` reads a reference study: its records, else its summary.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from repro.resources import SUMMARY_NAME
+from repro.study.record import read_records
 from repro.study.run_key import RunKey
 
 SCHEMA = 1
 # Per-configuration fields: equal for every seed of a configuration, so stored once.
-CONFIG_FIELDS = ("dataset", "label", "rung", "mode", "config_digest", "dataset_fingerprint", "passes", "config")
-# Per-run fields outside `final` that the report reads (`collapsed` when a record has it).
+CONFIG_FIELDS = ("dataset", "label", "rung", "mode", "changes", "config_digest", "dataset_fingerprint", "passes",
+                 "config")
+# Per-run fields outside `final` that the report reads.
 RUN_FIELDS = ("seed", "diverged_at_pass", "collapsed", "created")
 
 
 def summarize_records(records: list[dict]) -> dict:
-    """The summary of run records (as read by repro.report.records.load_records), in a stable order."""
+    """The summary of run records' rows (repro.study.record.RunRecord.row), in a stable order."""
     configs: dict[tuple, dict] = {}
     for rec in sorted(records, key=lambda r: (r["dataset"], r["label"], r["config_digest"], r["seed"], r["created"])):
         key = (rec["dataset"], rec["label"], rec["config_digest"], rec["dataset_fingerprint"], rec["versions"]["repro"])
@@ -43,7 +47,7 @@ def summary_json(records: list[dict]) -> bytes:
 
 
 def read_summary(path: Path) -> list[dict]:
-    """Record-like dicts, one per run of the summary at `path` (`_file` is the name its record would have)."""
+    """Rows, one per run of the summary at `path` (`_file` is the path its record has under runs/)."""
     doc = json.loads(Path(path).read_text())
     if doc.get("schema") != SCHEMA:
         raise ValueError(f"{path}: summary schema {doc.get('schema')!r}, this version reads {SCHEMA}")
@@ -55,3 +59,12 @@ def read_summary(path: Path) -> list[dict]:
             rec["_file"] = RunKey.of_record(rec).relative_record_path
             records.append(rec)
     return records
+
+
+def reference_rows(folder: Path) -> list[dict]:
+    """The rows of a reference study's runs: its valid records (runs/), else (an installed package's study, which
+    has no runs/) its summary's."""
+    folder = Path(folder)
+    if not (folder / "runs").is_dir() and (folder / SUMMARY_NAME).is_file():
+        return read_summary(folder / SUMMARY_NAME)
+    return read_records(folder).rows

@@ -3,15 +3,13 @@ section of the report's text. Only with a reference folder."""
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from repro.report import compare, tables
 from repro.report.compare import Comparison
-from repro.report.records import group_records, load_records
+from repro.report.records import group_records
 from repro.report.sections.context import Context
 from repro.report.sections.part import Part
-from repro.resources import SUMMARY_NAME
-from repro.study.summary import read_summary
+from repro.study.summary import reference_rows
 
 
 class CheckAgainstReference:
@@ -24,7 +22,7 @@ class CheckAgainstReference:
         part = Part()
         if ctx.reference_dir is None:
             return part
-        reference = group_records(_reference_records(ctx.reference_dir))
+        reference = group_records(reference_rows(ctx.reference_dir))
         if not reference:
             ctx.note(f"no run records under {ctx.reference_dir / 'runs'}: nothing to check the runs against")
         self.comparison = compare.compare_groups(ctx.kinds.all, reference)
@@ -32,9 +30,3 @@ class CheckAgainstReference:
         part.texts.append(compare.comparison_markdown(self.comparison))
         return part
 
-
-def _reference_records(folder: Path) -> list[dict]:
-    """The reference's run records: its runs/, else (an installed package's study) its summary's runs."""
-    if not (folder / "runs").is_dir() and (folder / SUMMARY_NAME).is_file():
-        return read_summary(folder / SUMMARY_NAME)
-    return load_records(folder, warn=lambda m: None).records

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from repro.report.records import Group, label_order
 from repro.report.references import FAITHFUL_DATASET, PEER_FIGURES
-from repro.study.ladder import factorial_subset, guess_parts
 
 Groups = dict[tuple[str, str], Group]  # (dataset, label) -> the runs of that configuration
 
@@ -25,8 +24,8 @@ class Kinds:
     main: Groups  # the tables by dataset: the ladder's rungs and configurations of no other kind
     order: dict[str, list[str]]  # the rows of each dataset's table (usps first), ladder rungs in ladder order
     faithful: Groups  # readings of the faithfulness study (ablations/faithful/, on its dataset) and its extras
-    factorial: Groups  # a factorial's 2^n configurations (labels `f:...`; repro.report.attribution)
-    guesses: Groups  # guesses on a rung (labels `guess:<rung>+<guess>`; repro.report.guesses)
+    factorial: Groups  # a factorial's 2^n configurations (mode `factorial`; repro.report.attribution)
+    guesses: Groups  # guesses on a rung (mode `guesses`, labels `guess:<rung>+<guess>`; repro.report.guesses)
     code: Groups  # rungs with their own code (Config.code; repro.rung_code) outside the ladder
     peer_steps: Groups  # the peers' steps retrained from their initial weights (repro.report.peers)
     extra: Groups  # the ladder's extra rungs (ablations/extra/, the controls among them)
@@ -40,10 +39,8 @@ def dataset_order(keys) -> list[str]:
 def _kind(key: tuple[str, str], group: Group, ladder: list[str], extra: list[str]) -> str:
     """The kind of a configuration that is not only a faithfulness reading; the first that applies."""
     label = key[1]
-    if factorial_subset(label) is not None:
-        return "factorial"
-    if guess_parts(label) is not None:
-        return "guesses"
+    if group.mode in ("factorial", "guesses"):
+        return group.mode
     if group.first["config"].get("code") and label not in ladder:
         return "code"
     if label in RETRAINED_PEER_STEPS:

@@ -61,6 +61,16 @@ def rung_config(label: str, passes: int, **changes) -> Config:
     return Config().replace(**patch, passes=passes, **changes)
 
 
+def _mode_and_changes(label: str) -> dict:
+    """The mode and changes the ladder gives a configuration of this label (repro.study.ladder's names)."""
+    if label.startswith("f:"):
+        return {"mode": "factorial", "changes": [] if label == "f:baseline" else label[2:].split("+")}
+    if label.startswith("guess:"):
+        on, guess = label[len("guess:"):].split("+", 1)
+        return {"mode": "guesses", "changes": [*LADDER[1: LADDER.index(on) + 1], guess] if on in LADDER else [guess]}
+    return {"mode": "cumulative", "changes": list(LADDER[1: LADDER.index(label) + 1]) if label in LADDER else []}
+
+
 def make_record(dataset: str = "usps", label: str = "baseline", seed: int = 0, *, test_error: float = 0.05,
                 train_error: float = 0.01, passes: int = 3, diverged_at: int | None = None,
                 rejection: float = 0.1, fingerprint: str | None = None, repro_version: str = __version__,
@@ -84,8 +94,7 @@ def make_record(dataset: str = "usps", label: str = "baseline", seed: int = 0, *
         final["test_rejection_curve"] = {f"{t:g}": max(0.0, rejection * (1 - 40 * (t - 0.01)))
                                          for t in (0.0, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.04, 0.05)}
     return {
-        "schema": 2, "rung": label if label in LADDER else "baseline", "label": label, "mode": "cumulative",
-        "changes": list(LADDER[1: LADDER.index(label) + 1]) if label in LADDER else [],
+        "schema": 2, "rung": label if label in LADDER else "baseline", "label": label, **_mode_and_changes(label),
         "rung_title": f"Rung {label}", "dataset": dataset,
         "dataset_fingerprint": fingerprint or FINGERPRINT[dataset], "seed": seed, "config": cfg.to_dict(),
         "config_digest": cfg.digest(), "passes": passes, "presentations": passes * 7291,

@@ -15,8 +15,11 @@ FAITHFUL = ["baseline", "scaled-tanh", "fc40"]
 EXTRA = ["softmax-ce"]
 
 
-def _group(code: str | None = None):
-    return SimpleNamespace(first={"config": {"code": code}})  # what classify reads of a group
+def _group(label: str, code: str | None = None):
+    """What classify reads of a group: its mode (as the ladder planned it) and its config's code."""
+    mode = "factorial" if label.startswith("f:") else "guesses" if label.startswith("guess:") else (
+        "leave-one-out" if label.startswith("minus:") else "cumulative")
+    return SimpleNamespace(mode=mode, first={"config": {"code": code}})
 
 
 def test_each_configuration_is_sorted_into_its_kind():
@@ -34,7 +37,7 @@ def test_each_configuration_is_sorted_into_its_kind():
         ("usps", "softmax-ce"): {"extra"},
         ("usps", "minus:shift"): {"main"},  # a configuration of no other kind: a row of the tables by dataset
     }
-    groups = {key: _group("trick.py" if key[1] == "my-trick" else None) for key in kinds_of}
+    groups = {key: _group(key[1], "trick.py" if key[1] == "my-trick" else None) for key in kinds_of}
     kinds = classify(groups, LADDER, FAITHFUL, EXTRA)
     assert kinds.all is groups
     for key, expected in kinds_of.items():
@@ -47,7 +50,7 @@ def test_each_configuration_is_sorted_into_its_kind():
 
 
 def test_a_rung_with_code_on_the_ladder_stays_in_the_ladder():
-    kinds = classify({("usps", "relu"): _group("relu_hook.py")}, LADDER, FAITHFUL, EXTRA)
+    kinds = classify({("usps", "relu"): _group("relu", "relu_hook.py")}, LADDER, FAITHFUL, EXTRA)
     assert list(kinds.main) == [("usps", "relu")] and not kinds.code
 
 

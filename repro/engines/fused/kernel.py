@@ -7,7 +7,7 @@ registers; the weights live in a per-member slice of global memory that stays in
 persistent-kernel design of the speed issue, written in Triton so that the same source also runs on CPU in
 Triton's interpreter, where the tests check it against the reference loop.
 
-It computes what population.net1989.Population.step computes (and population.fc40.FCPopulation's for architecture
+It computes what population.lockstep.Population.step computes (and population.fc40.FCPopulation's for architecture
 fc40): same layer maths, same order of updates, SGD, AdamW or SDLM, in a padded layout (layout.LAYOUTS)
 whose padding entries are zero and stay zero (updates store only the real entries). Every dot product is
 IEEE fp32 (never TF32), so results match the CPU paths to float32 rounding, not bit for bit. Every setting,

@@ -227,9 +227,9 @@ class FusedPopulation(Population):
         self._alone, self._states_before_ahead = None, None
 
     def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One pass's draws (Population.draw_pass_bits): image rows (P, N) int32 and dropout masks as bits, in
+        """One pass's draws (Members.draw_pass_bits): image rows (P, N) int32 and dropout masks as bits, in
         worker threads, in pinned memory on CUDA (so that they go to the GPU by non-blocking copies)."""
-        return self.draw_pass_bits(torch.int32, pin=self.device.type == "cuda", pool=_draw_workers())
+        return self.shared.draw_pass_bits(torch.int32, pin=self.device.type == "cuda", pool=_draw_workers())
 
     def member_tables(self, pass_index: int, keep_row0: int, label_base: int, conn_index: int,
                       schedule_row: int):

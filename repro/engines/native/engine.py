@@ -274,8 +274,3 @@ def _relaid(blocks: torch.Tensor, members: int, lanes: int) -> torch.Tensor:
     padded = torch.zeros(-(-members // lanes) * lanes, nparam)
     padded[:members] = flat
     return padded.reshape(-1, lanes, nparam).permute(0, 2, 1).contiguous()
-
-
-def population_class(cfg: Config | None = None) -> type[NativePopulation]:
-    """The engine class (one class for every architecture)."""
-    return NativePopulation

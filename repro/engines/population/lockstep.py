@@ -20,8 +20,6 @@ All parameters live in one flat buffer (and gradients in a twin), so an optimize
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 import torch
 import torch.nn.functional as F
 
@@ -193,10 +191,6 @@ class Population:
         rows, scale = self._draw_pass()
         return rows.to(self.device), None if scale is None else scale.to(self.device)
 
-    def image_rows(self, index: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
-        """Rows of self.images holding training patterns `index` shifted by `shifts` (Members.image_rows)."""
-        return self.shared.image_rows(index, shifts)
-
     def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """As `_pass_inputs`, on the CPU (where the generators are). Members draw in parallel threads (a pass
         of dropout masks is 1.4 M draws per member, measured as a quarter of a native dropout pass when drawn
@@ -206,17 +200,12 @@ class Population:
         scale = torch.empty(self.members, N, 192) if cfg.dropout > 0 else None
 
         def store(m: int, shifts: torch.Tensor | None, keep: torch.Tensor | None) -> None:
-            rows[m] = self.image_rows(torch.arange(N), shifts)
+            rows[m] = self.shared.image_rows(torch.arange(N), shifts)
             if keep is not None:
                 torch.div(keep[:, ENGINE_FROM_REFERENCE_192], 1.0 - cfg.dropout, out=scale[m])
 
         self.shared.draw(store, draw_threads())
         return rows, scale
-
-    def draw_pass_bits(self, rows_dtype: torch.dtype = torch.int64, pin: bool = False,
-                       pool: ThreadPoolExecutor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The same generator calls as _draw_pass, as the compiled kernels take them (Members.draw_pass_bits)."""
-        return self.shared.draw_pass_bits(rows_dtype, pin, pool)
 
     def train_pass(self, pass_index: int) -> None:
         if self.curv is not None and not self.curvature_each_step:
@@ -234,7 +223,7 @@ class Population:
         total = torch.zeros_like(self.curv.flat)
         g, curv, out = self.grads.views, self.curv.views, self.OUTPUT_BIAS
         for j in curvature_window(pass_index, self.n_train, k).tolist():
-            rows = self.image_rows(torch.full((self.members,), j, dtype=torch.int64, device=self.device))
+            rows = self.shared.image_rows(torch.full((self.members,), j, dtype=torch.int64, device=self.device))
             pre, inputs, hidden = self._forward(rows, None)
             derivs = [self.hidden.grad_from_output(h) for h in hidden]
             output_delta(self.cfg, pre, self.targets[j], self.labels[j], g[out], curv[out])

@@ -279,3 +279,19 @@ def test_without_a_compiler_import_works_and_the_engine_says_why(tmp_path):
     code = "import repro.engines.native.engine as n; r = n.available(); print(r); assert r and 'compiler' in r"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_native_run_does_not_import_the_population_engine():
+    """What members share (generators, initial weights, images, draws) comes from repro.engines.members: a native
+    population trains and evaluates without the torch lockstep engine loaded."""
+    code = ("import sys, torch\n"
+            "from repro.config import Config\n"
+            "from repro.engines.native.engine import NativePopulation\n"
+            "x, y = torch.rand(8, 16, 16) * 2 - 1, torch.arange(8) % 10\n"
+            "pop = NativePopulation(Config(passes=1, dropout=0.5, shift=1), [0, 1], x, y)\n"
+            "pop.train_pass(0)\n"
+            "pop.evaluate(x, y)\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('repro.engines.population'))\n"
+            "assert not loaded, loaded\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]

@@ -1,9 +1,11 @@
 """Every knob of a run in one frozen dataclass.
 
 The defaults are the 1989 procedure as the paper gives it; where the paper is silent the default is the
-reading of earlier reproductions, and the field's comment says so. A rung of the ablation ladder is a patch
-over these defaults (a dict of field -> value), applied with `apply_patch`, which rejects unknown fields,
-wrong types and out-of-range values with a message that names where the patch came from.
+reading of earlier reproductions, and the field's comment says so. The value lists below are the only lists
+of the options' values (the engines' codes are numbered from them), and every Config checks itself against
+them when made (`__post_init__`: types, values, ranges and the rules between fields), however it is made. A
+rung of the ablation ladder is a patch over these defaults (a dict of field -> value), applied with
+`apply_patch`, which also rejects unknown fields, with a message that names where the patch came from.
 """
 
 from __future__ import annotations

@@ -1,9 +1,11 @@
 """Every knob of a run in one frozen dataclass.
 
 The defaults are the 1989 procedure as the paper gives it; where the paper is silent the default is the
-reading of earlier reproductions, and the field's comment says so. A rung of the ablation ladder is a patch
-over these defaults (a dict of field -> value), applied with `apply_patch`, which rejects unknown fields,
-wrong types and out-of-range values with a message that names where the patch came from.
+reading of earlier reproductions, and the field's comment says so. The value lists below are the only lists
+of the options' values (the engines' codes are numbered from them), and every Config checks itself against
+them when made (`__post_init__`: types, values, ranges and the rules between fields), however it is made. A
+rung of the ablation ladder is a patch over these defaults (a dict of field -> value), applied with
+`apply_patch`, which also rejects unknown fields, with a message that names where the patch came from.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from typing import Any
 
 from repro.errors import ReproError
 
+# The value lists of the coded settings (architecture, hidden_activation, output, optimizer) are also the
+# compiled kernels' codes, in this order (repro.engines.codes numbers them; tests/test_codes.py checks kernel.c).
+ARCHITECTURES = ("net1989", "fc40")
 HIDDEN_ACTIVATIONS = ("tanh", "scaled_tanh", "relu")
 OUTPUTS = ("tanh_mse", "scaled_tanh_mse", "softmax_ce")
 # "repro2022": the earlier reproduction's own draw (its repro.py), so its single run can be retrained exactly
@@ -52,7 +57,7 @@ class Config:
     adam_beta2: float = 0.999
     adam_eps: float = 1e-8
     weight_decay: float = 0.01  # AdamW's default decoupled weight decay (unused by SGD)
-    # "sdlm" (the paper's diagonal-Hessian Newton method; see repro/sdlm.py): step lr / (sdlm_mu + h_kk)
+    # "sdlm" (the paper's diagonal-Hessian Newton method; see repro/net/sdlm.py): step lr / (sdlm_mu + h_kk)
     sdlm_mu: float = 0.02  # LeCun et al. 1998 (LeNet-5) used mu = 0.02; the 1989 paper gives no value
     sdlm_gamma: float = 0.01  # not in any paper: memory of the running average of h (~100 patterns)
     # how h is kept: "running": updated at every step from the current pattern, h := the first pattern's;
@@ -69,6 +74,15 @@ class Config:
     # "<file>@<sha256 prefix>" per code file, joined by ", " when rungs are combined: a changed file is a new
     # configuration (digest) and the record names the exact code. Set by the ladder, never by a patch.
     code: str = ""
+
+    def __post_init__(self) -> None:
+        """Every field's type, value list and range, and the rules between fields: no Config holds a value
+        outside them, however it was made."""
+        for f in fields(self):
+            value = _check_value(f.name, getattr(self, f.name), _KINDS[f.type])
+            if value is not getattr(self, f.name):  # an int given for a float field, stored as the float
+                object.__setattr__(self, f.name, value)
+        _check_rules(self)
 
     def replace(self, **changes: Any) -> "Config":
         return apply_patch(self, changes, source="replace()")
@@ -102,7 +116,6 @@ class Config:
         return self.lr * (1.0 + (self.lr_final_factor - 1.0) * frac)
 
 
-ARCHITECTURES = ("net1989", "fc40")
 LATER_FIELDS = ("architecture", "target", "sdlm_curvature", "sdlm_estimate_patterns", "code")  # append fields added from now on; see Config.digest
 
 _CHOICES = {
@@ -140,15 +153,17 @@ def field_names() -> list[str]:
     return [f.name for f in fields(Config)]
 
 
-def _check_value(name: str, value: Any, kind: type, source: str) -> Any:
+_KINDS = {"str": str, "int": int, "float": float, "bool": bool}  # a field's annotation -> its type
+
+
+def _check_value(name: str, value: Any, kind: type) -> Any:
+    """`value` for field `name` (an int for a float field given as the float), or a ConfigError saying why not."""
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if not isinstance(value, kind) or isinstance(value, bool) != (kind is bool):
-        raise ConfigError(
-            f"{source}: field '{name}' must be {kind.__name__}, got {type(value).__name__} {value!r}"
-        )
+        raise ConfigError(f"field '{name}' must be {kind.__name__}, got {type(value).__name__} {value!r}")
     if name in _CHOICES and value not in _CHOICES[name]:
-        raise ConfigError(f"{source}: field '{name}' = {value!r}; valid values: {', '.join(_CHOICES[name])}")
+        raise ConfigError(f"field '{name}' = {value!r}; valid values: {', '.join(_CHOICES[name])}")
     if name in _RANGES:
         lo, hi, lo_inc, hi_inc = _RANGES[name]
         bad = (lo is not None and (value < lo or (value == lo and not lo_inc))) or (
@@ -158,29 +173,33 @@ def _check_value(name: str, value: Any, kind: type, source: str) -> Any:
             lo_s = "" if lo is None else f"{'>=' if lo_inc else '>'} {lo}"
             hi_s = "" if hi is None else f"{'<=' if hi_inc else '<'} {hi}"
             raise ConfigError(
-                f"{source}: field '{name}' = {value!r} is out of range (must be {' and '.join(s for s in (lo_s, hi_s) if s)})"
+                f"field '{name}' = {value!r} is out of range (must be {' and '.join(s for s in (lo_s, hi_s) if s)})"
             )
     return value
 
 
-def apply_patch(base: Config, patch: dict[str, Any], source: str = "patch") -> Config:
-    """Return `base` with the fields of `patch` replaced, after checking names, types and ranges."""
-    types = {f.name: f.type for f in fields(Config)}
-    kinds = {"str": str, "int": int, "float": float, "bool": bool}
-    clean = {}
-    for name, value in patch.items():
-        if name not in types:
-            raise ConfigError(f"{source}: unknown field '{name}'; valid fields: {', '.join(types)}")
-        clean[name] = _check_value(name, value, kinds[types[name]], source)
-    cfg = dataclasses.replace(base, **clean)
+def _check_rules(cfg: Config) -> None:
+    """The rules between fields."""
     if cfg.architecture == "fc40" and cfg.dropout > 0:
-        raise ConfigError(f"{source}: dropout acts on the input of H3, which architecture 'fc40' does not have")
+        raise ConfigError("dropout acts on the input of H3, which architecture 'fc40' does not have")
     if cfg.init == "repro2022" and (cfg.architecture != "net1989" or cfg.h2_scheme != "block"):
-        raise ConfigError(f"{source}: init 'repro2022' draws the earlier reproduction's net1989 with the 'block' H2 "
+        raise ConfigError(f"init 'repro2022' draws the earlier reproduction's net1989 with the 'block' H2 "
                           f"scheme; got architecture {cfg.architecture!r}, h2_scheme {cfg.h2_scheme!r}")
     if cfg.output == "softmax_ce" and cfg.target != 1.0:
-        raise ConfigError(f"{source}: 'target' sets the squared-error targets +-target; output 'softmax_ce' has none")
-    return cfg
+        raise ConfigError("'target' sets the squared-error targets +-target; output 'softmax_ce' has none")
+
+
+def apply_patch(base: Config, patch: dict[str, Any], source: str = "patch") -> Config:
+    """Return `base` with the fields of `patch` replaced; unknown fields, wrong types, out-of-range values and
+    broken rules between fields are a ConfigError whose message starts with `source`."""
+    names = field_names()
+    for name in patch:
+        if name not in names:
+            raise ConfigError(f"{source}: unknown field '{name}'; valid fields: {', '.join(names)}")
+    try:
+        return dataclasses.replace(base, **patch)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
 
 
 def config_from_dict(d: dict[str, Any], source: str = "record") -> Config:

@@ -1,4 +1,4 @@
-"""A rung's own code: a Python file beside the rung's TOML (`code = "mish.py"`) that defines some of a small
+"""A rung's own code: a Python file beside the rung's TOML (`code = "01-gelu.py"`, as in ablations/examples/extra/) that defines some of a small
 set of hooks, each written as ordinary PyTorch for ONE network. Anything the file does not define stays the
 rung's configuration. Only the generic engine (repro.engines.generic) runs such rungs.
 

@@ -19,7 +19,7 @@ import torch
 
 from repro.config import Config
 from repro.data import load_dataset
-from repro.engines.native.loader import NativePopulation
+from repro.engines.native.engine import NativePopulation
 from repro.engines.population import population_class
 
 

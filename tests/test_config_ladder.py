@@ -44,6 +44,22 @@ def test_bad_patches_are_clear_errors(patch, words):
 
 def test_int_is_accepted_for_float_fields():
     assert apply_patch(Config(), {"lr": 1}).lr == 1.0
+    assert isinstance(Config(lr=1).lr, float) and Config(lr=1) == Config(lr=1.0)
+
+
+@pytest.mark.parametrize("fields, words", [
+    ({"optimizer": "rmsprop"}, ["'optimizer'", "valid values", "sgd, adamw, sdlm"]),
+    ({"lr": -0.1}, ["'lr'", "out of range"]),
+    ({"passes": 2.0}, ["'passes'", "must be int"]),
+    ({"architecture": "fc40", "dropout": 0.25}, ["fc40", "H3"]),
+    ({"init": "repro2022", "h2_scheme": "cyclic"}, ["repro2022", "cyclic"]),
+])
+def test_config_itself_refuses_what_a_patch_would(fields, words):
+    """The checks live in Config: a Config made directly is held to the same lists, ranges and rules."""
+    with pytest.raises(ConfigError) as e:
+        Config(**fields)
+    for w in words:
+        assert w in str(e.value)
 
 
 def test_lr_schedule():

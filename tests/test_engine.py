@@ -9,7 +9,7 @@ import torch
 from repro.config import Config
 from repro.engines import registry
 from repro.engines.population import Population
-from repro.engines.population.net1989 import to_engine, to_reference
+from repro.engines.population.lockstep import to_engine, to_reference
 from repro.net.model import forward, init_params, run_generator
 from repro.engines.reference import evaluate, train_reference
 from tests.conftest import (

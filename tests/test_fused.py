@@ -20,18 +20,16 @@ from repro.config import Config  # noqa: E402
 from repro.engines import codes  # noqa: E402
 from repro.engines.fused import layout  # noqa: E402
 from repro.engines.fused.population import (  # noqa: E402
-    FUSED_LAYOUTS,
-    FUSED_ROW,
     FusedEngineError,
     FusedFCPopulation,
     FusedGroup,
     FusedPopulation,
     pack,
+    supports,
     unpack,
-    unsupported_reason,
 )
 from repro.engines.population import Population  # noqa: E402
-from repro.engines.population.net1989 import ENGINE_FROM_REFERENCE_192, flat_views  # noqa: E402
+from repro.engines.population.lockstep import ENGINE_FROM_REFERENCE_192, flat_views  # noqa: E402
 from repro.engines.reference import train_reference  # noqa: E402
 from repro.study.ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan  # noqa: E402
 from repro.study.runner import RunContext, run_planned  # noqa: E402
@@ -90,7 +88,7 @@ def test_every_configuration_of_both_ladders_runs_fused():
         names = [r.name for r in rungs + extras]
         for mode in (m for m in MODES if m != "guesses"):
             for p in plan(rungs, mode, names if mode == "cumulative" else None, extras):
-                assert unsupported_reason(p.config) is None, (directory.name, mode, p.label)
+                assert supports(p.config) is None, (directory.name, mode, p.label)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -115,7 +113,7 @@ def test_padding_stays_zero_and_layout_round_trips(cfg, device, usps):
     pop.train_pass(0)
     arch = cfg.architecture
     ones = {k: torch.ones_like(v[:1]) for k, v in pop.params.views.items()}
-    marks = torch.zeros(1, FUSED_ROW, device=device)
+    marks = torch.zeros(1, layout.ROW, device=device)
     pack(ones, marks, arch)
     real = marks[0] == 1
     assert int(real.sum()) == sum(v[0].numel() for v in pop.params.views.values())
@@ -125,7 +123,7 @@ def test_padding_stays_zero_and_layout_round_trips(cfg, device, usps):
     views = {k: torch.empty_like(v) for k, v in pop.params.views.items()}
     unpack(pop.packed, views, arch)
     assert all(torch.equal(views[k], pop.params.views[k]) for k in views)
-    assert set(FUSED_LAYOUTS[arch]) == set(pop.params.views)
+    assert set(layout.LAYOUTS[arch]) == set(pop.params.views)
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -294,7 +292,7 @@ def test_draws_are_the_population_engines_as_bits(usps):
         assert torch.equal(rows.long(), want_rows)
         kept = (bits.unsqueeze(-1) >> torch.arange(8, dtype=torch.uint8)) & 1  # bit b of byte j: entry 8j + b
         kept = kept.reshape(4, 50, 192)[:, :, ENGINE_FROM_REFERENCE_192].bool()
-        from repro.engines.population.net1989 import keep_scale
+        from repro.engines.members import keep_scale
 
         scale = torch.where(kept, torch.tensor(keep_scale(cfg)), torch.tensor(0.0))
         assert torch.equal(scale, want_scale)
@@ -364,11 +362,11 @@ def test_layout_matches_the_kernels_offsets():
 
     value = lambda c: getattr(c, "value", c)  # noqa: E731  (constexpr compiled, plain int interpreted)
     names = ["W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4"]
-    assert [FUSED_LAYOUTS["net1989"][n][0] for n in names] == [value(getattr(kernel, f"O_{n.upper()}")) for n in names]
-    assert [FUSED_LAYOUTS["fc40"][n][0] for n in names[:4]] == [value(getattr(kernel, f"FC_{n.upper()}")) for n in names[:4]]
-    for arch, tensors in FUSED_LAYOUTS.items():
-        assert FUSED_ROW >= sum(rows * cols for _, rows, cols in tensors.values()), arch
-    assert value(kernel.ROW) == FUSED_ROW
+    assert [layout.LAYOUTS["net1989"][n][0] for n in names] == [value(getattr(kernel, f"O_{n.upper()}")) for n in names]
+    assert [layout.LAYOUTS["fc40"][n][0] for n in names[:4]] == [value(getattr(kernel, f"FC_{n.upper()}")) for n in names[:4]]
+    for arch, tensors in layout.LAYOUTS.items():
+        assert layout.ROW >= sum(rows * cols for _, rows, cols in tensors.values()), arch
+    assert value(kernel.ROW) == layout.ROW
     assert value(kernel.N_INT) == layout.N_INT and value(kernel.I_SCHEDULE) == layout.I_SCHEDULE
     assert value(kernel.N_FLOAT) == layout.N_FLOAT and value(kernel.F_TARGET) == layout.F_TARGET
     assert value(kernel.MSE_GRAD_SCALE) == 2.0 / 10.0 and value(kernel.SCALED_TANH_A) == 1.7159
@@ -378,5 +376,7 @@ def test_layout_matches_the_kernels_offsets():
 def test_settings_the_kernel_does_not_implement_are_refused_on_the_host():
     assert codes.code("optimizer", "sdlm") == codes.OPTIMIZERS["sdlm"]
     assert codes.code("architecture", "fc40") == codes.ARCHITECTURES["fc40"]
-    with pytest.raises(ValueError, match="does not implement optimizer = 'rmsprop'"):
-        codes.code("optimizer", "rmsprop")
+    per_pass = Config(optimizer="sdlm", sdlm_curvature="per_pass")
+    assert "sdlm_curvature = 'per_pass'" in supports(per_pass)
+    with pytest.raises(FusedEngineError, match="sdlm_curvature = 'per_pass'"):
+        FusedPopulation(per_pass, [0], torch.zeros(4, 16, 16), torch.zeros(4, dtype=torch.int64))

@@ -103,7 +103,7 @@ def test_masked_h2_connections_carry_no_signal_or_gradient():
         assert torch.equal(reads, expected), j
     # and in the engine's dense layout, masked weights get exactly zero gradient and stay zero
     from repro.engines.population import Population
-    from repro.engines.population.net1989 import h2_mask
+    from repro.engines.population.lockstep import h2_mask
 
     pop = Population(cfg, [0, 1], x, torch.tensor([3, 7]))
     rows, _ = pop._pass_inputs()

@@ -4,7 +4,6 @@ alone (bit for bit);
 runs are deterministic; a diverging member leaves the others alone; a run resumes bit for bit from its
 state_dict. Skipped only where no C compiler exists (then the engine reports itself unavailable)."""
 
-import dataclasses
 import math
 import os
 import subprocess
@@ -13,15 +12,16 @@ import sys
 import pytest
 import torch
 
-from repro.config import Config
-from repro.engines.native import loader as native
-from repro.engines.native.loader import NativePopulation
+from repro.config import Config, ConfigError
+from repro.engines.native import build as native_build
+from repro.engines.native import engine as native
+from repro.engines.native.engine import NativePopulation
 from repro.engines.reference import evaluate, train_reference
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import forward, outputs
 from tests.conftest import CONFIGS, FLOAT32_TOLERANCE, N_SUBSET, float32_comparable
 
-pytestmark = pytest.mark.skipif(native._compiler() is None, reason="no C compiler: the native engine is unavailable")
+pytestmark = pytest.mark.skipif(native_build._compiler() is None, reason="no C compiler: the native engine is unavailable")
 
 FC40_PATCHES = [{}, {"optimizer": "adamw", "lr": 3e-4, "hidden_activation": "relu", "shift": 1},
                 {"optimizer": "sdlm", "lr": 1e-3, "hidden_activation": "scaled_tanh", "output": "scaled_tanh_mse",
@@ -244,7 +244,7 @@ def test_a_state_saved_in_other_lanes_resumes_bit_for_bit(usps):
     16 lanes where the CPU has AVX-512), and the other way round."""
     cfg = Config(passes=2, optimizer="adamw", lr=3e-4)
     x, y = usps.x_train[:60], usps.y_train[:60]
-    eight = native.Build("x86-64-v3", 8)
+    eight = native_build.Build("x86-64-v3", 8)
     straight = NativePopulation(cfg, [0, 5, 9], x, y, build=eight, lane_use="members")
     for p in range(2):
         straight.train_pass(p)
@@ -261,14 +261,13 @@ def test_a_state_saved_in_other_lanes_resumes_bit_for_bit(usps):
 
 
 def test_unknown_options_and_devices_are_refused(usps):
+    """Config itself refuses a value outside its lists (the native engine implements every value in them)."""
     x, y = usps.x_train[:10], usps.y_train[:10]
     for field, value in [("optimizer", "rmsprop"), ("hidden_activation", "gelu"), ("output", "hinge"),
                          ("architecture", "lenet5"), ("shift_mode", "mirror"), ("h2_scheme", "random"),
                          ("lr_schedule", "cosine"), ("init", "xavier")]:
-        cfg = dataclasses.replace(Config(), **{field: value})  # bypasses Config's own checks on purpose
-        assert field in native.supports(cfg)
-        with pytest.raises(ValueError, match=field):
-            NativePopulation(cfg, [0], x, y)
+        with pytest.raises(ConfigError, match=field):
+            Config(**{field: value})
     assert native.supports(Config()) is None
     with pytest.raises(ValueError, match="CPU"):
         NativePopulation(Config(), [0], x, y, device="cuda")
@@ -277,6 +276,22 @@ def test_unknown_options_and_devices_are_refused(usps):
 def test_without_a_compiler_import_works_and_the_engine_says_why(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "CC"}
     env.update(PATH=str(tmp_path), LECUN1989_NATIVE_CACHE=str(tmp_path / "cache"))
-    code = "import repro.engines.native.loader as n; r = n.available(); print(r); assert r and 'compiler' in r"
+    code = "import repro.engines.native.engine as n; r = n.available(); print(r); assert r and 'compiler' in r"
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_native_run_does_not_import_the_population_engine():
+    """What members share (generators, initial weights, images, draws) comes from repro.engines.members: a native
+    population trains and evaluates without the torch lockstep engine loaded."""
+    code = ("import sys, torch\n"
+            "from repro.config import Config\n"
+            "from repro.engines.native.engine import NativePopulation\n"
+            "x, y = torch.rand(8, 16, 16) * 2 - 1, torch.arange(8) % 10\n"
+            "pop = NativePopulation(Config(passes=1, dropout=0.5, shift=1), [0, 1], x, y)\n"
+            "pop.train_pass(0)\n"
+            "pop.evaluate(x, y)\n"
+            "loaded = sorted(m for m in sys.modules if m.startswith('repro.engines.population'))\n"
+            "assert not loaded, loaded\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]

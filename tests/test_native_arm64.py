@@ -1,10 +1,10 @@
 """The native engine on ARM64 (AArch64) computes the same bits as on x86-64, tested without an ARM machine: the
-kernel's sources, built with the loader's flags for AArch64 by Debian's cross compiler (gcc-aarch64-linux-gnu),
+kernel's sources, built with the build's flags for AArch64 by Debian's cross compiler (gcc-aarch64-linux-gnu),
 run under user-mode emulation (qemu-aarch64, package qemu-user) and are compared byte for byte with the x86-64
 build's results.
 
 How: every configuration of both ladders (and their extras and guesses), with members in the lanes and each
-member alone, trains a pass of a few steps and is evaluated by the loader on this machine, while a recorder
+member alone, trains a pass of a few steps and is evaluated by the engine on this machine, while a recorder
 between the engine and its library keeps every kernel call's inputs and outputs (training, evaluation, and the
 draws of each pass from torch's generator state). `tests/native_c/replay.c`
 replays the calls on a build of the kernel and writes what each produced: the x86-64 build's must equal what
@@ -29,14 +29,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from repro.engines.native import loader as native
+from repro.engines.native import build as native_build
+from repro.engines.native import engine as native
 from tests.test_native_builds import CONFIGS
 
 HERE = Path(__file__).with_name("native_c")
-NATIVE_DIR = native.ENTRY.parent
+NATIVE_DIR = native_build.ENTRY.parent
 CROSS_CC, QEMU, SYSROOT = "aarch64-linux-gnu-gcc", "qemu-aarch64", "/usr/aarch64-linux-gnu"
-X86_BUILD = native.Build("x86-64-v3", 8)  # the recording's lane width; AArch64's build has the same
-ARM_BUILD = native.Build("armv8-a", 8)  # what default_build gives on an ARM64 machine
+X86_BUILD = native_build.Build("x86-64-v3", 8)  # the recording's lane width; AArch64's build has the same
+ARM_BUILD = native_build.Build("armv8-a", 8)  # what default_build gives on an ARM64 machine
 N_TRAIN, N_EVAL, SEEDS = 12, 20, [0, 1, 2]
 
 
@@ -47,7 +48,7 @@ def _cross_tools() -> str | None:
     return None
 
 
-def _compile(cc: str, build: native.Build, source: Path, out: Path) -> Path:
+def _compile(cc: str, build: native_build.Build, source: Path, out: Path) -> Path:
     flags = [f for f in build.flags() if f != "-shared"]  # a program, not a library; the same code
     proc = subprocess.run([cc, *flags, f"-I{NATIVE_DIR}", "-o", str(out), str(source), "-lm"],
                           capture_output=True, text=True, timeout=600)
@@ -117,7 +118,7 @@ class _Recorder:
 def _record(usps) -> tuple[bytes, bytes, list[tuple[str, int, int]]]:
     """The job file of every configuration both ways, the bytes its replay must write, and per configuration
     (label, start, end) in those bytes."""
-    lib = native.load(X86_BUILD)
+    lib = native_build.load(X86_BUILD)
     assert not isinstance(lib, str), lib
     rec = _Recorder(lib)
     spans = []
@@ -148,7 +149,7 @@ def test_every_configuration_is_the_same_bits_on_arm64_under_emulation(usps, tmp
         pytest.skip(why)
     job, want, spans = _record(usps)
     (tmp_path / "job").write_bytes(job)
-    x86 = _compile(native._compiler() or "cc", X86_BUILD, HERE / "replay.c", tmp_path / "replay-x86")
+    x86 = _compile(native_build._compiler() or "cc", X86_BUILD, HERE / "replay.c", tmp_path / "replay-x86")
     arm = _compile(CROSS_CC, ARM_BUILD, HERE / "replay.c", tmp_path / "replay-arm64")
     _run(x86, str(tmp_path / "job"), str(tmp_path / "x86.out"), arm=False)
     got_x86 = (tmp_path / "x86.out").read_bytes()
@@ -162,7 +163,7 @@ def test_every_configuration_is_the_same_bits_on_arm64_under_emulation(usps, tmp
 def test_the_kernels_exp_and_log_are_the_same_bits_on_arm64(tmp_path):
     if why := _cross_tools():
         pytest.skip(why)
-    x86 = _compile(native._compiler() or "cc", X86_BUILD, HERE / "mathf_check.c", tmp_path / "mathf-x86")
+    x86 = _compile(native_build._compiler() or "cc", X86_BUILD, HERE / "mathf_check.c", tmp_path / "mathf-x86")
     arm = _compile(CROSS_CC, ARM_BUILD, HERE / "mathf_check.c", tmp_path / "mathf-arm64")
     assert _run(arm, "digest", arm=True) == _run(x86, "digest", arm=False)
 
@@ -173,7 +174,7 @@ def test_denormals_flush_on_arm64_as_fpmode_says(tmp_path):
     flushes before: the one case fpmode.c and the README name, shown as it is."""
     if why := _cross_tools():
         pytest.skip(why)
-    x86 = _compile(native._compiler() or "cc", X86_BUILD, HERE / "mathf_check.c", tmp_path / "mathf-x86")
+    x86 = _compile(native_build._compiler() or "cc", X86_BUILD, HERE / "mathf_check.c", tmp_path / "mathf-x86")
     arm = _compile(CROSS_CC, ARM_BUILD, HERE / "mathf_check.c", tmp_path / "mathf-arm64")
     both = {"denormal_times_one": "00000000", "far_below": "00000000"}
     assert dict(_named_bits(_run(x86, "flush", arm=False))) == {**both, "window_product": "00800000"}
@@ -188,7 +189,7 @@ def _named_bits(text: str) -> list[tuple[str, str]]:
 def test_the_kernels_exp_and_log_equal_glibcs_on_every_float(tmp_path):
     """On x86-64 glibc (what trained the committed study): no input differs, and no expf result before its
     rounding lies where x86-64 and AArch64 flush denormals differently (fpmode.c)."""
-    if native.platform.machine() not in native.X86_64_MACHINES or native.platform.libc_ver()[0] != "glibc":
+    if native_build.platform.machine() not in native_build.X86_64_MACHINES or native_build.platform.libc_ver()[0] != "glibc":
         pytest.skip("compares with x86-64 glibc's expf and logf")
-    x86 = _compile(native._compiler() or "cc", X86_BUILD, HERE / "mathf_check.c", tmp_path / "mathf-x86")
+    x86 = _compile(native_build._compiler() or "cc", X86_BUILD, HERE / "mathf_check.c", tmp_path / "mathf-x86")
     assert _run(x86, "all", arm=False).split() == ["expf_differs", "0", "logf_differs", "0", "expf_flush_window", "0"]

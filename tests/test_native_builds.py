@@ -12,18 +12,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from repro.engines.native import loader as native
+from repro.engines.native import build as native_build
+from repro.engines.native import engine as native
 from repro.hardware import cpu_has
 from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, guess_rungs, load_rungs, plan
 
 N, PASSES, SEEDS = 120, 2, [0, 1, 2, 3, 4]
-REFERENCE_BUILD = native.Build("x86-64-v3", 8)  # the AMD EPYC (AVX2) machines' instruction set
+REFERENCE_BUILD = native_build.Build("x86-64-v3", 8)  # the AMD EPYC (AVX2) machines' instruction set
 
 
-def _builds() -> list[native.Build]:
-    builds = [native.Build("znver3", 8), native.Build("native", 8)]
+def _builds() -> list[native_build.Build]:
+    builds = [native_build.Build("znver3", 8), native_build.Build("native", 8)]
     if cpu_has("avx512f"):
-        builds += [native.Build("x86-64-v4", 16), native.Build("native", 16), native.Build("x86-64-v4", 8)]
+        builds += [native_build.Build("x86-64-v4", 16), native_build.Build("native", 16), native_build.Build("x86-64-v4", 8)]
     return builds
 
 
@@ -64,17 +65,17 @@ def _assert_same(label, want, got, how):
 @pytest.mark.parametrize("build", _builds(), ids=lambda b: f"{b.march}-{b.lanes}lanes")
 def test_every_configuration_is_the_same_bits_under_every_build(build, usps):
     for b in (REFERENCE_BUILD, build):
-        if isinstance(why := native.load(b), str):
+        if isinstance(why := native_build.load(b), str):
             pytest.skip(why)
     for label, cfg in CONFIGS.items():
         _assert_same(label, _train(cfg, REFERENCE_BUILD, usps), _train(cfg, build, usps), f"under {build}")
 
 
-@pytest.mark.parametrize("build", [REFERENCE_BUILD, native.default_build(members=1)], ids=lambda b: f"{b.lanes}lanes")
+@pytest.mark.parametrize("build", [REFERENCE_BUILD, native_build.default_build(members=1)], ids=lambda b: f"{b.lanes}lanes")
 def test_every_configuration_is_the_same_bits_trained_alone(build, usps):
     """solo.c (one member's units in the lanes) against kernel.c (members in the lanes): every configuration
     it takes trains to the same bits; the others are trained in the lanes and say so."""
-    if isinstance(why := native.load(build), str):
+    if isinstance(why := native_build.load(build), str):
         pytest.skip(why)
     alone = 0
     for label, cfg in CONFIGS.items():
@@ -87,10 +88,10 @@ def test_every_configuration_is_the_same_bits_trained_alone(build, usps):
 
 
 def test_the_lane_width_follows_the_cpu_and_the_population():
-    assert native.default_build(members=16, threads=2).lanes == 8
-    assert native.default_build(members=8, threads=1).lanes == 8
+    assert native_build.default_build(members=16, threads=2).lanes == 8
+    assert native_build.default_build(members=8, threads=1).lanes == 8
     for members, threads in ((16, 1), (64, 2), (1, 2), (4, 2)):  # 1 and 4 members on 2 threads: each alone
-        assert native.default_build(members=members, threads=threads).lanes == (16 if cpu_has("avx512f") else 8)
+        assert native_build.default_build(members=members, threads=threads).lanes == (16 if cpu_has("avx512f") else 8)
 
 
 def test_a_division_by_a_constant_through_its_double_reciprocal_rounds_as_the_division():

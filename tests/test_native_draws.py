@@ -8,11 +8,11 @@ import torch
 
 from repro.config import Config
 from repro.engines.native import draws
-from repro.engines.native import loader as native
-from repro.engines.native.loader import NativePopulation
+from repro.engines.native import build as native_build
+from repro.engines.native.engine import NativePopulation
 from tests.conftest import N_SUBSET
 
-pytestmark = pytest.mark.skipif(native._compiler() is None, reason="no C compiler: the native engine is unavailable")
+pytestmark = pytest.mark.skipif(native_build._compiler() is None, reason="no C compiler: the native engine is unavailable")
 
 # 0.5 + 2^-26 rounds to 0.5 in float32: a draw of exactly 0.5 is kept, as torch compares in the tensor's dtype
 PROBABILITIES = [0.0, 0.1, 0.25, 0.5, 0.5 + 2.0**-26]
@@ -23,7 +23,7 @@ PROBABILITIES = [0.0, 0.1, 0.25, 0.5, 0.5 + 2.0**-26]
 @pytest.mark.parametrize("already_drawn", [0, 1, 623, 624, 1000])
 def test_draws_equal_torchs(shift, dropout, already_drawn):
     cfg = Config().replace(shift=shift, dropout=dropout)
-    lib = native.load()
+    lib = native_build.load()
     for n in (1, 7, 300):
         ours, theirs = torch.Generator().manual_seed(n + shift), torch.Generator().manual_seed(n + shift)
         for gen in (ours, theirs):
@@ -38,7 +38,7 @@ def test_draws_equal_torchs(shift, dropout, already_drawn):
 
 
 def test_draws_agree_on_this_installation():
-    assert draws.draws_agree(native.load())
+    assert draws.draws_agree(native_build.load())
 
 
 def test_an_unreadable_state_is_refused():
@@ -48,7 +48,7 @@ def test_an_unreadable_state_is_refused():
     gen_bad = torch.Generator()
     with pytest.raises(RuntimeError):
         gen_bad.set_state(state)  # torch refuses it too
-    lib = native.load()
+    lib = native_build.load()
     rows = torch.empty(1, 3, dtype=torch.int64)
     assert lib.native_draw_pass(state.data_ptr(), 3, 1, 0.0, 3, rows.data_ptr(), None) == -1
 

@@ -81,11 +81,10 @@ def test_the_reference_engine_has_no_population_class():
 
 
 def test_unknown_activation_and_optimizer_are_errors_everywhere():
-    from repro.engines.reference import make_optimizer
     from repro.net import activations
     from repro.net.model import activation
     from repro.net.sdlm import activation_grad
-    from repro.optim import flat_optimizer
+    from repro.optim import flat_optimizer, reference_optimizer
 
     with pytest.raises(ValueError, match="unknown activation 'swish'"):
         activation("swish", torch.zeros(1))
@@ -96,7 +95,7 @@ def test_unknown_activation_and_optimizer_are_errors_everywhere():
     bad = object.__new__(Config)  # Config itself refuses the name; the engines must too, on their own
     object.__setattr__(bad, "__dict__", {**Config().__dict__, "optimizer": "lion"})
     with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
-        make_optimizer(bad, [torch.zeros(1, requires_grad=True)])
+        reference_optimizer(bad, [torch.zeros(1, requires_grad=True)])
     with pytest.raises(ValueError, match="unknown optimizer 'lion'"):
         flat_optimizer(bad, torch.zeros(3))
 
@@ -114,9 +113,9 @@ def test_each_activations_derivatives_agree_with_autograd(name):
 
 
 def test_where_the_native_kernel_cannot_be_built_the_note_names_the_engine_instead_and_its_cost(monkeypatch):
-    from repro.engines.native import loader
+    from repro.engines.native import engine
 
-    monkeypatch.setattr(loader, "available", lambda device=None: "no C compiler found")
+    monkeypatch.setattr(engine, "available", lambda device=None: "no C compiler found")
     engine, note = registry.choose("auto", Config(), "cpu")
     assert engine.name == "population"
     assert note.startswith("no C compiler found; the population engine trains instead, about ")
@@ -124,10 +123,10 @@ def test_where_the_native_kernel_cannot_be_built_the_note_names_the_engine_inste
 
 
 def test_an_arm64_machine_builds_the_native_kernel_for_armv8_a(monkeypatch):
-    from repro.engines.native import loader
+    from repro.engines.native import build
 
     monkeypatch.delenv("LECUN1989_NATIVE_MARCH", raising=False)
-    monkeypatch.setattr(loader.platform, "machine", lambda: "aarch64")
-    assert loader.default_build(members=16, threads=2) == loader.Build("armv8-a", 8)
-    monkeypatch.setattr(loader.platform, "machine", lambda: "riscv64")
-    assert "x86-64 and ARM64" in loader._open(loader.Build())
+    monkeypatch.setattr(build.platform, "machine", lambda: "aarch64")
+    assert build.default_build(members=16, threads=2) == build.Build("armv8-a", 8)
+    monkeypatch.setattr(build.platform, "machine", lambda: "riscv64")
+    assert "x86-64 and ARM64" in build._open(build.Build())

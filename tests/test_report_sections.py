@@ -1,8 +1,7 @@
 """The report's parts (repro.report.sections): configurations sorted into kinds once, generated blocks refreshed
-by one helper, and no function of the report package over 100 lines. What the sections write together is checked
-by test_report.py and, for the committed study byte for byte, by test_committed_report.py."""
+by one helper. What the sections write together is checked by test_report.py and, for the committed study byte
+for byte, by test_committed_report.py; their functions' length by test_function_length.py."""
 
-import ast
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -75,11 +74,3 @@ def test_documents_are_refreshed_once_each_and_left_alone_without_their_markers(
                                 Block(missing, "report:one", "uno"), Block(a, "record:two", "dos")])
     assert docs == {a: f"{one[0]}\nuno\n{one[1]}\nmiddle\n{two[0]}\ndos\n{two[1]}\n"}
 
-
-def test_no_function_of_the_report_package_is_over_100_lines():
-    long = []
-    for path in sorted((REPO / "repro" / "report").rglob("*.py")):
-        for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 100:
-                long.append(f"{path.relative_to(REPO)}:{node.lineno} {node.name}")
-    assert not long, long

@@ -13,7 +13,7 @@ from torch.func import jacrev
 
 from repro.config import Config
 from repro.engines.population import Population
-from repro.engines.population.net1989 import h2_mask, to_reference
+from repro.engines.population.lockstep import h2_mask, to_reference
 from repro.net.model import activation, forward, h2_scheme, pad_background
 from repro.engines.reference import train_reference
 from repro.net.sdlm import activation_grad, gauss_newton_diagonal

@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 
-from repro.engines.native import loader as native
+from repro.engines.native import engine as native
 from repro.study.ladder import load_rungs, plan
 from repro.study.store import load_state
 from repro.study.runner import (RunContext, Stopped, run_planned, run_side_by_side, side_by_side_count,

@@ -1,24 +1,38 @@
 """The one table of what the compiled kernels (native/kernel.c, fused/kernel.py) are told about a config: the
-code of each coded setting, and the flat parameter layout of one member (the reference tensors, flattened in
-this order). kernel.c writes the same numbers as enums (ARCH_*, ACT_*, OUT_*, OPT_*, and the offsets N_* of the
-1989 net, F_* of fc40): tests/test_codes.py reads kernel.c's text and checks that they equal this table.
+code of each coded setting, the flat parameter layout of one member (the reference tensors, flattened in this
+order), and the version of the native kernel's C interface. The codes are the positions of the values in
+repro.config's value lists, which are the only lists of them. kernel.c writes the same numbers as enums (ARCH_*,
+ACT_*, OUT_*, OPT_*, and the offsets N_* of the 1989 net, F_* of fc40) and native.c checks a Spec's codes against
+the last of each: tests/test_codes.py reads their text and checks both against this table.
 
-This module imports nothing, so every engine may read it.
+This module imports only repro.config, so every engine may read it.
 """
 
 from __future__ import annotations
 
 import math
 
-ARCHITECTURES = {"net1989": 0, "fc40": 1}
-ACTIVATIONS = {"tanh": 0, "scaled_tanh": 1, "relu": 2}
-OUTPUTS = {"tanh_mse": 0, "scaled_tanh_mse": 1, "softmax_ce": 2}  # squared error: its activation's code
-OPTIMIZERS = {"sgd": 0, "adamw": 1, "sdlm": 2}
+from repro import config
+
+# The version of the native kernel's C interface (native.c's functions and its Spec, native/build.py's Spec):
+# raised whenever either changes; the build passes it to the compiler (-DNATIVE_ABI) and checks that the loaded
+# library reports it.
+NATIVE_ABI = 8
+
+
+def _numbered(values: tuple[str, ...]) -> dict[str, int]:
+    return {value: number for number, value in enumerate(values)}
+
+
+ARCHITECTURES = _numbered(config.ARCHITECTURES)
+ACTIVATIONS = _numbered(config.HIDDEN_ACTIVATIONS)
+OUTPUTS = _numbered(config.OUTPUTS)  # squared error: its activation's code
+OPTIMIZERS = _numbered(config.OPTIMIZERS)
 # SDLM with per-pass curvature is two kernel calls a pass (native only): one adds each pattern's curvature
 # into the state and leaves the weights alone (ESTIMATE), the other trains the pass with it (FIXED).
-SDLM_FIXED, SDLM_ESTIMATE = 3, 4
+SDLM_FIXED, SDLM_ESTIMATE = len(OPTIMIZERS), len(OPTIMIZERS) + 1
 
-CODES = {  # Config field -> value -> code; a value missing here is one no kernel implements
+CODES = {  # Config field -> value -> code
     "architecture": ARCHITECTURES,
     "hidden_activation": ACTIVATIONS,
     "output": OUTPUTS,
@@ -44,17 +58,5 @@ def offsets(architecture: str) -> list[int]:
 
 
 def code(setting: str, value: str) -> int:
-    """The kernels' code for cfg.<setting> = value; a value they do not implement is a ValueError."""
-    table = CODES[setting]
-    if value not in table:
-        raise ValueError(f"the kernel does not implement {setting} = {value!r} (it implements {', '.join(table)})")
-    return table[value]
-
-
-def missing_code(engine: str, cfg) -> str | None:
-    """Why `engine` cannot train `cfg` because a coded setting has a value without a code, or None."""
-    for setting, table in CODES.items():
-        value = getattr(cfg, setting)
-        if value not in table:
-            return f"the {engine} engine does not implement {setting} = {value!r} (it implements {', '.join(table)})"
-    return None
+    """The kernels' code for cfg.<setting> = value (a Config holds only values that have one)."""
+    return CODES[setting][value]

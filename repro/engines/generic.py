@@ -26,7 +26,7 @@ from torch.func import vmap
 
 from repro.config import Config
 from repro.engines.population import population_class
-from repro.engines.population.net1989 import ENGINE_FROM_REFERENCE_192, PAD, flat_views
+from repro.engines.population.lockstep import ENGINE_FROM_REFERENCE_192, PAD, flat_views
 from repro.net import activations
 from repro.net.model import forward as stock_forward, h2_scheme, loss_per_example, outputs, pad_background
 from repro import rung_code

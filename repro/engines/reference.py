@@ -47,11 +47,6 @@ def evaluate(params: dict[str, torch.Tensor], x: torch.Tensor, y: torch.Tensor, 
     return loss, error
 
 
-def make_optimizer(cfg: Config, params: list[torch.Tensor]) -> torch.optim.Optimizer:
-    """torch.optim's optimizer of cfg.optimizer (sdlm.SDLM for "sdlm"); an unknown name is a ValueError."""
-    return reference_optimizer(cfg, params)
-
-
 def train_reference(
     cfg: Config,
     x_train: torch.Tensor,
@@ -70,7 +65,7 @@ def train_reference(
     gen = run_generator(seed)  # random draws stay on the CPU generator; their results move to `device`
     params = {k: v.to(device).requires_grad_() for k, v in init_params(cfg, gen).items()}
     x_train, y_train, x_test, y_test = (t.to(device) for t in (x_train, y_train, x_test, y_test))
-    optimizer = make_optimizer(cfg, list(params.values()))
+    optimizer = reference_optimizer(cfg, list(params.values()))
     run = TrainedRun(params, optimizer=optimizer)
     n = len(x_train)
     steps = 0

@@ -4,7 +4,7 @@
     population  all seeds in lockstep with batched torch ops; every config, every device (the fallback)
     fused       the Triton kernel (population.Population's API); CUDA, or Triton's CPU interpreter for checks;
                 groups a job's configurations into one launch per pass
-    native      the C engine (repro.engines.native.loader; optional: unavailable when missing or not built);
+    native      the C engine (repro.engines.native.engine; optional: unavailable when missing or not built);
                 trains configurations side by side, one CPU thread each
     generic     all seeds in lockstep through autograd (repro.engines.generic): the one engine that runs a rung's
                 own code (Config.code), which no other engine can know; stock configs too, but SDLM
@@ -105,7 +105,7 @@ ENGINES = {e.name: e for e in (
     Engine("fused", "repro.engines.fused.population", devices=("cuda",), checks_on=("cpu",),
            checks_in="Triton's interpreter", auto_on=("cuda",), make=lambda mod, cfg: mod.FusedPopulation,
            grouped=True),
-    Engine("native", "repro.engines.native.loader", devices=("cpu",), auto_on=("cpu",),
+    Engine("native", "repro.engines.native.engine", devices=("cpu",), auto_on=("cpu",),
            make=lambda mod, cfg: mod.NativePopulation, side_by_side=True),
     # Not side by side: a generic step holds Python's lock most of the time, and two compiled populations side
     # by side trained 17,400-18,000 member-steps/s against 21,500-22,000 one after another on 2 threads (16

@@ -64,10 +64,9 @@ import pandas as pd
 from repro.report import fmt
 from repro.report.records import Group
 from repro.report.stats import (
-    CI_LEVEL, Contrast, contrast, holm, mean_correlation, paired_contrast, share_difference, summarize)
+    Contrast, contrast, holm, mean_correlation, paired_contrast, share_difference, summarize)
 from repro.study.ladder import factorial_label
 
-LEVEL = CI_LEVEL
 TOP_INTERACTIONS = 5  # pairs shown in the text; the CSV and the heat map have all of them
 STABLE_FIXED = "adamw"  # the stable game's sub-lattice: configurations with this change on
 INTERVAL_TEXT = ("95% t intervals (Welch-Satterthwaite degrees of freedom over the configurations' runs); bold: "

@@ -11,7 +11,7 @@
  * state; after native_eval, the outputs and the losses; after native_draw_pass, the generator's state, the rows
  * and the dropout bits. Every number little-endian, as both architectures store it.
  *
- * Built from the kernel's own sources (native.c includes the rest) with the flags the loader uses, but as a
+ * Built from the kernel's own sources (native.c includes the rest) with the flags the engine's build uses, but as a
  * program rather than a shared library. */
 #include <stdio.h>
 

@@ -7,7 +7,7 @@ registers; the weights live in a per-member slice of global memory that stays in
 persistent-kernel design of the speed issue, written in Triton so that the same source also runs on CPU in
 Triton's interpreter, where the tests check it against the reference loop.
 
-It computes what population.net1989.Population.step computes (and population.fc40.FCPopulation's for architecture
+It computes what population.lockstep.Population.step computes (and population.fc40.FCPopulation's for architecture
 fc40): same layer maths, same order of updates, SGD, AdamW or SDLM, in a padded layout (layout.LAYOUTS)
 whose padding entries are zero and stay zero (updates store only the real entries). Every dot product is
 IEEE fp32 (never TF32), so results match the CPU paths to float32 rounding, not bit for bit. Every setting,
@@ -234,13 +234,11 @@ def _net1989_deltas(wp, dp2s, back_ptr, offs, top, f1, f2, f3, keep, SQUARED: tl
 
 
 @helper
-def _net1989_pass(
-    wp, bufs, h1pad, dp2s, images_ptr, rows, keep_base, keep_row, keep_scale, labels, conn_base,
-    idx1_ptr, idx2_ptr, back_ptr, interior_ptr, schedule, settings, n_steps,
-):
-    """Every step of one pass of one member of the 1989 net (see the module docstring for the shapes)."""
-    act, out, opt, fresh_pass, lr, decay, one_minus_b1, b2, one_minus_b2, eps, mu, gamma, target = settings
-    step_size_ptr, bc2_ptr = schedule
+def _net1989_layout():
+    """Offsets of each padded tensor of the 1989 net in a member's row, and which entries are real: only those
+    are updated (the padding stays zero and is never written). Loads need no masks: padding entries are stored
+    zeros. -> (off_w1, real_w1, off_b1, real_maps, off_w2c: one chunk of W2's rows, off_b2, off_w3, real_w3,
+    real_b3, off_w4, real_w4, real_b4, off_p2: (16, H2_CHUNK) H2 patch entries, chunk 0)."""
     r16 = tl.arange(0, H2_POSITIONS)
     r64 = tl.arange(0, H1_UNITS)
     c16 = tl.arange(0, MAPS_P)
@@ -248,13 +246,11 @@ def _net1989_pass(
     o16 = tl.arange(0, OUT_P)
     h32 = tl.arange(0, H3_P)
     k64 = tl.arange(0, H2_CHUNK)
-    # Offsets of each padded tensor (loads need no masks: padding entries are stored zeros), and which entries
-    # are real: only those are updated (the padding stays zero and is never written).
     real_maps = c16[None, :] < MAPS
     off_w1 = c32[:, None] * MAPS_P + c16[None, :]
     real_w1 = (c32[:, None] < H1_TAPS) & real_maps
     off_b1 = r64[:, None] * MAPS_P + c16[None, :]
-    off_w2c = k64[:, None] * MAPS_P + c16[None, :]  # one chunk of W2's rows
+    off_w2c = k64[:, None] * MAPS_P + c16[None, :]
     off_b2 = r16[:, None] * MAPS_P + c16[None, :]
     off_w3 = tl.arange(0, H3_IN_P)[:, None] * H3_P + h32[None, :]
     real_w3 = ((tl.arange(0, H3_IN_P)[:, None] % MAPS_P) < MAPS) & (h32[None, :] < H3_UNITS)
@@ -262,7 +258,111 @@ def _net1989_pass(
     off_w4 = h32[:, None] * OUT_P + o16[None, :]
     real_w4 = (h32[:, None] < H3_UNITS) & (o16[None, :] < OUTPUTS)
     real_b4 = o16 < OUTPUTS
-    off_p2 = r16[:, None] * H2_ROWS + k64[None, :]  # (16, H2_CHUNK): H2 patch entries, chunk 0
+    off_p2 = r16[:, None] * H2_ROWS + k64[None, :]
+    return (off_w1, real_w1, off_b1, real_maps, off_w2c, off_b2, off_w3, real_w3, real_b3, off_w4, real_w4, real_b4,
+            off_p2)
+
+
+@helper
+def _net1989_forward(wp, weights, h1pad, image, idx1_ptr, interior, idx2_at, w2_at, chunk_acc, keep, off_w3, act):
+    """One step's forward: H1's input patches p1 (64, TAPS_P), the hidden activations h1 (64, MAPS_P), h2 (16,
+    MAPS_P) and h3 (H3_P,), H3's input h2f (H3_IN_P,) after dropout (keep: (16, MAPS_P) scales of H2's units)
+    and the output pre-activations (OUT_P,). image: the step's padded image; weights: (w1, b1, b2, b3, w4, b4)."""
+    w1, b1, b2v, b3, w4, b4 = weights
+    r64 = tl.arange(0, H1_UNITS)
+    c16 = tl.arange(0, MAPS_P)
+    c32 = tl.arange(0, TAPS_P)
+    idx1 = tl.load(idx1_ptr + r64[:, None] * TAPS_P + c32[None, :])
+    p1 = tl.load(image + idx1, mask=c32[None, :] < H1_TAPS, other=0.0)  # (64, TAPS_P)
+    h1 = _act(tl.dot(p1, w1, input_precision="ieee") + b1, act)  # (64, MAPS_P)
+    tl.store(h1pad + interior[:, None] * MAPS + c16[None, :], h1, mask=c16[None, :] < MAPS)
+    tl.debug_barrier()  # H1 is complete before any thread gathers H2's patches from it
+    # H2 over its 300 real entries in chunks, each its own dot (a separate accumulator): short independent
+    # chains of multiply-adds instead of one over 512 padded entries. W2 is read where used, not held
+    # through the step (registers).
+    a2 = b2v
+    for c in tl.static_range(H2_CHUNKS):
+        w2 = tl.load(w2_at + c * H2_CHUNK * MAPS_P)
+        a2 += tl.dot(_h2_patches(h1pad, idx2_at, c), w2, chunk_acc, input_precision="ieee")
+    h2 = _act(a2, act)  # (16, MAPS_P) [position, map]
+    h2f = tl.reshape(h2 * keep, (H3_IN_P,))
+    h3 = _act(tl.sum(h2f[:, None] * tl.load(wp + O_W3 + off_w3), axis=0) + b3, act)  # (H3_P,)
+    pre = tl.sum(h3[:, None] * w4, axis=0) + b4  # (OUT_P,)
+    return p1, h1, h2, h3, h2f, pre
+
+
+@helper
+def _net1989_curvature(wp, h_ptr, dp2s, back_ptr, offs, lay, h1pad, idx2_at, conn_base, inputs, derivs, keep, c4,
+                       fresh, gamma):
+    """SDLM: this step's curvature (at this step's weights, before their update) into the running h at h_ptr.
+    Each tensor's curvature is its gradient's formula with squared layer inputs and the curvature deltas.
+    inputs: (p1, h2f, h3); derivs: (f1, f2, f3); c4: the output's curvature."""
+    off_w1, real_w1, off_b1, real_maps, off_w2c, off_b2, off_w3, real_w3, real_b3, off_w4, real_w4, real_b4, _ = lay
+    p1, h2f, h3 = inputs
+    f1, f2, f3 = derivs
+    h32 = tl.arange(0, H3_P)
+    o16 = tl.arange(0, OUT_P)
+    c3, c2, c1 = _net1989_deltas(wp, dp2s, back_ptr, offs, c4, f1 * f1, f2 * f2, f3 * f3, keep * keep, True)
+    _running_curvature(h_ptr, O_W1, off_w1, real_w1, tl.dot(tl.trans(p1 * p1), c1, input_precision="ieee"),
+                       fresh, gamma, True)
+    _running_curvature(h_ptr, O_B1, off_b1, real_maps, c1, fresh, gamma, False)
+    for c in tl.static_range(H2_CHUNKS):
+        p2 = _h2_patches(h1pad, idx2_at, c)
+        off_w2 = c * H2_CHUNK * MAPS_P + off_w2c
+        real_w2 = (off_w2c < (H2_ENTRIES - c * H2_CHUNK) * MAPS_P) & real_maps
+        hw2 = tl.dot(tl.trans(p2 * p2), c2, input_precision="ieee") * tl.load(conn_base + off_w2)
+        _running_curvature(h_ptr, O_W2, off_w2, real_w2, hw2, fresh, gamma, False)
+    _running_curvature(h_ptr, O_B2, off_b2, real_maps, c2, fresh, gamma, True)
+    _running_curvature(h_ptr, O_W3, off_w3, real_w3, (h2f * h2f)[:, None] * c3[None, :], fresh, gamma, False)
+    _running_curvature(h_ptr, O_B3, h32, real_b3, c3, fresh, gamma, True)
+    _running_curvature(h_ptr, O_W4, off_w4, real_w4, (h3 * h3)[:, None] * c4[None, :], fresh, gamma, True)
+    _running_curvature(h_ptr, O_B4, o16, real_b4, c4, fresh, gamma, True)
+    tl.debug_barrier()  # h is stored, and the scratch read, before the backward reuses it
+
+
+@helper
+def _net1989_updates(wp, bufs, lay, h1pad, idx2_at, w2_at, conn_base, weights, inputs, deltas, hyper):
+    """Each tensor's gradient (from its layer's input and delta) and update. weights: (w1, b1, b2, b3, w4, b4)
+    as loaded at the step's start; inputs: (p1, h2f, h3); deltas: (d1, d2, d3, d4)."""
+    off_w1, real_w1, off_b1, real_maps, off_w2c, off_b2, off_w3, real_w3, real_b3, off_w4, real_w4, real_b4, _ = lay
+    w1, b1, b2v, b3, w4, b4 = weights
+    p1, h2f, h3 = inputs
+    d1, d2, d3, d4 = deltas
+    h32 = tl.arange(0, H3_P)
+    o16 = tl.arange(0, OUT_P)
+    _update(bufs, O_W1, off_w1, real_w1, w1, tl.dot(tl.trans(p1), d1, input_precision="ieee"), hyper, True)
+    _update(bufs, O_B1, off_b1, real_maps, b1, d1, hyper, False)
+    for c in tl.static_range(H2_CHUNKS):
+        # H2's patches again from the scratch copy of H1 (unchanged until the next step) instead of held;
+        # W2 read a third time: nothing has written it in this step (each entry is read and written back
+        # by the same thread, after the barrier that ended the backward's reads).
+        p2 = _h2_patches(h1pad, idx2_at, c)
+        off_w2 = c * H2_CHUNK * MAPS_P + off_w2c
+        real_w2 = (off_w2c < (H2_ENTRIES - c * H2_CHUNK) * MAPS_P) & real_maps
+        g_w2 = tl.dot(tl.trans(p2), d2, input_precision="ieee") * tl.load(conn_base + off_w2)  # absent: no gradient
+        _update(bufs, O_W2, off_w2, real_w2, tl.load(w2_at + c * H2_CHUNK * MAPS_P), g_w2, hyper, False)
+    _update(bufs, O_B2, off_b2, real_maps, b2v, d2, hyper, True)
+    _update(bufs, O_W3, off_w3, real_w3, tl.load(wp + O_W3 + off_w3), h2f[:, None] * d3[None, :], hyper, False)
+    _update(bufs, O_B3, h32, real_b3, b3, d3, hyper, True)
+    _update(bufs, O_W4, off_w4, real_w4, w4, h3[:, None] * d4[None, :], hyper, True)
+    _update(bufs, O_B4, o16, real_b4, b4, d4, hyper, True)
+
+
+@helper
+def _net1989_pass(
+    wp, bufs, h1pad, dp2s, images_ptr, rows, keep_base, keep_row, keep_scale, labels, conn_base,
+    idx1_ptr, idx2_ptr, back_ptr, interior_ptr, schedule, settings, n_steps,
+):
+    """Every step of one pass of one member of the 1989 net (see the module docstring for the shapes)."""
+    act, out, opt, fresh_pass, lr, decay, one_minus_b1, b2, one_minus_b2, eps, mu, gamma, target = settings
+    step_size_ptr, bc2_ptr = schedule
+    lay = _net1989_layout()
+    off_w1, real_w1, off_b1, real_maps, off_w2c, off_b2, off_w3, real_w3, real_b3, off_w4, real_w4, real_b4, off_p2 = lay
+    r16 = tl.arange(0, H2_POSITIONS)
+    r64 = tl.arange(0, H1_UNITS)
+    c16 = tl.arange(0, MAPS_P)
+    h32 = tl.arange(0, H3_P)
+    o16 = tl.arange(0, OUT_P)
     idx2_at = idx2_ptr + off_p2
     w2_at = wp + O_W2 + off_w2c  # chunk c: w2_at + c * H2_CHUNK * MAPS_P
     offs = (off_w3, off_w4, w2_at, off_p2, real_maps)
@@ -280,32 +380,12 @@ def _net1989_pass(
     for s in range(n_steps):
         row = tl.load(rows + s).to(tl.int64)
         label = tl.load(labels + s)
-        w1 = tl.load(wp + O_W1 + off_w1)
-        b1 = tl.load(wp + O_B1 + off_b1)
-        b2v = tl.load(wp + O_B2 + off_b2)
-        b3 = tl.load(wp + O_B3 + h32)
-        w4 = tl.load(wp + O_W4 + off_w4)
-        b4 = tl.load(wp + O_B4 + o16)
-
-        # ---- forward
-        idx1 = tl.load(idx1_ptr + r64[:, None] * TAPS_P + c32[None, :])
-        p1 = tl.load(images_ptr + row * IMAGE + idx1, mask=c32[None, :] < H1_TAPS, other=0.0)  # (64, TAPS_P)
-        h1 = _act(tl.dot(p1, w1, input_precision="ieee") + b1, act)  # (64, MAPS_P)
-        tl.store(h1pad + interior[:, None] * MAPS + c16[None, :], h1, mask=real_maps)
-        tl.debug_barrier()  # H1 is complete before any thread gathers H2's patches from it
-        # H2 over its 300 real entries in chunks, each its own dot (a separate accumulator): short independent
-        # chains of multiply-adds instead of one over 512 padded entries. W2 is read where used, not held
-        # through the step (registers).
-        a2 = b2v
-        for c in tl.static_range(H2_CHUNKS):
-            w2 = tl.load(w2_at + c * H2_CHUNK * MAPS_P)
-            a2 += tl.dot(_h2_patches(h1pad, idx2_at, c), w2, chunk_acc, input_precision="ieee")
-        h2 = _act(a2, act)  # (16, MAPS_P) [position, map]
+        weights = (tl.load(wp + O_W1 + off_w1), tl.load(wp + O_B1 + off_b1), tl.load(wp + O_B2 + off_b2),
+                   tl.load(wp + O_B3 + h32), tl.load(wp + O_W4 + off_w4), tl.load(wp + O_B4 + o16))
         bits = tl.load(keep_base + s * KEEP_BYTES + (keep_bit >> 3), mask=keep_read, other=255).to(tl.int32)
         keep = tl.where(((bits >> (keep_bit & 7)) & 1) != 0, keep_scale, 0.0)  # 0 or 1/(1-p); 1 without dropout
-        h2f = tl.reshape(h2 * keep, (H3_IN_P,))
-        h3 = _act(tl.sum(h2f[:, None] * tl.load(wp + O_W3 + off_w3), axis=0) + b3, act)  # (H3_P,)
-        pre = tl.sum(h3[:, None] * w4, axis=0) + b4  # (OUT_P,)
+        p1, h1, h2, h3, h2f, pre = _net1989_forward(wp, weights, h1pad, images_ptr + row * IMAGE, idx1_ptr, interior,
+                                                    idx2_at, w2_at, chunk_acc, keep, off_w3, act)
         d4, c4 = _output_delta(pre, label, out, target)
         f1 = _act_grad(h1, act)
         f2 = _act_grad(h2, act)
@@ -314,47 +394,13 @@ def _net1989_pass(
         step_size = tl.load(step_size_ptr + s)
         bc2 = tl.load(bc2_ptr + s)
         hyper = (opt, lr, decay, step_size, bc2, one_minus_b1, b2, one_minus_b2, eps, mu)
-
-        # ---- SDLM: this step's curvature (at this step's weights, before their update) into the running h.
-        # Each tensor's curvature is its gradient's formula with squared layer inputs and the curvature deltas.
         if opt == OPT_SDLM:
-            fresh = fresh_pass & (s == 0)
-            c3, c2, c1 = _net1989_deltas(wp, dp2s, back_ptr, offs, c4, f1 * f1, f2 * f2, f3 * f3, keep * keep, True)
-            h_ptr = bufs[1]
-            _running_curvature(h_ptr, O_W1, off_w1, real_w1, tl.dot(tl.trans(p1 * p1), c1, input_precision="ieee"),
-                               fresh, gamma, True)
-            _running_curvature(h_ptr, O_B1, off_b1, real_maps, c1, fresh, gamma, False)
-            for c in tl.static_range(H2_CHUNKS):
-                p2 = _h2_patches(h1pad, idx2_at, c)
-                off_w2 = c * H2_CHUNK * MAPS_P + off_w2c
-                real_w2 = (off_w2c < (H2_ENTRIES - c * H2_CHUNK) * MAPS_P) & real_maps
-                hw2 = tl.dot(tl.trans(p2 * p2), c2, input_precision="ieee") * tl.load(conn_base + off_w2)
-                _running_curvature(h_ptr, O_W2, off_w2, real_w2, hw2, fresh, gamma, False)
-            _running_curvature(h_ptr, O_B2, off_b2, real_maps, c2, fresh, gamma, True)
-            _running_curvature(h_ptr, O_W3, off_w3, real_w3, (h2f * h2f)[:, None] * c3[None, :], fresh, gamma, False)
-            _running_curvature(h_ptr, O_B3, h32, real_b3, c3, fresh, gamma, True)
-            _running_curvature(h_ptr, O_W4, off_w4, real_w4, (h3 * h3)[:, None] * c4[None, :], fresh, gamma, True)
-            _running_curvature(h_ptr, O_B4, o16, real_b4, c4, fresh, gamma, True)
-            tl.debug_barrier()  # h is stored, and the scratch read, before the backward below reuses it
-
-        # ---- backward, then each tensor's gradient (from its layer's input and delta) and update
+            _net1989_curvature(wp, bufs[1], dp2s, back_ptr, offs, lay, h1pad, idx2_at, conn_base, (p1, h2f, h3),
+                               (f1, f2, f3), keep, c4, fresh_pass & (s == 0), gamma)
+        # ---- backward, then each tensor's gradient and update
         d3, d2, d1 = _net1989_deltas(wp, dp2s, back_ptr, offs, d4, f1, f2, f3, keep, False)
-        _update(bufs, O_W1, off_w1, real_w1, w1, tl.dot(tl.trans(p1), d1, input_precision="ieee"), hyper, True)
-        _update(bufs, O_B1, off_b1, real_maps, b1, d1, hyper, False)
-        for c in tl.static_range(H2_CHUNKS):
-            # H2's patches again from the scratch copy of H1 (unchanged until the next step) instead of held;
-            # W2 read a third time: nothing has written it in this step (each entry is read and written back
-            # by the same thread, after the barrier that ended the backward's reads).
-            p2 = _h2_patches(h1pad, idx2_at, c)
-            off_w2 = c * H2_CHUNK * MAPS_P + off_w2c
-            real_w2 = (off_w2c < (H2_ENTRIES - c * H2_CHUNK) * MAPS_P) & real_maps
-            g_w2 = tl.dot(tl.trans(p2), d2, input_precision="ieee") * tl.load(conn_base + off_w2)  # absent: no gradient
-            _update(bufs, O_W2, off_w2, real_w2, tl.load(w2_at + c * H2_CHUNK * MAPS_P), g_w2, hyper, False)
-        _update(bufs, O_B2, off_b2, real_maps, b2v, d2, hyper, True)
-        _update(bufs, O_W3, off_w3, real_w3, tl.load(wp + O_W3 + off_w3), h2f[:, None] * d3[None, :], hyper, False)
-        _update(bufs, O_B3, h32, real_b3, b3, d3, hyper, True)
-        _update(bufs, O_W4, off_w4, real_w4, w4, h3[:, None] * d4[None, :], hyper, True)
-        _update(bufs, O_B4, o16, real_b4, b4, d4, hyper, True)
+        _net1989_updates(wp, bufs, lay, h1pad, idx2_at, w2_at, conn_base, weights, (p1, h2f, h3), (d1, d2, d3, d4),
+                         hyper)
         tl.debug_barrier()  # every thread's stores land before the next step's loads
 
 

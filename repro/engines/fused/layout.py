@@ -86,5 +86,5 @@ N_INT = 9
 # Columns of the (P, N_FLOAT) float32 table (a member uses those of its optimizer).
 F_LR, F_DECAY, F_ONE_MINUS_B1, F_B2, F_ONE_MINUS_B2, F_EPS, F_SDLM_MU, F_SDLM_GAMMA, F_KEEP_SCALE, F_TARGET = range(10)
 N_FLOAT = 10
-# F_KEEP_SCALE: 1/(1-p) as population.net1989.Population rounds it to float32, for a kept H3 input (1.0 without dropout).
+# F_KEEP_SCALE: 1/(1-p) as population.lockstep.Population rounds it to float32, for a kept H3 input (1.0 without dropout).
 # F_TARGET: the squared-error targets' magnitude (Config.target): +target for the label, -target elsewhere.

@@ -34,15 +34,11 @@ import torch
 from repro.config import Config
 from repro.engines import codes
 from repro.engines.fused import layout
-from repro.engines.population.net1989 import (H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views,
-                                              keep_scale)
+from repro.engines.members import keep_scale
+from repro.engines.population.lockstep import H1_INTERIOR, H1_PATCHES, H2_PATCHES, SHAPES, Population, flat_views
 from repro.engines.population.fc40 import FC_SHAPES, FCPopulation
 from repro.errors import ReproError
 
-# name: (offset in a member's row, padded rows, padded columns), per architecture; the kernel reads the same
-# definition.
-FUSED_LAYOUTS = layout.LAYOUTS
-FUSED_ROW = layout.ROW
 ENGINE_SHAPES = {"net1989": SHAPES, "fc40": FC_SHAPES}
 
 # Threads per member: 8 warps. Chosen from ptxas's resource report (`python scripts/kernel_check.py`): 4 warps
@@ -52,23 +48,15 @@ NUM_WARPS = 8
 FP_FUSION = True  # let the GPU fuse multiply-adds (Triton's default until 3.9); results differ by rounding only
 
 
-
 class FusedEngineError(ReproError, RuntimeError):
     """The fused engine cannot run this config or on this machine; the message says what to use instead."""
 
 
-def unsupported_reason(cfg: Config) -> str | None:
+def supports(cfg: Config) -> str | None:
     """Why the fused kernel cannot train `cfg`, or None when it can."""
-    if why := codes.missing_code("fused", cfg):
-        return why
     if cfg.optimizer == "sdlm" and cfg.sdlm_curvature != "running":
         return f"the fused engine does not implement sdlm_curvature = {cfg.sdlm_curvature!r} (it implements 'running')"
     return None
-
-
-def supports(cfg: Config) -> str | None:
-    """The registry's name for `unsupported_reason`."""
-    return unsupported_reason(cfg)
 
 
 def available(device: torch.device) -> str | None:
@@ -80,12 +68,6 @@ def available(device: torch.device) -> str | None:
     if importlib.util.find_spec("triton") is None:
         return "the fused engine needs Triton (CUDA builds of PyTorch include it; `pip install triton` on CPU)"
     return None
-
-
-def check_supported(cfg: Config) -> None:
-    why = unsupported_reason(cfg)
-    if why:
-        raise FusedEngineError(f"{why}; use --engine population for this config")
 
 
 def load_kernel(device: torch.device):
@@ -117,9 +99,9 @@ def load_kernel(device: torch.device):
 
 
 def _region(buf: torch.Tensor, name: str, arch: str = "net1989") -> tuple[torch.Tensor, torch.Tensor]:
-    """Tensor `name` of architecture `arch` in the rows of `buf` (P, FUSED_ROW): its whole padded region, and
+    """Tensor `name` of architecture `arch` in the rows of `buf` (P, layout.ROW): its whole padded region, and
     the part holding the engine's entries, as (P, rows, cols) of the engine layout once reshaped."""
-    offset, rows, cols = FUSED_LAYOUTS[arch][name]
+    offset, rows, cols = layout.LAYOUTS[arch][name]
     region = buf[:, offset : offset + rows * cols]
     r, c = ENGINE_SHAPES[arch][name]
     if (arch, name) == ("net1989", "W3"):  # engine rows position*12 + map; here position*16 + map, maps padded 12 -> 16
@@ -128,8 +110,8 @@ def _region(buf: torch.Tensor, name: str, arch: str = "net1989") -> tuple[torch.
 
 
 def pack(views: dict[str, torch.Tensor], out: torch.Tensor, arch: str = "net1989") -> None:
-    """Engine-layout tensors (P, rows, cols) -> rows of `out` (P, FUSED_ROW), zero-padded."""
-    for name in FUSED_LAYOUTS[arch]:
+    """Engine-layout tensors (P, rows, cols) -> rows of `out` (P, layout.ROW), zero-padded."""
+    for name in layout.LAYOUTS[arch]:
         region, real = _region(out, name, arch)
         region.zero_()
         real.copy_(views[name].view(real.shape))
@@ -137,7 +119,7 @@ def pack(views: dict[str, torch.Tensor], out: torch.Tensor, arch: str = "net1989
 
 def unpack(packed: torch.Tensor, views: dict[str, torch.Tensor], arch: str = "net1989") -> None:
     """Inverse of `pack`: rows of `packed` -> the engine-layout tensors, in place."""
-    for name in FUSED_LAYOUTS[arch]:
+    for name in layout.LAYOUTS[arch]:
         views[name].copy_(_region(packed, name, arch)[1].reshape(views[name].shape))
 
 
@@ -189,14 +171,15 @@ class FusedPopulation(Population):
         return super().__new__(cls)
 
     def __init__(self, cfg: Config, seeds: list[int], x_train: torch.Tensor, y_train: torch.Tensor, device="cpu"):
-        check_supported(cfg)
+        if why := supports(cfg):
+            raise FusedEngineError(f"{why}; use --engine population for this config")
         super().__init__(cfg, seeds, x_train, y_train, device=device)
         self.kernel = load_kernel(self.device)
         P, dev = self.members, self.device
         self.conn = self._connections().to(dev)
-        self.packed = torch.zeros(P, FUSED_ROW, device=dev)
-        self.packed_avg = torch.zeros(P, FUSED_ROW, device=dev)  # AdamW's first moment or SDLM's h
-        self.packed_avg_sq = torch.zeros(P, FUSED_ROW, device=dev)  # AdamW's second moment
+        self.packed = torch.zeros(P, layout.ROW, device=dev)
+        self.packed_avg = torch.zeros(P, layout.ROW, device=dev)  # AdamW's first moment or SDLM's h
+        self.packed_avg_sq = torch.zeros(P, layout.ROW, device=dev)  # AdamW's second moment
         self.labels32 = self.labels.to(torch.int32)
         self._alone: FusedGroup | None = None
         self._states_before_ahead: list[torch.Tensor] | None = None  # set while a group holds draws made ahead
@@ -244,9 +227,9 @@ class FusedPopulation(Population):
         self._alone, self._states_before_ahead = None, None
 
     def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One pass's draws (Population.draw_pass_bits): image rows (P, N) int32 and dropout masks as bits, in
+        """One pass's draws (Members.draw_pass_bits): image rows (P, N) int32 and dropout masks as bits, in
         worker threads, in pinned memory on CUDA (so that they go to the GPU by non-blocking copies)."""
-        return self.draw_pass_bits(torch.int32, pin=self.device.type == "cuda", pool=_draw_workers())
+        return self.shared.draw_pass_bits(torch.int32, pin=self.device.type == "cuda", pool=_draw_workers())
 
     def member_tables(self, pass_index: int, keep_row0: int, label_base: int, conn_index: int,
                       schedule_row: int):

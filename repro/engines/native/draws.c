@@ -85,7 +85,7 @@ static void mt_fill(Mt *g, uint32_t *out, int64_t n) {
     }
 }
 
-/* One member's pass: the image row of each of its n steps (as Population.image_rows: shifted copy
+/* One member's pass: the image row of each of its n steps (as members.shifted_rows: shifted copy
  * (dy + shift) * (2 shift + 1) + (dx + shift), n_train rows each, then the pattern) and, when dropout > 0, its
  * keep bits (n x 24 bytes, bit b of byte j for H3 input 8j + b, as keep_bits). `state` is updated in place.
  * Returns 0, or -1 for a state this code does not read (not seeded, or its position out of range). */

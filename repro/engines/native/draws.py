@@ -1,5 +1,5 @@
 """A pass's random draws made by the native library (draws.c) from each member's torch generator: the same
-numbers as `Population.draw_pass_bits` (model.draw_pass_randomness's calls, in its order), written as the kernel
+numbers as `Members.draw_pass_bits` (model.draw_pass_randomness's calls, in its order), written as the kernel
 takes them (image rows and dropout bits), and each generator left in the state torch's calls leave it in.
 
 torch takes about 10 ms per member and pass to draw and pack a pass of dropout masks (1.4 M numbers); the C
@@ -16,13 +16,13 @@ from functools import cache
 import torch
 
 from repro.config import Config
-from repro.engines.population.net1989 import KEEP_BYTES, keep_bits, shifted_rows
+from repro.engines.members import KEEP_BYTES, keep_bits, shifted_rows
 from repro.net.model import draw_pass_randomness
 
 
 def draw_pass_bits(lib: ctypes.CDLL, generators: list[torch.Generator], n: int,
                    cfg: Config) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Rows (P, n) int64 and dropout bits (P, n, KEEP_BYTES) uint8 or None, as Population.draw_pass_bits gives
+    """Rows (P, n) int64 and dropout bits (P, n, KEEP_BYTES) uint8 or None, as Members.draw_pass_bits gives
     them for a population of len(generators) members on n training patterns; advances the generators."""
     P = len(generators)
     rows = torch.empty(P, n, dtype=torch.int64)

@@ -1,4 +1,4 @@
-/* The native engine's C interface (what loader.py calls): it checks the Spec and hands a pass's training to
+/* The native engine's C interface (what engine.py calls, built and loaded by build.py): it checks the Spec and hands a pass's training to
  * the members-in-lanes kernel (kernel.c) or, where asked and possible, to each member alone (solo.c), and
  * evaluation to kernel.c; draws.c makes a member's random draws for a pass. The build compiles this file,
  * which includes the other three. */
@@ -6,11 +6,18 @@
 #include "solo.c"
 #include "draws.c"
 
+/* the C interface's version (codes.NATIVE_ABI), passed by the build */
+#ifndef NATIVE_ABI
+#error "build with -DNATIVE_ABI=<repro.engines.codes.NATIVE_ABI>"
+#endif
+
 static int spec_ok(const Spec *s) {
     if (s->arch == ARCH_NET1989 && s->nparam != N_NP * 1) return 0;
     if (s->arch == ARCH_FC40 && s->nparam != F_NP) return 0;
     if (s->arch != ARCH_NET1989 && s->arch != ARCH_FC40) return 0;
-    if (s->act < 0 || s->act > 2 || s->out < 0 || s->out > 2 || s->opt < 0 || s->opt > 4) return 0;
+    /* each code up to its enum's last value (tests/test_codes.py checks these are the last) */
+    if (s->act < 0 || s->act > ACT_RELU || s->out < 0 || s->out > OUT_SOFTMAX_CE) return 0;
+    if (s->opt < 0 || s->opt > OPT_SDLM_ESTIMATE) return 0;
     if (s->arch == ARCH_NET1989)
         for (int r = 0; r < 96; r++)
             if (s->scheme[r] < 0 || s->scheme[r] > 11) return 0;
@@ -18,7 +25,7 @@ static int spec_ok(const Spec *s) {
     return 1;
 }
 
-int native_abi_version(void) { return 8; }
+int native_abi_version(void) { return NATIVE_ABI; }
 int native_lanes(void) { return LANES; }
 /* whether native_train trains each member alone (solo.c): asked for, and the options allow it */
 int native_trains_alone(const Spec *s) { return spec_ok(s) && solo_chosen(s); }

@@ -1,7 +1,8 @@
 """The population engine: many members (seeds of one config) trained in lockstep at batch size 1, in torch ops.
 
-    net1989.py  the 1989 net's Population, and what every lockstep engine shares (layouts, draws, evaluation,
-                state); the native, fused and generic engines build on it
+    lockstep.py the base of every torch lockstep engine: Population (the 1989 net's layer maths, the step,
+                evaluation, state); the fused and generic engines build on it. What the members of every
+                engine share (generators, initial weights, images, draws) is repro.engines.members
     fc40.py     the comparison net's FCPopulation: its layer maths, the rest is Population's
     layers.py   one forward and one backward function per layer kind
 
@@ -14,7 +15,7 @@ import torch
 
 from repro.config import Config
 from repro.engines.population.fc40 import FCPopulation
-from repro.engines.population.net1989 import Population
+from repro.engines.population.lockstep import Population
 
 __all__ = ["Population", "FCPopulation", "population_class", "supports", "available"]
 

@@ -1,7 +1,7 @@
 """Lockstep engine for the paper's comparison network (architecture "fc40"): 256 inputs, one fully connected
 hidden layer of 40 units, 10 outputs (10,690 connections). Everything but the layer maths (seeds, draws,
 shifted images, optimizers, the step's outline, output loss, evaluation's scoring, state) is the 1989
-engine's; see net1989.Population.
+engine's; see lockstep.Population.
 
 Layout (P = members): W1 (P, 256, 40) [pixel, unit], b1 (P, 1, 40), W2 (P, 40, 10), b2 (P, 1, 10).
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from repro.engines.population.layers import act_backward, linear, linear_backward, linear_invariant
-from repro.engines.population.net1989 import PAD, Population
+from repro.engines.population.lockstep import PAD, Population
 
 FC_SHAPES = {"W1": (256, 40), "b1": (1, 40), "W2": (40, 10), "b2": (1, 10)}
 _iy, _ix = torch.meshgrid(torch.arange(16), torch.arange(16), indexing="ij")

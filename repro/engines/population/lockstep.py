@@ -1,5 +1,8 @@
-"""Lockstep engine: many members (seeds of one config) trained at batch size 1, each exactly as the
-reference loop would train it alone, with every layer one batched matmul over members.
+"""The base of every torch lockstep engine (population, fused, generic): many members (seeds of one config)
+trained at batch size 1, each exactly as the reference loop would train it alone, with every layer one batched
+matmul over members. Population computes the 1989 net; fc40.FCPopulation swaps in the comparison net's layer
+maths. What members share with every engine (generators, initial weights, images, draws) is
+repro.engines.members.
 
 Why hand-written: the 1989 net is ~64k multiply-adds, so a step costs its number of ops, not its
 arithmetic. Generic per-sample autodiff (vmap(grad)) issues many small ops; here the forward and backward
@@ -17,15 +20,11 @@ All parameters live in one flat buffer (and gradients in a twin), so an optimize
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from functools import cache
-
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from repro.config import Config
+from repro.engines.members import EvalResult, Members, draw_threads
 from repro.optim import flat_optimizer
 from repro.engines.population.layers import (
     act_backward,
@@ -41,17 +40,7 @@ from repro.net import activations
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.loss import squared_error_targets
 from repro.net.sdlm import curvature_window
-from repro.net.model import (
-    BACKGROUND,
-    PAD,
-    draw_pass_randomness,
-    h2_scheme,
-    init_params,
-    pad_background,
-    run_generator,
-    set_float_mode,
-    shift_images,
-)
+from repro.net.model import BACKGROUND, PAD, h2_scheme, pad_background, set_float_mode
 
 SHAPES = {
     "W1": (25, 12),
@@ -77,36 +66,6 @@ _iy, _ix = torch.meshgrid(torch.arange(8), torch.arange(8), indexing="ij")
 H1_INTERIOR = ((_iy + PAD) * 12 + (_ix + PAD)).reshape(64)  # where H1's 8x8 sits in its 12x12 padded plane
 # H2 flattening: the reference is map-major (map*16 + position), the engine position-major (position*12 + map).
 ENGINE_FROM_REFERENCE_192 = torch.arange(192).reshape(12, 16).T.reshape(192)
-
-
-@cache
-def draw_threads() -> ThreadPoolExecutor:
-    """The threads that draw a pass's random numbers, one member at a time each (torch's generator calls
-    release the GIL): as many as torch's intra-op threads."""
-    return ThreadPoolExecutor(max_workers=torch.get_num_threads(), thread_name_prefix="repro-draw")
-
-
-def keep_bits(keep: torch.Tensor) -> np.ndarray:
-    """Dropout masks (n, 192) of 0/1 as draw_pass_randomness gives them (reference order) -> (n, KEEP_BYTES)
-    uint8: bit b of byte j is entry 8j + b."""
-    return np.packbits(keep.numpy() != 0, axis=1, bitorder="little")
-
-
-KEEP_BYTES = 192 // 8
-
-
-def shifted_rows(index: torch.Tensor, shifts: torch.Tensor | None, shift: int, n_train: int) -> torch.Tensor:
-    """Rows of a population's image table (`Population.images`: one copy of the n_train training patterns per
-    (dy, dx) in [-shift, shift]^2, row-major) holding patterns `index` shifted by `shifts` ((n, 2) as (dy, dx);
-    None: unshifted)."""
-    dy, dx = (0, 0) if shifts is None else (shifts[:, 0], shifts[:, 1])
-    return ((dy + shift) * (2 * shift + 1) + (dx + shift)) * n_train + index
-
-
-def keep_scale(cfg: Config) -> float:
-    """The scale of a kept H3 input, rounded to float32 exactly as Population._draw_pass rounds it (the same
-    torch division); 1.0 without dropout."""
-    return float((torch.ones(1) / (1.0 - cfg.dropout))[0]) if cfg.dropout > 0 else 1.0
 
 
 def h2_mask(scheme_name: str) -> torch.Tensor:
@@ -173,13 +132,6 @@ class FlatParams:
         self.views = flat_views(self.flat, members, shapes)
 
 
-@dataclass
-class EvalResult:
-    loss: torch.Tensor  # (P,) mean loss over the split
-    error: torch.Tensor  # (P,) error fraction
-    outputs: torch.Tensor | None = None  # (P, N, 10) output values when asked for
-
-
 class Population:
     """P members of one config, each with its own seed, trained in lockstep on one dataset.
 
@@ -199,10 +151,12 @@ class Population:
         P = self.members = len(self.seeds)
         self.n_train = len(x_train)
         self.hidden = activations.get(cfg.hidden_activation)
-        self.generators = [run_generator(s) for s in self.seeds]
+        # generators, initial weights, the image table and each pass's draws: what every engine's members share
+        self.shared = Members(cfg, self.seeds, x_train, self.device)
+        self.generators, self.images = self.shared.generators, self.shared.images  # images: (S*N, 400)
         self.params = FlatParams(P, self.device, self.SHAPES)
-        for m, gen in enumerate(self.generators):  # same init draws as the reference loop
-            for k, v in self._to_engine(init_params(cfg, gen)).items():
+        for m, initial in enumerate(self.shared.initial_params):  # the reference loop's initial weights
+            for k, v in self._to_engine(initial).items():
                 self.params.views[k][m] = v
         self.grads = FlatParams(P, self.device, self.SHAPES)
         self.optimizer = flat_optimizer(cfg, self.params.flat)
@@ -213,12 +167,6 @@ class Population:
         # SDLM "running" computes the curvature at every step; "per_pass" only in estimate_curvature
         self.curvature_each_step = self.curv is not None and self.optimizer.curvature_each_step
         self.step_count = 0
-        # Training images, padded and flattened; with shifts, one copy per possible (dy, dx).
-        s = cfg.shift
-        offsets = [(dy, dx) for dy in range(-s, s + 1) for dx in range(-s, s + 1)]  # row-major, as _pass_inputs codes them
-        versions = [shift_images(x_train, dy, dx, cfg.shift_mode) for dy, dx in offsets]
-        padded = torch.nn.functional.pad(torch.stack(versions), (PAD,) * 4, value=BACKGROUND)
-        self.images = padded.reshape(len(versions) * self.n_train, 400).to(self.device)  # (S*N, 400)
         self.targets = squared_error_targets(y_train, cfg.target).to(self.device)  # (N, 10)
         self.labels = y_train.to(self.device)
         self._init_layers()
@@ -243,11 +191,6 @@ class Population:
         rows, scale = self._draw_pass()
         return rows.to(self.device), None if scale is None else scale.to(self.device)
 
-    def image_rows(self, index: torch.Tensor, shifts: torch.Tensor | None = None) -> torch.Tensor:
-        """Rows of self.images holding training patterns `index` shifted by `shifts` ((n, 2) as (dy, dx);
-        None: unshifted). The shifted copies are stacked row-major in (dy, dx), as __init__ builds them."""
-        return shifted_rows(index, shifts, self.cfg.shift, self.n_train)
-
     def _draw_pass(self) -> tuple[torch.Tensor, torch.Tensor | None]:
         """As `_pass_inputs`, on the CPU (where the generators are). Members draw in parallel threads (a pass
         of dropout masks is 1.4 M draws per member, measured as a quarter of a native dropout pass when drawn
@@ -257,45 +200,12 @@ class Population:
         scale = torch.empty(self.members, N, 192) if cfg.dropout > 0 else None
 
         def store(m: int, shifts: torch.Tensor | None, keep: torch.Tensor | None) -> None:
-            rows[m] = self.image_rows(torch.arange(N), shifts)
+            rows[m] = self.shared.image_rows(torch.arange(N), shifts)
             if keep is not None:
                 torch.div(keep[:, ENGINE_FROM_REFERENCE_192], 1.0 - cfg.dropout, out=scale[m])
 
-        self._draw_members(store, draw_threads())
+        self.shared.draw(store, draw_threads())
         return rows, scale
-
-    def draw_pass_bits(self, rows_dtype: torch.dtype = torch.int64, pin: bool = False,
-                       pool: ThreadPoolExecutor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The pass's draws as the compiled kernels take them: image rows (P, N) and dropout masks as bits
-        (P, N, KEEP_BYTES) uint8 in the reference's order (keep_bits), or None; the kept inputs' scale is
-        keep_scale(cfg). The same generator calls as _draw_pass, so the same numbers, but none of its
-        reordering and division (a third of a pass's drawing time). Members draw in `pool`'s threads, or one
-        after another in this thread without one; `pin` puts both in pinned memory, for non-blocking copies to
-        a GPU."""
-        N, cfg, P = self.n_train, self.cfg, self.members
-        rows = torch.empty(P, N, dtype=rows_dtype, pin_memory=pin)
-        bits = torch.empty(P, N, KEEP_BYTES, dtype=torch.uint8, pin_memory=pin) if cfg.dropout > 0 else None
-
-        def store(m: int, shifts: torch.Tensor | None, keep: torch.Tensor | None) -> None:
-            rows[m] = self.image_rows(torch.arange(N), shifts)
-            if keep is not None:
-                bits[m] = torch.from_numpy(keep_bits(keep))
-
-        self._draw_members(store, pool)
-        return rows, bits
-
-    def _draw_members(self, store, pool: ThreadPoolExecutor | None) -> None:
-        """Each member's draws for a pass (draw_pass_randomness, from its own generator) handed to
-        store(m, shifts, keep), in `pool`'s threads or, without a pool, here: the same numbers either way, as
-        each member draws from its own generator into its own rows."""
-        def draw(m: int) -> None:
-            store(m, *draw_pass_randomness(self.generators[m], self.n_train, self.cfg))
-
-        if pool is None or self.members == 1:
-            for m in range(self.members):
-                draw(m)
-        else:
-            list(pool.map(draw, range(self.members)))
 
     def train_pass(self, pass_index: int) -> None:
         if self.curv is not None and not self.curvature_each_step:
@@ -313,7 +223,7 @@ class Population:
         total = torch.zeros_like(self.curv.flat)
         g, curv, out = self.grads.views, self.curv.views, self.OUTPUT_BIAS
         for j in curvature_window(pass_index, self.n_train, k).tolist():
-            rows = self.image_rows(torch.full((self.members,), j, dtype=torch.int64, device=self.device))
+            rows = self.shared.image_rows(torch.full((self.members,), j, dtype=torch.int64, device=self.device))
             pre, inputs, hidden = self._forward(rows, None)
             derivs = [self.hidden.grad_from_output(h) for h in hidden]
             output_delta(self.cfg, pre, self.targets[j], self.labels[j], g[out], curv[out])

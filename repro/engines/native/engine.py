@@ -8,214 +8,33 @@ engines' tolerances), and its numbers do not depend on its neighbours, its place
 of threads or whether it trains alone (bit for bit): every lane runs the same instructions on its own data,
 and alone, every number comes from the same operations in the same order.
 
-Random draws are the `population` engine's: this engine holds a `Population` (or `FCPopulation`) for its
-per-member generators, initial weights and shifted-image table. A pass's draws come from each member's own
-generator in the reference loop's order, made by `draws.c` (a copy of torch's CPU generator, checked against
-torch when first used; draws.py) or else by the population's `draw_pass_bits`, the same numbers either way;
-the drawn rows and dropout masks (bits, with the scale of a kept input) go to the kernel.
+Per-member generators, initial weights and the image table are what every engine's members share
+(repro.engines.members). A pass's draws come from each member's own generator in the reference loop's order,
+made by `draws.c` (a copy of torch's CPU generator, checked against torch when first used; draws.py) or else by
+`Members.draw_pass_bits`, the same numbers either way; the drawn rows and dropout masks (bits, with the scale
+of a kept input) go to the kernel.
 
-The kernel is compiled on first use with the system C compiler ($CC, else cc or gcc) into a cache folder
-(`$LECUN1989_NATIVE_CACHE`, else `$XDG_CACHE_HOME/lecun1989/native`, else `~/.cache/lecun1989/native`),
-named by a hash of the source, the flags, the compiler's version and the CPU's feature flags, and written
-atomically (so concurrent first uses are safe). Without a compiler, importing still works: `available()`
+The kernel is built on first use (native/build.py); without a C compiler, importing still works: `available()`
 returns the reason and the engine cannot be built.
 """
 
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import json
-import os
-import platform
-import shutil
-import subprocess
-import tempfile
-import threading
-from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
-from repro.config import INITS as config_inits
 from repro.config import Config
 from repro.engines import codes
 from repro.engines.native import draws
-from repro.engines.population import population_class as _lockstep_class
-from repro.engines.population.net1989 import EvalResult, draw_threads, keep_scale
-from repro.hardware import cpu_flags, cpu_has
+from repro.engines.native.build import (LANE_USES, Build, Spec, default_build, load,
+                                        trains_alone_by_default)
+from repro.engines.members import EvalResult, Members, draw_threads, keep_scale
 from repro.net.metrics import exact_sum, is_wrong
 from repro.net.model import h2_scheme, pad_background, set_float_mode
 from repro.net.sdlm import curvature_window
 from repro.resources import study_dir
-
-ENTRY = Path(__file__).with_name("native.c")  # the C interface; it #includes the two kernels:
-KERNEL = ENTRY.with_name("kernel.c")  # members in the lanes (and the helpers and evaluation)
-SOLO = ENTRY.with_name("solo.c")  # one member alone
-DRAWS = ENTRY.with_name("draws.c")  # a member's draws for a pass, from its torch generator's state
-MATHF = ENTRY.with_name("mathf.c")  # the kernel's own expf and logf (not the C library's)
-FPMODE = ENTRY.with_name("fpmode.c")  # denormals flushed, on x86-64 and on AArch64
-SOURCES = (ENTRY, KERNEL, SOLO, DRAWS, MATHF, FPMODE)
-# No flag may let the compiler change a result: contraction of a*b+c is off (the kernel writes its fused
-# multiply-adds out), no fast-math. So -march only picks instructions, never numbers: the same bits on every
-# x86-64 CPU, whatever the target and the lane width (tests/test_native_builds.py builds several and compares),
-# and on AArch64 (tests/test_native_arm64.py cross-builds the kernel and runs it under emulation).
-FLAGS = ("-O3", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math", "-fPIC", "-shared", "-pthread",
-         "-std=gnu11")
-ARM64_MACHINES = ("aarch64", "arm64")  # platform.machine() on Linux and on macOS
-X86_64_MACHINES = ("x86_64", "amd64", "AMD64")
-
-
-def is_arm64() -> bool:
-    return platform.machine() in ARM64_MACHINES
-
-
-@dataclass(frozen=True)
-class Build:
-    """One compiled kernel: the instruction set it targets (gcc's -march) and its lane width."""
-
-    march: str = "native"
-    lanes: int = 8  # members per SIMD register: 8 (AVX2) or 16 (AVX-512)
-
-    def flags(self) -> tuple[str, ...]:
-        return (*FLAGS, f"-march={self.march}", f"-DLANES={self.lanes}")
-
-
-def default_build(members: int | None = None, threads: int = 1) -> Build:
-    """On x86-64, this CPU's own instructions, with 16 lanes where it has AVX-512 and the population fills a
-    group of 16 for every thread or trains alone (`trains_alone_by_default`: one member's units fill the lanes),
-    else 8 (threads take whole groups: 16 members on 2 threads train faster as two groups of 8, and 8 members
-    would leave half of a 16-lane register idle). On AArch64, ARMv8-A (NEON, which every such CPU has) with 8
-    lanes in two registers (the compilers of Linux and macOS both take it; a wider target has no instruction the
-    kernel would use). The choice never changes a record.
-
-    `$LECUN1989_NATIVE_MARCH` and `$LECUN1989_NATIVE_LANES` override either."""
-    lanes = 16 if cpu_has("avx512f") and (members is None or members >= 16 * threads
-                                           or trains_alone_by_default(members, threads)) else 8
-    return Build(os.environ.get("LECUN1989_NATIVE_MARCH", "armv8-a" if is_arm64() else "native"),
-                 int(os.environ.get("LECUN1989_NATIVE_LANES", lanes)))
-
-
-# Options without a code the kernel implements in every value; anything else is refused (see `supports`).
-LR_SCHEDULES = ("constant", "linear")  # lr comes from cfg.lr_at_pass, once per pass
-SHIFT_MODES = ("wrap", "pad")  # shifted images come from the population's table
-H2_SCHEMES = ("block", "cyclic")
-INITS = config_inits  # initial weights come from init_params (every engine's); the kernel never sees them
-
-
-class _Spec(ctypes.Structure):
-    _fields_ = [("arch", ctypes.c_int32), ("act", ctypes.c_int32), ("out", ctypes.c_int32), ("opt", ctypes.c_int32),
-                ("nparam", ctypes.c_int32), ("scheme", ctypes.c_int32 * 96),
-                ("lr", ctypes.c_double), ("weight_decay", ctypes.c_double), ("beta1", ctypes.c_double),
-                ("beta2", ctypes.c_double), ("eps", ctypes.c_double), ("sdlm_gamma", ctypes.c_double),
-                ("sdlm_mu", ctypes.c_double), ("dropout", ctypes.c_double), ("keep_scale", ctypes.c_double),
-                ("target", ctypes.c_double),
-                ("step", ctypes.c_int64), ("alone", ctypes.c_int32)]
-
-
-# How a population's members train: "members" in the lanes (kernel.c), "alone" each with its own units in the
-# lanes (solo.c; net1989 with SGD or AdamW, else in the lanes), "auto" alone when the population has at most
-# ALONE_PER_THREAD members per thread. The same bits every way; only the speed differs. Measured on a 2-core
-# Intel Xeon (AVX-512), one thread: a step alone takes about 0.14x the time of a 16-lane group's step; built for
-# AVX2 (x86-64-v3, 8 lanes), about 0.35x of an 8-lane group's. So alone wins up to about 2 members per thread.
-LANE_USES = ("auto", "members", "alone")
-ALONE_PER_THREAD = 2
-
-
-def trains_alone_by_default(members: int, threads: int) -> bool:
-    return members <= ALONE_PER_THREAD * max(1, threads)
-
-
-# --- building and loading the kernel ---------------------------------------------------------------
-
-_loaded: dict[Build, ctypes.CDLL | str] = {}  # a loaded kernel, or why it could not be built or loaded
-_loading = threading.Lock()  # configurations trained side by side may ask for the kernel at the same moment
-
-
-def _compiler() -> str | None:
-    for name in (os.environ.get("CC"), "cc", "gcc"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-def cache_dir() -> Path:
-    env = os.environ.get("LECUN1989_NATIVE_CACHE")
-    if env:
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lecun1989" / "native"
-
-
-def _compile(cc: str, build: Build) -> Path:
-    src = b"\0".join(p.read_bytes() for p in SOURCES)
-    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=60).stdout.splitlines()[:1]
-    # "-march=native" means this CPU's instructions: its feature flags belong in the name of what it built
-    key = hashlib.sha256(b"\0".join([src, " ".join(build.flags()).encode(), "".join(version).encode(),
-                                     " ".join(sorted(cpu_flags())).encode(), platform.machine().encode()])).hexdigest()[:20]
-    name = f"kernel-{key}.so"
-    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"lecun1989-native-{os.getuid()}"):
-        if (folder / name).exists():
-            return folder / name
-        try:  # an unwritable cache folder falls back to a private folder under the temp dir
-            folder.mkdir(parents=True, exist_ok=True)
-            if os.access(folder, os.W_OK):
-                break
-        except OSError:
-            continue
-    else:
-        raise RuntimeError(f"no writable folder for the compiled kernel (tried {cache_dir()})")
-    out = folder / name
-    fd, tmp = tempfile.mkstemp(prefix=".kernel-", suffix=".so", dir=out.parent)
-    os.close(fd)
-    try:
-        proc = subprocess.run([cc, *build.flags(), "-o", tmp, str(ENTRY), "-lm"], capture_output=True, text=True,
-                              timeout=300)
-        if proc.returncode != 0:
-            raise RuntimeError(f"compiling {ENTRY.name} failed:\n{proc.stderr.strip()[-2000:]}")
-        os.replace(tmp, out)  # atomic: a concurrent reader sees the old name absent or the whole file
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
-
-
-def _open(build: Build) -> ctypes.CDLL | str:
-    if platform.system() == "Windows":
-        return "the native engine is built for POSIX systems only"
-    if platform.machine() not in ARM64_MACHINES + X86_64_MACHINES:
-        return f"the native engine is built for x86-64 and ARM64 CPUs, not {platform.machine() or 'this one'}"
-    cc = _compiler()
-    if cc is None:
-        return "no C compiler found ($CC, cc or gcc) to build the native engine's kernel"
-    try:
-        lib = ctypes.CDLL(str(_compile(cc, build)))
-    except Exception as e:  # noqa: BLE001 - any build or load failure makes the engine unavailable, with the reason
-        return f"the native engine's kernel ({build}) could not be built or loaded: {e}"
-    if lib.native_abi_version() != 8 or lib.native_sizeof_spec() != ctypes.sizeof(_Spec):
-        return "the native engine's kernel does not match this Python module (ABI mismatch)"
-    p, i32 = ctypes.c_void_p, ctypes.c_int32
-    lib.native_train.argtypes = [p, p, p, p, i32, p, p, p, p, i32, i32]
-    lib.native_train.restype = ctypes.c_int
-    lib.native_eval.argtypes = [p, p, p, i32, p, p, i32, p, p, i32]
-    lib.native_eval.restype = ctypes.c_int
-    lib.native_trains_alone.argtypes = [p]
-    lib.native_trains_alone.restype = ctypes.c_int
-    lib.native_draw_pass.argtypes = [p, i32, i32, ctypes.c_float, ctypes.c_int64, p, p]
-    lib.native_draw_pass.restype = ctypes.c_int
-    lib.native_settled_step.argtypes = [p]
-    lib.native_settled_step.restype = ctypes.c_int64
-    return lib
-
-
-def load(build: Build | None = None) -> ctypes.CDLL | str:
-    """The kernel compiled for `build` (default: `default_build()`), or why it cannot be had; built on first
-    use and cached on disk."""
-    build = build or default_build()
-    with _loading:
-        if build not in _loaded:
-            _loaded[build] = _open(build)
-        return _loaded[build]
 
 
 def available(device: torch.device | str | None = None) -> str | None:
@@ -243,16 +62,8 @@ def fallback_note(why: str) -> str:
 
 
 def supports(cfg: Config) -> str | None:
-    """None when the native engine implements every option of `cfg`, else why not."""
-    if why := codes.missing_code("native", cfg):
-        return why
-    checks = [("init", INITS), ("lr_schedule", LR_SCHEDULES), ("shift_mode", SHIFT_MODES), ("h2_scheme", H2_SCHEMES)]
-    for name, valid in checks:
-        value = getattr(cfg, name)
-        if value not in valid:
-            return f"the native engine does not implement {name} = {value!r} (it implements {', '.join(valid)})"
-    if cfg.architecture == "fc40" and cfg.dropout > 0:
-        return "dropout acts on the input of H3, which architecture 'fc40' does not have"
+    """None: the native engine implements every option of every Config (the coded ones by their codes; lr
+    comes from cfg.lr_at_pass once per pass; initial weights, shifted images and draws from what members share)."""
     return None
 
 
@@ -289,23 +100,19 @@ class NativePopulation:
         self.cfg, self.seeds, self.device = cfg, list(seeds), torch.device("cpu")
         self.members = len(self.seeds)
         self.n_train = len(x_train)
-        # generators, initial weights, shifted-image table and per-pass draws: the population engine's
-        self._pop = _lockstep_class(cfg.architecture)(cfg, self.seeds, x_train, y_train, device="cpu")
-        if self._pop.images.numel() >= 2**31:  # the kernel gathers pixels by 32-bit offsets into this table
+        # generators, initial weights, the image table and each pass's draws: what every engine's members share
+        self.shared = Members(cfg, self.seeds, x_train)
+        if self.shared.images.numel() >= 2**31:  # the kernel gathers pixels by 32-bit offsets into this table
             raise ValueError(f"the native engine takes at most {2**31 // 400 - 1:,} training images (with their "
-                             f"shifted copies); this configuration has {len(self._pop.images):,}")
-        self.generators = self._pop.generators
+                             f"shifted copies); this configuration has {len(self.shared.images):,}")
+        self.generators = self.shared.generators
         self.layout = codes.LAYOUTS[cfg.architecture]
         self.nparam = codes.NPARAM[cfg.architecture]
         self.lanes = lanes = lib.native_lanes()
         self.groups = (self.members + lanes - 1) // lanes
-        self.params = torch.zeros(self.groups, self.nparam, lanes)
-        for m in range(self.members):
-            p = self._pop.member_params(m)
-            self.params[m // lanes, :, m % lanes] = torch.cat([p[k].reshape(-1) for k in self.layout])
-        # the kernel holds the weights and optimizer state from here on; the population keeps its draws
-        for name in ("params", "grads", "optimizer", "curv", "w_sq", "scratch", "h1_padded"):
-            setattr(self._pop, name, None)
+        self.params = torch.zeros(self.groups, self.nparam, lanes)  # the kernel's weights, members in the lanes
+        for m, initial in enumerate(self.shared.initial_params):
+            self.params[m // lanes, :, m % lanes] = torch.cat([initial[k].reshape(-1) for k in self.layout])
         self.state1 = torch.zeros_like(self.params) if cfg.optimizer in ("adamw", "sdlm") else None
         self.state2 = torch.zeros_like(self.params) if cfg.optimizer == "adamw" else None
         self.step_count = 0
@@ -313,9 +120,9 @@ class NativePopulation:
         self._per_pass_curvature = cfg.optimizer == "sdlm" and cfg.sdlm_curvature == "per_pass"
         self._spec = self._make_spec()
 
-    def _make_spec(self) -> _Spec:
+    def _make_spec(self) -> Spec:
         cfg = self.cfg
-        s = _Spec()
+        s = Spec()
         s.arch, s.act = codes.code("architecture", cfg.architecture), codes.code("hidden_activation", cfg.hidden_activation)
         s.out, s.opt = codes.code("output", cfg.output), codes.code("optimizer", cfg.optimizer)
         s.nparam = self.nparam
@@ -358,7 +165,7 @@ class NativePopulation:
         self._spec.lr = self.cfg.lr_at_pass(pass_index)
         self._spec.step = self.step_count
         rc = self._lib.native_train(ctypes.byref(self._spec), self.params.data_ptr(), self._ptr(self.state1),
-                                    self._ptr(self.state2), self.members, self._pop.images.data_ptr(),
+                                    self._ptr(self.state2), self.members, self.shared.images.data_ptr(),
                                     rows.data_ptr(), self._ptr(keep), self.labels.data_ptr(), self.n_train,
                                     self._threads())
         if rc != 0:
@@ -371,20 +178,20 @@ class NativePopulation:
         torch (on one thread, in this one)."""
         if draws.draws_agree(self._lib):
             return draws.draw_pass_bits(self._lib, self.generators, self.n_train, self.cfg)
-        return self._pop.draw_pass_bits(pool=draw_threads() if self._threads() > 1 else None)
+        return self.shared.draw_pass_bits(pool=draw_threads() if self._threads() > 1 else None)
 
     def _estimate_curvature(self, pass_index: int) -> None:
         """SDLM "per_pass": state1 := the mean curvature over the pass's window of patterns (sdlm.py), by one
         kernel call that adds each pattern's curvature into state1 and leaves the weights alone."""
         k = self.cfg.sdlm_estimate_patterns
         window = curvature_window(pass_index, self.n_train, k)
-        rows = self._pop.image_rows(window).expand(self.members, k).contiguous()
+        rows = self.shared.image_rows(window).expand(self.members, k).contiguous()
         labels = self.labels[window].contiguous()
-        spec = _Spec.from_buffer_copy(self._spec)
+        spec = Spec.from_buffer_copy(self._spec)
         spec.opt = codes.SDLM_ESTIMATE
         self.state1.zero_()
         rc = self._lib.native_train(ctypes.byref(spec), self.params.data_ptr(), self.state1.data_ptr(), None,
-                                    self.members, self._pop.images.data_ptr(), rows.data_ptr(), None,
+                                    self.members, self.shared.images.data_ptr(), rows.data_ptr(), None,
                                     labels.data_ptr(), k, self._threads())
         if rc != 0:
             raise RuntimeError(f"native kernel failed estimating the curvature (code {rc})")
@@ -467,8 +274,3 @@ def _relaid(blocks: torch.Tensor, members: int, lanes: int) -> torch.Tensor:
     padded = torch.zeros(-(-members // lanes) * lanes, nparam)
     padded[:members] = flat
     return padded.reshape(-1, lanes, nparam).permute(0, 2, 1).contiguous()
-
-
-def population_class(cfg: Config | None = None) -> type[NativePopulation]:
-    """The engine class (one class for every architecture)."""
-    return NativePopulation

@@ -2,13 +2,11 @@
 by one helper. What the sections write together is checked by test_report.py and, for the committed study byte
 for byte, by test_committed_report.py; their functions' length by test_function_length.py."""
 
-from pathlib import Path
 from types import SimpleNamespace
 
 from repro.report.blocks import Block, markers, refresh_block, refreshed_documents
 from repro.report.sections.kinds import classify, dataset_order
 
-REPO = Path(__file__).resolve().parents[1]
 LADDER = ["baseline", "relu", "adamw"]
 FAITHFUL = ["baseline", "scaled-tanh", "fc40"]
 EXTRA = ["softmax-ce"]

@@ -22,7 +22,6 @@ import torch
 from repro.config import Config
 from repro.data import Dataset, dataset_spec, fingerprint, load_dataset
 from repro.engines import registry
-from repro.report.fmt import mean_std
 from repro.study.ladder import PlannedConfig
 from repro.study.plan import bench_throughput, estimate_text
 from repro.study.record import RunRecord, is_done, read_record
@@ -259,7 +258,8 @@ def summary_lines(records: list[RunRecord]) -> list[str]:
             vals = [100 * r.final[key] for r in ok]
             if not vals:
                 return "n/a"
-            return mean_std(statistics.mean(vals), statistics.stdev(vals) if len(vals) > 1 else None, pm="+-")
+            spread = f"+-{statistics.stdev(vals):.2f}" if len(vals) > 1 else ""  # errors: never a negative zero
+            return f"{statistics.mean(vals):.2f}{spread}"
         wall = max(r.wall_time_s for r in recs)
         div = f"  ({len(recs) - len(ok)} diverged)" if len(ok) < len(recs) else ""
         lines.append(f"{ds:<9}{label:<42}{len(recs):>6}{ms('train_error'):>16}{ms('test_error'):>16}{wall:>9.1f}{div}")

@@ -7,7 +7,7 @@
     df = api.load_results()                                # every record of the workspace, one row per run
     df.groupby(["dataset", "label"])["test_error"].agg(["mean", "std", "count"])
 
-Records go to the workspace (see repro.study.workspace) unless `results_dir` says otherwise; a run whose record
+Records go to the workspace (see repro.jobs.workspace) unless `results_dir` says otherwise; a run whose record
 exists is not trained again (`force=True` retrains).
 """
 
@@ -22,11 +22,11 @@ import pandas as pd
 from repro.config import Config
 from repro.data import Dataset
 from repro.data import load_dataset as _load_dataset
-from repro.study.ladder import DEFAULT_LADDER_DIR, PlannedConfig, Rung, extra_rungs, load_rungs, plan
-from repro.study.job import JobRequest, run_job
-from repro.study.record import RunRecord, read_records
-from repro.study.runner import resolve_device
-from repro.study.workspace import default_workspace
+from repro.jobs.ladder import DEFAULT_LADDER_DIR, PlannedConfig, Rung, extra_rungs, load_rungs, plan
+from repro.jobs.job import JobRequest, run_job
+from repro.jobs.record import RunRecord, read_records
+from repro.jobs.runner import resolve_device
+from repro.jobs.workspace import default_workspace
 
 __all__ = ["load_dataset", "rung_config", "train", "load_results", "Config"]
 
@@ -64,7 +64,7 @@ def _log(msg: str) -> None:
 
 
 def load_results(results_dir: str | Path | None = None) -> pd.DataFrame:
-    """Every run record in a results folder (default: the workspace; `repro.study.workspace.STUDY_DIR` is the
+    """Every run record in a results folder (default: the workspace; `repro.jobs.workspace.STUDY_DIR` is the
     committed study) as a DataFrame: one row per run, final metrics and config fields as columns. Files that are not
     valid records are left out (`repro report` names them and says why)."""
     folder = Path(results_dir) if results_dir is not None else default_workspace()

@@ -22,15 +22,15 @@ from repro.engines.registry import NAMES as ENGINE_NAMES
 from repro.errors import ReproError
 from repro.net.model import init_params, layer_shapes
 from repro.predict import POLARITIES
-from repro.study.bench import SEEDS, run_bench, usable_engines, write_bench
-from repro.study.bench import ESTIMATE_CHECK_DATASET, device_slug, estimate_check, estimate_check_plan
-from repro.study.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
+from repro.jobs.bench import SEEDS, run_bench, usable_engines, write_bench
+from repro.jobs.bench import ESTIMATE_CHECK_DATASET, device_slug, estimate_check, estimate_check_plan
+from repro.jobs.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
-from repro.study.job import (JobInterrupted, JobRequest, facts_without_data, plan_job, plan_lines, run_job,
+from repro.jobs.job import (JobInterrupted, JobRequest, facts_without_data, plan_job, plan_lines, run_job,
                              summary_lines, where_lines)
-from repro.study.runner import resolve_device
-from repro.study.sweep import lr_sweep, write_sweep
-from repro.study.workspace import STUDY_DIR, check_readable_results, check_writable, is_study, output_dir
+from repro.jobs.runner import resolve_device
+from repro.jobs.sweep import lr_sweep, write_sweep
+from repro.jobs.workspace import STUDY_DIR, check_readable_results, check_writable, is_study, output_dir
 
 def _log(msg: str) -> None:
     click.echo(msg, err=True)
@@ -396,7 +396,7 @@ def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, 
     result = run_bench(ds, dev, names, populations, ablate_engine="auto",
                        ablate_measure=None if estimate else measure_ablate, log=click.echo)
     if cluster:
-        from repro.study.bench_cluster import compare_with_cluster
+        from repro.jobs.bench_cluster import compare_with_cluster
 
         result["cluster_vs_default"] = compare_with_cluster(cluster, cluster_rungs, data_dir, dev, SEEDS, log=click.echo)
     for path in write_bench(result, dev, out):

@@ -39,7 +39,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
 step kernel-check 45 python3 scripts/kernel_check.py --arch 90 --paths --json "$OUT/kernel-check.json"
 step test-cuda 150 python3 -m pytest -q -p no:cacheprovider -m "slow or not slow" -k cuda tests/test_fused.py tests/test_engine.py
 step bench 150 python3 -m repro.cli bench --device cuda --engines fused,population --estimate --results-dir "$OUT"
-FAITHFUL_RUNGS=$(python3 -c "from repro.study.ladder import DEFAULT_LADDER_DIR as d, load_rungs, extra_rungs
+FAITHFUL_RUNGS=$(python3 -c "from repro.jobs.ladder import DEFAULT_LADDER_DIR as d, load_rungs, extra_rungs
 print(','.join(r.name for r in load_rungs(d / 'faithful') + extra_rungs(d / 'faithful')))")
 step ablate 150 bash -c "time python3 -m repro.cli ablate --all --seeds 16 --engine fused --device cuda \
   --results-dir '$OUT/ablate' && time python3 -m repro.cli ablate --dataset usps --seeds 16 --engine fused --device cuda \

@@ -22,7 +22,7 @@ if not torch.cuda.is_available():
 
 from repro.config import Config  # noqa: E402  (after TRITON_INTERPRET is chosen)
 from repro.engines.reference import train_reference  # noqa: E402
-from repro.study.ladder import extra_rungs, load_rungs, plan  # noqa: E402
+from repro.jobs.ladder import extra_rungs, load_rungs, plan  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 

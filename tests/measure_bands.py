@@ -6,7 +6,7 @@ Run: REPRO_DATA_DIR=../shared/data python tests/measure_bands.py  (a few minutes
 import statistics as st
 
 from repro.data import load_dataset
-from repro.study.ladder import load_rungs, plan
+from repro.jobs.ladder import load_rungs, plan
 
 import sys
 from pathlib import Path

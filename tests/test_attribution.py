@@ -17,7 +17,7 @@ from repro.report import attribution, attribution_text
 from repro.report.attribution import Factorial, attribute, find_factorial, shapley_matrix
 from repro.report.build import write_report
 from repro.report.records import group_records, load_records
-from repro.study.ladder import factorial_label, load_rungs, plan, read_rung
+from repro.jobs.ladder import factorial_label, load_rungs, plan, read_rung
 
 from .test_report import is_png, make_record, write
 

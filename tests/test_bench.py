@@ -5,7 +5,7 @@ import json
 
 import torch
 
-import repro.study.bench as bench
+import repro.jobs.bench as bench
 
 
 def test_bench_fields_and_ratios(usps, tmp_path, monkeypatch):

@@ -24,9 +24,9 @@ pytest.importorskip("distributed", reason="the [cluster] extra (.ci/run installs
 
 from repro.cli import main  # noqa: E402
 from repro.config import Config  # noqa: E402
-from repro.study import cluster  # noqa: E402
-from repro.study.ladder import PlannedConfig, Rung  # noqa: E402
-from repro.study.run_key import ConfigKey  # noqa: E402
+from repro.jobs import cluster  # noqa: E402
+from repro.jobs.ladder import PlannedConfig, Rung  # noqa: E402
+from repro.jobs.run_key import ConfigKey  # noqa: E402
 
 from tests.conftest import REPO, data_dir  # noqa: E402
 
@@ -218,7 +218,7 @@ def test_local_cluster_sizes():
 
 
 def test_the_benchs_record_comparison_ignores_only_wall_time_and_creation_time(tmp_path):
-    from repro.study.bench_cluster import same_records
+    from repro.jobs.bench_cluster import same_records
 
     from .test_report import make_record, write
 

@@ -11,9 +11,9 @@ from repro.config import config_from_dict
 
 from repro.data import load_dataset
 from repro.engines import registry
-from repro.study.ladder import load_rungs, plan
-from repro.study.runner import RunContext, run_planned
-from repro.study.workspace import STUDY_DIR
+from repro.jobs.ladder import load_rungs, plan
+from repro.jobs.runner import RunContext, run_planned
+from repro.jobs.workspace import STUDY_DIR
 
 from .conftest import data_dir
 

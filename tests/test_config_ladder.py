@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from repro.config import Config, ConfigError, apply_patch
-from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, guess_rungs, load_rungs, plan, read_rung
+from repro.jobs.ladder import DEFAULT_LADDER_DIR, extra_rungs, guess_rungs, load_rungs, plan, read_rung
 
 LADDER = ["baseline", "relu", "adamw", "lr-decay", "dropout", "shift", "long"]
 

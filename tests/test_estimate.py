@@ -8,8 +8,8 @@ import json
 import pytest
 import torch
 
-from repro.study import plan
-from repro.study.store import device_description
+from repro.jobs import plan
+from repro.jobs.store import device_description
 
 CPU = torch.device("cpu")
 
@@ -50,7 +50,7 @@ def test_the_calibration_measures_the_engine_here():
 
 
 def test_the_estimate_check_sets_both_estimates_beside_the_measured_time(workspace, monkeypatch):
-    from repro.study import bench
+    from repro.jobs import bench
 
     _bench(workspace, device_description(CPU), 1000.0)  # made on this CPU: announced as it is
     monkeypatch.setattr(plan, "calibration_rate", lambda engine, device: 3000.0)  # against the baseline's 2000

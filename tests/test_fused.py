@@ -31,8 +31,8 @@ from repro.engines.fused.population import (  # noqa: E402
 from repro.engines.population import Population  # noqa: E402
 from repro.engines.population.lockstep import ENGINE_FROM_REFERENCE_192, flat_views  # noqa: E402
 from repro.engines.reference import train_reference  # noqa: E402
-from repro.study.ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan  # noqa: E402
-from repro.study.runner import RunContext, run_planned  # noqa: E402
+from repro.jobs.ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan  # noqa: E402
+from repro.jobs.runner import RunContext, run_planned  # noqa: E402
 
 from tests.conftest import CONFIGS, DEVICES, REPO  # noqa: E402
 
@@ -249,7 +249,7 @@ def test_a_group_of_configs_and_datasets_trains_each_as_alone(device, usps, mnis
 def test_run_together_writes_the_records_of_one_by_one_runs(device, usps, tmp_path):
     """`ablate --engine fused`'s way: every population in one launch per pass, records written as each
     finishes; the same numbers as running each configuration alone, and unsupported ones fall back."""
-    from repro.study.runner import run_together
+    from repro.jobs.runner import run_together
 
     ds = _small(usps, 20)
     rung = Rung(0, "r", "test", "", "test")
@@ -302,7 +302,7 @@ def test_draws_are_the_population_engines_as_bits(usps):
 def test_the_benchs_timed_pass_draws_once_and_times_the_kernel(device, usps, monkeypatch):
     """bench.fused_pass_seconds: one pass's draws and no next pass's (a GPU group draws ahead by default), and
     the kernel's time beside the wall time."""
-    from repro.study import bench
+    from repro.jobs import bench
 
     calls = []
     original = FusedPopulation._draw_pass

@@ -13,7 +13,7 @@ from repro.config import Config, ConfigError
 from repro.engines import registry
 from repro.engines.generic import generic_class
 from repro.engines.reference import evaluate, train_reference
-from repro.study.ladder import extra_rungs, load_rungs, plan
+from repro.jobs.ladder import extra_rungs, load_rungs, plan
 from repro.rung_code import RungCodeError
 from tests.conftest import assert_params_match_in_float64, float64
 
@@ -315,7 +315,7 @@ def test_the_generic_eager_engine_is_a_registry_name(tmp_path):
 
 
 def test_the_estimate_counts_each_configurations_compilation():
-    from repro.study.plan import Throughput, estimate_text
+    from repro.jobs.plan import Throughput, estimate_text
 
     rate = Throughput(1000.0, "a bench file", compile_s=30.0)
     assert estimate_text(60_000, rate, configurations=2).startswith("~2m00s")  # 60 s training + 2 x 30 s

@@ -11,7 +11,7 @@ import pytest
 from repro.config import Config, ConfigError
 from repro.report.guesses import BETTER, SAME, WORSE, verdict
 from repro.report.stats import Interval
-from repro.study.ladder import guess_label, guess_parts, guess_rungs, load_rungs, plan
+from repro.jobs.ladder import guess_label, guess_parts, guess_rungs, load_rungs, plan
 
 from .test_report import make_record, report, write
 

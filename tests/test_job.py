@@ -14,8 +14,8 @@ import torch
 from repro import api
 from repro.config import Config
 from repro.engines import registry
-from repro.study.job import JobRequest, facts_of, facts_without_data, plan_job, run_job
-from repro.study.ladder import PlannedConfig, Rung, load_rungs, plan
+from repro.jobs.job import JobRequest, facts_of, facts_without_data, plan_job, run_job
+from repro.jobs.ladder import PlannedConfig, Rung, load_rungs, plan
 
 from tests.conftest import REPO
 
@@ -49,7 +49,7 @@ def test_api_train_is_the_job_damaged_records_set_aside_and_runs_locked(usps, tm
     first = api.train(cfg, small, seeds=[0], label="x", engine="population", results_dir=tmp_path, progress=False)
     (record,) = (tmp_path / "runs").rglob("*.json")
     record.write_text("{ damaged")
-    from repro.study import store
+    from repro.jobs import store
 
     locked = []
     real = store.SeedLocks.try_acquire

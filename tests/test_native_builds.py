@@ -15,7 +15,7 @@ import torch
 from repro.engines.native import build as native_build
 from repro.engines.native import engine as native
 from repro.hardware import cpu_has
-from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, guess_rungs, load_rungs, plan
+from repro.jobs.ladder import DEFAULT_LADDER_DIR, extra_rungs, guess_rungs, load_rungs, plan
 
 N, PASSES, SEEDS = 120, 2, [0, 1, 2, 3, 4]
 REFERENCE_BUILD = native_build.Build("x86-64-v3", 8)  # the AMD EPYC (AVX2) machines' instruction set

@@ -11,7 +11,7 @@ import torch
 
 from repro.net.collapse import COLLAPSE_TRAIN_ERROR, is_collapsed
 from repro.net.metrics import is_wrong, margins, rejection_for_error
-from repro.study.record import RunRecord
+from repro.jobs.record import RunRecord
 
 from .test_report import ladder_dir  # noqa: F401  (a fixture)
 
@@ -173,8 +173,8 @@ def test_bold_follows_holm_over_the_table(tmp_path, ladder_dir):
 def test_the_runner_writes_collapsed_by_the_rule(train_errors, diverge, collapsed):
     from repro.config import Config
     from repro.data import Dataset
-    from repro.study.ladder import PlannedConfig, Rung
-    from repro.study.runner import MemberHistory, MemberResult, build_record
+    from repro.jobs.ladder import PlannedConfig, Rung
+    from repro.jobs.runner import MemberHistory, MemberResult, build_record
 
     n = 40
     ds = Dataset("usps", torch.zeros(n, 16, 16), torch.arange(n) % 10, torch.zeros(n, 16, 16), torch.arange(n) % 10, "fp")

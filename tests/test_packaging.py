@@ -1,5 +1,5 @@
 """The package as users install it: files found in a checkout and in an installed wheel (repro.resources), the
-study's summary that a wheel carries (repro.study.summary), and a wheel built from the tree holding every
+study's summary that a wheel carries (repro.jobs.summary), and a wheel built from the tree holding every
 sub-package, the native engine's C files, the rungs and the summary. CI also installs the wheel in a fresh
 environment and runs the commands from outside the checkout (.ci/run)."""
 
@@ -18,7 +18,7 @@ import pytest
 from repro import resources
 from repro.report.build import write_report
 from repro.report.records import load_records
-from repro.study.summary import read_summary, summary_json
+from repro.jobs.summary import read_summary, summary_json
 from tests.conftest import REPO
 
 # Two configurations of the committed study, a few seeds each: a workspace that must agree with it.
@@ -34,7 +34,7 @@ def test_a_checkout_uses_its_own_files():
 
 
 def test_an_installed_package_does_not_write_a_study(monkeypatch):
-    from repro.study import workspace
+    from repro.jobs import workspace
 
     monkeypatch.setattr(workspace, "checkout_root", lambda: None)
     with pytest.raises(workspace.WorkspaceError, match="carries only its summary"):
@@ -121,7 +121,7 @@ def test_the_wheel_holds_every_subpackage_the_kernel_the_rungs_and_the_summary(t
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
                    check=True)
-    probe = ("from repro import resources; from repro.study.ladder import load_rungs; import repro.cli; "
+    probe = ("from repro import resources; from repro.jobs.ladder import load_rungs; import repro.cli; "
              "print(resources.checkout_root(), len(load_rungs()), (resources.study_dir() / 'summary.json').is_file(),"
              " resources.ladder_dir().is_relative_to(resources.summary_file().parents[1]))")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, check=True, capture_output=True, text=True,

@@ -63,7 +63,7 @@ def test_a_rung_without_runs_is_shown_empty_and_missing_splits_are_skipped():
 
 
 def test_every_peer_figure_stands_beside_a_rung_we_define():
-    from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, load_rungs
+    from repro.jobs.ladder import DEFAULT_LADDER_DIR, extra_rungs, load_rungs
 
     names = set()
     for folder in (DEFAULT_LADDER_DIR, DEFAULT_LADDER_DIR / "peers"):
@@ -104,7 +104,7 @@ def test_write_puts_csv_and_markdown_and_returns_the_section(tmp_path):
 def test_the_report_writes_the_peers_table_and_section(tmp_path):
     from tests.test_report import make_record, report, write
 
-    from repro.study.ladder import DEFAULT_LADDER_DIR
+    from repro.jobs.ladder import DEFAULT_LADDER_DIR
 
     for seed, err in enumerate((0.040, 0.042, 0.038)):
         write(tmp_path / "results", make_record("mnist16", "baseline", seed, test_error=err, passes=23))

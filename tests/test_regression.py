@@ -15,7 +15,7 @@ import statistics
 import pytest
 
 from repro.engines import registry
-from repro.study.ladder import load_rungs, plan
+from repro.jobs.ladder import load_rungs, plan
 
 # rung: (test mean, sd, min, max, train mean, sd, min, max), % over seeds 0-15
 BANDS = {

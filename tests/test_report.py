@@ -1,4 +1,4 @@
-"""Tests for the report (repro.report) and the run record (repro.study.record) on small synthetic stores and
+"""Tests for the report (repro.report) and the run record (repro.jobs.record) on small synthetic stores and
 on copies of the committed records.
 
 Records are written by `make_record`, which mirrors runner._record (a test checks that the key sets match);
@@ -29,9 +29,9 @@ from repro.report.build import Report, write_report
 from repro.report.records import ReportError, group_records, load_records
 from repro.report.references import KARPATHY_BASELINE, PAPER
 from repro.report.stats import summarize, t_cdf, t_quantile, welch_interval
-from repro.study.record import RecordError, RunRecord, read_record, schema_markdown
+from repro.jobs.record import RecordError, RunRecord, read_record, schema_markdown
 from repro.atomic_files import atomic_torch_save, atomic_write_json
-from repro.study.run_key import RunKey
+from repro.jobs.run_key import RunKey
 
 from .conftest import REPO, data_dir
 
@@ -62,7 +62,7 @@ def rung_config(label: str, passes: int, **changes) -> Config:
 
 
 def _mode_and_changes(label: str) -> dict:
-    """The mode and changes the ladder gives a configuration of this label (repro.study.ladder's names)."""
+    """The mode and changes the ladder gives a configuration of this label (repro.jobs.ladder's names)."""
     if label.startswith("f:"):
         return {"mode": "factorial", "changes": [] if label == "f:baseline" else label[2:].split("+")}
     if label.startswith("guess:"):
@@ -186,8 +186,8 @@ def test_summary_and_welch_interval_by_hand():
 # ----------------------------------------------------------------------------------------- records
 def test_make_record_has_the_shape_runner_writes():
     from repro.data import Dataset
-    from repro.study.ladder import PlannedConfig, Rung
-    from repro.study.runner import MemberHistory, MemberResult, build_record
+    from repro.jobs.ladder import PlannedConfig, Rung
+    from repro.jobs.runner import MemberHistory, MemberResult, build_record
 
     cfg = Config().replace(passes=2)
     n = 40

@@ -15,8 +15,8 @@ from click.testing import CliRunner
 import repro.engines.population
 from repro.cli import main
 from repro.config import Config
-from repro.study.ladder import PlannedConfig, Rung
-from repro.study.runner import RunContext, run_planned
+from repro.jobs.ladder import PlannedConfig, Rung
+from repro.jobs.runner import RunContext, run_planned
 
 from .conftest import data_dir, interruptible
 
@@ -129,7 +129,7 @@ def test_one_divergent_member_does_not_stop_the_others(tmp_path, usps, monkeypat
 def test_the_reference_engine_trains_on_the_jobs_device(tmp_path, usps, monkeypatch):
     """It used to call train_reference without the device: `--engine reference --device cuda` trained on the
     CPU while its record said cuda."""
-    import repro.study.runner as runner
+    import repro.jobs.runner as runner
 
     seen = []
     real = runner.train_reference
@@ -149,7 +149,7 @@ def test_the_reference_engine_trains_on_the_jobs_device(tmp_path, usps, monkeypa
 def test_every_engine_decides_divergence_by_the_same_rule():
     """A non-finite test loss with a finite training loss is a divergence (the reference path used to look at
     the training loss only)."""
-    from repro.study.runner import MemberHistory, is_divergent
+    from repro.jobs.runner import MemberHistory, is_divergent
 
     assert is_divergent(0.1, float("nan")) and is_divergent(float("inf"), 0.1) and not is_divergent(0.1, 0.2)
     h = MemberHistory()

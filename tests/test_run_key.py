@@ -4,8 +4,8 @@ made on other data is not taken for this run's; a file named without the fingerp
 import json
 from pathlib import Path
 
-from repro.study.run_key import RunKey
-from repro.study.record import is_done, read_records
+from repro.jobs.run_key import RunKey
+from repro.jobs.record import is_done, read_records
 
 COMMITTED = Path(__file__).resolve().parents[1] / "results"
 

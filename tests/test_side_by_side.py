@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from repro.engines.native import engine as native
-from repro.study.ladder import load_rungs, plan
-from repro.study.store import load_state
-from repro.study.runner import (RunContext, Stopped, run_planned, run_side_by_side, side_by_side_count,
+from repro.jobs.ladder import load_rungs, plan
+from repro.jobs.store import load_state
+from repro.jobs.runner import (RunContext, Stopped, run_planned, run_side_by_side, side_by_side_count,
                                 side_by_side_workers)
 
 N_TRAIN, N_TEST, PASSES, SEEDS = 96, 64, 2, [0, 1, 2]

@@ -126,8 +126,8 @@ def test_a_members_record_is_the_same_alone_and_in_a_group_of_four(tmp_path, usp
     import torch
 
     from repro.engines import registry
-    from repro.study.ladder import load_rungs, plan
-    from repro.study.runner import RunContext, run_planned
+    from repro.jobs.ladder import load_rungs, plan
+    from repro.jobs.runner import RunContext, run_planned
 
     if why := registry.get(engine).available("cpu"):
         pytest.fail(f"the {engine} engine must run in CI: {why}")

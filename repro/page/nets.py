@@ -11,7 +11,7 @@ from repro.config import Config, ConfigError
 from repro.report.plots import seed0_checkpoint
 from repro.report.records import Group
 from repro.report.references import FAITHFUL_DATASET
-from repro.study.ladder import extra_rungs, load_rungs
+from repro.jobs.ladder import extra_rungs, load_rungs
 
 DATASETS = ("usps", "mnist16")
 

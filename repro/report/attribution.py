@@ -1,5 +1,5 @@
 """What each change of the ladder buys, whatever the order: attribution from a factorial set of runs
-(`repro ablate --mode factorial`, labels `f:<change>+<change>...`, see repro.study.ladder).
+(`repro ablate --mode factorial`, labels `f:<change>+<change>...`, see repro.jobs.ladder).
 
 Inputs: the groups of one dataset whose labels are factorial, complete: all 2^n subsets of the n changes named
 in their labels, each with at least one finished run; otherwise the dataset is not analysed and a note says
@@ -65,7 +65,7 @@ from repro.report import fmt
 from repro.report.records import Group
 from repro.report.stats import (
     Contrast, contrast, holm, mean_correlation, paired_contrast, share_difference, summarize)
-from repro.study.ladder import factorial_label
+from repro.jobs.ladder import factorial_label
 
 TOP_INTERACTIONS = 5  # pairs shown in the text; the CSV and the heat map have all of them
 STABLE_FIXED = "adamw"  # the stable game's sub-lattice: configurations with this change on

@@ -41,7 +41,7 @@ from repro.report.sections.context import build_context
 from repro.report.sections.documents import updated_documents
 from repro.report.sections.order import report_sections
 from repro.report.sections.report_text import report_text
-from repro.study.store import DEFAULT_RESULTS_DIR
+from repro.jobs.workspace import STUDY_DIR
 
 
 @dataclass
@@ -63,7 +63,7 @@ class Report:
         return "" if self.comparison is None else compare.summary_line(self.comparison)
 
 
-def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False, out_dir: Path | None = None,
+def write_report(results_dir: Path = STUDY_DIR, *, study: bool = False, out_dir: Path | None = None,
                  paper_dir: Path | None = None, reference_dir: Path | None = None, data_dir: str | None = None,
                  ladder_dir: Path | None = None, strict: bool = False, make_figures: bool = True,
                  summary_file: Path | None = None, warn: Callable[[str], None] = lambda m: None) -> Report:
@@ -75,7 +75,7 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
     study=True (the committed study): results.md into `results_dir`, tables/ and figures/ into `paper_dir`
     (default: paper/ beside results_dir), and the generated blocks of paper.md, README.md and
     results_dir/README.md. `out_dir` and `reference_dir` are not accepted then. With `summary_file`, the
-    study's summary (repro.study.summary: what a wheel's `report --check` compares with) is written there too.
+    study's summary (repro.jobs.summary: what a wheel's `report --check` compares with) is written there too.
     A `reference_dir` without runs/ but with the summary (an installed package's study) is read from it.
 
     ReportError: a folder with no run records (none at all, or every one skipped as damaged), a damaged file

@@ -25,7 +25,7 @@ from repro.config import config_from_dict
 from repro.report import fmt
 from repro.report.records import Group
 from repro.report.stats import summarize, welch_interval
-from repro.study.ladder import guess_parts
+from repro.jobs.ladder import guess_parts
 
 RULE_LEVEL = 0.99
 BETTER, WORSE, SAME = "better", "worse", "no difference"

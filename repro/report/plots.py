@@ -31,7 +31,7 @@ from repro.net.model import forward, init_params, run_generator
 from repro.png import styled_png
 from repro.report.records import Group
 from repro.report.references import KARPATHY_BASELINE, KARPATHY_TOP, PAPER
-from repro.study.run_key import safe_label
+from repro.jobs.run_key import safe_label
 
 STYLE = {
     "font.family": "DejaVu Sans",

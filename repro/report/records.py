@@ -2,7 +2,7 @@
 
 Rules (each also stated in the report's text):
 - A file under runs/ that is not a valid record (bad JSON, missing or ill-typed fields, a name that does not
-  match its contents, or anything that is not runs/<dataset>/<name>.json; read by repro.study.record.read_records)
+  match its contents, or anything that is not runs/<dataset>/<name>.json; read by repro.jobs.record.read_records)
   is skipped with a warning naming it and why; with strict=True loading stops with a ReportError instead.
   Hidden files (".name.tmp") are atomic writes in progress and are ignored silently.
 - Runs are grouped by (dataset, label). A group whose records disagree on dataset_fingerprint,
@@ -23,8 +23,8 @@ import numpy as np
 
 from repro.errors import ReproError
 from repro.report.stats import CI_LEVEL, Interval, paired_interval, welch_interval
-from repro.study.run_key import ConfigKey
-from repro.study.record import read_records
+from repro.jobs.run_key import ConfigKey
+from repro.jobs.record import read_records
 
 
 class ReportError(ReproError, RuntimeError):
@@ -33,12 +33,12 @@ class ReportError(ReproError, RuntimeError):
 
 @dataclass
 class Inputs:
-    records: list[dict]  # the valid records' rows (repro.study.record.RunRecord.row)
+    records: list[dict]  # the valid records' rows (repro.jobs.record.RunRecord.row)
     skipped: list[tuple[str, str]]  # (path relative to runs/, reason)
 
 
 def load_records(results_dir: Path, strict: bool = False, warn: Callable[[str], None] = lambda m: None) -> Inputs:
-    """Every record under <results_dir>/runs (repro.study.record.read_records); invalid files are skipped with a
+    """Every record under <results_dir>/runs (repro.jobs.record.read_records); invalid files are skipped with a
     warning (strict: ReportError)."""
     scan = read_records(results_dir)
     for rel, problem in scan.damaged:
@@ -92,7 +92,7 @@ class Group:
 
     @property
     def mode(self) -> str:
-        """The mode that planned the configuration (repro.study.ladder)."""
+        """The mode that planned the configuration (repro.jobs.ladder)."""
         return self.first["mode"]
 
     @property

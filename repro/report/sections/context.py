@@ -12,8 +12,8 @@ from repro.config import ConfigError
 from repro.report.records import Inputs, ReportError, group_records, load_records
 from repro.report.sections.kinds import Kinds, classify
 from repro.resources import paper_dir as _paper_dir
-from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, load_rungs
-from repro.study.store import DEFAULT_RESULTS_DIR
+from repro.jobs.ladder import DEFAULT_LADDER_DIR, extra_rungs, load_rungs
+from repro.jobs.workspace import STUDY_DIR
 
 DEFAULT_PAPER_DIR = _paper_dir()  # None when installed from a wheel
 
@@ -28,7 +28,7 @@ class Context:
     out_dir: Path | None  # a workspace's report folder (None for the committed study)
     paper_dir: Path | None  # the committed study's paper/ (None for a workspace)
     reference_dir: Path | None  # the study a workspace's runs are checked against
-    summary_file: Path | None  # where the committed study's summary goes (repro.study.summary)
+    summary_file: Path | None  # where the committed study's summary goes (repro.jobs.summary)
     data_dir: str | None
     make_figures: bool
     ladder_dir: Path
@@ -121,7 +121,7 @@ def _destinations(results_dir: Path, study: bool, out_dir: Path | None, paper_di
         raise ReportError("paper_dir is only for the committed study (study=True); a workspace's report "
                           "goes to out_dir")
     out_dir = Path(out_dir) if out_dir is not None else results_dir / "report"
-    for committed in (DEFAULT_RESULTS_DIR, DEFAULT_PAPER_DIR, *((reference_dir,) if reference_dir else ())):
+    for committed in (STUDY_DIR, DEFAULT_PAPER_DIR, *((reference_dir,) if reference_dir else ())):
         if committed is not None and _inside(out_dir, Path(committed)):
             raise ReportError(f"a workspace's report would be written into {committed} ({out_dir}); the "
                               "committed study is written only when asked for (study=True)")

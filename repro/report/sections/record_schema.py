@@ -1,11 +1,11 @@
-"""The run record's schema table in results/README.md (its record:schema block; repro.study.record)."""
+"""The run record's schema table in results/README.md (its record:schema block; repro.jobs.record)."""
 
 from __future__ import annotations
 
 from repro.report.blocks import Block
 from repro.report.sections.context import Context
 from repro.report.sections.part import Part
-from repro.study.record import schema_markdown
+from repro.jobs.record import schema_markdown
 
 SCHEMA_BLOCK = "record:schema"
 

@@ -1,11 +1,11 @@
-"""The committed study's summary for installed packages (repro.study.summary: what a wheel's `report --check`
+"""The committed study's summary for installed packages (repro.jobs.summary: what a wheel's `report --check`
 compares with), where write_report's `summary_file` asks for it."""
 
 from __future__ import annotations
 
 from repro.report.sections.context import Context
 from repro.report.sections.part import Part
-from repro.study.summary import summary_json
+from repro.jobs.summary import summary_json
 
 
 class StudySummary:

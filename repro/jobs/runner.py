@@ -1,4 +1,4 @@
-"""Runs configurations over seeds and writes one record per run: the glue between a job (repro.study.job), the
+"""Runs configurations over seeds and writes one record per run: the glue between a job (repro.jobs.job), the
 engines and the store.
 
 A finished run (its record exists and is whole) is skipped unless `force`. While a configuration trains, its
@@ -31,10 +31,10 @@ from repro.net.collapse import is_collapsed
 from repro.net.metrics import REJECTION_CURVE_ERRORS, REJECTION_TARGET, rejection_for_error
 from repro.net.model import forward
 from repro.net.model import outputs as output_values
-from repro.study.ladder import PlannedConfig
-from repro.study.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord, is_done
-from repro.study.run_key import ConfigKey
-from repro.study.store import SeedLocks, environment, load_state
+from repro.jobs.ladder import PlannedConfig
+from repro.jobs.record import HISTORY_KEYS, SCHEMA_VERSION, RunRecord, is_done
+from repro.jobs.run_key import ConfigKey
+from repro.jobs.store import SeedLocks, environment, load_state
 
 class DeviceError(ReproError, RuntimeError):
     pass
@@ -365,7 +365,7 @@ def write_run(results_dir: Path, record: RunRecord, checkpoint: dict | None) -> 
 
 def build_record(planned: PlannedConfig, ds: Dataset, r: MemberResult, engine: str,
                  device: torch.device) -> RunRecord:
-    """The record of one finished run (schema: repro.study.record.RunRecord)."""
+    """The record of one finished run (schema: repro.jobs.record.RunRecord)."""
     cfg, h = planned.config, r.history
     final: dict = {k: v[-1] for k, v in h.values.items()} if h.values["test_error"] else {}
     if final:

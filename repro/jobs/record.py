@@ -6,7 +6,7 @@ and the one place records are read.
 - the checks on records read back: `RunRecord.from_json(obj)` and `read_record(path)` (the record, or
   `RecordError` naming what is wrong);
 - the row tables read (`RunRecord.row`: the JSON object with `_file`, its path relative to runs/); the packaged
-  summary of the committed study (repro.study.summary) gives rows of the same keys, less the per-pass lists;
+  summary of the committed study (repro.jobs.summary) gives rows of the same keys, less the per-pass lists;
 - the schema table in results/README.md (`schema_markdown()`, between the `record:schema` markers; a test
   keeps the committed README equal to it).
 
@@ -18,7 +18,7 @@ Each field's JSON type is read from its annotation: `int`, `float` (an int is ac
 object), `list[float]` (list of numbers), `int | None` (int or null), `bool`. A bool is never accepted as a
 number. A record loads unchanged: `RunRecord.from_json(obj).to_json() == obj`, key order included.
 
-This module imports nothing from the store, so store.py may import it; file names come from repro.study.run_key.
+This module imports nothing from the store, so store.py may import it; file names come from repro.jobs.run_key.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ from pathlib import Path, PurePath
 from typing import Any, TypedDict
 
 from repro.errors import ReproError
-from repro.study.run_key import RunKey
+from repro.jobs.run_key import RunKey
 
 SCHEMA_VERSION = 2
 HISTORY_KEYS = ("train_loss", "train_error", "test_loss", "test_error")
@@ -85,7 +85,7 @@ class RunRecord:
         "`repro train` with overrides; a name only: what the configuration holds is in `mode` and `changes`"))
     mode: str = field(metadata=_doc(
         "the mode that planned the configuration: `cumulative`, `single`, `leave-one-out`, `factorial` or "
-        "`guesses` (repro.study.ladder)"))
+        "`guesses` (repro.jobs.ladder)"))
     changes: list[str] = field(metadata=_doc(
         "the changes the configuration holds: the names of the rungs (and guess) applied on its ladder's baseline, "
         "in the order applied (empty for the baseline and for `repro train`; fields set with `--set` are in "
@@ -347,5 +347,5 @@ def read_records(results_dir: str | Path) -> RecordScan:
 
 def is_done(results_dir: str | Path, key: RunKey) -> bool:
     """Whether run `key` is done in the results folder: its record is there. A damaged record counts as done
-    until a job sets it aside (repro.study.store.set_aside_damaged, at every job's start)."""
+    until a job sets it aside (repro.jobs.store.set_aside_damaged, at every job's start)."""
     return key.record_path(results_dir).is_file()

@@ -1,8 +1,8 @@
 """Results store: one self-describing JSON record per run under results/runs/, written atomically.
 
 The schema is documented in results/README.md. A record's file name is derived from what defines the run
-(repro.study.run_key: dataset and its fingerprint, rung label, config digest, seed), so a finished run is
-found again and not redone; records are read by repro.study.record (`read_records`, `is_done`).
+(repro.jobs.run_key: dataset and its fingerprint, rung label, config digest, seed), so a finished run is
+found again and not redone; records are read by repro.jobs.record (`read_records`, `is_done`).
 """
 
 from __future__ import annotations
@@ -22,11 +22,9 @@ import torch
 
 from repro import __version__
 from repro.hardware import describe_cpu
-from repro.resources import checkout_root, study_dir
-from repro.study.record import read_records
-from repro.study.run_key import RunKey
-
-DEFAULT_RESULTS_DIR = study_dir()
+from repro.resources import checkout_root
+from repro.jobs.record import read_records
+from repro.jobs.run_key import RunKey
 
 
 @functools.cache

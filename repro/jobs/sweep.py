@@ -17,7 +17,7 @@ from repro.atomic_files import atomic_write_bytes, atomic_write_json
 from repro.config import Config
 from repro.data import Dataset
 from repro.engines import registry
-from repro.study.store import environment
+from repro.jobs.store import environment
 
 
 def lr_sweep(cfg: Config, ds: Dataset, lrs: list[float], seeds: list[int], passes: int,

@@ -7,7 +7,7 @@ and loss, mistakes, rejection at 1% error, and any flag such as `collapsed` a re
 `diverged_at_pass`, `created` and the repro version, which the report's grouping reads. Per-pass histories,
 checkpoints and the rejection curve are left out.
 
-`read_summary` turns it back into rows of the records' shape (repro.study.record.RunRecord.row, less the
+`read_summary` turns it back into rows of the records' shape (repro.jobs.record.RunRecord.row, less the
 per-pass lists, the rejection curve and the run's environment): what repro.report.records.group_records and
 repro.report.compare read. `reference_rows` reads a reference study: its records, else its summary.
 """
@@ -18,8 +18,8 @@ import json
 from pathlib import Path
 
 from repro.resources import SUMMARY_NAME
-from repro.study.record import read_records
-from repro.study.run_key import RunKey
+from repro.jobs.record import read_records
+from repro.jobs.run_key import RunKey
 
 SCHEMA = 1
 # Per-configuration fields: equal for every seed of a configuration, so stored once.
@@ -30,7 +30,7 @@ RUN_FIELDS = ("seed", "diverged_at_pass", "collapsed", "created")
 
 
 def summarize_records(records: list[dict]) -> dict:
-    """The summary of run records' rows (repro.study.record.RunRecord.row), in a stable order."""
+    """The summary of run records' rows (repro.jobs.record.RunRecord.row), in a stable order."""
     configs: dict[tuple, dict] = {}
     for rec in sorted(records, key=lambda r: (r["dataset"], r["label"], r["config_digest"], r["seed"], r["created"])):
         key = (rec["dataset"], rec["label"], rec["config_digest"], rec["dataset_fingerprint"], rec["versions"]["repro"])

@@ -1,4 +1,4 @@
-"""A job's estimated time (its plan: repro.study.job).
+"""A job's estimated time (its plan: repro.jobs.job).
 
 The time is an estimate, labelled so everywhere it is shown: presentations left divided by the throughput
 measured by `repro bench` for this device and engine (end to end, evaluation included, when the bench
@@ -16,11 +16,11 @@ import torch
 
 from repro.config import Config
 from repro.engines import registry
-from repro.study.bench import calibration_figure, calibration_rate, device_slug
-from repro.study.ladder import PlannedConfig
-from repro.study.runner import fmt_seconds
-from repro.study.store import device_description
-from repro.study.workspace import STUDY_DIR, default_workspace
+from repro.jobs.bench import calibration_figure, calibration_rate, device_slug
+from repro.jobs.ladder import PlannedConfig
+from repro.jobs.runner import fmt_seconds
+from repro.jobs.store import device_description
+from repro.jobs.workspace import STUDY_DIR, default_workspace
 
 
 @dataclass(frozen=True)

@@ -36,9 +36,9 @@ from repro.engines import registry
 from repro.engines.reference import train_reference
 from repro.hardware import cpu_clock_ghz, cpu_has
 from repro.net.model import init_params, layer_shapes, run_generator
-from repro.study.ladder import DEFAULT_LADDER_DIR, extra_rungs, load_rungs, plan
-from repro.study.runner import side_by_side_count
-from repro.study.store import device_description, environment
+from repro.jobs.ladder import DEFAULT_LADDER_DIR, extra_rungs, load_rungs, plan
+from repro.jobs.runner import side_by_side_count
+from repro.jobs.store import device_description, environment
 
 POPULATIONS = (1, 16, 224)
 TARGET_SECONDS = 2.0  # time spent measuring each population, after warm-up
@@ -440,7 +440,7 @@ def estimate_check(device: torch.device, presentations: int, run_job: Callable[[
     as announced here (bench figures of this CPU where there are some), and as it would be on another CPU
     (the bench file's figures scaled by calibration_rate, measured now). Ratios above 1: the estimate was
     long."""
-    from repro.study.plan import bench_throughput  # plan imports this module
+    from repro.jobs.plan import bench_throughput  # plan imports this module
 
     engine = registry.choose("auto", Config(), device)[0].name
     ways = {"announced": bench_throughput(device, engine),

@@ -36,9 +36,9 @@ import torch
 from repro.data import Dataset, load_dataset
 from repro.engines import registry
 from repro.errors import ReproError
-from repro.study.ladder import PlannedConfig
-from repro.study.run_key import ConfigKey
-from repro.study.runner import (Progress, RunContext, claim_seeds, expected_cost, run_planned, run_together,
+from repro.jobs.ladder import PlannedConfig
+from repro.jobs.run_key import ConfigKey
+from repro.jobs.runner import (Progress, RunContext, claim_seeds, expected_cost, run_planned, run_together,
                                 write_run)
 
 PROGRESS_TOPIC = "repro-progress"
@@ -99,7 +99,7 @@ def _dataset(name: str) -> Dataset:
 
 @dataclass
 class _EventProgress:
-    """A worker's progress: each finished pass goes to the client as an event (repro.study.cluster's topic)."""
+    """A worker's progress: each finished pass goes to the client as an event (repro.jobs.cluster's topic)."""
 
     unit: Unit
     worker: str

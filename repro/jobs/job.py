@@ -6,7 +6,7 @@ registry chose for it, the seeds done and to do, and the estimated time. `--dry-
 trains it and owns everything around the training: the code version the records name (pinned at the start),
 the results folder's checks, stale temporaries and damaged records, the per-run locks, progress with the time
 left, an interrupt (what is kept, how to resume), the summary, and how configurations share the machine
-(grouped in one launch, side by side on threads, or one after another) or go to a cluster (repro.study.cluster,
+(grouped in one launch, side by side on threads, or one after another) or go to a cluster (repro.jobs.cluster,
 which takes the plan's entries as its units).
 """
 
@@ -22,14 +22,14 @@ import torch
 from repro.config import Config
 from repro.data import Dataset, dataset_spec, fingerprint, load_dataset
 from repro.engines import registry
-from repro.study.ladder import PlannedConfig
-from repro.study.plan import bench_throughput, estimate_text
-from repro.study.record import RunRecord, is_done, read_record
-from repro.study.run_key import ConfigKey, RunKey
-from repro.study.runner import (Progress, RunContext, pending_seeds, run_planned, run_side_by_side,
+from repro.jobs.ladder import PlannedConfig
+from repro.jobs.plan import bench_throughput, estimate_text
+from repro.jobs.record import RunRecord, is_done, read_record
+from repro.jobs.run_key import ConfigKey, RunKey
+from repro.jobs.runner import (Progress, RunContext, pending_seeds, run_planned, run_side_by_side,
                                 run_together, side_by_side_count)
-from repro.study.store import SeedLocks, git_commit, remove_stale_temporaries, set_aside_damaged
-from repro.study.workspace import check_writable, default_workspace, is_study
+from repro.jobs.store import SeedLocks, git_commit, remove_stale_temporaries, set_aside_damaged
+from repro.jobs.workspace import check_writable, default_workspace, is_study
 
 Log = Callable[[str], None]
 
@@ -171,11 +171,11 @@ class JobInterrupted(KeyboardInterrupt):
 def run_job(request: JobRequest, data: dict[str, Dataset] | None = None, data_dir: str | Path | None = None,
             log: Log = print, progress: bool = True, cluster: str | None = None) -> JobPlan:
     """Train a job. `data`: the datasets already loaded (else loaded from `data_dir`). `cluster`: a Dask
-    scheduler's address or `local[:N]` (repro.study.cluster), else this machine. Returns the plan it
+    scheduler's address or `local[:N]` (repro.jobs.cluster), else this machine. Returns the plan it
     trained. Ctrl-C raises JobInterrupted once the finished records are safe."""
     connection = None
     if cluster:
-        from repro.study.cluster import connect  # only with the [cluster] extra
+        from repro.jobs.cluster import connect  # only with the [cluster] extra
 
         connection = connect(cluster, log)  # before anything is written: an unreachable address writes nothing
     try:

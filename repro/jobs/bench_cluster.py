@@ -13,9 +13,9 @@ from typing import Callable
 import torch
 
 from repro.data import DATASETS
-from repro.study.job import JobRequest, run_job
-from repro.study.ladder import load_rungs, plan
-from repro.study.record import read_records
+from repro.jobs.job import JobRequest, run_job
+from repro.jobs.ladder import load_rungs, plan
+from repro.jobs.record import read_records
 
 PROVENANCE = ("wall_time_s", "created")  # what may differ between two runs of the same records
 

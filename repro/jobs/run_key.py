@@ -39,7 +39,7 @@ class ConfigKey:
 
     @classmethod
     def of(cls, planned: Any, ds: Any) -> ConfigKey:
-        """The key of a planned configuration (repro.study.ladder.PlannedConfig) on a dataset (repro.data.Dataset)."""
+        """The key of a planned configuration (repro.jobs.ladder.PlannedConfig) on a dataset (repro.data.Dataset)."""
         return cls(ds.name, ds.fingerprint, planned.label, planned.config.digest())
 
     @property

@@ -23,7 +23,7 @@ LAYERS = [
     {"errors.py", "atomic_files.py", "png.py", "hardware.py", "resources.py", "config.py", "optim.py"},
     {"net", "data"},
     {"engines"},
-    {"rung_code.py", "study"},
+    {"rung_code.py", "jobs"},
     {"report"},
     {"page", "predict.py"},
     {"api.py", "cli.py"},

@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, permutations
 from typing import Callable
 
 import numpy as np
@@ -70,6 +70,9 @@ from repro.study.ladder import factorial_label, factorial_subset
 LEVEL = CI_LEVEL
 TOP_INTERACTIONS = 5  # pairs shown in the text; the CSV and the heat map have all of them
 STABLE_FIXED = "adamw"  # the stable game's sub-lattice: configurations with this change on
+# A change meets a net that can collapse (ReLU trained by SGD) in the orders that add it after `relu` and before
+# `adamw`: the table's `sgd_relu_orders` is that share of all orders, the weight of such steps in its Shapley value.
+COLLAPSE_PRONE_BETWEEN = ("relu", STABLE_FIXED)
 INTERVAL_TEXT = ("95% t intervals (Welch-Satterthwaite degrees of freedom over the configurations' runs); bold: "
                  "the effect differs from 0 after Holm's correction over all effects and interactions of that "
                  "game on that dataset, except the ladder steps, which form their own family (the ladder's "
@@ -362,8 +365,19 @@ class Attribution:
                             f"{name}_shapley_low": est.low if est else math.nan,
                             f"{name}_shapley_high": est.high if est else math.nan,
                             f"{name}_shapley_holm": int(est.significant) if est else None})
+            row["sgd_relu_orders"] = self.orders_between(e.change)
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def orders_between(self, change: str, first: str = COLLAPSE_PRONE_BETWEEN[0],
+                       last: str = COLLAPSE_PRONE_BETWEEN[1]) -> float:
+        """The share of all orders of adding the changes that add `change` after `first` and before `last` (NaN
+        for `first` and `last` themselves, or when either is not a change of the factorial)."""
+        changes = self.factorial.changes
+        if change in (first, last) or first not in changes or last not in changes:
+            return math.nan
+        orders = list(permutations(changes))
+        return sum(o.index(first) < o.index(change) < o.index(last) for o in orders) / len(orders)
 
     def interaction_table(self) -> pd.DataFrame:
         """One row per pair and game."""

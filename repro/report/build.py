@@ -36,8 +36,8 @@ from typing import Callable
 from repro.atomic_files import atomic_write_bytes
 from repro.config import ConfigError
 from repro.report import (
-    attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, match, peers, plots,
-    speed, tables, thresholds, tie_rule)
+    attribution, attribution_figures, attribution_text, calibration, claims, compare, guesses, match, measured, peers,
+    plots, speed, tables, thresholds, tie_rule)
 from repro.report.compare import Comparison
 from repro.page.build import build_page
 from repro.png import styled_png
@@ -209,6 +209,8 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         sections.append(guesses.section_markdown(guess_table))
 
     peer_sections = peers.write(all_groups, table_dir, put)
+    if study:  # measurements that are not runs (results/measured/), as tables the claims read
+        measured.write_tables(table_dir, put)
     sections += peer_sections
 
     atts, att_notes = [], []

@@ -1,6 +1,7 @@
 """The peers' single runs beside our seeds: where each published figure falls in the distribution of the rung of
 ours it stands beside (references.PEER_FIGURES), and how far our run from the earlier reproduction's initial
-weights lands from what its own code gives (references.REPRO2022_RERUN).
+weights lands from what its own code gives on the same draw (committed data: results/measured/code-reruns-mnist16.json,
+repro.report.measured).
 
 Where a figure falls: its percentile among our runs' final errors (mid-rank: the share of our runs below it,
 plus half of those equal to it), and whether it lies inside our min-max range. Besides what `differs` names,
@@ -17,8 +18,9 @@ from typing import Callable
 import pandas as pd
 
 from repro.data import dataset_spec
-from repro.report.records import Group
-from repro.report.references import CODE_RERUNS, PEER_FIGURES, REPRO2022_RERUN, CodeRerun, PeerFigure
+from repro.report import measured
+from repro.report.records import Group, ReportError
+from repro.report.references import PEER_DRAW, PEER_FIGURES, PEER_SEED, PEER_WEIGHTS_LABEL, PeerFigure
 from repro.report.tables import to_csv
 
 REPRODUCIBLE = "reproducible with the peer's initial weights"
@@ -78,42 +80,47 @@ def retrained(groups: dict[tuple[str, str], Group], dataset: str, fig: PeerFigur
     """Our run of the figure's step from the peer's initial weights (seed 1337): its error `key` (%) at the pass
     the figure is read at; NaN without such a run."""
     g = groups.get((dataset, fig.retrained)) if fig.retrained else None
-    rec = next((r for r in g.ok if r["seed"] == REPRO2022_RERUN.seed), None) if g is not None else None
+    rec = next((r for r in g.ok if r["seed"] == PEER_SEED), None) if g is not None else None
     if rec is None:
         return math.nan
     return 100.0 * (rec[key][fig.read_at_pass - 1] if fig.read_at_pass else rec["final"][key])
 
 
-def rerun_distance(groups: dict[tuple[str, str], Group], dataset: str = "mnist16",
-                   rerun: CodeRerun = REPRO2022_RERUN) -> str | None:
-    """One sentence: our run from the peer's initial weights against its own code's result; None without it."""
-    g = groups.get((dataset, rerun.label))
-    rec = next((r for r in g.ok if r["seed"] == rerun.seed), None) if g is not None else None
+def code_reruns(dataset: str = "mnist16") -> measured.Measurement | None:
+    """The peer's own code, run unchanged on each draw of `dataset` (committed data); None where there is none
+    (an installed package carries no results/measured/)."""
+    try:
+        return measured.load(f"code-reruns-{dataset}")
+    except ReportError:
+        return None
+
+
+def rerun_distance(groups: dict[tuple[str, str], Group], reruns: measured.Measurement,
+                   dataset: str = "mnist16") -> str | None:
+    """One sentence: our run from the peer's initial weights against its own code's result on the draw the
+    published runs used; None without our run."""
+    g = groups.get((dataset, PEER_WEIGHTS_LABEL))
+    rec = next((r for r in g.ok if r["seed"] == PEER_SEED), None) if g is not None else None
     if rec is None:
         return None
+    theirs = reruns.table.set_index("draw").loc[PEER_DRAW]
     spec = dataset_spec(dataset)
     final = rec["final"]
     train, test = round(final["train_error"] * spec.n_train), round(final["test_error"] * spec.n_test)
-    return (f"Our `{rerun.label}` run (init = \"repro2022\", seed {rerun.seed}, {rec['passes']} passes, engine "
+    return (f"Our `{PEER_WEIGHTS_LABEL}` run (init = \"repro2022\", seed {PEER_SEED}, {rec['passes']} passes, engine "
             f"{rec['engine']}) ends at {train} train / {test} test misses (ties counted as errors) and losses "
             f"{final['train_loss']:.3e} / {final['test_loss']:.3e}; the peer's own code on the same digits "
-            f"({rerun.source}): {rerun.train_misses} / {rerun.test_misses} misses, losses "
-            f"{rerun.train_loss:.3e} / {rerun.test_loss:.3e}. Distance: {train - rerun.train_misses:+d} train, "
-            f"{test - rerun.test_misses:+d} test misses; losses {_rel(final['train_loss'], rerun.train_loss)} / "
-            f"{_rel(final['test_loss'], rerun.test_loss)}.")
+            f"({PEER_DRAW}): {theirs.train_misses} / {theirs.test_misses} misses, losses "
+            f"{theirs.train_loss:.3e} / {theirs.test_loss:.3e}. Distance: {train - theirs.train_misses:+d} train, "
+            f"{test - theirs.test_misses:+d} test misses; losses {_rel(final['train_loss'], theirs.train_loss)} / "
+            f"{_rel(final['test_loss'], theirs.test_loss)}.")
 
 
-def code_rerun_table(reruns: tuple[CodeRerun, ...] = CODE_RERUNS) -> pd.DataFrame:
-    """The peer's own code, run unchanged on each mnist16 draw: misses and losses, and how they were measured."""
-    return pd.DataFrame([{"draw": r.draw, "train_misses": r.train_misses, "test_misses": r.test_misses,
-                          "train_loss": r.train_loss, "test_loss": r.test_loss, "how": r.source} for r in reruns])
-
-
-def code_rerun_text(table: pd.DataFrame) -> str:
+def code_rerun_text(reruns: measured.Measurement) -> str:
     """One sentence: the peer's own code on each draw."""
     runs = "; ".join(f"{r.draw}: {r.train_misses} / {r.test_misses} train / test misses, losses "
-                     f"{r.train_loss:.3e} / {r.test_loss:.3e}" for r in table.itertuples())
-    return f"The peer's own `repro.py`, run unchanged (torch 2.13, CPU) on each mnist16 draw: {runs}."
+                     f"{r.train_loss:.3e} / {r.test_loss:.3e}" for r in reruns.table.itertuples())
+    return f"The peer's own `repro.py`, run unchanged on each mnist16 draw ({reruns.how}): {runs}."
 
 
 def _rel(ours: float, theirs: float) -> str:
@@ -169,12 +176,12 @@ def write(groups: dict[tuple[str, str], Group], table_dir: Path, put: Callable[[
     sections for the report's text (none without runs of a rung a peer figure stands beside, or of the rerun)."""
     sections = []
     for dataset in sorted({f.ref.dataset for f in PEER_FIGURES}):
-        if not any((dataset, label) in groups for label in [f.rung for f in PEER_FIGURES] + [REPRO2022_RERUN.label]):
+        if not any((dataset, label) in groups for label in [f.rung for f in PEER_FIGURES] + [PEER_WEIGHTS_LABEL]):
             continue
-        table, reruns = build_table(groups, dataset), code_rerun_table()
-        rerun = " ".join(t for t in (code_rerun_text(reruns), rerun_distance(groups, dataset)) if t)
+        table, reruns = build_table(groups, dataset), code_reruns(dataset)
+        rerun = (" ".join(t for t in (code_rerun_text(reruns), rerun_distance(groups, reruns, dataset)) if t)
+                 if reruns is not None else None)
         text = section_markdown(table, dataset, rerun)
-        put(table_dir / f"code-reruns-{dataset}.csv", to_csv(reruns).encode())
         put(table_dir / f"peers-{dataset}.csv", to_csv(table).encode())
         put(table_dir / f"peers-{dataset}.md", (text + "\n").encode())
         sections.append(text)

@@ -284,15 +284,13 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
                tables.headline_block(frames, order, {k: _rel(paper_dir / v, results_dir.parent)
                                                      for k, (v, _) in figs.items()},
                                      faithful_frame, MOST_LITERAL, match_table))]
-    # The check's false-flag rate and power, resampled from the ladder's and the faithfulness study's records
-    # (seconds of work: only where the README asks for it).
-    check_groups = {k: g for k, g in groups.items() if k[1] in ladder} | faithful_groups | extra_groups
-    uncovered = {"factorial configurations": len(factorial_groups), "rungs with their own code": len(code_groups),
-                 "guesses": len(guess_groups)}
+    # The check's false-flag rate on every configuration it compares and its power on the ladder's, the
+    # faithfulness study's and the extra rungs', resampled from the records (a minute of work: only where the
+    # README asks for it).
+    power_groups = {k: g for k, g in groups.items() if k[1] in ladder} | faithful_groups | extra_groups
     readme = results_dir.parent / "README.md"
-    if check_groups and readme.is_file() and "<!-- report:check:start -->" in readme.read_text():
-        blocks.append((readme, "check", calibration.readme_block(
-            check_groups, uncovered={k: n for k, n in uncovered.items() if n})))
+    if power_groups and readme.is_file() and "<!-- report:check:start -->" in readme.read_text():
+        blocks.append((readme, "check", calibration.readme_block(all_groups, power_groups)))
     if peer_sections:  # the peers' single runs beside our seeds, in the paper too
         blocks.append((paper_dir / "paper.md", "peers", "\n\n".join(
             text.replace("## ", "#### ", 1) for text in peer_sections)))

@@ -127,3 +127,38 @@ def test_the_peer_codes_reruns_on_both_draws_are_committed_data_the_report_reads
     for r in RERUNS.table.itertuples():
         assert f"{r.draw}: {r.train_misses} / {r.test_misses}" in text
     assert set(RERUNS.table.our_run) == {PEER_WEIGHTS_LABEL} and set(RERUNS.table.seed) == {PEER_SEED}
+
+
+def test_argmax_scores_give_each_figure_a_percentile_under_both_rules():
+    test, train = [0.030, 0.035, 0.045, 0.050], [0.004, 0.006, 0.007, 0.009]
+    groups = {("mnist16", "baseline"): _group("baseline", test, train)}
+    argmax = {"mnist16": {"baseline": {"test_error": [2.0, 3.0, 4.5, 5.0], "train_error": [0.1, 0.2, 0.3, 0.4]}}}
+    table = peers.build_table(groups, "mnist16", (FIG,), argmax=argmax).set_index("split")
+    assert table.loc["test", "argmax seeds"] == 4
+    assert table.loc["test", "argmax percentile"] == peers.percentile(4.0, [2.0, 3.0, 4.5, 5.0]) == 50.0
+    assert table.loc["test", "percentile"] == peers.percentile(4.0, [100 * e for e in test])
+    assert table.loc["train", "argmax where"] == "inside our range"
+    plain = peers.build_table(groups, "mnist16", (FIG,)).set_index("split")
+    assert plain.loc["test", "argmax seeds"] == 0 and math.isnan(plain.loc["test", "argmax percentile"])
+    assert "| percentile, argmax |" in peers.section_markdown(table.reset_index(), "mnist16", None)
+
+
+def test_committed_checkpoints_scored_by_argmax_never_count_more_errors_than_the_tie_rule():
+    """The committed mnist16 rungs beside the peers' figures with every seed's checkpoint kept: argmax scores
+    each run at most as many errors as its record (ties counted as errors), within one pattern of the plain
+    forward's rounding, and every such rung is scored."""
+    from pathlib import Path
+
+    from repro.report.records import group_records, load_records
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    groups = group_records(load_records(results, warn=lambda m: None).records)
+    warnings: list[str] = []
+    scores = peers.argmax_scores(groups, results, None, warnings.append)["mnist16"]
+    assert not warnings and scores
+    for rung, by_key in scores.items():
+        g = groups[("mnist16", rung)]
+        for key, n in (("test_error", 2007), ("train_error", 7291)):
+            recorded = g.values(key, 100.0)
+            assert len(by_key[key]) == len(recorded) == 16
+            assert all(a <= t + 100.5 / n for a, t in zip(by_key[key], recorded)), (rung, key)

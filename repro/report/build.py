@@ -208,7 +208,8 @@ def write_report(results_dir: Path = DEFAULT_RESULTS_DIR, *, study: bool = False
         put(table_dir / "guesses.csv", tables.to_csv(guess_table).encode())
         sections.append(guesses.section_markdown(guess_table))
 
-    peer_sections = peers.write(all_groups, table_dir, put)
+    peer_scores = peers.argmax_scores(all_groups, results_dir, data_dir, note)  # the peers' rule, where it can be
+    peer_sections = peers.write(all_groups, table_dir, put, peer_scores)
     if study:  # measurements that are not runs (results/measured/), as tables the claims read
         measured.write_tables(table_dir, put)
     sections += peer_sections

@@ -6,6 +6,8 @@ repro.report.measured).
 Where a figure falls: its percentile among our runs' final errors (mid-rank: the share of our runs below it,
 plus half of those equal to it), and whether it lies inside our min-max range. Besides what `differs` names,
 every peer figure scores errors by argmax, where a tie between outputs counts as right; ours count it as wrong.
+Where every run of a rung has a checkpoint (scripts/keep_checkpoints.py), its runs are scored by argmax too
+(repro.report.tie_rule.argmax_errors), and the figure's percentile among them is given beside the tie rule's.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pandas as pd
 from repro.data import dataset_spec
 from repro.report import measured
 from repro.report.records import Group, ReportError
+from repro.report.tie_rule import argmax_errors
 from repro.report.references import PEER_DRAW, PEER_FIGURES, PEER_SEED, PEER_WEIGHTS_LABEL, PeerFigure
 from repro.report.tables import to_csv
 
@@ -27,8 +30,9 @@ REPRODUCIBLE = "reproducible with the peer's initial weights"
 DRAW = "a single draw"
 SPLITS = (("train", "train_error"), ("test", "test_error"))
 COLUMNS = ("rung", "peer run", "kind", "passes", "split", "peer %", "seeds", "ours mean %", "ours median %",
-           "ours min %", "ours max %", "percentile", "where", "from peer weights", "from peer weights %",
-           "differs", "source")
+           "ours min %", "ours max %", "percentile", "where", "argmax seeds", "argmax percentile", "argmax where",
+           "from peer weights", "from peer weights %", "differs", "source")
+Scores = dict[str, dict[str, dict[str, list[float]]]]  # dataset -> rung -> error key -> our runs' argmax errors, %
 
 
 def percentile(value: float, ours: list[float]) -> float:
@@ -50,9 +54,18 @@ def where(value: float, ours: list[float]) -> str:
     return "inside our range"
 
 
+def argmax_scores(groups: dict[tuple[str, str], Group], results_dir: Path, data_dir: str | None,
+                  warn: Callable[[str], None]) -> Scores:
+    """Our runs of the rungs the peers' figures stand beside, scored by argmax where their checkpoints are kept."""
+    return {ds: argmax_errors(groups, ds, sorted({f.rung for f in PEER_FIGURES if f.ref.dataset == ds}),
+                              results_dir, data_dir, warn)
+            for ds in sorted({f.ref.dataset for f in PEER_FIGURES})}
+
+
 def build_table(groups: dict[tuple[str, str], Group], dataset: str,
-                figures: tuple[PeerFigure, ...] = PEER_FIGURES) -> pd.DataFrame:
-    """One row per (peer figure of `dataset`, split it reports), beside the runs of its rung in `groups`."""
+                figures: tuple[PeerFigure, ...] = PEER_FIGURES, argmax: Scores | None = None) -> pd.DataFrame:
+    """One row per (peer figure of `dataset`, split it reports), beside the runs of its rung in `groups`, and
+    beside them scored by argmax where `argmax` has them."""
     rows = []
     for fig in (f for f in figures if f.ref.dataset == dataset):
         g = groups.get((dataset, fig.rung))
@@ -61,6 +74,7 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str,
             if value is None:
                 continue
             ours = g.values(key, 100.0) if g is not None else []
+            by_argmax = ((argmax or {}).get(dataset, {}).get(fig.rung) or {}).get(key, [])
             rows.append({
                 "rung": fig.rung, "peer run": fig.ref.name, "kind": REPRODUCIBLE if fig.reproducible else DRAW,
                 "passes": fig.ref.passes, "split": split, "peer %": value, "seeds": len(ours),
@@ -68,10 +82,12 @@ def build_table(groups: dict[tuple[str, str], Group], dataset: str,
                 "ours median %": statistics.median(ours) if ours else math.nan,
                 "ours min %": min(ours, default=math.nan), "ours max %": max(ours, default=math.nan),
                 "percentile": percentile(value, ours), "where": where(value, ours),
+                "argmax seeds": len(by_argmax), "argmax percentile": percentile(value, by_argmax),
+                "argmax where": where(value, by_argmax) if by_argmax else "",
                 "from peer weights": fig.retrained, "from peer weights %": retrained(groups, dataset, fig, key),
                 "differs": fig.differs, "source": fig.ref.source})
     df = pd.DataFrame(rows, columns=list(COLUMNS))
-    for c in ("passes", "seeds"):
+    for c in ("passes", "seeds", "argmax seeds"):
         df[c] = df[c].astype("Int64")
     return df
 
@@ -137,21 +153,22 @@ def section_markdown(table: pd.DataFrame, dataset: str, rerun: str | None) -> st
              "step from the peer's initial weights (init = \"repro2022\", seed 1337, `ablations/peers/extra/`), "
              "read at the figure's pass; for single draws its shifts and dropout masks are ours, not the peer's. "
              "Besides `differs`, every peer figure scores by argmax (a tie between outputs counts as right; ours "
-             "counts it as an error).", ""]
+             "counts it as an error). *percentile, argmax*: the same among our runs scored by argmax from their "
+             "checkpoints, as the peer figures are.", ""]
     if rerun:
         lines += [rerun, ""]
     cols = ["rung", "peer run", "kind", "passes", "split", "peer %", "seeds", "ours mean %", "ours median %",
-            "ours min–max %", "percentile", "where", "from peer weights %", "differs"]
+            "ours min–max %", "percentile", "where", "percentile, argmax", "from peer weights %", "differs"]
     lines += ["| " + " | ".join(cols) + " |",
               "|" + "|".join("--:" if c in ("passes", "peer %", "seeds", "ours mean %", "ours median %", "percentile",
-                                                "from peer weights %")
+                                                "percentile, argmax", "from peer weights %")
                              else "---" for c in cols) + "|"]
     for _, r in table.iterrows():
         ours = r["seeds"] > 0
         cells = [f"`{r['rung']}`", r["peer run"], r["kind"], _int(r["passes"]), r["split"], f"{r['peer %']:.2f}",
                  str(r["seeds"]), _num(r["ours mean %"]), _num(r["ours median %"]),
                  f"{r['ours min %']:.2f}–{r['ours max %']:.2f}" if ours else "", _num(r["percentile"], 0),
-                 r["where"], _retrained_cell(r), r["differs"] or "—"]
+                 r["where"], _num(r["argmax percentile"], 0), _retrained_cell(r), r["differs"] or "—"]
         lines.append("| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines)
 
@@ -171,14 +188,15 @@ def _int(x) -> str:
     return "" if pd.isna(x) else str(int(x))
 
 
-def write(groups: dict[tuple[str, str], Group], table_dir: Path, put: Callable[[Path, bytes], None]) -> list[str]:
+def write(groups: dict[tuple[str, str], Group], table_dir: Path, put: Callable[[Path, bytes], None],
+          argmax: Scores | None = None) -> list[str]:
     """peers-<dataset>.md/.csv into `table_dir` for each dataset with peer figures and runs of ours; returns the
     sections for the report's text (none without runs of a rung a peer figure stands beside, or of the rerun)."""
     sections = []
     for dataset in sorted({f.ref.dataset for f in PEER_FIGURES}):
         if not any((dataset, label) in groups for label in [f.rung for f in PEER_FIGURES] + [PEER_WEIGHTS_LABEL]):
             continue
-        table, reruns = build_table(groups, dataset), code_reruns(dataset)
+        table, reruns = build_table(groups, dataset, argmax=argmax), code_reruns(dataset)
         rerun = (" ".join(t for t in (code_rerun_text(reruns), rerun_distance(groups, reruns, dataset)) if t)
                  if reruns is not None else None)
         text = section_markdown(table, dataset, rerun)

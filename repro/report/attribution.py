@@ -438,7 +438,7 @@ def estimate_text(e: Estimate) -> str:
 
 def _verdict(e: Estimate) -> str:
     if not e.significant:
-        return "no clear effect"
+        return "not significant after Holm"
     return "lowers the error" if e.value < 0 else "raises the error"
 
 

@@ -614,13 +614,14 @@ def test_an_empty_reference_is_not_a_passing_check(tmp_path):
 
 
 def test_report_modules_import_one_way():
-    """stats, fmt, references, records, tables, plots, compare, calibration, attribution, guesses, claims,
-    peers, speed, tie_rule, build: each imports only modules before it (the PNG writer is repro/png.py, below them all)."""
+    """stats, fmt, references, records, tables, measured, plots, compare, calibration, attribution, guesses, claims,
+    tie_rule, peers, speed, build: each imports only modules before it (the PNG writer is repro/png.py, below them
+    all)."""
     import ast
 
-    order = ["stats", "fmt", "references", "records", "tables", "match", "plots", "compare", "calibration",
-             "attribution", "attribution_text", "attribution_figures", "thresholds", "guesses", "claims", "peers",
-             "speed", "tie_rule", "build"]
+    order = ["stats", "fmt", "references", "records", "tables", "measured", "match", "plots", "compare",
+             "calibration", "attribution", "attribution_text", "attribution_figures", "thresholds", "guesses",
+             "claims", "tie_rule", "peers", "speed", "build"]
     folder = REPO / "repro" / "report"
     assert sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__") == sorted(order)
     for i, name in enumerate(order):

@@ -15,13 +15,14 @@ are set against ours scored the same way (repro.report.peers).
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 import torch
 
-from repro.data import DataError, load_dataset
+from repro.data import DataError, load_dataset, resolve_data_dir
 from repro.net.metrics import is_wrong
 from repro.net.model import forward, outputs
 from repro.report.plots import read_checkpoint, seed0_checkpoint
@@ -29,6 +30,17 @@ from repro.report.records import Group
 
 COLUMNS = ["dataset", "label", "seed", "train_error_tie", "train_error_argmax", "test_error_tie",
            "test_error_argmax", "recorded_test_error"]
+
+
+def _dataset(name: str, data_dir: str | None):
+    """The prepared dataset, loaded once for both tables (mnist16's preparation takes a while where its cache
+    cannot be written), per folder it is read from."""
+    return _loaded(name, str(resolve_data_dir(data_dir)))
+
+
+@lru_cache(maxsize=2)
+def _loaded(name: str, root: str):
+    return load_dataset(name, root, download=False)
 
 
 def _errors(state: dict, cfg, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -56,7 +68,7 @@ def argmax_errors(groups: dict[tuple[str, str], Group], dataset: str, labels: li
             continue
         if ds is None:
             try:
-                ds = load_dataset(dataset, data_dir, download=False)
+                ds = _dataset(dataset, data_dir)
             except DataError as e:
                 warn(f"argmax scores of {dataset} skipped: data not available ({str(e).splitlines()[0]})")
                 return {}
@@ -93,7 +105,7 @@ def build_table(factorial_groups: dict[tuple[str, str], Group], results_dir: Pat
             continue
         if ds not in data:
             try:
-                data[ds] = load_dataset(ds, data_dir, download=False)
+                data[ds] = _dataset(ds, data_dir)
             except DataError as e:
                 warn(f"the tie-rule table skips {ds}: data not available ({str(e).splitlines()[0]})")
                 data[ds] = None

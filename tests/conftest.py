@@ -80,6 +80,8 @@ SLOW: dict[str, str] = {
     "tests/test_generic.py::test_relu_member_matches_reference_loop_on_one_short_pass": "autograd, the reference loop",
     "tests/test_report.py::test_tie_rule_table_scores_collapsed_checkpoints_as_their_records":
         "the plain forward of 15 checkpoints over both splits",
+    "tests/test_peers.py::test_committed_checkpoints_scored_by_argmax_never_count_more_errors_than_the_tie_rule":
+        "the plain forward of 128 checkpoints over both splits",
     "tests/test_report.py::test_workspace_report_agrees_with_the_committed_study": "a report with figures",
     "tests/test_robustness.py::test_divergent_run_is_marked_and_reported": "a diverging run and its report",
     "tests/test_store_faults.py::test_report_on_a_folder_that_does_not_exist_is_an_error": "`repro` processes",

@@ -249,6 +249,21 @@ def test_collapse_and_stable_games_from_records_with_collapses():
     assert math.isnan(table.set_index("change").loc["adamw", "stable_shapley"])
 
 
+def test_the_mixture_is_paired_by_seed_where_every_configuration_ran_the_same_seeds():
+    """Errors that share a per-seed offset: paired contrasts remove it, so the mixture's intervals are narrower
+    than Welch's, its correlation over seeds is reported, and the point values are the same."""
+    offset = np.linspace(-1.0, 1.0, 8)
+    errors = [5.0 - 0.5 * (k & 1) + offset + 0.05 * np.cos(np.arange(8) * (k + 1)) for k in range(8)]
+    welch = attribute(_factorial_of(errors))
+    fac = _factorial_of(errors)
+    paired = attribute(Factorial(fac.dataset, fac.changes, fac.labels, fac.errors, fac.diverged,
+                                 run_seeds=tuple(tuple(range(8)) for _ in errors)))
+    for w, p in zip(welch.effects, paired.effects):
+        assert p.shapley.value == pytest.approx(w.shapley.value)
+        assert p.shapley.high - p.shapley.low < 0.5 * (w.shapley.high - w.shapley.low)
+    assert math.isnan(welch.mixture_game.seed_corr) and paired.mixture_game.seed_corr > 0.9
+
+
 # ----------------------------------------------------------------------------------------- records and report
 LADDER = ("baseline",) + CHANGES
 

@@ -156,3 +156,31 @@ def test_power_on_synthetic_records_is_what_welch_gives():
         assert 0.35 <= d.test_shift_pp <= 0.75, d
         assert 1.15 <= d.train_ratio <= 1.8, d
     assert calibration.smallest_flagged_collapses(1) == 6 and calibration.smallest_flagged_collapses(0) == 5
+
+
+def test_halves_put_no_run_on_both_sides():
+    o = calibration.Outcomes(("s", "c"), np.arange(16.0), np.zeros(16), np.zeros(16, dtype=bool))
+    iu, ir = calibration._draws(np.random.default_rng(0), o, 8, 50, halves=True)
+    assert iu.shape == ir.shape == (50, 8)
+    for a, b in zip(iu, ir):
+        assert sorted(np.concatenate([a, b]).tolist()) == list(range(16))  # the two halves of one order
+    assert len({tuple(sorted(a)) for a in iu}) > 40  # a new split each draw
+
+
+def test_the_collapse_family_holds_its_level_where_collapses_are_common():
+    """Configurations that collapse in about a third of their runs: the collapse tests are played, and with no
+    run on both sides (where Fisher's test is exact) the check flags at most its level."""
+    rng = np.random.default_rng(3)
+    groups = synthetic_groups(rng, configs=12)
+    for c in range(6):
+        key = ("synthetic", f"c{c:02d}")
+        records = [dict(r, collapsed=bool(rng.random() < 0.35)) for r in groups[key].records]
+        for r in records:
+            if r["collapsed"]:
+                r["final"] = {"test_error": 0.9, "train_error": 0.9}
+        groups[key] = Group("synthetic", key[1], records)
+    rate = calibration.false_flag_rate(groups, resamples=2000, rng_seed=4, halves=True)
+    assert rate.flagged <= rate.by_collapse + rate.by_error
+    assert rate.value <= 0.05 + 2 * math.sqrt(0.05 * 0.95 / rate.draws), rate
+    boot = calibration.false_flag_rate(groups, resamples=2000, rng_seed=4)
+    assert boot.by_collapse > 0  # the collapse family is exercised

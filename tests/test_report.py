@@ -630,17 +630,17 @@ def test_an_empty_reference_is_not_a_passing_check(tmp_path):
 
 
 def test_report_modules_import_one_way():
-    """stats, fmt, references, records, tables, plots, compare, calibration, attribution, guesses, claims, peers,
-    speed, tie_rule, blocks, the sections (context first), build: each imports only modules before it (the PNG
+    """stats, fmt, references, records, tables, measured, plots, compare, calibration, attribution, guesses, claims,
+    tie_rule, peers, speed, blocks, the sections (context first), build: each imports only modules before it (the PNG
     writer is repro/png.py, below them all)."""
     import ast
 
     sections = ["kinds", "context", "part", "ladder", "faithfulness", "match", "comparison", "baseline_tables",
-                "guesses", "peers", "attribution", "tie_rule", "thresholds", "figures", "page", "headline",
+                "guesses", "peers", "attribution", "tie_rule", "thresholds", "figures", "page", "measured", "headline",
                 "readme_check", "speed", "record_schema", "summary", "report_text", "documents", "order"]
-    order = ["stats", "fmt", "references", "records", "tables", "match", "plots", "compare", "calibration",
-             "attribution", "attribution_text", "attribution_figures", "thresholds", "guesses", "claims", "peers",
-             "speed", "tie_rule", "blocks", *(f"sections/{name}" for name in sections), "build"]
+    order = ["stats", "fmt", "references", "records", "tables", "measured", "match", "plots", "compare",
+             "calibration", "attribution", "attribution_text", "attribution_figures", "thresholds", "guesses",
+             "claims", "tie_rule", "peers", "speed", "blocks", *(f"sections/{name}" for name in sections), "build"]
     folder = REPO / "repro" / "report"
     present = {p.relative_to(folder).with_suffix("").as_posix() for p in folder.rglob("*.py") if p.stem != "__init__"}
     assert sorted(present) == sorted(order)

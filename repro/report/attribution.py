@@ -43,7 +43,8 @@ A single difference of two configurations' shares (alone, last, ladder step) get
 interval and Fisher's exact test instead (repro.report.stats.share_difference): a t interval there collapses
 to the point where both shares are 0 or 1 (0 of 16 against 16 of 16 is not a certain difference of 100 points). The stable game pairs configurations by seed where every configuration of
 its sub-lattice ran the same seeds (runs of one seed share their random stream, and their errors correlate: the
-mean correlation is reported beside the game); the other games treat configurations as independent samples. Bold / "significant": the two-sided t test
+mean correlation is reported beside the game), and so does the mixture where every configuration ran the same
+seeds; the collapse game treats configurations as independent samples. Bold / "significant": the two-sided t test
 rejects 0 after Holm's correction over the family of all effects and interactions of that game and dataset, but
 the ladder steps, which form their own family (one family per question: the ladder's tables ask it too).
 
@@ -55,7 +56,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from itertools import combinations
+from itertools import combinations, permutations
 from typing import Callable
 
 import numpy as np
@@ -69,6 +70,9 @@ from repro.jobs.ladder import factorial_label
 
 TOP_INTERACTIONS = 5  # pairs shown in the text; the CSV and the heat map have all of them
 STABLE_FIXED = "adamw"  # the stable game's sub-lattice: configurations with this change on
+# A change meets a net that can collapse (ReLU trained by SGD) in the orders that add it after `relu` and before
+# `adamw`: the table's `sgd_relu_orders` is that share of all orders, the weight of such steps in its Shapley value.
+COLLAPSE_PRONE_BETWEEN = ("relu", STABLE_FIXED)
 INTERVAL_TEXT = ("95% t intervals (Welch-Satterthwaite degrees of freedom over the configurations' runs); bold: "
                  "the effect differs from 0 after Holm's correction over all effects and interactions of that "
                  "game on that dataset, except the ladder steps, which form their own family (the ladder's "
@@ -91,6 +95,7 @@ class Factorial:
     stable: tuple[np.ndarray, ...] | None = None
     collapsed: tuple[int, ...] | None = None
     seeds: tuple[tuple[int, ...], ...] | None = None  # per configuration, the seeds of its stable runs, in order
+    run_seeds: tuple[tuple[int, ...], ...] | None = None  # per configuration, the seeds of `errors`, in order
 
     @property
     def n(self) -> int:
@@ -139,7 +144,8 @@ def find_factorial(groups: dict[tuple[str, str], Group], dataset: str, ladder: l
                      tuple(subsets[s].n_diverged for s in configs),
                      tuple(np.array(subsets[s].stable_values("test_error", 100.0)) for s in configs),
                      tuple(subsets[s].n_collapsed for s in configs),
-                     tuple(tuple(r["seed"] for r in subsets[s].stable) for s in configs)), None
+                     tuple(tuple(r["seed"] for r in subsets[s].stable) for s in configs),
+                     tuple(tuple(r["seed"] for r in subsets[s].ok) for s in configs)), None
 
 
 def _listing(labels: list[str], most: int = 8) -> str:
@@ -274,10 +280,19 @@ def _sample_variances(groups: tuple[np.ndarray, ...]) -> np.ndarray:
     return np.array([e.var(ddof=1) if len(e) > 1 else math.nan for e in groups])
 
 
+def _by_seed(errors: tuple[np.ndarray, ...], seeds) -> np.ndarray | None:
+    """(configurations, seeds) of `errors` where every configuration ran the same seeds (more than 2): runs of
+    one seed share their random stream, so contrasts are paired by seed; else None (Welch's)."""
+    if seeds is None or len(set(seeds)) != 1 or len(seeds[0]) <= 2:
+        return None
+    return np.array(errors)
+
+
 def mixture_game(fac: Factorial) -> Game:
     """E[S]: mean test error (%) of all finished runs, collapsed ones included."""
     counts = np.array([len(e) for e in fac.errors], dtype=float)
-    return _game("mixture", fac.changes, fac.labels, fac.means(), _sample_variances(fac.errors), counts)
+    return _game("mixture", fac.changes, fac.labels, fac.means(), _sample_variances(fac.errors), counts,
+                 per_seed=_by_seed(fac.errors, fac.run_seeds))
 
 
 def collapse_game(fac: Factorial) -> Game:
@@ -314,9 +329,7 @@ def stable_game(fac: Factorial, fixed: str = STABLE_FIXED) -> tuple[Game | None,
         return None, (f"{fac.dataset}: configuration(s) with `{fixed}` with fewer than 2 runs that did not "
                       f"collapse: {_listing(short)}; the stable game is not played")
     k_collapsed, _ = fac.collapse_counts()
-    seeds = {fac.seeds[k] for k in index} if fac.seeds is not None else set()
-    # Every configuration ran the same seeds, none collapsed: pair by seed (runs of a seed share their stream).
-    per_seed = np.array(errors) if len(seeds) == 1 and len(next(iter(seeds))) > 2 else None
+    per_seed = _by_seed(errors, None if fac.seeds is None else [fac.seeds[k] for k in index])
     return _game("stable", players, tuple(fac.labels[k] for k in index), np.array([e.mean() for e in errors]),
                  _sample_variances(errors), np.array([len(e) for e in errors], dtype=float), fixed=(fixed,),
                  steps=False, collapsed_inside=int(sum(k_collapsed[k] for k in index)), per_seed=per_seed), None
@@ -331,6 +344,7 @@ class Attribution:
     collapse: Game | None = None
     stable: Game | None = None
     notes: tuple[str, ...] = ()  # games that could not be played, and why
+    mixture_corr: float = math.nan  # the mixture game's mean correlation over seeds, where it is paired
 
     @property
     def dataset(self) -> str:
@@ -361,8 +375,19 @@ class Attribution:
                             f"{name}_shapley_low": est.low if est else math.nan,
                             f"{name}_shapley_high": est.high if est else math.nan,
                             f"{name}_shapley_holm": int(est.significant) if est else None})
+            row["sgd_relu_orders"] = self.orders_between(e.change)
             rows.append(row)
         return pd.DataFrame(rows)
+
+    def orders_between(self, change: str, first: str = COLLAPSE_PRONE_BETWEEN[0],
+                       last: str = COLLAPSE_PRONE_BETWEEN[1]) -> float:
+        """The share of all orders of adding the changes that add `change` after `first` and before `last` (NaN
+        for `first` and `last` themselves, or when either is not a change of the factorial)."""
+        changes = self.factorial.changes
+        if change in (first, last) or first not in changes or last not in changes:
+            return math.nan
+        orders = list(permutations(changes))
+        return sum(o.index(first) < o.index(change) < o.index(last) for o in orders) / len(orders)
 
     def interaction_table(self) -> pd.DataFrame:
         """One row per pair and game."""
@@ -376,7 +401,8 @@ class Attribution:
     @property
     def mixture_game(self) -> Game:
         fac = self.factorial
-        return Game("mixture", fac.changes, (), fac.labels, self.baseline, self.full, self.effects, self.interactions)
+        return Game("mixture", fac.changes, (), fac.labels, self.baseline, self.full, self.effects, self.interactions,
+                    seed_corr=self.mixture_corr)
 
     def configuration_table(self) -> pd.DataFrame:
         """One row per configuration: its changes, its collapses, and the summary of its finished runs and of
@@ -401,7 +427,7 @@ def attribute(fac: Factorial) -> Attribution:
     mix = mixture_game(fac)
     stable, why = stable_game(fac)
     return Attribution(fac, mix.effects, mix.interactions, tuple(_conflicts(mix.effects)), collapse_game(fac),
-                       stable, (why,) if why else ())
+                       stable, (why,) if why else (), mix.seed_corr)
 
 
 def estimate_text(e: Estimate) -> str:
@@ -411,7 +437,7 @@ def estimate_text(e: Estimate) -> str:
 
 def _verdict(e: Estimate) -> str:
     if not e.significant:
-        return "no clear effect"
+        return "not significant after Holm"
     return "lowers the error" if e.value < 0 else "raises the error"
 
 

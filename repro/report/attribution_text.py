@@ -93,7 +93,7 @@ def _collapse_section(att: Attribution, heading: str) -> list[str]:
 
 
 def _paired_text(game) -> str:
-    """How the stable game's intervals treat the shared seeds."""
+    """How a game's intervals treat the shared seeds."""
     if math.isnan(game.seed_corr):
         return "; configurations treated as independent samples"
     return ("; every configuration ran the same seeds, so each contrast is computed per seed and its t interval "
@@ -127,7 +127,7 @@ def _mixture_section(att: Attribution, heading: str) -> list[str]:
            f"({len(fac.errors)} configurations, {runs:,} finished runs"
            + (f", {div} diverged and left out: {_diverged(fac)}" if div else ", none diverged")
            + "). These values mix the collapse odds with the error of stable runs; they are kept for comparison "
-           "with the games above, pp [95% CI]:", ""]
+           "with the games above, pp [95% CI]" + _paired_text(att.mixture_game) + ":", ""]
     out += _effects_table(att.mixture_game, "pp") + _interactions(att.mixture_game, "pp")
     out += ["Where the ladder's order changes a conclusion in the mixture (ladder step against Shapley value):", ""]
     out += [f"- {c}" for c in att.conflicts] or [

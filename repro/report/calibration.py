@@ -9,7 +9,12 @@ tests at Holm's first threshold ERROR_ALPHA / m, where any false flag of a draw 
 is flagged exactly when its smallest p-value passes that threshold).
 
 - `false_flag_rate`: the share of draws in which any configuration is flagged (the family-wise false-flag
-  rate), with a 95% Clopper–Pearson interval.
+  rate), with a 95% Clopper–Pearson interval (the Monte-Carlo error of the resampling), and how many draws a
+  collapse test and an error test flag. Both sides are drawn from the same runs, so the interval holds the
+  Monte-Carlo error only. With `halves=True` no run is on both sides: each draw splits every configuration's
+  runs at random into two halves, the reproduction and the reference (half as many seeds a side, drawn without
+  replacement): the check at that size on runs that are truly apart, with none of the ties that drawing with
+  replacement makes.
 - `detectable_shifts`: per configuration, the smallest shift of the reproduction's mean test error (points,
   added to its runs that did not collapse) and the smallest factor on its train error that the check flags in
   80% of draws, every other configuration compared as well (the threshold ERROR_ALPHA / m, where Holm can only
@@ -64,6 +69,8 @@ class Rate:
     draws: int
     low: float
     high: float
+    by_collapse: int = 0  # draws a collapse test flags
+    by_error: int = 0  # draws an error test (test or train error) flags
 
     @property
     def value(self) -> float:
@@ -99,41 +106,59 @@ def _welch_rejects(u: np.ndarray, r: np.ndarray, su: np.ndarray, sr: np.ndarray,
     return testable, testable & rejected
 
 
-def _draws(rng: np.random.Generator, o: Outcomes, seeds: int, resamples: int) -> tuple[np.ndarray, np.ndarray]:
+def _draws(rng: np.random.Generator, o: Outcomes, seeds: int, resamples: int,
+           halves: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Run indices (resamples x seeds) of the reproduction and of the reference: both drawn with replacement from
+    all of the configuration's runs, or (halves) the two halves of a random order of them, `seeds` runs each."""
     n = len(o.test)
-    return rng.integers(0, n, (resamples, seeds)), rng.integers(0, n, (resamples, seeds))
+    if not halves:
+        return rng.integers(0, n, (resamples, seeds)), rng.integers(0, n, (resamples, seeds))
+    order = rng.permuted(np.tile(np.arange(n), (resamples, 1)), axis=1)
+    return order[:, :seeds], order[:, seeds: 2 * seeds]
+
+
+def _collapse_flags(collapsed: list[tuple[np.ndarray, np.ndarray]], seeds: int) -> np.ndarray:
+    """Per draw: whether a collapse test flags it (Fisher's exact test of each configuration's collapse counts at
+    Tarone's level over the configurations that can attain it, as repro.report.compare judges them)."""
+    exact = np.array([[fisher_exact(a, seeds, b, seeds) for b in range(seeds + 1)] for a in range(seeds + 1)])
+    attainable = np.array([fisher_min_p(k, seeds, seeds) for k in range(2 * seeds + 1)])
+    ku = np.array([c for c, _ in collapsed])  # configurations x draws
+    kr = np.array([c for _, c in collapsed])
+    min_ps, ps = attainable[ku + kr], exact[ku, kr]
+    level = np.full(ku.shape[1], COLLAPSE_ALPHA / max(1, len(ku)))  # tarone_level, for every draw at once
+    settled = np.zeros(ku.shape[1], dtype=bool)
+    for count in range(1, len(ku) + 1):
+        fits = ~settled & ((min_ps <= COLLAPSE_ALPHA / count).sum(0) <= count)
+        level[fits], settled = COLLAPSE_ALPHA / count, settled | fits
+        if settled.all():
+            break
+    return (ps <= level).any(0)
 
 
 def false_flag_rate(groups: dict[tuple[str, str], Group], seeds: int = 16, resamples: int = RESAMPLES,
-                    rng_seed: int = RNG_SEED) -> Rate:
+                    rng_seed: int = RNG_SEED, halves: bool = False) -> Rate:
     """The share of resampled honest reproductions of `groups` that the check flags anywhere (module doc)."""
     outcomes = [Outcomes.of(k, g) for k, g in sorted(groups.items())]
+    if halves:
+        seeds = min(len(o.test) for o in outcomes) // 2
     rng = np.random.default_rng(rng_seed)
-    draws = [_draws(rng, o, seeds, resamples) for o in outcomes]
-    # The family sizes of each draw: error tests testable, collapse tests able to attain Tarone's level.
-    tests, min_ps, collapse_ps = [], [], []
-    for o, (iu, ir) in zip(outcomes, draws):
-        su, sr = ~o.collapsed[iu], ~o.collapsed[ir]
-        tests.append((o, iu, ir, su, sr))
-        ku, kr = (~su).sum(1), (~sr).sum(1)
-        min_ps.append(np.array([fisher_min_p(int(a + b), seeds, seeds) for a, b in zip(ku, kr)]))
-        collapse_ps.append(np.array([fisher_exact(int(a), seeds, int(b), seeds) for a, b in zip(ku, kr)]))
-    testable = [np.minimum(su.sum(1), sr.sum(1)) >= 2 for _, _, _, su, sr in tests]
-    m = 2 * np.sum(testable, axis=0)
-    flagged = np.zeros(resamples, dtype=bool)
+    tests = []
+    for o in outcomes:
+        iu, ir = _draws(rng, o, seeds, resamples, halves)
+        tests.append((o, iu, ir, ~o.collapsed[iu], ~o.collapsed[ir]))
+    # The family size of each draw: error tests testable (two per configuration with 2 stable runs a side).
+    m = 2 * np.sum([np.minimum(su.sum(1), sr.sum(1)) >= 2 for _, _, _, su, sr in tests], axis=0)
+    by_error = np.zeros(resamples, dtype=bool)
     for size in np.unique(m):
         rows = m == size
         critical = _Critical(ERROR_ALPHA / max(int(size), 1))
         for o, iu, ir, su, sr in tests:
             for values in (o.test, o.log_train):
                 _, rej = _welch_rejects(values[iu][rows], values[ir][rows], su[rows], sr[rows], critical)
-                flagged[rows] |= rej
-    min_ps, collapse_ps = np.array(min_ps), np.array(collapse_ps)
-    for d in range(resamples):
-        level = tarone_level(list(min_ps[:, d]), COLLAPSE_ALPHA)
-        flagged[d] |= bool((collapse_ps[:, d] <= level).any())
-    k = int(flagged.sum())
-    return Rate(k, resamples, *clopper_pearson(k, resamples))
+                by_error[rows] |= rej
+    by_collapse = _collapse_flags([((~su).sum(1), (~sr).sum(1)) for _, _, _, su, sr in tests], seeds)
+    k = int((by_error | by_collapse).sum())
+    return Rate(k, resamples, *clopper_pearson(k, resamples), int(by_collapse.sum()), int(by_error.sum()))
 
 
 @dataclass(frozen=True)
@@ -176,13 +201,53 @@ def smallest_flagged_collapses(reference_collapsed: int, seeds: int = 16) -> int
     return None
 
 
-def readme_block(groups: dict[tuple[str, str], Group], seeds: int = 16,
-                 uncovered: dict[str, int] | None = None) -> str:
-    """The README's statement of the check's false-flag rate and power on `groups` (the committed study's ladder,
-    faithfulness and extra configurations), of the configurations `--check` also compares that the calibration
-    leaves out (`uncovered`: what they are -> how many), and of what it cannot see."""
-    rate = false_flag_rate(groups, seeds)
-    shifts = detectable_shifts(groups, seeds)
+def compared(groups: dict[tuple[str, str], Group]) -> dict[tuple[str, str], Group]:
+    """The configurations whose runs `--check` tests in its families: those with 2 runs or more (a single run on a
+    side is judged by a range rule outside them)."""
+    return {k: g for k, g in groups.items() if len(g.records) >= 2}
+
+
+def _share(k: int, rate: Rate) -> str:
+    return f"{100 * k / rate.draws:.2f}%"
+
+
+def _false_flag_lines(groups: dict[tuple[str, str], Group], core: dict[tuple[str, str], Group], seeds: int) -> list:
+    """The README's statements of the false-flag rate: on every configuration compared, on the `core` ones, and
+    with no run on both sides (halves)."""
+    rate, core_rate = false_flag_rate(groups, seeds), false_flag_rate(core, seeds)
+    halves = false_flag_rate(groups, seeds, halves=True)
+    with_collapses = sum(g.n_collapsed > 0 for g in groups.values())
+
+    def interval(r: Rate) -> str:
+        return f"95% Clopper–Pearson interval {100 * r.low:.2f}–{100 * r.high:.2f}%, the Monte-Carlo error"
+
+    def split(r: Rate) -> str:
+        return (f"by a collapse test in {_share(r.by_collapse, r)} (that family's level: {COLLAPSE_ALPHA:.0%}), by an "
+                f"error test in {_share(r.by_error, r)} (that family's level: {100 * ERROR_ALPHA:.1f}%)")
+
+    return [
+        f"- **False flags.** An honest {seeds}-seed reproduction of all {len(groups)} configurations `--check` "
+        f"compares ({with_collapses} of them with collapsed runs) is flagged somewhere in {100 * rate.value:.2f}% "
+        f"of {rate.draws:,} resampled reproductions ({interval(rate)}): {split(rate)}. Of the "
+        f"{len(core)} configurations of the ladder, the faithfulness study and the extra rungs alone: "
+        f"{100 * core_rate.value:.2f}% ({interval(core_rate)}).",
+        f"- **The calibration's own uncertainty.** Both sides above are drawn with replacement from the same "
+        f"{seeds} runs, which makes ties and lets one set of runs stand for the truth and the reference at once. "
+        f"With no run on both sides (each configuration's runs split at random into two halves, the reproduction "
+        f"and the reference, {min(len(g.records) for g in groups.values()) // 2} seeds a side), the check flags "
+        f"{100 * halves.value:.2f}% of {halves.draws:,} splits ({interval(halves)}): {split(halves)}. Without the "
+        f"ties that drawing with replacement makes, the error tests "
+        + ("keep their level." if halves.by_error <= ERROR_ALPHA * halves.draws else "still exceed their level."),
+    ]
+
+
+def readme_block(groups: dict[tuple[str, str], Group], power_groups: dict[tuple[str, str], Group],
+                 seeds: int = 16) -> str:
+    """The README's statement of the check's false-flag rate on every configuration of `groups` it compares
+    (and on `power_groups`: the ladder, faithfulness and extra configurations), of its power on `power_groups`,
+    and of what it cannot see."""
+    groups = compared(groups)
+    shifts = detectable_shifts(power_groups, seeds)
     ok = [d for d in shifts if not math.isnan(d.test_shift_pp)]
     typical = float(np.median([d.test_shift_pp for d in ok])) if ok else math.nan
     ratios = [d.train_ratio for d in shifts if not math.isnan(d.train_ratio)]
@@ -192,13 +257,14 @@ def readme_block(groups: dict[tuple[str, str], Group], seeds: int = 16,
     c0, c1 = smallest_flagged_collapses(0, seeds), smallest_flagged_collapses(1, seeds)
     lines = [
         f"How good the check is, measured by resampling the committed records (`repro.report.calibration`; "
-        f"{len(groups)} configurations: the ladder, the faithfulness study and the extra rungs, {', '.join(datasets)}; an honest "
+        f"{len(groups)} configurations with 2 runs or more, {', '.join(datasets)}: the ladder, the faithfulness "
+        f"study, the extra rungs, the factorial, the rungs with their own code and the guesses; an honest "
         f"reproduction is {seeds} new seeds per configuration drawn from the committed runs):",
         "",
-        f"- **False flags.** An honest {seeds}-seed reproduction of all {len(groups)} is flagged somewhere in "
-        f"{100 * rate.value:.2f}% of {rate.draws:,} resampled reproductions (95% Clopper–Pearson interval "
-        f"{100 * rate.low:.2f}–{100 * rate.high:.2f}%).",
-        f"- **Power at {seeds} seeds** (flagged in {POWER:.0%} of resampled reproductions): a shift of the mean test "
+        *_false_flag_lines(groups, compared(power_groups), seeds),
+        f"- **Power at {seeds} seeds** (flagged in {POWER:.0%} of resampled reproductions, with the "
+        f"{len(power_groups)} configurations of the ladder, the faithfulness study and the extra rungs compared): "
+        f"a shift of the mean test "
         f"error by {typical:.2f} points for a typical configuration (median over the {len(ok)} configurations; "
         + (f"{min(d.test_shift_pp for d in ok):.2f}–{worst.test_shift_pp:.2f} across them, the largest for "
            f"{worst.key[0]} `{worst.key[1]}`" if worst else "") + "); train error multiplied by a factor of "
@@ -214,9 +280,4 @@ def readme_block(groups: dict[tuple[str, str], Group], seeds: int = 16,
         "becomes a little more or less rare; configurations absent from the committed study; and comparisons "
         "with a single run on a side, which are judged by a range rule outside the family-wise control.",
     ]
-    if uncovered:
-        parts = [f"{n:,} {what}" for what, n in uncovered.items()]
-        listed = ", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1 else parts[0]
-        lines.append(f"- **Not calibrated**: `--check` also compares {listed} when a workspace holds them; the "
-                     "false-flag rate above does not cover them, and with them in the family it is not measured.")
     return "\n".join(lines)

@@ -399,6 +399,11 @@ def seed0_checkpoint(results_dir: Path, group: Group | None, dataset: str, label
         runs = "" if group is not None else f"no {dataset}/{label} runs yet, "
         warn(f"{runs}no seed-0 checkpoint {path.relative_to(results_dir).as_posix()}; {what} skipped")
         return None
+    return read_checkpoint(path, results_dir, warn, what)
+
+
+def read_checkpoint(path: Path, results_dir: Path, warn, what: str) -> tuple[dict, object] | None:
+    """(state_dict, Config) of the checkpoint at `path`, or None with a warning when it cannot be read."""
     try:
         ck = torch.load(path, map_location="cpu", weights_only=True)
         cfg = config_from_dict(ck["config"], source=str(path))

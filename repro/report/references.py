@@ -71,6 +71,13 @@ class PeerFigure:
     read_at_pass: int | None = None  # the pass its figure is read at, where that is not the run's last
 
 
+# Our run of the baseline from the earlier reproduction's initial weights (init = "repro2022"): its label, its seed
+# (the peer's torch.manual_seed), and the mnist16 draw the published runs used, against which the peer's own code's
+# rerun on that draw (results/measured/code-reruns-mnist16.json) is set.
+PEER_WEIGHTS_LABEL = "peer-weights"
+PEER_SEED = 1337
+PEER_DRAW = "test-first"
+
 BLOG = "the 2023 ladder blog (Korean; one run per step following the 2022 code; mnist16 test-first)"
 _BLOG_SOURCE = f"{BLOG}, step {{step}}"
 _MODERN_SOURCE = "A. Karpathy, lecun1989-repro (2022), modern.py docstring"
@@ -85,9 +92,9 @@ PEER_FIGURES: tuple[PeerFigure, ...] = (
     PeerFigure(Reference(name="Karpathy 2022: repro.py", dataset="mnist16",
                          source="A. Karpathy, lecun1989-repro (2022), README", passes=23, train_error=0.62,
                          test_error=4.09, train_loss=4.073e-3, test_loss=2.838e-2),
-               "baseline", "another torch version's rounding", True, "peer-weights"),
+               "baseline", "another torch version's rounding", True, PEER_WEIGHTS_LABEL),
     PeerFigure(_blog("baseline", 23, 0.60, 4.19, train_loss=3.880e-3, test_loss=2.824e-2), "baseline", "", True,
-               "peer-weights"),
+               PEER_WEIGHTS_LABEL),
     PeerFigure(_blog("1", 23, 0.93, 3.84), "relu", "", True, "blog-1"),
     PeerFigure(_blog("2", 23, 0.45, 3.94), "adamw", "", True, "blog-2"),
     PeerFigure(_blog("3", 23, 0.14, 3.24), "lr-decay", "", True, "blog-3"),
@@ -101,28 +108,3 @@ PEER_FIGURES: tuple[PeerFigure, ...] = (
                "modern-2022", "", False),
 )
 
-
-@dataclass(frozen=True)
-class CodeRerun:
-    """The earlier reproduction's own repro.py, run unchanged on one mnist16 draw (torch 2.13, CPU): which draw
-    its published runs used, and what a run of ours from its initial weights (init = "repro2022", seed 1337)
-    should land on."""
-
-    draw: str  # the mnist16 draw it ran on (repro.data: --mnist-order)
-    label: str  # our run from the same initial weights
-    seed: int
-    train_misses: int
-    test_misses: int
-    train_loss: float
-    test_loss: float
-    source: str
-
-
-_RERUN_SOURCE = "lecun1989-repro's repro.py run unchanged, torch 2.13 CPU, mnist16 {draw}, misses as it prints them"
-# Measured once on each draw built from the raw IDX files (the peer notes' table): the report's data, not prose.
-CODE_RERUNS: tuple[CodeRerun, ...] = (
-    CodeRerun("test-first", "peer-weights", 1337, 44, 84, 3.892e-3, 2.799e-2, _RERUN_SOURCE.format(draw="test-first")),
-    CodeRerun("train-first", "peer-weights", 1337, 63, 76, 5.382e-3, 2.750e-2,
-              _RERUN_SOURCE.format(draw="train-first")),
-)
-REPRO2022_RERUN = CODE_RERUNS[0]  # the draw the published runs used and the package's default: our run's

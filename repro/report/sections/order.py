@@ -14,6 +14,7 @@ from repro.report.sections.guesses import Guesses
 from repro.report.sections.headline import Headline
 from repro.report.sections.ladder import LadderTables
 from repro.report.sections.match import Match
+from repro.report.sections.measured import Measured
 from repro.report.sections.page import Page
 from repro.report.sections.part import Section
 from repro.report.sections.peers import Peers
@@ -45,5 +46,5 @@ def report_sections(study: bool) -> ReportSections:
     in_order: list[Section] = [ladder, faithful, checked, CodeRungs(), match, ExtraRungs(), Guesses(), Peers(),
                                Attribution(), TieRule(), Thresholds(), figures, Page()]
     if study:
-        in_order += [Headline(ladder, faithful, match, figures), CheckPower(), Speed(), RecordSchema(), StudySummary()]
+        in_order += [Measured(), Headline(ladder, faithful, match, figures), CheckPower(), Speed(), RecordSchema(), StudySummary()]
     return ReportSections(in_order, ladder, faithful, figures, checked)

@@ -1,6 +1,6 @@
-"""How good the check is (repro.report.calibration): the README's report:check block, resampled from the
-committed ladder's, faithfulness study's and extra rungs' records. Seconds of work: only where the README asks
-for it."""
+"""How good the check is (repro.report.calibration): the README's report:check block, its false-flag rate on every
+configuration the check compares and its power on the ladder's, the faithfulness study's and the extra rungs',
+resampled from the committed records. A minute of work: only where the README asks for it."""
 
 from __future__ import annotations
 
@@ -13,10 +13,7 @@ from repro.report.sections.part import Part
 class CheckPower:
     def render(self, ctx: Context) -> Part:
         kinds = ctx.kinds
-        covered = {k: g for k, g in kinds.main.items() if k[1] in ctx.ladder} | kinds.faithful | kinds.extra
-        if not covered or not has_block(ctx.readme, "report:check"):
+        power = {k: g for k, g in kinds.main.items() if k[1] in ctx.ladder} | kinds.faithful | kinds.extra
+        if not power or not has_block(ctx.readme, "report:check"):
             return Part()
-        uncovered = {"factorial configurations": len(kinds.factorial), "rungs with their own code": len(kinds.code),
-                     "guesses": len(kinds.guesses)}
-        return Part(blocks=[Block(ctx.readme, "report:check", calibration.readme_block(
-            covered, uncovered={k: n for k, n in uncovered.items() if n}))])
+        return Part(blocks=[Block(ctx.readme, "report:check", calibration.readme_block(kinds.all, power))])

@@ -24,10 +24,10 @@ from repro.data import Dataset, dataset_spec, fingerprint, load_dataset
 from repro.engines import registry
 from repro.report.fmt import mean_std
 from repro.study.ladder import PlannedConfig
-from repro.study.plan import bench_throughput, estimate_text
+from repro.study.plan import Unit, bench_throughput, estimate_text, measured_estimate, measures_here
 from repro.study.record import read_record
 from repro.study.run_key import ConfigKey, RunKey
-from repro.study.runner import (Progress, RunContext, run_planned, run_side_by_side, run_together,
+from repro.study.runner import (Progress, RunContext, fmt_seconds, run_planned, run_side_by_side, run_together,
                                 side_by_side_count)
 from repro.study.store import SeedLocks, git_commit, remove_stale_temporaries, set_aside_damaged
 from repro.study.workspace import check_writable, default_workspace, is_study
@@ -96,16 +96,38 @@ class JobPlan:
         return [k.record_path(self.request.results_dir) for e in self.entries for k in e.run_keys(self.request.seeds)]
 
     def estimate_lines(self, calibrate: bool = True) -> list[str]:
-        """The estimated time left per engine (from `repro bench` figures, labelled estimated)."""
+        """The estimated time left per engine, labelled estimated (repro.study.plan: the job's configurations
+        timed here where the engine allows, else `repro bench` figures)."""
         by_engine: dict[str, int] = {}
         configurations: dict[str, int] = {}  # per engine, configurations with runs to do (each compiles once)
         for e in self.entries:
             by_engine[e.engine.name] = by_engine.get(e.engine.name, 0) + e.presentations_left
             configurations[e.engine.name] = configurations.get(e.engine.name, 0) + bool(e.todo)
         dev = self.request.device
-        return [f"{name} on {dev.type}: {n:,} presentations, "
-                f"{estimate_text(n, bench_throughput(dev, name, calibrate=calibrate), configurations[name])}"
-                for name, n in by_engine.items() if n]
+        lines = []
+        for name, n in by_engine.items():
+            if not n:
+                continue
+            if calibrate and measures_here(name, dev):
+                seconds, source = self.measured_estimate(name)
+                text = f"~{fmt_seconds(seconds)} (estimated: {source})"
+            else:
+                text = estimate_text(n, bench_throughput(dev, name, calibrate=calibrate), configurations[name])
+            lines.append(f"{name} on {dev.type}: {n:,} presentations, {text}")
+        return lines
+
+    def measured_estimate(self, engine: str) -> tuple[float, str]:
+        """(seconds, source) of the configurations `engine` trains, timed here (plan.measured_estimate), as
+        many at once as the job trains at once (all of its configurations count: runner.side_by_side_count)."""
+        dev = self.request.device
+        workers = side_by_side_count([e.engine.name for e in self.units], dev)
+        units = []
+        for e in self.units:
+            if e.engine.name == engine:
+                spec = dataset_spec(e.dataset)
+                units.append(Unit(e.planned.config, len(e.todo), e.n_train, e.n_train + spec.n_test,
+                                  sum(spec.extra_tests.values())))
+        return measured_estimate(units, engine, dev, workers)
 
 
 DatasetFacts = dict[str, tuple[int, str]]  # name -> (training-set size, fingerprint)

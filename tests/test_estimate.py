@@ -116,3 +116,23 @@ def test_the_measured_estimate_times_each_configuration_once_side_by_side(monkey
 
 def test_a_job_of_the_native_engine_is_timed_here_and_of_others_read_from_the_bench():
     assert plan.measures_here("native", CPU) and not plan.measures_here("population", CPU)
+
+
+def test_a_job_is_timed_here_unless_the_bench_puts_it_under_half_a_minute(tmp_path, monkeypatch):
+    from repro.study import job
+    from repro.study.ladder import load_rungs
+    from repro.study.ladder import plan as ladder_plan
+
+    planned = ladder_plan(load_rungs(), only=["baseline"])  # 23 passes x 7,291 usps images x 16 seeds
+    request = job.JobRequest(planned, ["usps"], list(range(16)), tmp_path, CPU)
+    the_plan = job.plan_job(request, job.facts_without_data(["usps"]))
+    if the_plan.entries[0].engine.name != "native":
+        pytest.skip("the native engine cannot be built here")
+    monkeypatch.setattr(job, "measured_estimate", lambda units, engine, device, workers: (42.0, "timed"))
+    n = the_plan.presentations_left
+    monkeypatch.setattr(job, "bench_throughput", lambda *a, **k: plan.Throughput(n / 20.0, "a bench file"))
+    assert the_plan.estimate_lines() == [f"native on cpu: {n:,} presentations, ~0m20s (estimated from a bench file)"]
+    monkeypatch.setattr(job, "bench_throughput", lambda *a, **k: plan.Throughput(n / 40.0, "a bench file"))
+    assert the_plan.estimate_lines() == [f"native on cpu: {n:,} presentations, ~0m42s (estimated: timed)"]
+    monkeypatch.setattr(job, "bench_throughput", lambda *a, **k: None)  # no bench figures: timed here
+    assert the_plan.estimate_lines() == [f"native on cpu: {n:,} presentations, ~0m42s (estimated: timed)"]

@@ -24,7 +24,8 @@ from repro.data import Dataset, dataset_spec, fingerprint, load_dataset
 from repro.engines import registry
 from repro.report.fmt import mean_std
 from repro.study.ladder import PlannedConfig
-from repro.study.plan import Unit, bench_throughput, estimate_text, measured_estimate, measures_here
+from repro.study.plan import (MEASURED_FROM_S, Unit, bench_throughput, estimate_text, measured_estimate,
+                              measures_here)
 from repro.study.record import read_record
 from repro.study.run_key import ConfigKey, RunKey
 from repro.study.runner import (Progress, RunContext, fmt_seconds, run_planned, run_side_by_side, run_together,
@@ -108,11 +109,13 @@ class JobPlan:
         for name, n in by_engine.items():
             if not n:
                 continue
-            if calibrate and measures_here(name, dev):
+            bench = bench_throughput(dev, name, calibrate=calibrate)
+            if calibrate and measures_here(name, dev) and (bench is None or
+                                                           n / bench.presentations_per_s >= MEASURED_FROM_S):
                 seconds, source = self.measured_estimate(name)
                 text = f"~{fmt_seconds(seconds)} (estimated: {source})"
             else:
-                text = estimate_text(n, bench_throughput(dev, name, calibrate=calibrate), configurations[name])
+                text = estimate_text(n, bench, configurations[name])
             lines.append(f"{name} on {dev.type}: {n:,} presentations, {text}")
         return lines
 

@@ -6,7 +6,7 @@ the job trains at once), training and evaluation apart: the time of a configurat
 members and images, and the job's from the order in which the runner hands configurations to its threads.
 A configuration's cost depends on its optimizer, activation, dropout, shifts and architecture, and one CPU's
 speed ratio between them is not another's, so no single rate measured elsewhere (or on one rung) can stand
-in for the job's mix.
+in for the job's mix. A job the bench figures put under MEASURED_FROM_S is announced from them instead.
 
 Other engines and devices: presentations left divided by the throughput measured by `repro bench` for this
 device and engine (end to end, evaluation included, when the bench measured a whole `ablate --all`; else its
@@ -162,6 +162,12 @@ def measured_estimate(units: list[Unit], engine: str, device: torch.device, work
     how = f"{workers} side by side, one thread each, as the job trains them" if workers > 1 else "one at a time"
     return seconds, (f"each of its {len(distinct)} configuration{'s' if len(distinct) != 1 else ''} timed here just "
                      f"now ({how}; {time.perf_counter() - t0:.1f} s)")
+
+
+# A job the bench figures put under this many seconds is announced from them: timing its configurations (about
+# half a second each, on a quiet 2-core machine) would be a large share of it, and a short job's estimate a
+# small matter.
+MEASURED_FROM_S = 30.0
 
 
 def measures_here(engine: str, device: torch.device) -> bool:

@@ -69,16 +69,17 @@ def test_the_estimate_check_sets_both_estimates_beside_the_measured_time(workspa
 
 # --- the estimate from the job's own configurations (plan.measured_estimate) -----------------------------
 
-def _unit(passes: int = 2, optimizer: str = "sgd", members: int = 16, last_eval_images: int = 0) -> plan.Unit:
+def _unit(passes: int = 2, optimizer: str = "sgd", members: int = 16,
+          last_eval_images: int = 0) -> plan.EstimatedConfig:
     from repro.config import Config
 
-    return plan.Unit(Config(passes=passes, optimizer=optimizer), members, 1000, 1500, last_eval_images)
+    return plan.EstimatedConfig(Config(passes=passes, optimizer=optimizer), members, 1000, 1500, last_eval_images)
 
 
-def test_a_units_time_is_its_training_and_evaluation():
+def test_a_configurations_time_is_its_training_and_evaluation():
     cost = {"steps_per_s": 4000.0, "eval_s_per_image": 0.001}
     # 2 passes x 16 members x 1000 images / 4000 = 8 s; (2 passes x 1500 + 500) images x 1 ms = 3.5 s
-    assert plan.unit_seconds(_unit(last_eval_images=500), cost) == pytest.approx(11.5)
+    assert plan.config_seconds(_unit(last_eval_images=500), cost) == pytest.approx(11.5)
 
 
 def test_the_makespan_hands_each_task_to_the_first_worker_free():

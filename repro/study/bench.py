@@ -231,7 +231,8 @@ def config_cost(engine: str, cfg: Config, members: int, n_train: int, device: to
     digits = random_digits(n_train)
     rate = run_rate(engine, cfg, digits, members, device, seconds, threads)["steps_per_s"]
     images = len(digits.y_train) + len(digits.y_test)
-    return {"steps_per_s": rate, "eval_s_per_image": eval_seconds(engine, cfg, digits, members, device, threads) / images}
+    evaluation = eval_seconds(engine, cfg, digits, members, device, threads)
+    return {"steps_per_s": rate, "eval_s_per_image": evaluation / images}
 
 
 def calibration_figure(rec: dict, engine: str) -> float | None:

@@ -24,8 +24,8 @@ from repro.data import Dataset, dataset_spec, fingerprint, load_dataset
 from repro.engines import registry
 from repro.report.fmt import mean_std
 from repro.study.ladder import PlannedConfig
-from repro.study.plan import (MEASURED_FROM_S, Unit, bench_throughput, estimate_text, measured_estimate,
-                              measures_here)
+from repro.study.plan import (MEASURED_FROM_S, EstimatedConfig, bench_throughput, estimate_text,
+                              measured_estimate, measures_here)
 from repro.study.record import read_record
 from repro.study.run_key import ConfigKey, RunKey
 from repro.study.runner import (Progress, RunContext, fmt_seconds, run_planned, run_side_by_side, run_together,
@@ -128,8 +128,8 @@ class JobPlan:
         for e in self.units:
             if e.engine.name == engine:
                 spec = dataset_spec(e.dataset)
-                units.append(Unit(e.planned.config, len(e.todo), e.n_train, e.n_train + spec.n_test,
-                                  sum(spec.extra_tests.values())))
+                units.append(EstimatedConfig(e.planned.config, len(e.todo), e.n_train, e.n_train + spec.n_test,
+                                             sum(spec.extra_tests.values())))
         return measured_estimate(units, engine, dev, workers)
 
 

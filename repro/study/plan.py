@@ -107,7 +107,7 @@ def estimate_text(presentations: int, throughput: Throughput | None, configurati
 # --- the estimate from the job's own configurations, timed here ------------------------------------------
 
 @dataclass(frozen=True)
-class Unit:
+class EstimatedConfig:
     """One configuration of a job, with what its time depends on."""
 
     config: Config
@@ -122,7 +122,7 @@ class Unit:
         return self.config.digest(), self.members, self.n_train
 
 
-def unit_seconds(u: Unit, cost: dict[str, float]) -> float:
+def config_seconds(u: EstimatedConfig, cost: dict[str, float]) -> float:
     """A unit's time from its configuration's measured cost (bench.config_cost)."""
     training = u.config.passes * u.members * u.n_train / cost["steps_per_s"]
     evaluation = (u.config.passes * u.eval_images + u.last_eval_images) * cost["eval_s_per_image"]
@@ -138,12 +138,13 @@ def makespan(seconds: list[float], workers: int) -> float:
     return max(free)
 
 
-def runner_order(units: list[Unit]) -> list[Unit]:
+def runner_order(units: list[EstimatedConfig]) -> list[EstimatedConfig]:
     """The order in which the runner hands configurations to its threads (runner.run_side_by_side)."""
     return sorted(units, key=lambda u: -expected_cost(u.config, u.n_train))
 
 
-def measured_estimate(units: list[Unit], engine: str, device: torch.device, workers: int) -> tuple[float, str]:
+def measured_estimate(units: list[EstimatedConfig], engine: str, device: torch.device,
+                      workers: int) -> tuple[float, str]:
     """(seconds, where the figure comes from) for `units` trained by `engine` here, `workers` side by side:
     each configuration timed now (bench.config_cost), as many at once as the job trains at once."""
     distinct = {u.cost_key: u for u in units}
@@ -158,7 +159,7 @@ def measured_estimate(units: list[Unit], engine: str, device: torch.device, work
                 lambda u: config_cost(engine, u.config, u.members, u.n_train, device, threads), distinct.values())))
     finally:
         torch.set_num_threads(torch_threads)
-    seconds = makespan([unit_seconds(u, costs[u.cost_key]) for u in runner_order(units)], workers)
+    seconds = makespan([config_seconds(u, costs[u.cost_key]) for u in runner_order(units)], workers)
     how = f"{workers} side by side, one thread each, as the job trains them" if workers > 1 else "one at a time"
     return seconds, (f"each of its {len(distinct)} configuration{'s' if len(distinct) != 1 else ''} timed here just "
                      f"now ({how}; {time.perf_counter() - t0:.1f} s)")

@@ -26,7 +26,7 @@ from repro.jobs.bench import SEEDS, run_bench, usable_engines, write_bench
 from repro.jobs.bench import ESTIMATE_CHECK_DATASET, device_slug, estimate_check, estimate_check_plan
 from repro.jobs.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
-from repro.jobs.job import (JobInterrupted, JobRequest, facts_without_data, plan_job, plan_lines, run_job,
+from repro.jobs.job import (JobInterrupted, JobRequest, facts_of, facts_without_data, plan_job, plan_lines, run_job,
                              summary_lines, where_lines)
 from repro.jobs.runner import resolve_device
 from repro.jobs.sweep import lr_sweep, write_sweep
@@ -406,16 +406,19 @@ def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, 
 def _bench_estimate_check(dev, data_dir, out: Path) -> None:
     planned = estimate_check_plan()
     ds = load_dataset(ESTIMATE_CHECK_DATASET, data_dir)
-    presentations = sum(p.config.passes for p in planned) * len(ds.y_train) * SEEDS
+
+    def request(folder: Path) -> JobRequest:
+        return JobRequest(planned, [ESTIMATE_CHECK_DATASET], list(range(SEEDS)), folder, dev)
 
     def timed_job() -> float:  # the real job, from nothing, into a throw-away folder
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
-            run_job(JobRequest(planned, [ESTIMATE_CHECK_DATASET], list(range(SEEDS)), Path(tmp), dev),
-                    data_dir=data_dir, log=_log)
+            run_job(request(Path(tmp)), data_dir=data_dir, log=_log)
             return time.perf_counter() - t0
 
-    result = estimate_check(dev, presentations, timed_job, log=click.echo)
+    with tempfile.TemporaryDirectory() as tmp:  # an empty folder: the whole job is to do
+        job = plan_job(request(Path(tmp)), facts_of({ESTIMATE_CHECK_DATASET: ds}))
+        result = estimate_check(dev, job, timed_job, log=click.echo)
     path = out / f"estimate-check-{device_slug(dev)}.json"
     atomic_write_json(path, result)
     click.echo(f"wrote {path}")

@@ -205,13 +205,34 @@ def calibration_rate(engine: str, device: torch.device, seconds: float = CALIBRA
     (as rung_figures measures each rung, so it compares with the bench file's baseline: calibration_figure);
     on random digits (an engine's speed does not depend on the pixels). A few seconds that scale bench figures
     made on another CPU."""
-    gen = torch.Generator().manual_seed(0)
-    n = 2048
-    digits = SimpleNamespace(x_train=torch.rand(n, 16, 16, generator=gen) * 2 - 1,
-                             y_train=torch.randint(0, 10, (n,), generator=gen))
     side = side_by_side_count([engine] * 2, device)
     threads = 1 if side > 1 else None
-    return side * engine_rate(engine, Config(), digits, CALIBRATION_MEMBERS, device, seconds, threads)
+    return side * engine_rate(engine, Config(), random_digits(), CALIBRATION_MEMBERS, device, seconds, threads)
+
+
+def random_digits(n_train: int = 2048, n_test: int = 512) -> SimpleNamespace:
+    """Random images and labels in a dataset's shape, for timing (an engine's speed does not depend on the pixels)."""
+    gen = torch.Generator().manual_seed(0)
+    return SimpleNamespace(x_train=torch.rand(n_train, 16, 16, generator=gen) * 2 - 1,
+                           y_train=torch.randint(0, 10, (n_train,), generator=gen),
+                           x_test=torch.rand(n_test, 16, 16, generator=gen) * 2 - 1,
+                           y_test=torch.randint(0, 10, (n_test,), generator=gen))
+
+
+CONFIG_SECONDS = 0.3  # each configuration's timed pass for a job's estimate (after two short warm-up passes)
+
+
+def config_cost(engine: str, cfg: Config, members: int, n_train: int, device: torch.device, threads: int | None,
+                seconds: float = CONFIG_SECONDS) -> dict[str, float]:
+    """What one configuration costs on this machine, as a job trains it (`threads`: its population's; 1 where
+    configurations train side by side): {"steps_per_s": member-steps/s over a whole run on `n_train` images
+    (run_rate: AdamW's first steps timed apart), "eval_s_per_image": one after-pass evaluation of every member,
+    per image}."""
+    digits = random_digits(n_train)
+    rate = run_rate(engine, cfg, digits, members, device, seconds, threads)["steps_per_s"]
+    images = len(digits.y_train) + len(digits.y_test)
+    evaluation = eval_seconds(engine, cfg, digits, members, device, threads)
+    return {"steps_per_s": rate, "eval_s_per_image": evaluation / images}
 
 
 def calibration_figure(rec: dict, engine: str) -> float | None:
@@ -434,17 +455,20 @@ def estimate_check_plan() -> list:
     return plan(load_rungs(folder), "cumulative", list(ESTIMATE_CHECK_RUNGS), extra_rungs(folder))
 
 
-def estimate_check(device: torch.device, presentations: int, run_job: Callable[[], float],
-                   log: Callable[[str], None] = print) -> dict:
-    """The estimate a job announces at its start against its time measured end to end (`run_job`), two ways:
-    as announced here (bench figures of this CPU where there are some), and as it would be on another CPU
-    (the bench file's figures scaled by calibration_rate, measured now). Ratios above 1: the estimate was
-    long."""
-    from repro.jobs.plan import bench_throughput  # plan imports this module
+def estimate_check(device: torch.device, job, run_job: Callable[[], float], log: Callable[[str], None] = print) -> dict:
+    """The estimate a job (`job`: its repro.jobs.job.JobPlan) announces at its start against its time measured
+    end to end (`run_job`), and beside it the estimate from the bench file alone, scaled by this CPU's speed on
+    the baseline (what engines whose configurations are not timed here announce). Ratios above 1: the
+    estimate was long."""
+    from repro.jobs.plan import bench_throughput, measures_here  # plan imports this module
 
     engine = registry.choose("auto", Config(), device)[0].name
-    ways = {"announced": bench_throughput(device, engine),
-            "calibrated": bench_throughput(device, engine, as_another_cpu=True)}
+    presentations = job.presentations_left
+    ways = {}
+    if measures_here(engine, device):
+        ways["announced"] = job.measured_estimate(engine)
+    if (t := bench_throughput(device, engine, as_another_cpu=True)) is not None:
+        ways["bench file, scaled"] = (presentations / t.presentations_per_s, t.source)
     log(f"job: {ESTIMATE_CHECK_LADDER} ladder ({', '.join(ESTIMATE_CHECK_RUNGS)}), {ESTIMATE_CHECK_DATASET}, "
         f"{SEEDS} seeds: {presentations:,} presentations; running it ...")
     measured = run_job()
@@ -453,11 +477,7 @@ def estimate_check(device: torch.device, presentations: int, run_job: Callable[[
                                           "presentations": presentations},
            "measured_s": measured, "estimates": {}}
     log(f"measured end to end: {measured:,.1f} s")
-    for way, t in ways.items():
-        if t is None:
-            log(f"{way}: no bench figures for this device and engine")
-            continue
-        seconds = presentations / t.presentations_per_s
-        out["estimates"][way] = {"seconds": seconds, "ratio": seconds / measured, "source": t.source}
-        log(f"{way}: {seconds:,.1f} s, {seconds / measured:.2f} x the measured time ({t.source})")
+    for way, (seconds, source) in ways.items():
+        out["estimates"][way] = {"seconds": seconds, "ratio": seconds / measured, "source": source}
+        log(f"{way}: {seconds:,.1f} s, {seconds / measured:.2f} x the measured time ({source})")
     return out

@@ -245,7 +245,7 @@ class Connection:
             if not mine:
                 continue
             unit = Unit(e.planned, e.key, mine, e.engine.name, str(ctx.device), code)
-            cost = expected_cost(e.planned, loaded[e.dataset]) * len(mine)
+            cost = expected_cost(e.planned.config, len(loaded[e.dataset].y_train)) * len(mine)
             (grouped if e.engine.grouped else tasks).append(([unit], cost, None))
         if grouped:
             units = [u for us, _, _ in grouped for u in us]

@@ -23,11 +23,12 @@ from repro.config import Config
 from repro.data import Dataset, dataset_spec, fingerprint, load_dataset
 from repro.engines import registry
 from repro.jobs.ladder import PlannedConfig
-from repro.jobs.plan import bench_throughput, estimate_text
+from repro.jobs.plan import (MEASURED_FROM_S, EstimatedConfig, bench_throughput, estimate_text,
+                             measured_estimate, measures_here)
 from repro.jobs.record import RunRecord, is_done, read_record
 from repro.jobs.run_key import ConfigKey, RunKey
-from repro.jobs.runner import (Progress, RunContext, pending_seeds, run_planned, run_side_by_side,
-                                run_together, side_by_side_count)
+from repro.jobs.runner import (Progress, RunContext, fmt_seconds, pending_seeds, run_planned, run_side_by_side,
+                               run_together, side_by_side_count)
 from repro.jobs.store import SeedLocks, git_commit, remove_stale_temporaries, set_aside_damaged
 from repro.jobs.workspace import check_writable, default_workspace, is_study
 
@@ -97,16 +98,40 @@ class JobPlan:
                 if is_done(folder, k)]
 
     def estimate_lines(self, calibrate: bool = True) -> list[str]:
-        """The estimated time left per engine (from `repro bench` figures, labelled estimated)."""
+        """The estimated time left per engine, labelled estimated (repro.jobs.plan: the job's configurations
+        timed here where the engine allows, else `repro bench` figures)."""
         by_engine: dict[str, int] = {}
         configurations: dict[str, int] = {}  # per engine, configurations with runs to do (each compiles once)
         for e in self.entries:
             by_engine[e.engine.name] = by_engine.get(e.engine.name, 0) + e.presentations_left
             configurations[e.engine.name] = configurations.get(e.engine.name, 0) + bool(e.todo)
         dev = self.request.device
-        return [f"{name} on {dev.type}: {n:,} presentations, "
-                f"{estimate_text(n, bench_throughput(dev, name, calibrate=calibrate), configurations[name])}"
-                for name, n in by_engine.items() if n]
+        lines = []
+        for name, n in by_engine.items():
+            if not n:
+                continue
+            bench = bench_throughput(dev, name, calibrate=calibrate)
+            if calibrate and measures_here(name, dev) and (bench is None or
+                                                           n / bench.presentations_per_s >= MEASURED_FROM_S):
+                seconds, source = self.measured_estimate(name)
+                text = f"~{fmt_seconds(seconds)} (estimated: {source})"
+            else:
+                text = estimate_text(n, bench, configurations[name])
+            lines.append(f"{name} on {dev.type}: {n:,} presentations, {text}")
+        return lines
+
+    def measured_estimate(self, engine: str) -> tuple[float, str]:
+        """(seconds, source) of the configurations `engine` trains, timed here (plan.measured_estimate), as
+        many at once as the job trains at once (all of its configurations count: runner.side_by_side_count)."""
+        dev = self.request.device
+        workers = side_by_side_count([e.engine.name for e in self.units], dev)
+        units = []
+        for e in self.units:
+            if e.engine.name == engine:
+                spec = dataset_spec(e.dataset)
+                units.append(EstimatedConfig(e.planned.config, len(e.todo), e.n_train, e.n_train + spec.n_test,
+                                             sum(spec.extra_tests.values())))
+        return measured_estimate(units, engine, dev, workers)
 
 
 DatasetFacts = dict[str, tuple[int, str]]  # name -> (training-set size, fingerprint)

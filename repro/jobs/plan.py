@@ -1,14 +1,25 @@
-"""A job's estimated time (its plan: repro.jobs.job).
+"""A job's estimated time (its plan: repro.jobs.job), labelled as an estimate everywhere it is shown.
 
-The time is an estimate, labelled so everywhere it is shown: presentations left divided by the throughput
-measured by `repro bench` for this device and engine (end to end, evaluation included, when the bench
-measured a whole `ablate --all`; else its training rate at the nearest population size). The bench figures
-are looked for in the workspace first (measured on this machine), then in the committed study.
+On the CPU, for an engine whose configurations train side by side (the native engine), each of the job's
+configurations is timed here for a moment, as the job will train it (on one thread each, as many at once as
+the job trains at once), training and evaluation apart: the time of a configuration follows from its passes,
+members and images, and the job's from the order in which the runner hands configurations to its threads.
+A configuration's cost depends on its optimizer, activation, dropout, shifts and architecture, and one CPU's
+speed ratio between them is not another's, so no single rate measured elsewhere (or on one rung) can stand
+in for the job's mix. A job the bench figures put under MEASURED_FROM_S is announced from them instead.
+
+Other engines and devices: presentations left divided by the throughput measured by `repro bench` for this
+device and engine (end to end, evaluation included, when the bench measured a whole `ablate --all`; else its
+training rate at the nearest population size), looked for in the workspace first (measured on this machine),
+then in the committed study; figures made on another CPU are scaled by this one's speed on the baseline.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +27,8 @@ import torch
 
 from repro.config import Config
 from repro.engines import registry
-from repro.jobs.bench import calibration_figure, calibration_rate, device_slug
-from repro.jobs.ladder import PlannedConfig
-from repro.jobs.runner import fmt_seconds
+from repro.jobs.bench import calibration_figure, calibration_rate, config_cost, device_slug
+from repro.jobs.runner import expected_cost, fmt_seconds
 from repro.jobs.store import device_description
 from repro.jobs.workspace import STUDY_DIR, default_workspace
 
@@ -91,3 +101,78 @@ def estimate_text(presentations: int, throughput: Throughput | None, configurati
     parts = (f"; compiling included: {configurations} configuration{'s' if configurations != 1 else ''} x "
              f"{throughput.compile_s:.0f} s, less where the compile cache has them" if compiling >= 1 else "")
     return f"~{fmt_seconds(seconds)} (estimated from {throughput.source}{parts})"
+
+
+# --- the estimate from the job's own configurations, timed here ------------------------------------------
+
+@dataclass(frozen=True)
+class EstimatedConfig:
+    """One configuration of a job, with what its time depends on."""
+
+    config: Config
+    members: int  # seeds to train
+    n_train: int
+    eval_images: int  # evaluated after every pass (the training and test splits)
+    last_eval_images: int = 0  # evaluated after the last pass only (further test sets: mnist16's 10,000)
+
+    @property
+    def cost_key(self) -> tuple:
+        """Units with the same key cost the same per step and per evaluated image: timed once."""
+        return self.config.digest(), self.members, self.n_train
+
+
+def config_seconds(u: EstimatedConfig, cost: dict[str, float]) -> float:
+    """A unit's time from its configuration's measured cost (bench.config_cost)."""
+    training = u.config.passes * u.members * u.n_train / cost["steps_per_s"]
+    evaluation = (u.config.passes * u.eval_images + u.last_eval_images) * cost["eval_s_per_image"]
+    return training + evaluation
+
+
+def makespan(seconds: list[float], workers: int) -> float:
+    """The time to run tasks of these durations, handed out in this order, each to the first worker free (as
+    a thread pool runs a queue)."""
+    free = [0.0] * max(1, workers)
+    for s in seconds:
+        heapq.heappush(free, heapq.heappop(free) + s)
+    return max(free)
+
+
+def runner_order(units: list[EstimatedConfig]) -> list[EstimatedConfig]:
+    """The order in which the runner hands configurations to its threads (runner.run_side_by_side)."""
+    return sorted(units, key=lambda u: -expected_cost(u.config, u.n_train))
+
+
+def measured_estimate(units: list[EstimatedConfig], engine: str, device: torch.device,
+                      workers: int) -> tuple[float, str]:
+    """(seconds, where the figure comes from) for `units` trained by `engine` here, `workers` side by side:
+    each configuration timed now (bench.config_cost), as many at once as the job trains at once."""
+    distinct = {u.cost_key: u for u in units}
+    threads = 1 if workers > 1 else None  # each population on one thread where side by side (as the runner)
+    torch_threads = torch.get_num_threads()
+    t0 = time.perf_counter()
+    if workers > 1:
+        torch.set_num_threads(1)  # as runner.run_side_by_side trains them
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            costs = dict(zip(distinct, pool.map(
+                lambda u: config_cost(engine, u.config, u.members, u.n_train, device, threads), distinct.values())))
+    finally:
+        torch.set_num_threads(torch_threads)
+    seconds = makespan([config_seconds(u, costs[u.cost_key]) for u in runner_order(units)], workers)
+    how = f"{workers} side by side, one thread each, as the job trains them" if workers > 1 else "one at a time"
+    return seconds, (f"each of its {len(distinct)} configuration{'s' if len(distinct) != 1 else ''} timed here just "
+                     f"now ({how}; {time.perf_counter() - t0:.1f} s)")
+
+
+# A job the bench figures put under this many seconds is announced from them: timing its configurations (about
+# half a second each, on a quiet 2-core machine) would be a large share of it, and a short job's estimate a
+# small matter.
+MEASURED_FROM_S = 30.0
+
+
+def measures_here(engine: str, device: torch.device) -> bool:
+    """Whether a job's estimate for `engine` on `device` times the job's configurations here (measured_estimate)
+    rather than reading bench figures: a CPU engine that trains configurations side by side (the native one),
+    whose populations start in a moment."""
+    return device.type == "cpu" and registry.get(engine).side_by_side
+

@@ -23,6 +23,7 @@ from typing import Callable, TextIO
 import torch
 
 from repro.atomic_files import atomic_torch_save, atomic_write_json
+from repro.config import Config
 from repro.data import Dataset
 from repro.engines import registry
 from repro.engines.reference import evaluate, train_reference
@@ -254,7 +255,7 @@ def run_side_by_side(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int]
     another: the native kernel's results depend on neither lanes nor threads. On Ctrl-C, each configuration in
     training stops when its pass in hand ends and drops it, as one trained alone would (its state after the pass
     before is saved), and the interrupt goes on to the caller."""
-    order = sorted(jobs, key=lambda job: -expected_cost(*job))
+    order = sorted(jobs, key=lambda job: -expected_cost(job[0].config, len(job[1].y_train)))
     # torch's own ops (draws, evaluation's bookkeeping) on one thread too: its OpenMP threads would otherwise
     # compete for the core the other configuration trains on
     threads, torch_threads, ctx.threads = ctx.threads, torch.get_num_threads(), 1
@@ -266,11 +267,10 @@ def run_side_by_side(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int]
         torch.set_num_threads(torch_threads)
 
 
-def expected_cost(planned: PlannedConfig, ds: Dataset) -> float:
+def expected_cost(cfg: Config, n_train: int) -> float:
     """A configuration's training time relative to others, only to order the side-by-side queue: presentations,
     times 2 for AdamW and 1.2 for dropout (the rungs' ratios in results/bench/cpu.json, rounded)."""
-    cfg = planned.config
-    return cfg.passes * len(ds.y_train) * (2.0 if cfg.optimizer == "adamw" else 1.0) * (1.2 if cfg.dropout > 0 else 1.0)
+    return cfg.passes * n_train * (2.0 if cfg.optimizer == "adamw" else 1.0) * (1.2 if cfg.dropout > 0 else 1.0)
 
 
 def _train_side_by_side(order: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext,

@@ -359,7 +359,7 @@ def sweep(rung, ladder_dir, lrs, seeds, passes, dataset, device, data_dir, resul
               help="The rungs of the --cluster comparison (default: every rung, as ablate --all).")
 @click.option("--estimate-check", is_flag=True,
               help="Only this: time the faithfulness ladder (usps, 16 seeds) end to end against the estimate ablate "
-                   "announces for it, here and as calibrated for another CPU (<folder>/bench/estimate-check-<device>.json).")
+                   "announces for it, here and as scaled for another CPU (<folder>/bench/estimate-check-<device>.json).")
 @results_dir_option("Figures go to <folder>/bench/<device>.json and .png.")
 @study_option()
 def bench(dataset, device, data_dir, populations, engines, estimate, keep_runs, cluster, cluster_rungs, estimate_check,

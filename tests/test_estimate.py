@@ -18,7 +18,7 @@ CPU = torch.device("cpu")
 def _bench(folder, device: str, rate: float) -> None:
     (folder / "bench").mkdir(parents=True)
     rec = {"device": device, "engines": {"native": {"populations": [{"members": 16, "steps_per_s": rate}]}},
-           "rungs": {"baseline": {"engine": "native", "steps_per_s": 2 * rate}}}  # what calibration_rate measures
+           "rungs": {"baseline": {"engine": "native", "steps_per_s": 2 * rate}}}  # what baseline_rate_here measures
     (folder / "bench" / "cpu.json").write_text(json.dumps(rec))
 
 
@@ -31,23 +31,23 @@ def workspace(tmp_path, monkeypatch):
 
 def test_figures_from_this_cpu_are_used_as_they_are(workspace, monkeypatch):
     _bench(workspace, device_description(CPU), 1000.0)
-    monkeypatch.setattr(plan, "calibration_rate", lambda *a: pytest.fail("no calibration for this CPU's own figures"))
+    monkeypatch.setattr(plan, "baseline_rate_here", lambda *a: pytest.fail("no scaling of this CPU's own figures"))
     t = plan.bench_throughput(CPU, "native")
     assert t.presentations_per_s == 1000.0 and "scaled" not in t.source
 
 
 def test_figures_from_another_cpu_are_scaled_by_a_measurement_here(workspace, monkeypatch):
     _bench(workspace, "cpu (another CPU; x86_64 AVX2 FMA; 2 threads)", 1000.0)
-    monkeypatch.setattr(plan, "calibration_rate", lambda engine, device: 3000.0)  # against the baseline's 2000
+    monkeypatch.setattr(plan, "baseline_rate_here", lambda engine, device: 3000.0)  # against the baseline's 2000
     t = plan.bench_throughput(CPU, "native")
     assert t.presentations_per_s == pytest.approx(1500.0)
     assert "another CPU" in t.source and "scaled by 1.50" in t.source
-    unscaled = plan.bench_throughput(CPU, "native", calibrate=False)
-    assert unscaled.presentations_per_s == 1000.0 and "not calibrated" in unscaled.source
+    unscaled = plan.bench_throughput(CPU, "native", scale_to_here=False)
+    assert unscaled.presentations_per_s == 1000.0 and "not scaled to this CPU" in unscaled.source
 
 
-def test_the_calibration_measures_the_engine_here():
-    assert plan.calibration_rate("population", CPU, seconds=0.2) > 0
+def test_the_baseline_rate_is_measured_here():
+    assert plan.baseline_rate_here("population", CPU, seconds=0.2) > 0
 
 
 def test_the_estimate_check_sets_both_estimates_beside_the_measured_time(workspace, monkeypatch):
@@ -55,8 +55,8 @@ def test_the_estimate_check_sets_both_estimates_beside_the_measured_time(workspa
 
     from repro.jobs import bench
 
-    _bench(workspace, device_description(CPU), 1000.0)  # the bench file's figures, scaled by calibration_rate
-    monkeypatch.setattr(plan, "calibration_rate", lambda engine, device: 3000.0)  # against the baseline's 2000
+    _bench(workspace, device_description(CPU), 1000.0)  # the bench file's figures, scaled by baseline_rate_here
+    monkeypatch.setattr(plan, "baseline_rate_here", lambda engine, device: 3000.0)  # against the baseline's 2000
     job = SimpleNamespace(presentations_left=30_000, measured_estimate=lambda engine: (25.0, "timed here"))
     out = bench.estimate_check(CPU, job, lambda: 20.0, log=lambda line: None)
     assert out["measured_s"] == 20.0 and out["job"]["presentations"] == 30_000

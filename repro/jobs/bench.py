@@ -195,19 +195,19 @@ def eval_seconds(engine: str, cfg: Config, ds: Dataset, members: int, device: to
     return time.perf_counter() - t0
 
 
-CALIBRATION_MEMBERS = 16
-CALIBRATION_SECONDS = 1.5
+SPEED_PROBE_MEMBERS = 16
+SPEED_PROBE_SECONDS = 1.5
 
 
-def calibration_rate(engine: str, device: torch.device, seconds: float = CALIBRATION_SECONDS) -> float:
+def baseline_rate_here(engine: str, device: torch.device, seconds: float = SPEED_PROBE_SECONDS) -> float:
     """Member-steps per second of the baseline at 16 members on this machine, trained as a job trains it: where
     ablate trains configurations side by side (one population per thread), on one thread, times the threads
-    (as rung_figures measures each rung, so it compares with the bench file's baseline: calibration_figure);
+    (as rung_figures measures each rung, so it compares with the bench file's baseline: bench_baseline_rate);
     on random digits (an engine's speed does not depend on the pixels). A few seconds that scale bench figures
     made on another CPU."""
     side = side_by_side_count([engine] * 2, device)
     threads = 1 if side > 1 else None
-    return side * engine_rate(engine, Config(), random_digits(), CALIBRATION_MEMBERS, device, seconds, threads)
+    return side * engine_rate(engine, Config(), random_digits(), SPEED_PROBE_MEMBERS, device, seconds, threads)
 
 
 def random_digits(n_train: int = 2048, n_test: int = 512) -> SimpleNamespace:
@@ -235,8 +235,8 @@ def config_cost(engine: str, cfg: Config, members: int, n_train: int, device: to
     return {"steps_per_s": rate, "eval_s_per_image": evaluation / images}
 
 
-def calibration_figure(rec: dict, engine: str) -> float | None:
-    """The bench file's figure that calibration_rate measures again on another machine: its baseline rung,
+def bench_baseline_rate(rec: dict, engine: str) -> float | None:
+    """The bench file's figure that baseline_rate_here measures again on another machine: its baseline rung,
     trained by `engine` at the bench's seed count (16), or None where the file has none."""
     baseline = (rec.get("rungs") or {}).get("baseline") or {}
     return baseline.get("steps_per_s") if baseline.get("engine") == engine else None

@@ -97,7 +97,7 @@ class JobPlan:
         return [read_record(k.record_path(folder)) for e in self.entries for k in e.run_keys(self.request.seeds)
                 if is_done(folder, k)]
 
-    def estimate_lines(self, calibrate: bool = True) -> list[str]:
+    def estimate_lines(self, scale_to_here: bool = True) -> list[str]:
         """The estimated time left per engine, labelled estimated (repro.jobs.plan: the job's configurations
         timed here where the engine allows, else `repro bench` figures)."""
         by_engine: dict[str, int] = {}
@@ -110,8 +110,8 @@ class JobPlan:
         for name, n in by_engine.items():
             if not n:
                 continue
-            bench = bench_throughput(dev, name, calibrate=calibrate)
-            if calibrate and measures_here(name, dev) and (bench is None or
+            bench = bench_throughput(dev, name, scale_to_here=scale_to_here)
+            if scale_to_here and measures_here(name, dev) and (bench is None or
                                                            n / bench.presentations_per_s >= MEASURED_FROM_S):
                 seconds, source = self.measured_estimate(name)
                 text = f"~{fmt_seconds(seconds)} (estimated: {source})"

@@ -27,7 +27,7 @@ import torch
 
 from repro.config import Config
 from repro.engines import registry
-from repro.jobs.bench import calibration_figure, calibration_rate, config_cost, device_slug
+from repro.jobs.bench import bench_baseline_rate, baseline_rate_here, config_cost, device_slug
 from repro.jobs.runner import expected_cost, fmt_seconds
 from repro.jobs.store import device_description
 from repro.jobs.workspace import STUDY_DIR, default_workspace
@@ -40,15 +40,15 @@ class Throughput:
     compile_s: float = 0.0  # a configuration's compilation before it trains (the generic engine's), as bench measured it
 
 
-def bench_throughput(device: torch.device, engine: str, members: int = 16, calibrate: bool = True,
+def bench_throughput(device: torch.device, engine: str, members: int = 16, scale_to_here: bool = True,
                      as_another_cpu: bool = False) -> Throughput | None:
     """The measured throughput of `engine` on this kind of device, from a bench record, or None.
 
     A record made on another CPU (its `device` names the model, the vector extensions and the threads) is
-    scaled by this machine's speed: `calibrate` measures the baseline here for a couple of seconds as a job
-    trains it (bench.calibration_rate: one population per thread where side by side) and divides by the
-    record's figure measured the same way (bench.calibration_figure). `as_another_cpu`: scale a record made on
-    this CPU too (`repro bench --estimate-check` judges the calibration that way)."""
+    scaled by this machine's speed: `scale_to_here` measures the baseline here for a couple of seconds as a job
+    trains it (bench.baseline_rate_here: one population per thread where side by side) and divides by the
+    record's figure measured the same way (bench.bench_baseline_rate). `as_another_cpu`: scale a record made on
+    this CPU too (`repro bench --estimate-check` judges the scaling that way)."""
     slug = device_slug(device)
     here = device_description(device)
     for folder in (default_workspace() / "bench", STUDY_DIR / "bench"):
@@ -62,11 +62,11 @@ def bench_throughput(device: torch.device, engine: str, members: int = 16, calib
                 continue
             if (rec.get("device") == here and not as_another_cpu) or device.type != "cpu":
                 return found
-            there = calibration_figure(rec, engine)
-            if not calibrate or there is None:
+            there = bench_baseline_rate(rec, engine)
+            if not scale_to_here or there is None:
                 return Throughput(found.presentations_per_s, f"{found.source}; measured on another CPU: "
-                                                             f"{rec.get('device')}, not calibrated")
-            scale = calibration_rate(engine, device) / there
+                                                             f"{rec.get('device')}, not scaled to this CPU")
+            scale = baseline_rate_here(engine, device) / there
             return Throughput(found.presentations_per_s * scale,
                               f"{found.source}; measured on {rec.get('device')} and scaled by {scale:.2f}, "
                               f"this CPU's speed on the baseline measured just now", found.compile_s / scale)

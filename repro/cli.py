@@ -27,7 +27,7 @@ from repro.jobs.bench import ESTIMATE_CHECK_DATASET, device_slug, estimate_check
 from repro.jobs.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
 from repro.jobs.job import (JobInterrupted, JobRequest, facts_of, facts_without_data, plan_job, plan_lines, run_job,
-                             summary_lines, where_lines)
+                             results_table_lines, where_lines)
 from repro.jobs.runner import resolve_device
 from repro.jobs.sweep import lr_sweep, write_sweep
 from repro.jobs.workspace import STUDY_DIR, check_readable_results, check_writable, is_study, output_dir
@@ -259,7 +259,7 @@ def _run_job(request: JobRequest, data_dir, cluster) -> None:
         plan = run_job(request, data_dir=data_dir, log=_log, cluster=cluster)
     except JobInterrupted:
         sys.exit(130)
-    for line in summary_lines(plan.records()):
+    for line in results_table_lines(plan.records()):
         click.echo(line)
     for line in where_lines(request.results_dir):
         _log(line)

@@ -4,7 +4,7 @@ Run from a checkout (an editable install, or `python -m repro.cli` beside pyproj
 own `ablations/`, `results/` and `paper/` are used, so edits to them take effect at once. Installed from a
 wheel there is no checkout: the rungs come from the copy the wheel carries (`repro/_ablations`, built from
 `ablations/`), and the committed study from its summary (`repro/_study/summary.json`, written by
-`repro report --study`; see repro.jobs.summary). A wheel carries no paper.
+`repro report --study`; see repro.jobs.packaged_study). A wheel carries no paper.
 
 This module imports nothing from the package, so every layer may use it.
 """

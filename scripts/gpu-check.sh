@@ -14,7 +14,7 @@
 #   1. kernel-check: the binary a launch runs (the JIT's options and 16-byte pointer alignment): registers,
 #      stack and spilled bytes, shared memory, barriers; and each (architecture, optimizer) path alone;
 #   2. test-cuda: every fused test on CUDA (the fused tests are parametrized by device: mixed configurations
-#      in one launch, member independence, padding, run_together, state, SDLM and fc40 against the reference
+#      in one launch, member independence, padding, grouped launches, state, SDLM and fc40 against the reference
 #      loop, and a launch of more members than the GPU has SMs, so a second wave), and every engine's
 #      equivalence tests on CUDA;
 #   3. bench: `repro bench --engines fused,population --estimate`: reference loop and both engines, same run,

@@ -23,7 +23,7 @@ from repro.data import load_dataset  # noqa: E402
 from repro.report.references import PEER_FIGURES  # noqa: E402
 from repro.jobs.ladder import DEFAULT_LADDER_DIR, load_rungs, plan  # noqa: E402
 from repro.jobs.run_key import ConfigKey  # noqa: E402
-from repro.jobs.runner import RunContext, run_planned  # noqa: E402
+from repro.jobs.runner import RunContext, train_configuration  # noqa: E402
 from repro.jobs.workspace import STUDY_DIR  # noqa: E402
 
 DATASET = "mnist16"
@@ -67,7 +67,7 @@ def keep(planned, ds, results_dir: Path) -> int:
     with tempfile.TemporaryDirectory(prefix="keep-checkpoints-") as scratch:
         ctx = RunContext(results_dir=Path(scratch), force=True, engine=engines.pop(), sink=sink,
                          checkpoint_seeds=frozenset(todo))
-        run_planned(planned, ds, todo, ctx)
+        train_configuration(planned, ds, todo, ctx)
     for seed, checkpoint in kept:  # every run checked before any file is written
         atomic_torch_save(key.run(seed).checkpoint_path(results_dir), checkpoint)
     return len(kept)

@@ -12,7 +12,7 @@ from repro.config import config_from_dict
 from repro.data import load_dataset
 from repro.engines import registry
 from repro.jobs.ladder import load_rungs, plan
-from repro.jobs.runner import RunContext, run_planned
+from repro.jobs.runner import RunContext, train_configuration
 from repro.jobs.workspace import STUDY_DIR
 
 from .conftest import data_dir
@@ -39,7 +39,7 @@ def test_retrained_seeds_equal_the_committed_records(tmp_path, dataset, label):
     ds = load_dataset(dataset, data_dir(), download=False)
     assert ds.fingerprint == committed[SEEDS[0]]["dataset_fingerprint"]
     torch.set_num_threads(2)
-    paths = run_planned(planned, ds, SEEDS, RunContext(tmp_path, engine=engine, progress=None))
+    paths = train_configuration(planned, ds, SEEDS, RunContext(tmp_path, engine=engine, progress=None))
     for seed, path in zip(SEEDS, paths):
         got = json.loads(path.read_text())
         assert got["engine"] == engine

@@ -32,7 +32,7 @@ from repro.engines.population import Population  # noqa: E402
 from repro.engines.population.lockstep import ENGINE_FROM_REFERENCE_192, flat_views  # noqa: E402
 from repro.engines.reference import train_reference  # noqa: E402
 from repro.jobs.ladder import DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, load_rungs, plan  # noqa: E402
-from repro.jobs.runner import RunContext, run_planned  # noqa: E402
+from repro.jobs.runner import RunContext, train_configuration  # noqa: E402
 
 from tests.conftest import CONFIGS, DEVICES, REPO  # noqa: E402
 
@@ -151,15 +151,16 @@ def test_runner_records_the_engine_and_falls_back_where_fused_cannot_run(device,
     ds = _small(usps, 30)
     rung = Rung(0, "baseline", "test", "", "test")
     fused = PlannedConfig("baseline", rung, Config(passes=2))
-    [path] = run_planned(fused, ds, [5], RunContext(tmp_path / "a", device=torch.device(device), engine="fused"))
+    dev = torch.device(device)
+    [path] = train_configuration(fused, ds, [5], RunContext(tmp_path / "a", device=dev, engine="fused"))
     rec = json.loads(path.read_text())
-    [path] = run_planned(fused, ds, [5], RunContext(tmp_path / "b", device=torch.device(device), engine="population"))
+    [path] = train_configuration(fused, ds, [5], RunContext(tmp_path / "b", device=dev, engine="population"))
     plain = json.loads(path.read_text())
     assert rec["engine"] == "fused" and plain["engine"] == "population"
     for key in ("train_loss", "test_loss"):
         assert rec[key] == pytest.approx(plain[key], rel=1e-4)
     per_pass = PlannedConfig("per-pass", rung, PER_PASS)
-    [path] = run_planned(per_pass, _small(usps, 8), [5], RunContext(tmp_path / "c", device=torch.device(device),
+    [path] = train_configuration(per_pass, _small(usps, 8), [5], RunContext(tmp_path / "c", device=torch.device(device),
                                                                     engine="fused"))
     assert json.loads(path.read_text())["engine"] == "population"
     assert "does not implement sdlm_curvature = 'per_pass'" in capsys.readouterr().err
@@ -249,7 +250,7 @@ def test_a_group_of_configs_and_datasets_trains_each_as_alone(device, usps, mnis
 def test_run_together_writes_the_records_of_one_by_one_runs(device, usps, tmp_path):
     """`ablate --engine fused`'s way: every population in one launch per pass, records written as each
     finishes; the same numbers as running each configuration alone, and unsupported ones fall back."""
-    from repro.jobs.runner import run_together
+    from repro.jobs.runner import train_configurations_in_one_launch
 
     ds = _small(usps, 20)
     rung = Rung(0, "r", "test", "", "test")
@@ -258,9 +259,9 @@ def test_run_together_writes_the_records_of_one_by_one_runs(device, usps, tmp_pa
             (PlannedConfig("c", rung, FAITHFUL["fc40"].replace(passes=1)), ds),
             (PlannedConfig("d", rung, PER_PASS), _small(usps, 8))]
     dev = torch.device(device)
-    run_together(jobs, [0, 1], RunContext(tmp_path / "together", device=dev, engine="fused"))
+    train_configurations_in_one_launch(jobs, [0, 1], RunContext(tmp_path / "together", device=dev, engine="fused"))
     for planned, data in jobs:
-        alone = run_planned(planned, data, [0, 1], RunContext(tmp_path / "alone", device=dev, engine="fused"))
+        alone = train_configuration(planned, data, [0, 1], RunContext(tmp_path / "alone", device=dev, engine="fused"))
         for path in alone:
             want = json.loads(path.read_text())
             got = json.loads((tmp_path / "together" / path.relative_to(tmp_path / "alone")).read_text())

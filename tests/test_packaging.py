@@ -1,5 +1,5 @@
 """The package as users install it: files found in a checkout and in an installed wheel (repro.resources), the
-study's summary that a wheel carries (repro.jobs.summary), and a wheel built from the tree holding every
+study's summary that a wheel carries (repro.jobs.packaged_study), and a wheel built from the tree holding every
 sub-package, the native engine's C files, the rungs and the summary. CI also installs the wheel in a fresh
 environment and runs the commands from outside the checkout (.ci/run)."""
 
@@ -18,7 +18,7 @@ import pytest
 from repro import resources
 from repro.report.build import write_report
 from repro.report.records import load_records
-from repro.jobs.summary import read_summary, summary_json
+from repro.jobs.packaged_study import read_summary, summary_json
 from tests.conftest import REPO
 
 # Two configurations of the committed study, a few seeds each: a workspace that must agree with it.

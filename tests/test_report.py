@@ -637,7 +637,7 @@ def test_report_modules_import_one_way():
 
     sections = ["kinds", "context", "part", "ladder", "faithfulness", "match", "comparison", "baseline_tables",
                 "guesses", "peers", "attribution", "tie_rule", "thresholds", "figures", "page", "measured", "headline",
-                "readme_check", "speed", "record_schema", "summary", "report_text", "documents", "order"]
+                "readme_check", "speed", "record_schema", "packaged_study", "report_text", "documents", "order"]
     order = ["stats", "fmt", "references", "records", "tables", "measured", "match", "plots", "compare",
              "calibration", "attribution", "attribution_text", "attribution_figures", "thresholds", "guesses",
              "claims", "tie_rule", "peers", "speed", "blocks", *(f"sections/{name}" for name in sections), "build"]

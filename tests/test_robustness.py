@@ -16,7 +16,7 @@ import repro.engines.population
 from repro.cli import main
 from repro.config import Config
 from repro.jobs.ladder import PlannedConfig, Rung
-from repro.jobs.runner import RunContext, run_planned
+from repro.jobs.runner import RunContext, train_configuration
 
 from .conftest import data_dir, interruptible
 
@@ -119,7 +119,7 @@ def test_one_divergent_member_does_not_stop_the_others(tmp_path, usps, monkeypat
     monkeypatch.setattr(repro.engines.population, "population_class", lambda architecture: BrokenFirstMember)
     small = type(usps)(usps.name, usps.x_train[:300], usps.y_train[:300], usps.x_test[:200], usps.y_test[:200], usps.fingerprint)
     planned = PlannedConfig("baseline", Rung(0, "baseline", "t", "r", "s"), Config(passes=2))
-    paths = run_planned(planned, small, [0, 1], RunContext(tmp_path, engine="population"))
+    paths = train_configuration(planned, small, [0, 1], RunContext(tmp_path, engine="population"))
     a, b = (json.loads(p.read_text()) for p in paths)
     assert a["diverged_at_pass"] == 1 and a["test_error"] == []
     assert b["diverged_at_pass"] is None and len(b["test_error"]) == 2
@@ -142,7 +142,7 @@ def test_the_reference_engine_trains_on_the_jobs_device(tmp_path, usps, monkeypa
     small = type(usps)(usps.name, usps.x_train[:50], usps.y_train[:50], usps.x_test[:50], usps.y_test[:50], usps.fingerprint)
     planned = PlannedConfig("baseline", Rung(0, "baseline", "t", "r", "s"), Config(passes=1))
     marker = torch.device("meta")  # a device no engine would pick by itself
-    run_planned(planned, small, [0], RunContext(tmp_path, device=marker, engine="reference"))
+    train_configuration(planned, small, [0], RunContext(tmp_path, device=marker, engine="reference"))
     assert seen == [marker]
 
 

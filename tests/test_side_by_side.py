@@ -14,8 +14,8 @@ import torch
 from repro.engines.native import engine as native
 from repro.jobs.ladder import load_rungs, plan
 from repro.jobs.store import load_state
-from repro.jobs.runner import (RunContext, Stopped, run_planned, run_side_by_side, side_by_side_count,
-                                side_by_side_workers)
+from repro.jobs.runner import (RunContext, Stopped, side_by_side_count, side_by_side_workers, train_configuration,
+                               train_configurations_on_threads)
 
 N_TRAIN, N_TEST, PASSES, SEEDS = 96, 64, 2, [0, 1, 2]
 SAME = ("train_loss", "train_error", "test_loss", "test_error", "final", "diverged_at_pass", "collapsed")
@@ -42,10 +42,10 @@ def test_side_by_side_records_are_those_of_one_configuration_after_another(usps,
     jobs = _jobs(usps)
     one = RunContext(tmp_path / "one", engine="native")
     for planned, ds in jobs:
-        run_planned(planned, ds, SEEDS, one)
+        train_configuration(planned, ds, SEEDS, one)
     side = RunContext(tmp_path / "side", engine="native")
     assert side_by_side_workers(jobs, side) == min(torch.get_num_threads(), len(jobs))
-    run_side_by_side(jobs, SEEDS, side, workers=2)
+    train_configurations_on_threads(jobs, SEEDS, side, workers=2)
     assert side.threads is None  # the job's own setting comes back
     a, b = _records(tmp_path / "one"), _records(tmp_path / "side")
     assert sorted(a) == sorted(b) and len(a) == len(jobs) * len(SEEDS)
@@ -76,7 +76,7 @@ def test_an_interrupted_side_by_side_job_stops_when_the_pass_in_hand_ends(usps, 
 
     monkeypatch.setattr(native.NativePopulation, "train_pass", train_pass)
     with pytest.raises(Stopped):
-        run_side_by_side(jobs, SEEDS, ctx, workers=2)
+        train_configurations_on_threads(jobs, SEEDS, ctx, workers=2)
     assert not list((tmp_path / "runs").rglob("*.json"))
     states = sorted((tmp_path / "state").rglob("*.pt"))
     assert len(states) == len(jobs)

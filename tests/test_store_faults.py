@@ -127,7 +127,7 @@ def test_a_members_record_is_the_same_alone_and_in_a_group_of_four(tmp_path, usp
 
     from repro.engines import registry
     from repro.jobs.ladder import load_rungs, plan
-    from repro.jobs.runner import RunContext, run_planned
+    from repro.jobs.runner import RunContext, train_configuration
 
     if why := registry.get(engine).available("cpu"):
         pytest.fail(f"the {engine} engine must run in CI: {why}")
@@ -138,7 +138,7 @@ def test_a_members_record_is_the_same_alone_and_in_a_group_of_four(tmp_path, usp
     records = {}
     for name, seeds, threads in (("alone", [2], 1), ("group", [0, 1, 2, 3], 2)):
         torch.set_num_threads(threads)
-        (path,) = [p for p in run_planned(planned, small, seeds, RunContext(tmp_path / name, engine=engine))
+        (path,) = [p for p in train_configuration(planned, small, seeds, RunContext(tmp_path / name, engine=engine))
                    if p.name.endswith("s002.json")]
         records[name] = _numbers(path)
     torch.set_num_threads(2)

@@ -116,7 +116,7 @@ def engine_rates(engine: str, cfg: Config, ds: Dataset, members: int, device: to
 def side_by_side_rate(engine: str, cfg: Config, ds: Dataset, members: int, device: torch.device, workers: int,
                       n: int = 256) -> float:
     """Member-steps per second of `workers` populations trained at once, one per thread with torch on one thread,
-    as ablate trains configurations side by side (runner.run_side_by_side); after a warm-up pass each."""
+    as ablate trains configurations side by side (runner.train_configurations_on_threads); after a warm-up pass each."""
     cls = registry.get(engine).population_class(cfg)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -38,8 +38,8 @@ from repro.engines import registry
 from repro.errors import ReproError
 from repro.jobs.ladder import PlannedConfig
 from repro.jobs.run_key import ConfigKey
-from repro.jobs.runner import (Progress, RunContext, claim_seeds, expected_cost, run_planned, run_together,
-                                write_run)
+from repro.jobs.runner import (Progress, RunContext, claim_seeds, expected_cost, train_configuration,
+                               train_configurations_in_one_launch, write_run)
 
 PROGRESS_TOPIC = "repro-progress"
 CONNECT_TIMEOUT_S = 10
@@ -147,9 +147,9 @@ def train_units(units: list[Unit]) -> list[tuple]:
                              chosen={u.key: registry.get(u.engine) for u in units})
             jobs = [(u.planned, data[u.key.dataset]) for u in units]
             if len(units) > 1:
-                run_together(jobs, first.seeds, ctx)
+                train_configurations_in_one_launch(jobs, first.seeds, ctx)
             else:
-                run_planned(first.planned, jobs[0][1], first.seeds, ctx)
+                train_configuration(first.planned, jobs[0][1], first.seeds, ctx)
         return finished
     except ReproError:
         raise

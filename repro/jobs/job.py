@@ -27,8 +27,9 @@ from repro.jobs.plan import (MEASURED_FROM_S, EstimatedConfig, bench_throughput,
                              measured_estimate, measures_here)
 from repro.jobs.record import RunRecord, is_done, read_record
 from repro.jobs.run_key import ConfigKey, RunKey
-from repro.jobs.runner import (Progress, RunContext, fmt_seconds, pending_seeds, run_planned, run_side_by_side,
-                               run_together, side_by_side_count)
+from repro.jobs.runner import (Progress, RunContext, fmt_seconds, pending_seeds, side_by_side_count,
+                               train_configuration, train_configurations_in_one_launch,
+                               train_configurations_on_threads)
 from repro.jobs.store import SeedLocks, git_commit, remove_stale_temporaries, set_aside_damaged
 from repro.jobs.workspace import check_writable, default_workspace, is_study
 
@@ -256,13 +257,13 @@ def share_machine(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], c
         grouped = [(p, ds) for p, ds in jobs if ctx.engine_for(p, ds).grouped]
         rest = [(p, ds) for p, ds in jobs if not ctx.engine_for(p, ds).grouped]
         if grouped:
-            run_together(grouped, seeds, ctx)
+            train_configurations_in_one_launch(grouped, seeds, ctx)
         workers = side_by_side_count([ctx.engine_for(p, ds).name for p, ds in rest], ctx.device)
         if workers > 1:
-            run_side_by_side(rest, seeds, ctx, workers)
+            train_configurations_on_threads(rest, seeds, ctx, workers)
         else:
             for p, ds in rest:
-                run_planned(p, ds, seeds, ctx)
+                train_configuration(p, ds, seeds, ctx)
         if not ctx.busy:
             return
         for planned, ds, s in ctx.busy:
@@ -270,7 +271,7 @@ def share_machine(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], c
             ctx.locks.wait(ConfigKey.of(planned, ds).run(s))
 
 
-def summary_lines(records: list[RunRecord]) -> list[str]:
+def results_table_lines(records: list[RunRecord]) -> list[str]:
     """A short table of what the records say (mean +- std of the final errors; no +- for one seed)."""
     groups: dict[tuple[str, str], list[RunRecord]] = {}
     for rec in records:

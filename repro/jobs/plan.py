@@ -138,7 +138,7 @@ def makespan(seconds: list[float], workers: int) -> float:
 
 
 def runner_order(units: list[EstimatedConfig]) -> list[EstimatedConfig]:
-    """The order in which the runner hands configurations to its threads (runner.run_side_by_side)."""
+    """The order in which the runner hands configurations to its threads (runner.train_configurations_on_threads)."""
     return sorted(units, key=lambda u: -expected_cost(u.config, u.n_train))
 
 
@@ -151,7 +151,7 @@ def measured_estimate(units: list[EstimatedConfig], engine: str, device: torch.d
     torch_threads = torch.get_num_threads()
     t0 = time.perf_counter()
     if workers > 1:
-        torch.set_num_threads(1)  # as runner.run_side_by_side trains them
+        torch.set_num_threads(1)  # as runner.train_configurations_on_threads trains them
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
             costs = dict(zip(distinct, pool.map(

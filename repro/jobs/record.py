@@ -6,7 +6,7 @@ and the one place records are read.
 - the checks on records read back: `RunRecord.from_json(obj)` and `read_record(path)` (the record, or
   `RecordError` naming what is wrong);
 - the row tables read (`RunRecord.row`: the JSON object with `_file`, its path relative to runs/); the packaged
-  summary of the committed study (repro.jobs.summary) gives rows of the same keys, less the per-pass lists;
+  summary of the committed study (repro.jobs.packaged_study) gives rows of the same keys, less the per-pass lists;
 - the schema table in results/README.md (`schema_markdown()`, between the `record:schema` markers; a test
   keeps the committed README equal to it).
 

@@ -156,7 +156,8 @@ class RunContext:
     locks: SeedLocks | None = None
     log: Callable[[str], None] = field(default_factory=lambda: (lambda msg: print(msg, file=sys.stderr)))
     busy: list = field(default_factory=list)  # (planned, dataset, seed) another process was training
-    threads: int | None = None  # CPU threads of each side-by-side population (None: torch's); see run_side_by_side
+    # CPU threads of each side-by-side population (None: torch's); see train_configurations_on_threads
+    threads: int | None = None
     stop: threading.Event = field(default_factory=threading.Event)  # set: drop the pass in hand and stop
     chosen: dict = field(default_factory=dict)  # ConfigKey -> Engine, chosen once by the job's plan
     # where finished runs go: sink(record, checkpoint or None); None: written into results_dir (write_run)
@@ -203,7 +204,7 @@ def claim_seeds(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunC
     return mine
 
 
-def run_planned(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunContext) -> list[Path]:
+def train_configuration(planned: PlannedConfig, ds: Dataset, seeds: list[int], ctx: RunContext) -> list[Path]:
     """Train `planned` on `ds` for every seed that has no record yet; return the paths of all its records."""
     cfg = planned.config
     todo = claim_seeds(planned, ds, seeds, ctx)
@@ -248,7 +249,7 @@ def side_by_side_workers(jobs: list[tuple[PlannedConfig, Dataset]], ctx: RunCont
     return side_by_side_count([ctx.engine_for(p, ds).name for p, ds in jobs], ctx.device)
 
 
-def run_side_by_side(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext,
+def train_configurations_on_threads(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext,
                      workers: int) -> None:
     """Train the jobs `workers` at a time, each population on one CPU thread, the longest first (so that the
     last to finish are short ones). Every member's numbers are the same bits as one configuration after
@@ -276,7 +277,7 @@ def expected_cost(cfg: Config, n_train: int) -> float:
 def _train_side_by_side(order: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext,
                         workers: int) -> None:
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="repro-config") as pool:
-        futures = [pool.submit(run_planned, planned, ds, seeds, ctx) for planned, ds in order]
+        futures = [pool.submit(train_configuration, planned, ds, seeds, ctx) for planned, ds in order]
         try:
             wait(futures, return_when=FIRST_EXCEPTION)
         except KeyboardInterrupt:
@@ -296,7 +297,8 @@ def _stop(futures: list, ctx: RunContext) -> None:
     wait(futures)
 
 
-def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ctx: RunContext) -> None:
+def train_configurations_in_one_launch(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int],
+                                       ctx: RunContext) -> None:
     """A grouping engine's way to run a whole job (the fused engine's): every pending (config, dataset)
     population trained together, one kernel launch per pass for all of them (a population drops out when its
     passes are done and writes its records then). Configurations their engine does not group run one by one;
@@ -305,7 +307,7 @@ def run_together(jobs: list[tuple[PlannedConfig, Dataset]], seeds: list[int], ct
     for planned, ds in jobs:
         engine = ctx.engine_for(planned, ds)
         if not engine.grouped:
-            run_planned(planned, ds, seeds, ctx)
+            train_configuration(planned, ds, seeds, ctx)
             continue
         todo = claim_seeds(planned, ds, seeds, ctx)
         if not todo:

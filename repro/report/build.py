@@ -75,7 +75,7 @@ def write_report(results_dir: Path = STUDY_DIR, *, study: bool = False, out_dir:
     study=True (the committed study): results.md into `results_dir`, tables/ and figures/ into `paper_dir`
     (default: paper/ beside results_dir), and the generated blocks of paper.md, README.md and
     results_dir/README.md. `out_dir` and `reference_dir` are not accepted then. With `summary_file`, the
-    study's summary (repro.jobs.summary: what a wheel's `report --check` compares with) is written there too.
+    study's summary (repro.jobs.packaged_study: what a wheel's `report --check` compares with) is written there too.
     A `reference_dir` without runs/ but with the summary (an installed package's study) is read from it.
 
     ReportError: a folder with no run records (none at all, or every one skipped as damaged), a damaged file

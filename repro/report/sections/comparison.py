@@ -9,7 +9,7 @@ from repro.report.compare import Comparison
 from repro.report.records import group_records
 from repro.report.sections.context import Context
 from repro.report.sections.part import Part
-from repro.jobs.summary import reference_rows
+from repro.jobs.packaged_study import reference_rows
 
 
 class CheckAgainstReference:

@@ -28,7 +28,7 @@ class Context:
     out_dir: Path | None  # a workspace's report folder (None for the committed study)
     paper_dir: Path | None  # the committed study's paper/ (None for a workspace)
     reference_dir: Path | None  # the study a workspace's runs are checked against
-    summary_file: Path | None  # where the committed study's summary goes (repro.jobs.summary)
+    summary_file: Path | None  # where the committed study's summary goes (repro.jobs.packaged_study)
     data_dir: str | None
     make_figures: bool
     ladder_dir: Path

@@ -21,7 +21,7 @@ from repro.report.sections.peers import Peers
 from repro.report.sections.readme_check import CheckPower
 from repro.report.sections.record_schema import RecordSchema
 from repro.report.sections.speed import Speed
-from repro.report.sections.summary import StudySummary
+from repro.report.sections.packaged_study import PackagedStudy
 from repro.report.sections.thresholds import Thresholds
 from repro.report.sections.tie_rule import TieRule
 
@@ -46,5 +46,5 @@ def report_sections(study: bool) -> ReportSections:
     in_order: list[Section] = [ladder, faithful, checked, CodeRungs(), match, ExtraRungs(), Guesses(), Peers(),
                                Attribution(), TieRule(), Thresholds(), figures, Page()]
     if study:
-        in_order += [Measured(), Headline(ladder, faithful, match, figures), CheckPower(), Speed(), RecordSchema(), StudySummary()]
+        in_order += [Measured(), Headline(ladder, faithful, match, figures), CheckPower(), Speed(), RecordSchema(), PackagedStudy()]
     return ReportSections(in_order, ladder, faithful, figures, checked)

@@ -65,7 +65,9 @@ class _Autograd:
         # one leaf per tensor, sharing the flat buffer's storage (leaves that were views of one flat leaf would
         # each have their gradient scattered into a zeroed copy of the whole buffer: measured, most of a step)
         self._leaf_views = {k: v.detach().requires_grad_() for k, v in self.params.views.items()}
-        self._table = self.images  # the shifted-image table; `augment` replaces self.images for a pass
+        # the shifted-image table (`augment` replaces self.images for a pass), its row count symbolic in the
+        # compiled step
+        self._table = self.images = generic_compile.table_rows_vary(self.images)
         if "activation" in self.hooks:
             self.hidden = activations.Activation("hook", _aligned(vmap(self.hooks["activation"])), None, None)
         if "init" in self.hooks:
@@ -97,7 +99,7 @@ class _Autograd:
             images = self._table.index_select(0, rows[m]).view(N, side, side)[:, PAD:-PAD, PAD:-PAD]
             out = fn(images.cpu().clone(), gen)  # on the CPU, where the member's generator draws
             per_member.append(pad_background(out.to(self.device, torch.float32)).reshape(N, side * side))
-        self.images = torch.cat(per_member)
+        self.images = generic_compile.table_rows_vary(torch.cat(per_member))
         rows = torch.arange(N, device=self.device) + N * torch.arange(self.members, device=self.device).unsqueeze(1)
         return rows, scale
 
@@ -110,18 +112,20 @@ class _Autograd:
     # --- one step for all members --------------------------------------------------------------------
     def step(self, rows: torch.Tensor, i: int, keep_scale: torch.Tensor | None, lr: float) -> None:
         labels = self.labels[i].expand(self.members, 1)
-        grad = self._compiled_step(rows, labels, keep_scale) if self._compiled else None
-        if grad is None:
+        grads = self._compiled_step(rows, labels, keep_scale) if self._compiled else None
+        if grads is None:
             grads = torch.autograd.grad(self._summed_loss(self._leaf_views, rows, labels, keep_scale),
                                         list(self._leaf_views.values()))
-            grad = self._flat_grad(grads)
+            grads = self._masked(grads)
+        # the flat layout by one eager copy (in the compiled graph, a concatenation became one loop over the
+        # whole buffer with an integer division per entry: measured, the costliest kernel of the step)
+        torch.cat([g.reshape(-1) for g in grads], out=self.grads.flat)
         self.step_count += 1
-        self.optimizer.step(self.params.flat, grad, lr, self.step_count)
+        self.optimizer.step(self.params.flat, self.grads.flat, lr, self.step_count)
 
-    def _compiled_step(self, rows, labels, keep_scale) -> torch.Tensor | None:
-        """The flat gradient by the compiled step, or None once it has been given up (see generic_compile)."""
+    def _compiled_step(self, rows, labels, keep_scale) -> tuple[torch.Tensor, ...] | None:
+        """The gradients by the compiled step, or None once it has been given up (see generic_compile)."""
         try:
-            generic_compile.table_rows_vary(self.images)
             # rows and keep_scale are columns of the pass's draws, strided by the training set's size: made
             # contiguous, so that the compiled step does not depend on that size
             keep_scale = None if keep_scale is None else keep_scale.contiguous()
@@ -131,10 +135,10 @@ class _Autograd:
             self._compiled = None
             return None
 
-    def _traced_step(self, params: dict[str, torch.Tensor], rows, labels, keep_scale) -> torch.Tensor:
-        """What the compiled step computes: the flat gradient of the summed member losses at `params`."""
+    def _traced_step(self, params: dict[str, torch.Tensor], rows, labels, keep_scale) -> tuple[torch.Tensor, ...]:
+        """What the compiled step computes: the gradients (SHAPES' order) of the summed member losses at `params`."""
         grads = torch.func.grad(self._summed_loss)(params, rows, labels, keep_scale)
-        return self._flat_grad(list(grads.values()))
+        return self._masked(list(grads.values()))
 
     def _summed_loss(self, params: dict[str, torch.Tensor], rows, labels, keep_scale) -> torch.Tensor:
         """The members' losses on their patterns (rows (P,), labels (P, 1)), summed (a member's loss depends on
@@ -145,12 +149,11 @@ class _Autograd:
             pre = self._forward(rows, keep_scale, params)[0]  # (P, 1, 10)
         return self._losses(pre, labels).sum()
 
-    def _flat_grad(self, grads: list[torch.Tensor]) -> torch.Tensor:
-        """Per-tensor gradients (SHAPES' order) -> the flat layout; in the 1989 net the connections the H2
-        scheme leaves out do not exist, so their gradient is zero."""
+    def _masked(self, grads) -> tuple[torch.Tensor, ...]:
+        """Per-tensor gradients (SHAPES' order), those of the connections the H2 scheme leaves out set to zero
+        (in the 1989 net they do not exist)."""
         mask = getattr(self, "mask", None)
-        return torch.cat([(g * mask if name == "W2" and mask is not None else g).reshape(-1)
-                          for name, g in zip(self.SHAPES, grads)])
+        return tuple(g * mask if name == "W2" and mask is not None else g for name, g in zip(self.SHAPES, grads))
 
     def _losses(self, pre: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """pre (P, B, 10), labels (P, B) -> (P, B) per-pattern losses (the hook's, else the config's)."""

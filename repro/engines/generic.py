@@ -6,9 +6,10 @@ It is the population engine with autograd in place of the hand-written backward:
 stacked in the population's flat buffer and layout, the forward is the population's batched forward
 (`Population._forward`, whose ops keep a member's numbers independent of its neighbours), and the gradient
 of the summed member losses gives every member's own gradient (a member's loss depends on its weights
-alone): by `torch.func.grad`, compiled into one graph with the H2 mask and the flat layout
-(repro.engines.generic_compile; the `generic` engine), or by `torch.autograd.grad` op by op (`generic-eager`,
-and the fallback when a hook cannot be compiled). The update runs eagerly either way. Generators, initial
+alone): by `torch.func.grad`, compiled into one graph with the H2 mask (repro.engines.generic_compile; the
+`generic` engine), or by `torch.autograd.grad` op by op (`generic-eager`, and the fallback when a hook cannot
+be compiled). The update runs eagerly either way, on the per-tensor gradients (SGD: the flat rule's op on each
+tensor; AdamW: the flat rule on them laid out flat; the hooks' rules: per tensor). Generators, initial
 weights, shifted images and per-pass draws are the population's, so a member's record does not depend on its
 neighbours and equals the reference loop's on the stock net.
 
@@ -25,8 +26,9 @@ import torch
 from torch.func import vmap
 
 from repro.config import Config
+from repro.optim import SGD
 from repro.engines.population import population_class
-from repro.engines.population.net1989 import ENGINE_FROM_REFERENCE_192, PAD, flat_views
+from repro.engines.population.net1989 import ENGINE_FROM_REFERENCE_192, PAD
 from repro.net import activations
 from repro.net.model import forward as stock_forward, h2_scheme, loss_per_example, outputs, pad_background
 from repro import rung_code
@@ -76,9 +78,9 @@ class _Autograd:
                 for k, v in self._to_engine(params).items():
                     self.params.views[k][m] = v.to(self.device)
         if "optimizer" in self.hooks:
-            self.optimizer = _TorchOptim(self.hooks["optimizer"], self.params.views, self.SHAPES, cfg.lr)
+            self.optimizer = _TorchOptim(self.hooks["optimizer"], self.params.views, cfg.lr)
         elif "update" in self.hooks:
-            self.optimizer = _UpdateFunction(self.hooks["update"], self.params.views, self.SHAPES)
+            self.optimizer = _UpdateFunction(self.hooks["update"], self.params.views)
         # Compiled in float32 only, the dtype the package trains in: a process that compiled a float32 step and
         # then ran one in float64 (the tests' oracle runs) crashed inside the compiled code (torch 2.13, CPU);
         # a float64 population takes the eager step, which the compiled one is tested against.
@@ -117,11 +119,20 @@ class _Autograd:
             grads = torch.autograd.grad(self._summed_loss(self._leaf_views, rows, labels, keep_scale),
                                         list(self._leaf_views.values()))
             grads = self._masked(grads)
-        # the flat layout by one eager copy (in the compiled graph, a concatenation became one loop over the
-        # whole buffer with an integer division per entry: measured, the costliest kernel of the step)
-        torch.cat([g.reshape(-1) for g in grads], out=self.grads.flat)
         self.step_count += 1
-        self.optimizer.step(self.params.flat, self.grads.flat, lr, self.step_count)
+        self._update(grads, lr)
+
+    def _update(self, grads: tuple[torch.Tensor, ...], lr: float) -> None:
+        """The update rule with the per-tensor gradients (SHAPES' order). The graph returns them per tensor: in
+        the compiled graph, a concatenation into the flat layout became one loop over the whole buffer with an
+        integer division per entry (profiled: the costliest kernel of a step)."""
+        if isinstance(self.optimizer, (_TorchOptim, _UpdateFunction)):
+            self.optimizer.step(grads, lr, self.step_count)
+        elif isinstance(self.optimizer, SGD):  # the flat rule's op on each tensor: the same arithmetic, no copy
+            torch._foreach_sub_(list(self.params.views.values()), grads, alpha=lr)
+        else:  # AdamW: the flat rule on the gradients laid out flat
+            torch.cat([g.reshape(-1) for g in grads], out=self.grads.flat)
+            self.optimizer.step(self.params.flat, self.grads.flat, lr, self.step_count)
 
     def _compiled_step(self, rows, labels, keep_scale) -> tuple[torch.Tensor, ...] | None:
         """The gradients by the compiled step, or None once it has been given up (see generic_compile)."""
@@ -228,19 +239,18 @@ def _aligned(fn):
 
 class _TorchOptim:
     """A torch.optim optimizer from the `optimizer` hook over the stacked per-tensor views of the flat buffer
-    (elementwise rules update each member on its own), behind the flat optimizers' interface."""
+    (elementwise rules update each member on its own): a step takes the per-tensor gradients; state as the flat
+    optimizers keep it."""
 
-    needs_curvature = False
-
-    def __init__(self, factory, views: dict[str, torch.Tensor], shapes: dict, lr: float):
+    def __init__(self, factory, views: dict[str, torch.Tensor], lr: float):
         self.params = [v.detach().requires_grad_() for v in views.values()]  # leaves sharing the views' storage
-        self.names, self.shapes = list(views), shapes
+        self.names = list(views)
         self.opt = factory(self.params, lr)
 
-    def step(self, w, grad, lr, t, curvature=None) -> None:
+    def step(self, grads: tuple[torch.Tensor, ...], lr: float, t: int) -> None:
         for group in self.opt.param_groups:
             group["lr"] = lr
-        for p, g in zip(self.params, flat_views(grad, self.params[0].shape[0], self.shapes).values()):
+        for p, g in zip(self.params, grads):
             p.grad = g
         self.opt.step()
 
@@ -257,18 +267,15 @@ class _TorchOptim:
 
 class _UpdateFunction:
     """The `update` hook applied to each stacked tensor (an elementwise rule updates each member on its own),
-    with one state dict per tensor, behind the flat optimizers' interface."""
+    with one state dict per tensor: a step takes the per-tensor gradients; state as the flat optimizers keep it."""
 
-    needs_curvature = False
-
-    def __init__(self, fn, views: dict[str, torch.Tensor], shapes: dict):
-        self.fn, self.views, self.shapes = fn, views, shapes
+    def __init__(self, fn, views: dict[str, torch.Tensor]):
+        self.fn, self.views = fn, views
         self.states: dict[str, dict] = {k: {} for k in views}
 
     @torch.no_grad()
-    def step(self, w, grad, lr, t, curvature=None) -> None:
-        members = next(iter(self.views.values())).shape[0]
-        for (name, p), g in zip(self.views.items(), flat_views(grad, members, self.shapes).values()):
+    def step(self, grads: tuple[torch.Tensor, ...], lr: float, t: int) -> None:
+        for (name, p), g in zip(self.views.items(), grads):
             self.fn(p, g, self.states[name], lr, t)
 
     def state_dict(self) -> dict[str, torch.Tensor]:

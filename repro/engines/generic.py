@@ -89,7 +89,12 @@ class _Autograd:
 
     # --- one pass ------------------------------------------------------------------------------------
     def _pass_inputs(self):
-        rows, scale = super()._pass_inputs()
+        """As the population's, with each step's column (rows[:, i] (P,), scale[:, i] (P, 192)) contiguous:
+        the compiled step takes contiguous inputs, so that it does not depend on the training set's size."""
+        rows, scale = self._augmented(*super()._pass_inputs())
+        return _step_major(rows), None if scale is None else _step_major(scale)
+
+    def _augmented(self, rows: torch.Tensor, scale: torch.Tensor | None):
         if "augment" not in self.hooks:
             return rows, scale
         # each member's pass of images through the hook with its own generator (after the pass's own draws),
@@ -137,10 +142,7 @@ class _Autograd:
     def _compiled_step(self, rows, labels, keep_scale) -> tuple[torch.Tensor, ...] | None:
         """The gradients by the compiled step, or None once it has been given up (see generic_compile)."""
         try:
-            # rows and keep_scale are columns of the pass's draws, strided by the training set's size: made
-            # contiguous, so that the compiled step does not depend on that size
-            keep_scale = None if keep_scale is None else keep_scale.contiguous()
-            return self._compiled(self.params.views, rows.contiguous(), labels, keep_scale)
+            return self._compiled(self.params.views, rows, labels, keep_scale)
         except Exception as err:  # noqa: BLE001 (whatever stops the compiler, the eager step may run the hook)
             generic_compile.say(generic_compile.fallback_message(err, self.hooks))
             self._compiled = None
@@ -217,6 +219,11 @@ class _Autograd:
             "out.weight": v["W4"].transpose(1, 2),
             "out.bias": v["b4"].reshape(P, 10),
         }
+
+
+def _step_major(draws: torch.Tensor) -> torch.Tensor:
+    """A pass's draws (P, N, ...) with the same values, laid out so that each step's column [:, i] is contiguous."""
+    return draws.transpose(0, 1).contiguous().transpose(0, 1)
 
 
 ALIGN = 64  # floats: a multiple of every CPU vector loop's step (2 x 16 lanes with AVX-512)

@@ -28,6 +28,7 @@ from torch.func import vmap
 from repro.config import Config
 from repro.optim import SGD
 from repro.engines.population import population_class
+from repro.engines.population.layers import one_blas_thread
 from repro.engines.population.net1989 import ENGINE_FROM_REFERENCE_192, PAD
 from repro.net import activations
 from repro.net.model import forward as stock_forward, h2_scheme, loss_per_example, outputs, pad_background
@@ -111,10 +112,14 @@ class _Autograd:
         return rows, scale
 
     def train_pass(self, pass_index: int) -> None:
-        try:
-            super().train_pass(pass_index)
-        finally:
-            self.images = self._table
+        # On one thread, as the compiled code runs: a step's ops are too small to gain from a second thread,
+        # and on a busy machine torch's threads waiting for each other at every op made a pass 20 to 30 times
+        # slower (measured: 16 members, 2 threads against 1, a 2-core Xeon shared with other work).
+        with one_blas_thread(self.device):
+            try:
+                super().train_pass(pass_index)
+            finally:
+                self.images = self._table
 
     # --- one step for all members --------------------------------------------------------------------
     def step(self, rows: torch.Tensor, i: int, keep_scale: torch.Tensor | None, lr: float) -> None:

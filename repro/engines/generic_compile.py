@@ -68,7 +68,7 @@ def compile_step(fn: Callable) -> Callable:
         say(note)
     # One thread: Inductor's parallel loops split sums between threads by the tensors' sizes, so a member's
     # numbers would depend on its population's size (measured: ReLU's H1 gradients, 2 threads, 1 vs 4
-    # members); on one thread they do not. The eager rest of a step (the update) and evaluation use every thread.
+    # members); on one thread they do not. The eager rest of a step runs on one thread too (generic.train_pass).
     return torch.compile(fn, fullgraph=True, dynamic=None, options={"cpp.threads": 1})
 
 

@@ -113,8 +113,8 @@ class _Autograd:
 
     def train_pass(self, pass_index: int) -> None:
         # On one thread, as the compiled code runs: a step's ops are too small to gain from a second thread,
-        # and on a busy machine torch's threads waiting for each other at every op made a pass 20 to 30 times
-        # slower (measured: 16 members, 2 threads against 1, a 2-core Xeon shared with other work).
+        # and torch's threads waiting for each other at every op made a pass 5 to 70 times slower (measured:
+        # 16 members, 2 threads against 1 alternating, a 2-core Xeon shared with other work, busy or nearly idle).
         with one_blas_thread(self.device):
             try:
                 super().train_pass(pass_index)

@@ -260,15 +260,35 @@ def test_compiled_member_alone_and_in_a_group_of_four_are_the_same_bits(tmp_path
         assert torch.equal(v[0], group.params.views[k][2]), k
 
 
-def test_compiled_and_eager_steps_agree(usps):
+@pytest.mark.parametrize("options", [{"dropout": 0.25}, {"optimizer": "adamw", "lr": 3e-4}])
+def test_compiled_and_eager_steps_agree(options, usps):
     """The same training op by op and compiled: equal within float32 rounding of a reordered sum."""
-    cfg = Config(passes=1, dropout=0.25)
+    cfg = Config(passes=1).replace(**options)
     x, y = usps.x_train[:60], usps.y_train[:60]
     compiled = _train(cfg, [0, 1], x, y)
     eager = generic_class("net1989", compiled=False)(cfg, [0, 1], x, y)
     eager.train_pass(0)
     assert compiled._compiled is not None and eager._compiled is None
     torch.testing.assert_close(compiled.params.flat, eager.params.flat, atol=2e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("members", [1, 3, 4])
+def test_the_sgd_update_on_each_tensor_is_the_flat_rules_bits(members, usps):
+    """The step's update with per-tensor gradients (SGD: the flat rule's op on each tensor) gives the bits of
+    repro.optim.SGD on the flat buffer, whatever the population's size (each tensor ends in a partial vector
+    where the flat buffer does not)."""
+    from repro.engines.population.lockstep import flat_views
+    from repro.optim import SGD
+
+    pop = generic_class("net1989")(Config(), list(range(members)), usps.x_train[:8], usps.y_train[:8])
+    gen = torch.Generator().manual_seed(members)
+    pop.params.flat.copy_(torch.randn(pop.params.flat.shape, generator=gen))
+    grad = torch.randn(pop.params.flat.shape, generator=gen)
+    flat = pop.params.flat.clone()
+    SGD(pop.cfg, flat).step(flat, grad, 0.03, 1)
+    grads = tuple(v.clone() for v in flat_views(grad, members).values())
+    pop._update(grads, 0.03)
+    assert torch.equal(pop.params.flat, flat)
 
 
 UNTRACEABLE = """\

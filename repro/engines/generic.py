@@ -6,9 +6,10 @@ It is the population engine with autograd in place of the hand-written backward:
 stacked in the population's flat buffer and layout, the forward is the population's batched forward
 (`Population._forward`, whose ops keep a member's numbers independent of its neighbours), and the gradient
 of the summed member losses gives every member's own gradient (a member's loss depends on its weights
-alone): by `torch.func.grad`, compiled into one graph with the H2 mask and the flat layout
-(repro.engines.generic_compile; the `generic` engine), or by `torch.autograd.grad` op by op (`generic-eager`,
-and the fallback when a hook cannot be compiled). The update runs eagerly either way. Generators, initial
+alone): by `torch.func.grad`, compiled into one graph with the H2 mask (repro.engines.generic_compile; the
+`generic` engine), or by `torch.autograd.grad` op by op (`generic-eager`, and the fallback when a hook cannot
+be compiled). The update runs eagerly either way, on the per-tensor gradients (SGD: the flat rule's op on each
+tensor; AdamW: the flat rule on them laid out flat; the hooks' rules: per tensor). Generators, initial
 weights, shifted images and per-pass draws are the population's, so a member's record does not depend on its
 neighbours and equals the reference loop's on the stock net.
 
@@ -25,8 +26,10 @@ import torch
 from torch.func import vmap
 
 from repro.config import Config
+from repro.optim import SGD
 from repro.engines.population import population_class
-from repro.engines.population.lockstep import ENGINE_FROM_REFERENCE_192, PAD, flat_views
+from repro.engines.population.layers import one_blas_thread
+from repro.engines.population.lockstep import ENGINE_FROM_REFERENCE_192, PAD
 from repro.net import activations
 from repro.net.model import forward as stock_forward, h2_scheme, loss_per_example, outputs, pad_background
 from repro import rung_code
@@ -65,7 +68,9 @@ class _Autograd:
         # one leaf per tensor, sharing the flat buffer's storage (leaves that were views of one flat leaf would
         # each have their gradient scattered into a zeroed copy of the whole buffer: measured, most of a step)
         self._leaf_views = {k: v.detach().requires_grad_() for k, v in self.params.views.items()}
-        self._table = self.images  # the shifted-image table; `augment` replaces self.images for a pass
+        # the shifted-image table (`augment` replaces self.images for a pass), its row count symbolic in the
+        # compiled step
+        self._table = self.images = generic_compile.table_rows_vary(self.images)
         if "activation" in self.hooks:
             self.hidden = activations.Activation("hook", _aligned(vmap(self.hooks["activation"])), None, None)
         if "init" in self.hooks:
@@ -74,9 +79,9 @@ class _Autograd:
                 for k, v in self._to_engine(params).items():
                     self.params.views[k][m] = v.to(self.device)
         if "optimizer" in self.hooks:
-            self.optimizer = _TorchOptim(self.hooks["optimizer"], self.params.views, self.SHAPES, cfg.lr)
+            self.optimizer = _TorchOptim(self.hooks["optimizer"], self.params.views, cfg.lr)
         elif "update" in self.hooks:
-            self.optimizer = _UpdateFunction(self.hooks["update"], self.params.views, self.SHAPES)
+            self.optimizer = _UpdateFunction(self.hooks["update"], self.params.views)
         # Compiled in float32 only, the dtype the package trains in: a process that compiled a float32 step and
         # then ran one in float64 (the tests' oracle runs) crashed inside the compiled code (torch 2.13, CPU);
         # a float64 population takes the eager step, which the compiled one is tested against.
@@ -85,7 +90,12 @@ class _Autograd:
 
     # --- one pass ------------------------------------------------------------------------------------
     def _pass_inputs(self):
-        rows, scale = super()._pass_inputs()
+        """As the population's, with each step's column (rows[:, i] (P,), scale[:, i] (P, 192)) contiguous:
+        the compiled step takes contiguous inputs, so that it does not depend on the training set's size."""
+        rows, scale = self._augmented(*super()._pass_inputs())
+        return _step_major(rows), None if scale is None else _step_major(scale)
+
+    def _augmented(self, rows: torch.Tensor, scale: torch.Tensor | None):
         if "augment" not in self.hooks:
             return rows, scale
         # each member's pass of images through the hook with its own generator (after the pass's own draws),
@@ -97,44 +107,56 @@ class _Autograd:
             images = self._table.index_select(0, rows[m]).view(N, side, side)[:, PAD:-PAD, PAD:-PAD]
             out = fn(images.cpu().clone(), gen)  # on the CPU, where the member's generator draws
             per_member.append(pad_background(out.to(self.device, torch.float32)).reshape(N, side * side))
-        self.images = torch.cat(per_member)
+        self.images = generic_compile.table_rows_vary(torch.cat(per_member))
         rows = torch.arange(N, device=self.device) + N * torch.arange(self.members, device=self.device).unsqueeze(1)
         return rows, scale
 
     def train_pass(self, pass_index: int) -> None:
-        try:
-            super().train_pass(pass_index)
-        finally:
-            self.images = self._table
+        # On one thread, as the compiled code runs: a step's ops are too small to gain from a second thread,
+        # and torch's threads waiting for each other at every op made a pass 5 to 70 times slower (measured:
+        # 16 members, 2 threads against 1 alternating, a 2-core Xeon shared with other work, busy or nearly idle).
+        with one_blas_thread(self.device):
+            try:
+                super().train_pass(pass_index)
+            finally:
+                self.images = self._table
 
     # --- one step for all members --------------------------------------------------------------------
     def step(self, rows: torch.Tensor, i: int, keep_scale: torch.Tensor | None, lr: float) -> None:
         labels = self.labels[i].expand(self.members, 1)
-        grad = self._compiled_step(rows, labels, keep_scale) if self._compiled else None
-        if grad is None:
+        grads = self._compiled_step(rows, labels, keep_scale) if self._compiled else None
+        if grads is None:
             grads = torch.autograd.grad(self._summed_loss(self._leaf_views, rows, labels, keep_scale),
                                         list(self._leaf_views.values()))
-            grad = self._flat_grad(grads)
+            grads = self._masked(grads)
         self.step_count += 1
-        self.optimizer.step(self.params.flat, grad, lr, self.step_count)
+        self._update(grads, lr)
 
-    def _compiled_step(self, rows, labels, keep_scale) -> torch.Tensor | None:
-        """The flat gradient by the compiled step, or None once it has been given up (see generic_compile)."""
+    def _update(self, grads: tuple[torch.Tensor, ...], lr: float) -> None:
+        """The update rule with the per-tensor gradients (SHAPES' order). The graph returns them per tensor: in
+        the compiled graph, a concatenation into the flat layout became one loop over the whole buffer with an
+        integer division per entry (profiled: the costliest kernel of a step)."""
+        if isinstance(self.optimizer, (_TorchOptim, _UpdateFunction)):
+            self.optimizer.step(grads, lr, self.step_count)
+        elif isinstance(self.optimizer, SGD):  # the flat rule's op on each tensor: the same arithmetic, no copy
+            torch._foreach_sub_(list(self.params.views.values()), grads, alpha=lr)
+        else:  # AdamW: the flat rule on the gradients laid out flat
+            torch.cat([g.reshape(-1) for g in grads], out=self.grads.flat)
+            self.optimizer.step(self.params.flat, self.grads.flat, lr, self.step_count)
+
+    def _compiled_step(self, rows, labels, keep_scale) -> tuple[torch.Tensor, ...] | None:
+        """The gradients by the compiled step, or None once it has been given up (see generic_compile)."""
         try:
-            generic_compile.table_rows_vary(self.images)
-            # rows and keep_scale are columns of the pass's draws, strided by the training set's size: made
-            # contiguous, so that the compiled step does not depend on that size
-            keep_scale = None if keep_scale is None else keep_scale.contiguous()
-            return self._compiled(self.params.views, rows.contiguous(), labels, keep_scale)
+            return self._compiled(self.params.views, rows, labels, keep_scale)
         except Exception as err:  # noqa: BLE001 (whatever stops the compiler, the eager step may run the hook)
             generic_compile.say(generic_compile.fallback_message(err, self.hooks))
             self._compiled = None
             return None
 
-    def _traced_step(self, params: dict[str, torch.Tensor], rows, labels, keep_scale) -> torch.Tensor:
-        """What the compiled step computes: the flat gradient of the summed member losses at `params`."""
+    def _traced_step(self, params: dict[str, torch.Tensor], rows, labels, keep_scale) -> tuple[torch.Tensor, ...]:
+        """What the compiled step computes: the gradients (SHAPES' order) of the summed member losses at `params`."""
         grads = torch.func.grad(self._summed_loss)(params, rows, labels, keep_scale)
-        return self._flat_grad(list(grads.values()))
+        return self._masked(list(grads.values()))
 
     def _summed_loss(self, params: dict[str, torch.Tensor], rows, labels, keep_scale) -> torch.Tensor:
         """The members' losses on their patterns (rows (P,), labels (P, 1)), summed (a member's loss depends on
@@ -145,12 +167,11 @@ class _Autograd:
             pre = self._forward(rows, keep_scale, params)[0]  # (P, 1, 10)
         return self._losses(pre, labels).sum()
 
-    def _flat_grad(self, grads: list[torch.Tensor]) -> torch.Tensor:
-        """Per-tensor gradients (SHAPES' order) -> the flat layout; in the 1989 net the connections the H2
-        scheme leaves out do not exist, so their gradient is zero."""
+    def _masked(self, grads) -> tuple[torch.Tensor, ...]:
+        """Per-tensor gradients (SHAPES' order), those of the connections the H2 scheme leaves out set to zero
+        (in the 1989 net they do not exist)."""
         mask = getattr(self, "mask", None)
-        return torch.cat([(g * mask if name == "W2" and mask is not None else g).reshape(-1)
-                          for name, g in zip(self.SHAPES, grads)])
+        return tuple(g * mask if name == "W2" and mask is not None else g for name, g in zip(self.SHAPES, grads))
 
     def _losses(self, pre: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """pre (P, B, 10), labels (P, B) -> (P, B) per-pattern losses (the hook's, else the config's)."""
@@ -205,6 +226,11 @@ class _Autograd:
         }
 
 
+def _step_major(draws: torch.Tensor) -> torch.Tensor:
+    """A pass's draws (P, N, ...) with the same values, laid out so that each step's column [:, i] is contiguous."""
+    return draws.transpose(0, 1).contiguous().transpose(0, 1)
+
+
 ALIGN = 64  # floats: a multiple of every CPU vector loop's step (2 x 16 lanes with AVX-512)
 
 
@@ -225,19 +251,18 @@ def _aligned(fn):
 
 class _TorchOptim:
     """A torch.optim optimizer from the `optimizer` hook over the stacked per-tensor views of the flat buffer
-    (elementwise rules update each member on its own), behind the flat optimizers' interface."""
+    (elementwise rules update each member on its own): a step takes the per-tensor gradients; state as the flat
+    optimizers keep it."""
 
-    needs_curvature = False
-
-    def __init__(self, factory, views: dict[str, torch.Tensor], shapes: dict, lr: float):
+    def __init__(self, factory, views: dict[str, torch.Tensor], lr: float):
         self.params = [v.detach().requires_grad_() for v in views.values()]  # leaves sharing the views' storage
-        self.names, self.shapes = list(views), shapes
+        self.names = list(views)
         self.opt = factory(self.params, lr)
 
-    def step(self, w, grad, lr, t, curvature=None) -> None:
+    def step(self, grads: tuple[torch.Tensor, ...], lr: float, t: int) -> None:
         for group in self.opt.param_groups:
             group["lr"] = lr
-        for p, g in zip(self.params, flat_views(grad, self.params[0].shape[0], self.shapes).values()):
+        for p, g in zip(self.params, grads):
             p.grad = g
         self.opt.step()
 
@@ -254,18 +279,15 @@ class _TorchOptim:
 
 class _UpdateFunction:
     """The `update` hook applied to each stacked tensor (an elementwise rule updates each member on its own),
-    with one state dict per tensor, behind the flat optimizers' interface."""
+    with one state dict per tensor: a step takes the per-tensor gradients; state as the flat optimizers keep it."""
 
-    needs_curvature = False
-
-    def __init__(self, fn, views: dict[str, torch.Tensor], shapes: dict):
-        self.fn, self.views, self.shapes = fn, views, shapes
+    def __init__(self, fn, views: dict[str, torch.Tensor]):
+        self.fn, self.views = fn, views
         self.states: dict[str, dict] = {k: {} for k in views}
 
     @torch.no_grad()
-    def step(self, w, grad, lr, t, curvature=None) -> None:
-        members = next(iter(self.views.values())).shape[0]
-        for (name, p), g in zip(self.views.items(), flat_views(grad, members, self.shapes).values()):
+    def step(self, grads: tuple[torch.Tensor, ...], lr: float, t: int) -> None:
+        for (name, p), g in zip(self.views.items(), grads):
             self.fn(p, g, self.states[name], lr, t)
 
     def state_dict(self) -> dict[str, torch.Tensor]:

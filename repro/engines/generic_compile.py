@@ -1,8 +1,10 @@
 """The generic engine's step compiled by torch.compile: the whole gradient of a step (forward with the rung's
-hooks, backward, the H2 mask, the flat layout) traced once per configuration and population size by
+hooks, backward, the H2 mask; one output per tensor) traced once per configuration and population size by
 `torch.func.grad`, which compiles into one graph (`torch.autograd.grad` would break it); Inductor generates
 C++ on the CPU and Triton on CUDA. The update stays eager: the flat optimizers and the update hooks then keep
-their arithmetic (Python-float scalars, torch.optim's own code) exactly as the eager step has it.
+their arithmetic (Python-float scalars, torch.optim's own code) exactly as the eager step has it. (Compiled
+into the graph, an in-place update of the flat buffer became one loop over the whole buffer with integer
+index arithmetic per entry, several times the step's cost: measured, torch 2.13 on CPU.)
 
 Compiled code is cached between runs and processes by Inductor, in $TORCHINDUCTOR_CACHE_DIR when set, else
 `<$XDG_CACHE_HOME or ~/.cache>/lecun1989/inductor`; where that folder cannot be written, in a private folder
@@ -66,7 +68,7 @@ def compile_step(fn: Callable) -> Callable:
         say(note)
     # One thread: Inductor's parallel loops split sums between threads by the tensors' sizes, so a member's
     # numbers would depend on its population's size (measured: ReLU's H1 gradients, 2 threads, 1 vs 4
-    # members); on one thread they do not. The eager rest of a step (the update) and evaluation use every thread.
+    # members); on one thread they do not. The eager rest of a step runs on one thread too (generic.train_pass).
     return torch.compile(fn, fullgraph=True, dynamic=None, options={"cpp.threads": 1})
 
 

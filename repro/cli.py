@@ -20,10 +20,11 @@ from repro.data import DATASETS, MNIST_ORDERS, load_dataset, summary
 from repro.engines import registry
 from repro.engines.registry import NAMES as ENGINE_NAMES
 from repro.errors import ReproError
+from repro.hardware import device_slug
 from repro.net.model import init_params, layer_shapes
 from repro.predict import POLARITIES
 from repro.jobs.bench import SEEDS, run_bench, usable_engines, write_bench
-from repro.jobs.bench import ESTIMATE_CHECK_DATASET, device_slug, estimate_check, estimate_check_plan
+from repro.jobs.bench import ESTIMATE_CHECK_DATASET, estimate_check, estimate_check_plan
 from repro.jobs.ladder import (DEFAULT_LADDER_DIR, MODES, PlannedConfig, Rung, extra_rungs, guess_rungs, load_rungs,
                                  plan)
 from repro.jobs.job import (JobInterrupted, JobRequest, facts_of, facts_without_data, plan_job, plan_lines, run_job,

@@ -8,8 +8,11 @@ the native engine's records are the same bits on both).
 from __future__ import annotations
 
 import platform
+import re
 from functools import cache
 from pathlib import Path
+
+import torch
 
 # the extensions that decide what the native kernel can be built for, in the order they are named
 VECTOR_EXTENSIONS = (("avx2", "AVX2"), ("fma", "FMA"), ("avx512f", "AVX-512"))
@@ -63,3 +66,9 @@ def cpu_clock_ghz() -> float | None:
         return float(mhz) / 1000 if mhz else None
     except ValueError:
         return None
+
+
+def device_slug(device: torch.device) -> str:
+    """The device's name in file names (bench/<slug>.json): `cpu`, or the GPU's model."""
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")

@@ -7,7 +7,7 @@ sizes, so no other module needs to know them.
 
 The datasets are ``usps`` (the default; repro.data.usps) and ``mnist16`` (repro.data.mnist16).
 This module is the package's public face: :func:`load_dataset` checks the options, looks for the
-prepared tensors in the cache (repro.data.cache), and otherwise finds, downloads and verifies the
+prepared tensors in the cache (repro.data.prepare), and otherwise finds, downloads and verifies the
 raw files (repro.data.fetch), builds the splits (repro.data.prepare) and caches them. Each dataset
 is one entry of repro.data.registry; the types are in repro.data.spec, the data directory's rules
 in repro.data.locations.
@@ -20,9 +20,9 @@ from typing import Mapping
 
 import torch
 
-from repro.data.cache import cache_path as _cache_path
-from repro.data.cache import load_cache as _load_cache
-from repro.data.cache import save_cache as _save_cache
+from repro.data.prepare import cache_path as _cache_path
+from repro.data.prepare import load_cache as _load_cache
+from repro.data.prepare import save_cache as _save_cache
 from repro.data.fetch import download_file as _download
 from repro.data.fetch import raw_files as _raw_files
 from repro.data.locations import resolve_data_dir

@@ -20,7 +20,6 @@ the host's share.
 
 from __future__ import annotations
 
-import re
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,7 +33,7 @@ from repro.config import Config
 from repro.data import Dataset
 from repro.engines import registry
 from repro.engines.reference import train_reference
-from repro.hardware import cpu_clock_ghz, cpu_has
+from repro.hardware import cpu_clock_ghz, cpu_has, device_slug
 from repro.net.model import init_params, layer_shapes, run_generator
 from repro.jobs.ladder import DEFAULT_LADDER_DIR, extra_rungs, load_rungs, plan
 from repro.jobs.runner import side_by_side_count
@@ -202,7 +201,7 @@ SPEED_PROBE_SECONDS = 1.5
 def baseline_rate_here(engine: str, device: torch.device, seconds: float = SPEED_PROBE_SECONDS) -> float:
     """Member-steps per second of the baseline at 16 members on this machine, trained as a job trains it: where
     ablate trains configurations side by side (one population per thread), on one thread, times the threads
-    (as rung_figures measures each rung, so it compares with the bench file's baseline: bench_baseline_rate);
+    (as rung_figures measures each rung, so it compares with the bench file's baseline: plan.bench_baseline_rate);
     on random digits (an engine's speed does not depend on the pixels). A few seconds that scale bench figures
     made on another CPU."""
     side = side_by_side_count([engine] * 2, device)
@@ -233,13 +232,6 @@ def config_cost(engine: str, cfg: Config, members: int, n_train: int, device: to
     images = len(digits.y_train) + len(digits.y_test)
     evaluation = eval_seconds(engine, cfg, digits, members, device, threads)
     return {"steps_per_s": rate, "eval_s_per_image": evaluation / images}
-
-
-def bench_baseline_rate(rec: dict, engine: str) -> float | None:
-    """The bench file's figure that baseline_rate_here measures again on another machine: its baseline rung,
-    trained by `engine` at the bench's seed count (16), or None where the file has none."""
-    baseline = (rec.get("rungs") or {}).get("baseline") or {}
-    return baseline.get("steps_per_s") if baseline.get("engine") == engine else None
 
 
 def ablate_all_presentations(n_train: int, seeds: int = SEEDS) -> int:
@@ -400,11 +392,6 @@ def usable_engines(device: torch.device) -> list[str]:
     only to check their kernel (fused on a CPU, interpreted: that says nothing about speed)."""
     return [n for n, e in registry.ENGINES.items()
             if e.lockstep and not e.available(device) and not e.only_checks_on(device)]
-
-
-def device_slug(device: torch.device) -> str:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
-    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
 
 
 def write_bench(result: dict, device: torch.device, out_dir: Path) -> list[Path]:

@@ -27,7 +27,8 @@ import torch
 
 from repro.config import Config
 from repro.engines import registry
-from repro.jobs.bench import bench_baseline_rate, baseline_rate_here, config_cost, device_slug
+from repro.hardware import device_slug
+from repro.jobs.bench import baseline_rate_here, config_cost
 from repro.jobs.runner import expected_cost, fmt_seconds
 from repro.jobs.store import device_description
 from repro.jobs.workspace import STUDY_DIR, default_workspace
@@ -40,6 +41,13 @@ class Throughput:
     compile_s: float = 0.0  # a configuration's compilation before it trains (the generic engine's), as bench measured it
 
 
+def bench_baseline_rate(rec: dict, engine: str) -> float | None:
+    """The bench file's figure that bench.baseline_rate_here measures again on another machine: its baseline
+    rung, trained by `engine` at the bench's seed count (16), or None where the file has none."""
+    baseline = (rec.get("rungs") or {}).get("baseline") or {}
+    return baseline.get("steps_per_s") if baseline.get("engine") == engine else None
+
+
 def bench_throughput(device: torch.device, engine: str, members: int = 16, scale_to_here: bool = True,
                      as_another_cpu: bool = False) -> Throughput | None:
     """The measured throughput of `engine` on this kind of device, from a bench record, or None.
@@ -47,7 +55,7 @@ def bench_throughput(device: torch.device, engine: str, members: int = 16, scale
     A record made on another CPU (its `device` names the model, the vector extensions and the threads) is
     scaled by this machine's speed: `scale_to_here` measures the baseline here for a couple of seconds as a job
     trains it (bench.baseline_rate_here: one population per thread where side by side) and divides by the
-    record's figure measured the same way (bench.bench_baseline_rate). `as_another_cpu`: scale a record made on
+    record's figure measured the same way (bench_baseline_rate). `as_another_cpu`: scale a record made on
     this CPU too (`repro bench --estimate-check` judges the scaling that way)."""
     slug = device_slug(device)
     here = device_description(device)

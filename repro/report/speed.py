@@ -37,6 +37,7 @@ def speed_block(bench_file: Path) -> str:
         by_size = {r["members"]: r for r in e["populations"]}
         cells = [_rate(by_size[m], first if name != first else None) if m in by_size else "" for m in sizes]
         lines.append(f"| `{name}` | " + " | ".join(cells) + f" | {e['single_run_s']:.1f} s |")
+    lines += _first_pass_lines(engines)
     peak = result.get("multiply_add_peak")
     rungs = result.get("rungs") or {}
     if rungs:
@@ -65,4 +66,35 @@ def speed_block(bench_file: Path) -> str:
                   f"pass): **{ab['seconds']:,.0f} s ({ab['seconds'] / 60:.1f} min), "
                   f"{'estimated from the figures above' if ab['estimated'] else 'measured end to end'}** on "
                   f"{result['device']}."]
+    lines += _cluster_lines(result.get("cluster_vs_default"))
     return "\n".join(lines)
+
+
+def _first_pass_lines(engines: dict) -> list[str]:
+    """Engines whose first pass costs more (compiling, or loading the compile cache), and those whose rate side
+    by side (two populations on two threads) the bench measured apart."""
+    out = []
+    for name, e in engines.items():
+        slow = [(r["members"], r["compile_s"]) for r in e["populations"] if (r.get("compile_s") or 0) >= 1]
+        side = [(r["members"], r["side_by_side_steps_per_s"]) for r in e["populations"]
+                if r.get("side_by_side_steps_per_s")]
+        if slow:
+            out.append(f"- `{name}`: its first pass takes longer, by " + ", ".join(
+                f"{s:.1f} s at {m} member{'s' if m != 1 else ''}" for m, s in slow)
+                + " (compiling, or loading the compile cache; not in the rates above)")
+        if side and name != "native":
+            out.append(f"- `{name}`, two populations side by side (one per thread): " + ", ".join(
+                f"{rate:,.0f} member-steps/s at {m} members" for m, rate in side))
+    return [""] + out if out else []
+
+
+def _cluster_lines(cluster: dict | None) -> list[str]:
+    """The cluster's time against the default runner's (`repro bench --cluster`), measured in the same run."""
+    if not cluster:
+        return []
+    rungs = "every rung" if len(cluster["rungs"]) > 1 else f"`{cluster['rungs'][0]}`"
+    default, through = min(cluster["default_s"]), min(cluster["cluster_s"])
+    return ["", f"`repro ablate` ({rungs}, {' and '.join(cluster['datasets'])}, {cluster['seeds']} seeds) through "
+                f"`--cluster {cluster['cluster']}`: **{through:,.0f} s against the default runner's {default:,.0f} s "
+                f"(x{through / default:.2f})**, best of {len(cluster['cluster_s'])} each, alternating, in the same "
+                f"run; records {'equal' if cluster['records_equal'] else 'NOT equal'} to the default runner's."]

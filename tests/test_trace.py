@@ -28,9 +28,10 @@ LAYERS = [
     {"page", "predict.py"},
     {"api.py", "cli.py"},
 ]
-# Measured: 29 files (34 before the engines shared one members module and the job's table its own formatting);
-# the aim is about 25. A change that adds a file to this path raises the count and fails here.
-MAX_FILES = 29
+# Measured: 27 files (34 before the engines shared one members module, the job's table formatted its own numbers,
+# the data's cache joined its preparation and the device's file-name slug its description); the aim is about 25.
+# A change that adds a file to this path raises the count and fails here.
+MAX_FILES = 27
 MAX_UPWARD_CALLS = 4  # distinct call sites
 
 

@@ -82,7 +82,7 @@ def _first_pass_lines(engines: dict) -> list[str]:
             out.append(f"- `{name}`: its first pass takes longer, by " + ", ".join(
                 f"{s:.1f} s at {m} member{'s' if m != 1 else ''}" for m, s in slow)
                 + " (compiling, or loading the compile cache; not in the rates above)")
-        if side and name != "native":
+        if side:
             out.append(f"- `{name}`, two populations side by side (one per thread): " + ", ".join(
                 f"{rate:,.0f} member-steps/s at {m} members" for m, rate in side))
     return [""] + out if out else []

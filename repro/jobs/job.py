@@ -111,12 +111,16 @@ class JobPlan:
         for name, n in by_engine.items():
             if not n:
                 continue
-            bench = bench_throughput(dev, name, scale_to_here=scale_to_here)
-            if scale_to_here and measures_here(name, dev) and (bench is None or
-                                                           n / bench.presentations_per_s >= MEASURED_FROM_S):
+            timed = scale_to_here and measures_here(name, dev)
+            # where the job's configurations are timed here, the bench figure only decides whether the job is
+            # long enough for that: no scaling to this CPU (itself a timing) unless the figure is announced
+            bench = bench_throughput(dev, name, scale_to_here=scale_to_here and not timed)
+            if timed and (bench is None or n / bench.presentations_per_s >= MEASURED_FROM_S):
                 seconds, source = self.measured_estimate(name)
                 text = f"~{fmt_seconds(seconds)} (estimated: {source})"
             else:
+                if timed:
+                    bench = bench_throughput(dev, name, scale_to_here=True)
                 text = estimate_text(n, bench, configurations[name])
             lines.append(f"{name} on {dev.type}: {n:,} presentations, {text}")
         return lines
